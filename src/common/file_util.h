@@ -1,0 +1,33 @@
+// File helpers with the durability rules every writer in KnowledgeBeast follows:
+// a file that matters is written to a temporary name in the same directory, fsynced, renamed
+// over the final name, and the directory is fsynced, so a crash leaves either the old or the new
+// file, never a torn one.
+//
+// Thread-safety: functions are safe to call concurrently on different paths.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace kb {
+
+// Reads a whole file. NotFound if it does not exist.
+Result<std::string> ReadFile(const std::string& path);
+
+// Writes `data` to `path` atomically and durably (temp + fsync + rename + fsync dir).
+Status AtomicWriteFile(const std::string& path, std::string_view data);
+
+// fsync a file or a directory by path.
+Status FsyncPath(const std::string& path);
+
+// Creates the directory and its parents (mode 0700 for data directories).
+Status MakeDirs(const std::string& path, int mode = 0700);
+
+bool PathExists(const std::string& path);
+
+// Total size of regular files below `path` (0 if missing).
+int64_t DirectorySize(const std::string& path);
+
+}  // namespace kb
