@@ -12,6 +12,7 @@ namespace kb {
 
 namespace {
 std::atomic<bool> g_json{false};
+std::atomic<bool> g_initialized{false};
 std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
 std::mutex g_mu;
 
@@ -54,6 +55,7 @@ void InitLogging(LogLevel level, bool json) {
   auto logger = spdlog::stderr_logger_mt("kb");
   logger->set_pattern("%v");
   spdlog::set_default_logger(logger);
+  g_initialized = true;
 }
 
 bool ParseLogLevel(std::string_view name, LogLevel* out) {
@@ -87,7 +89,8 @@ void Log(LogLevel level, std::string_view message, std::string_view fields_json)
     }
   }
   std::lock_guard<std::mutex> lock(g_mu);
-  if (auto logger = spdlog::default_logger_raw()) {
+  if (g_initialized) {
+    auto* logger = spdlog::default_logger_raw();
     logger->info("{}", line);
     logger->flush();
   } else {

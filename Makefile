@@ -1,0 +1,47 @@
+# KnowledgeBeast: the two quick-start commands and the developer targets around them.
+#   make serve   install dependencies, build, start the server on ./data (embedded default)
+#   make test    install dependencies, build, run every test
+# Everything else is optional. Each target installs what it needs (scripts/install-deps.sh is
+# idempotent and does nothing when all packages are present).
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+JOBS       ?= $(shell nproc)
+ARGS       ?=
+FUZZ_SECONDS ?= 30
+
+.PHONY: deps build serve test test-asan asan fuzz bench clean format
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+serve: build
+	$(BUILD)/knowledgebeast serve $(ARGS)
+
+test: build
+	cd $(BUILD) && ctest -j$(JOBS) --output-on-failure --timeout 300
+
+# The same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-asan asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DKB_SANITIZE=ON -DKB_BUILD_BENCH=OFF >/dev/null
+	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest -j$(JOBS) --output-on-failure --timeout 600
+
+# libFuzzer targets (clang), each run for FUZZ_SECONDS.
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
+
+bench: build
+	@echo "see docs/PERFORMANCE.md for how each benchmark is run"
+
+format:
+	@find src tests bench fuzz -name '*.cc' -o -name '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,289 @@
+// KnowledgeBase: the service layer. It owns the data directory — the catalog, one ProjectStore
+// and one VectorIndex per project — and implements every operation the REST API and the CLI
+// offer: projects, ingestion (parse -> chunk -> embed -> commit -> index), search (vector,
+// keyword, hybrid), change listings, statistics, API keys and health.
+//
+// Routes and CLI commands stay thin: they decode input, call one method here, and map the
+// returned Status to an HTTP status or exit code in one place.
+//
+// Data directory layout (docs/ARCHITECTURE.md):
+//   <data>/catalog.db                       projects, API keys, settings
+//   <data>/projects/<project-id>/kb.db       documents, chunks, FTS5, journal
+//   <data>/projects/<project-id>/index/      the saved vector index (derived; rebuildable)
+//
+// Write ordering: parsing, chunking and embedding run on the caller's thread without locks;
+// the commit to the store and the application to the vector index happen under the project's
+// write mutex, so the index always reflects a prefix of the journal.
+//
+// Thread-safety: every public method is safe to call concurrently.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <thread>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "embed/embedder.h"
+#include "index/vector_index.h"
+#include "ingest/chunker.h"
+#include "search/fusion.h"
+#include "store/catalog.h"
+#include "store/project_store.h"
+
+namespace kb {
+
+// Limits and defaults in one place (docs/CONFIG.md quotes these).
+inline constexpr int kDefaultTopK = 10;
+inline constexpr int kMaxTopK = 100;
+inline constexpr double kDefaultAlpha = 0.7;
+inline constexpr size_t kMaxQueryBytes = 4096;
+inline constexpr int64_t kDefaultMaxDocumentBytes = 32 * 1024 * 1024;
+inline constexpr int kMaxListLimit = 1000;
+inline constexpr int kDefaultListLimit = 100;
+inline constexpr int64_t kIndexSaveIntervalMs = 30'000;
+inline constexpr size_t kQueryCacheEntries = 1024;
+
+struct KbOptions {
+  std::string data_dir = "./data";
+  const Clock* clock = nullptr;  // null = SystemClock
+  VectorIndexOptions index;      // dimension is taken from each project
+  ChunkOptions chunking;         // defaults for new projects
+  int64_t max_document_bytes = kDefaultMaxDocumentBytes;
+  // Root directory for the v2 API's `file_path` ingestion; empty disables it.
+  std::string ingest_root;
+  bool enable_query_cache = true;
+  // Save dirty vector indexes every this many ms from a background thread (0 = only on Close).
+  int64_t index_save_interval_ms = kIndexSaveIntervalMs;
+};
+
+// Who is acting: the key id for API calls, "cli" for the CLI, "system" for background work.
+struct Actor {
+  std::string id = "system";
+  std::string name;
+};
+
+struct CreateProjectRequest {
+  std::string name;
+  std::string description;
+  std::string metadata_json = "{}";
+  EmbedderSpec embedder;  // default: builtin-hash, 384
+  std::optional<int> chunk_size;
+  std::optional<int> chunk_overlap;
+};
+
+struct UpdateProjectRequest {
+  std::optional<std::string> name;
+  std::optional<std::string> description;
+  std::optional<std::string> metadata_json;
+};
+
+// A caller-split chunk, optionally with its own embedding (required for "external" projects).
+struct ProvidedChunk {
+  std::string text;
+  std::vector<float> embedding;  // empty = embed it with the project's embedder
+};
+
+struct IngestRequest {
+  std::string content;        // raw bytes of the document (ignored when `chunks` is set)
+  std::string declared_mime;  // may be empty
+  std::string filename;       // may be empty; used for type detection and as default source
+  std::string title;          // empty = the parser's title, else the filename
+  std::string source;         // empty = filename
+  std::string metadata_json = "{}";
+  std::vector<ProvidedChunk> chunks;  // bring-your-own chunks (and vectors)
+};
+
+struct IngestResult {
+  DocumentRecord document;
+  PutOutcome outcome = PutOutcome::kCreated;
+  int64_t lsn = 0;
+};
+
+
+struct QueryRequest {
+  std::string text;
+  std::vector<float> vector;  // optional caller vector (external projects)
+  SearchMode mode = SearchMode::kHybrid;
+  FusionMethod fusion = FusionMethod::kWeighted;
+  double alpha = kDefaultAlpha;  // weight of the vector score in weighted fusion
+  int top_k = kDefaultTopK;
+  int offset = 0;
+  // Metadata filters: a JSON object {"key": value | {"$in": [values]}}; all must match.
+  std::string filters_json;
+  bool use_cache = true;
+};
+
+struct QueryHit {
+  std::string document_id;
+  int64_t chunk_id = 0;
+  std::string title;
+  std::string source;
+  std::string text;
+  std::string heading_path;
+  double score = 0;
+  std::optional<double> vector_score;   // cosine similarity, when the chunk was a vector hit
+  std::optional<double> keyword_score;  // BM25, when the chunk was a keyword hit
+  int rank = 0;                         // 1-based, counting from offset
+  std::string metadata_json;
+};
+
+struct QueryResponse {
+  std::vector<QueryHit> hits;
+  double took_ms = 0;
+  bool cached = false;
+};
+
+struct ProjectStats {
+  ProjectRecord project;
+  StoreCounts counts;
+  size_t index_vectors = 0;
+  size_t index_memory_bytes = 0;
+  int64_t index_lsn = 0;
+  int64_t journal_lsn = 0;
+  int64_t disk_bytes = 0;
+};
+
+struct KbStats {
+  int64_t projects = 0;
+  int64_t documents = 0;
+  int64_t chunks = 0;
+  int64_t content_bytes = 0;
+  int64_t disk_bytes = 0;
+  int64_t uptime_seconds = 0;
+  std::vector<ProjectStats> per_project;
+};
+
+// Monotonic counters since start, for /metrics.
+struct KbCounters {
+  std::atomic<int64_t> documents_ingested{0};
+  std::atomic<int64_t> documents_unchanged{0};
+  std::atomic<int64_t> chunks_ingested{0};
+  std::atomic<int64_t> ingest_failures{0};
+  std::atomic<int64_t> queries{0};
+  std::atomic<int64_t> query_cache_hits{0};
+  std::atomic<int64_t> index_rebuilds{0};
+};
+
+struct HealthReport {
+  std::string status = "healthy";  // "healthy" | "degraded" | "unhealthy"
+  bool ready = false;              // every database open and every index loaded
+  std::vector<std::string> problems;
+};
+
+struct CreatedKey {
+  ApiKeyRecord record;
+  std::string secret;  // shown once, never stored
+};
+
+class KnowledgeBase {
+ public:
+  // Opens the data directory (creating it if empty), loads every live project's store and
+  // index (catching up from the journal, rebuilding a missing or damaged index), and starts the
+  // background index saver. FailedPrecondition if a database's schema is newer than this binary.
+  static Result<std::unique_ptr<KnowledgeBase>> Open(const KbOptions& options);
+  ~KnowledgeBase();
+
+  // Saves dirty indexes and stops background work. Idempotent; also called by the destructor.
+  void Close();
+
+  // --- projects ---
+  Result<ProjectRecord> CreateProject(const CreateProjectRequest& req, const Actor& actor);
+  Result<ProjectRecord> GetProject(const std::string& id_or_name);
+  Result<std::vector<ProjectRecord>> ListProjects();
+  Result<ProjectRecord> UpdateProject(const std::string& id_or_name, const UpdateProjectRequest& req,
+                                      const Actor& actor);
+  // Soft delete (the project disappears from listings and lookups).
+  Status DeleteProject(const std::string& id_or_name, const Actor& actor);
+
+  // --- documents ---
+  // Parses, chunks, embeds and stores one document. Errors: NotFound (project),
+  // UnsupportedMedia, Unprocessable (corrupt or empty file), PayloadTooLarge, InvalidArgument
+  // (metadata not an object, bad chunks/vectors), FailedPrecondition (external project without
+  // vectors). Nothing is stored on error.
+  Result<IngestResult> Ingest(const std::string& project, const IngestRequest& req,
+                              const Actor& actor);
+  // Reads `relative_path` below options.ingest_root (never outside it) and ingests it.
+  Result<IngestResult> IngestFile(const std::string& project, const std::string& relative_path,
+                                  const std::string& metadata_json, const Actor& actor);
+  Result<DocumentRecord> GetDocument(const std::string& project, const std::string& document_id);
+  struct DocumentPage {
+    std::vector<DocumentRecord> documents;
+    int64_t total = 0;
+  };
+  Result<DocumentPage> ListDocuments(const std::string& project, int64_t limit, int64_t offset);
+  Status DeleteDocument(const std::string& project, const std::string& document_id,
+                        const Actor& actor);
+  // Documents created or changed at or after `since_ms`, across projects or in one.
+  struct ChangedDocument {
+    std::string project_id;
+    std::string project_name;
+    DocumentRecord document;
+  };
+  Result<std::vector<ChangedDocument>> DocumentsChangedSince(int64_t since_ms,
+                                                             const std::string& project,
+                                                             int64_t limit);
+
+  // --- search ---
+  Result<QueryResponse> Query(const std::string& project, const QueryRequest& req);
+
+  // --- API keys ---
+  // Creates a key with a fresh random secret ("kb_" + 43 base64url chars).
+  Result<CreatedKey> CreateKey(const std::string& name, KeyScope scope,
+                               const std::vector<std::string>& projects,
+                               std::optional<int> expires_in_days, const Actor& actor);
+  Result<std::vector<ApiKeyRecord>> ListKeys();
+  Status RevokeKey(const std::string& key_id, const Actor& actor);
+  // The key for a presented secret. Unauthenticated if unknown, revoked or expired (the message
+  // says which; `out_key_id` is set when the key exists, for the audit log).
+  Result<ApiKeyRecord> Authenticate(const std::string& secret, std::string* out_key_id = nullptr);
+  // First start: if no admin key exists, creates one — from `admin_token` if given (stored as a
+  // hash), else random. Returns the secret to show once, or nullopt if an admin key existed or
+  // the token was supplied by the caller.
+  Result<std::optional<std::string>> EnsureAdminKey(const std::string& admin_token);
+
+  // --- status ---
+  Result<KbStats> Stats();
+  HealthReport Health();
+  bool Ready() const { return ready_.load(); }
+  const KbCounters& counters() const { return counters_; }
+  const KbOptions& options() const { return options_; }
+  const Clock* clock() const { return clock_; }
+
+ private:
+  struct ProjectHandle;
+  explicit KnowledgeBase(const KbOptions& options);
+
+  Status LoadProjects();
+  Result<std::shared_ptr<ProjectHandle>> OpenProjectHandle(const ProjectRecord& record);
+  Result<std::shared_ptr<ProjectHandle>> Handle(const std::string& id_or_name);
+  Status SaveIndex(ProjectHandle& handle);
+  Result<IngestResult> IngestImpl(const std::string& project, const IngestRequest& req,
+                                  const Actor& actor);
+  void SaverLoop();
+
+  KbOptions options_;
+  const Clock* clock_;
+  int64_t started_at_ms_ = 0;
+  std::unique_ptr<Catalog> catalog_;
+  mutable std::shared_mutex projects_mu_;
+  std::map<std::string, std::shared_ptr<ProjectHandle>> projects_;  // by project id
+  KbCounters counters_;
+  std::atomic<bool> ready_{false};
+  std::vector<std::string> load_problems_;  // projects that failed to open; set once in Open
+
+  std::mutex saver_mu_;
+  std::condition_variable saver_cv_;
+  bool stopping_ = false;
+  std::thread saver_;
+};
+
+}  // namespace kb
