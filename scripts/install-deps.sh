@@ -19,7 +19,7 @@ PACKAGES=(
   libcli11-dev
   libgtest-dev libgmock-dev
   libbenchmark-dev
-  python3
+  python3 zlib1g-dev clang
 )
 
 missing=()

@@ -1,0 +1,163 @@
+// http_bench: query latency and throughput of a running server over HTTP on loopback.
+//
+// It sends GET /api/v1/query/{project}?q=... with phrases drawn from the project's own chunks
+// (fetched first through the API, so the queries hit real content), from --clients concurrent
+// clients (each its own keep-alive connection) for --seconds, --rounds times, and prints per
+// round: requests, errors, queries/s, p50/p95/p99 latency; then the median over rounds.
+// The client shares the machine's cores with the server: say so when quoting numbers.
+//
+//   http_bench --url http://127.0.0.1:8080 --key KEY --project bench [--clients 8]
+//              [--seconds 10] [--rounds 3]
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+
+namespace {
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t idx = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+  return v[std::min(idx, v.size() - 1)];
+}
+
+double Median(std::vector<double> v) { return Percentile(std::move(v), 0.5); }
+
+std::vector<std::string> Phrases(const std::vector<std::string>& texts, size_t count) {
+  std::mt19937_64 rng(7);
+  std::vector<std::string> out;
+  for (size_t tries = 0; out.size() < count && tries < count * 10 && !texts.empty(); ++tries) {
+    const std::string& t = texts[rng() % texts.size()];
+    std::vector<std::string> words;
+    std::string w;
+    for (char c : t) {
+      if (isalnum(static_cast<unsigned char>(c))) {
+        w.push_back(c);
+      } else if (!w.empty()) {
+        if (w.size() > 2) words.push_back(w);
+        w.clear();
+      }
+    }
+    if (words.size() < 6) continue;
+    size_t n = 3 + rng() % 4;
+    size_t start = rng() % (words.size() - n);
+    std::string q;
+    for (size_t k = 0; k < n; ++k) q += (k ? " " : "") + words[start + k];
+    out.push_back(q);
+  }
+  return out;
+}
+
+std::string UrlEncode(const std::string& s) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string url = "http://127.0.0.1:8080", key, project = "bench";
+  int clients = 8, seconds = 10, rounds = 3;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--url") url = v;
+    else if (k == "--key") key = v;
+    else if (k == "--project") project = v;
+    else if (k == "--clients") clients = std::stoi(v);
+    else if (k == "--seconds") seconds = std::stoi(v);
+    else if (k == "--rounds") rounds = std::stoi(v);
+    else {
+      fprintf(stderr, "unknown flag %s\n", k.c_str());
+      return 2;
+    }
+  }
+  httplib::Headers auth = {{"Authorization", "Bearer " + key}};
+
+  // Sample real chunk texts through the API: a few broad queries' results.
+  std::vector<std::string> texts;
+  {
+    httplib::Client c(url);
+    for (const char* seed : {"the", "system", "file", "version", "debian", "package", "error",
+                             "license", "data", "use"}) {
+      auto res = c.Get(("/api/v1/query/" + project + "?top_k=100&mode=keyword&q=" + seed).c_str(),
+                       auth);
+      if (!res || res->status != 200) {
+        fprintf(stderr, "sampling query failed: %s\n",
+                res ? (std::to_string(res->status) + " " + res->body).c_str() : "no response");
+        return 1;
+      }
+      auto j = nlohmann::json::parse(res->body);
+      for (auto& r : j["results"]) texts.push_back(r["text"].get<std::string>());
+    }
+  }
+  std::vector<std::string> queries = Phrases(texts, 2000);
+  if (queries.empty()) {
+    fprintf(stderr, "no queries could be made from the project's text\n");
+    return 1;
+  }
+  printf("machine: %u cores shared by server and %d clients; %zu distinct queries\n",
+         std::thread::hardware_concurrency(), clients, queries.size());
+
+  std::vector<double> qps_r, p50_r, p99_r;
+  for (int round = 0; round < rounds; ++round) {
+    std::mutex mu;
+    std::vector<double> lat;
+    std::atomic<int64_t> errors{0};
+    const int64_t end_us = kb::MonotonicMicros() + int64_t{seconds} * 1'000'000;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < clients; ++t) {
+      threads.emplace_back([&, t] {
+        httplib::Client c(url);
+        c.set_keep_alive(true);
+        std::vector<double> mine;
+        size_t i = static_cast<size_t>(t) * 7919 + static_cast<size_t>(round) * 104729;
+        while (kb::MonotonicMicros() < end_us) {
+          const std::string& q = queries[i++ % queries.size()];
+          std::string path = "/api/v1/query/" + project + "?q=" + UrlEncode(q);
+          int64_t t0 = kb::MonotonicMicros();
+          auto res = c.Get(path.c_str(), auth);
+          double ms = static_cast<double>(kb::MonotonicMicros() - t0) / 1000.0;
+          if (!res || res->status != 200) {
+            errors++;
+            continue;
+          }
+          mine.push_back(ms);
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        lat.insert(lat.end(), mine.begin(), mine.end());
+      });
+    }
+    for (auto& th : threads) th.join();
+    double qps = static_cast<double>(lat.size()) / seconds;
+    qps_r.push_back(qps);
+    p50_r.push_back(Percentile(lat, 0.5));
+    p99_r.push_back(Percentile(lat, 0.99));
+    printf("round %d: %zu ok, %lld errors, %.0f queries/s, p50 %.2f ms, p95 %.2f ms, p99 %.2f ms\n",
+           round + 1, lat.size(), static_cast<long long>(errors.load()), qps, p50_r.back(),
+           Percentile(lat, 0.95), p99_r.back());
+  }
+  printf("median of %d rounds (%d clients): %.0f queries/s, p50 %.2f ms, p99 %.2f ms\n", rounds,
+         clients, Median(qps_r), Median(p50_r), Median(p99_r));
+  return 0;
+}
