@@ -1,0 +1,166 @@
+// The DDL of catalog.db and kb.db as numbered migrations, and the code that applies them.
+// The SQL here is quoted in docs/format/DATABASE.md; change both together, and never edit a
+// released migration — append a new one.
+#include "store/migrations.h"
+
+#include <string>
+
+namespace kb::store {
+namespace {
+
+constexpr Migration kCatalogMigrations[] = {
+    {1, R"sql(
+CREATE TABLE projects (
+  id                   TEXT PRIMARY KEY,
+  name                 TEXT NOT NULL,
+  description          TEXT NOT NULL DEFAULT '',
+  metadata             TEXT NOT NULL DEFAULT '{}',
+  embedder_spec        TEXT NOT NULL DEFAULT '',
+  embedder_name        TEXT NOT NULL DEFAULT '',
+  embedding_dimension  INTEGER NOT NULL DEFAULT 0,
+  embedder_fingerprint TEXT NOT NULL DEFAULT '',
+  chunk_size           INTEGER NOT NULL,
+  chunk_overlap        INTEGER NOT NULL,
+  created_at           INTEGER NOT NULL,
+  updated_at           INTEGER NOT NULL,
+  deleted_at           INTEGER,
+  deleted_by           TEXT NOT NULL DEFAULT ''
+) STRICT;
+CREATE UNIQUE INDEX projects_live_name ON projects(name) WHERE deleted_at IS NULL;
+CREATE INDEX projects_created ON projects(created_at, id);
+CREATE TABLE api_keys (
+  id           TEXT PRIMARY KEY,
+  name         TEXT NOT NULL,
+  secret_hash  TEXT NOT NULL UNIQUE,
+  scope        TEXT NOT NULL CHECK (scope IN ('read','write','admin')),
+  projects     TEXT NOT NULL DEFAULT '[]',
+  created_by   TEXT NOT NULL,
+  created_at   INTEGER NOT NULL,
+  expires_at   INTEGER,
+  revoked_at   INTEGER,
+  last_used_at INTEGER
+) STRICT;
+CREATE TABLE settings (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) STRICT;
+)sql"},
+};
+
+constexpr Migration kProjectMigrations[] = {
+    {1, R"sql(
+CREATE TABLE meta (
+  singleton        INTEGER PRIMARY KEY CHECK (singleton = 1),
+  project_id       TEXT NOT NULL,
+  dimension        INTEGER NOT NULL CHECK (dimension > 0),
+  content_checksum TEXT NOT NULL,
+  last_lsn         INTEGER NOT NULL
+) STRICT;
+CREATE TABLE documents (
+  id           TEXT PRIMARY KEY,
+  title        TEXT NOT NULL,
+  source       TEXT NOT NULL,
+  content_type TEXT NOT NULL,
+  content_hash TEXT NOT NULL,
+  metadata     TEXT NOT NULL,
+  chunk_count  INTEGER NOT NULL,
+  bytes        INTEGER NOT NULL,
+  created_at   INTEGER NOT NULL,
+  updated_at   INTEGER NOT NULL,
+  deleted_at   INTEGER,
+  deleted_by   TEXT NOT NULL DEFAULT ''
+) STRICT;
+CREATE UNIQUE INDEX documents_live_source ON documents(source)
+  WHERE deleted_at IS NULL AND source <> '';
+CREATE INDEX documents_created ON documents(created_at, id);
+CREATE INDEX documents_updated ON documents(updated_at, id);
+CREATE INDEX documents_deleted ON documents(deleted_at) WHERE deleted_at IS NOT NULL;
+CREATE TABLE chunks (
+  id           INTEGER PRIMARY KEY AUTOINCREMENT,
+  document_id  TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+  ordinal      INTEGER NOT NULL,
+  text         TEXT NOT NULL,
+  heading_path TEXT NOT NULL,
+  start_offset INTEGER NOT NULL,
+  end_offset   INTEGER NOT NULL,
+  embedding    BLOB NOT NULL,
+  UNIQUE (document_id, ordinal)
+) STRICT;
+CREATE VIRTUAL TABLE chunks_fts USING fts5(
+  text, content='chunks', content_rowid='id',
+  tokenize='porter unicode61 remove_diacritics 2');
+CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
+  INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
+  INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+CREATE TRIGGER chunks_au AFTER UPDATE OF text ON chunks BEGIN
+  INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+  INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TABLE journal (
+  lsn      INTEGER PRIMARY KEY,
+  ts_ms    INTEGER NOT NULL,
+  actor    TEXT NOT NULL,
+  op       TEXT NOT NULL,
+  payload  TEXT NOT NULL,
+  checksum TEXT NOT NULL
+) STRICT;
+)sql"},
+};
+
+// Identity and version as read from the file header, refusing what we must not touch.
+Status CheckIdentity(sql::Database* db, const SchemaSpec& spec, int64_t* version) {
+  KB_ASSIGN_OR_RETURN(int64_t app_id, db->QueryInt("PRAGMA application_id"));
+  KB_ASSIGN_OR_RETURN(*version, db->QueryInt("PRAGMA user_version"));
+  KB_ASSIGN_OR_RETURN(int64_t tables, db->QueryInt("SELECT count(*) FROM sqlite_schema"));
+  bool fresh = app_id == 0 && *version == 0 && tables == 0;
+  if (!fresh && app_id != spec.application_id) {
+    return Status::FailedPrecondition(db->path() + " is not a KnowledgeBeast " +
+                                      std::string(spec.kind) + " database (application_id " +
+                                      std::to_string(app_id) + ", expected " +
+                                      std::to_string(spec.application_id) + ")");
+  }
+  if (*version > spec.latest_version()) {
+    return Status::FailedPrecondition(db->path() + ": schema version " + std::to_string(*version) +
+                                      " is newer than this binary supports (" +
+                                      std::to_string(spec.latest_version()) +
+                                      "); upgrade KnowledgeBeast");
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+const SchemaSpec& CatalogSchema() {
+  static const SchemaSpec kSpec{"catalog", kCatalogApplicationId, kCatalogMigrations};
+  return kSpec;
+}
+
+const SchemaSpec& ProjectSchema() {
+  static const SchemaSpec kSpec{"project", kProjectApplicationId, kProjectMigrations};
+  return kSpec;
+}
+
+Status ApplyMigrations(sql::Database* db, const SchemaSpec& spec) {
+  int64_t version = 0;
+  KB_RETURN_IF_ERROR(CheckIdentity(db, spec, &version));
+  if (version == spec.latest_version()) return Status::OK();
+  KB_ASSIGN_OR_RETURN(auto tx, sql::Transaction::Begin(db));
+  // Another process may have migrated between the check and taking the write lock.
+  KB_RETURN_IF_ERROR(CheckIdentity(db, spec, &version));
+  for (const Migration& m : spec.migrations) {
+    if (m.version <= version) continue;
+    Status s = db->Exec(m.sql);
+    if (!s.ok()) {
+      return s.WithContext(std::string(spec.kind) + " migration " + std::to_string(m.version));
+    }
+  }
+  // PRAGMAs take no bound parameters; both values are integers we produced.
+  KB_RETURN_IF_ERROR(db->Exec("PRAGMA application_id=" + std::to_string(spec.application_id)));
+  KB_RETURN_IF_ERROR(db->Exec("PRAGMA user_version=" + std::to_string(spec.latest_version())));
+  return tx.Commit();
+}
+
+}  // namespace kb::store

@@ -1,0 +1,968 @@
+// ProjectStore on SQLite: one writer connection behind a mutex for mutations (each one
+// transaction: rows + one journal entry + the maintained content checksum), and a small pool of
+// read-only connections that read committed WAL snapshots concurrently with the writer.
+// The mutation bodies (Write*) are shared by the primary path and by journal replay, so that the
+// two cannot drift apart: replay differs only in taking ids and times from the payload.
+#include "store/project_store.h"
+
+#include <cctype>
+#include <cmath>
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <utility>
+
+#include "common/crypto_util.h"
+#include "common/file_util.h"
+#include "common/text_util.h"
+#include "store/content_checksum.h"
+#include "store/journal_codec.h"
+#include "store/migrations.h"
+#include "store/sqlite.h"
+
+namespace kb {
+namespace {
+
+using store::ContentChecksum;
+using store::DocumentDigestBuilder;
+
+// Reader connections per store: enough for a search and a listing to overlap with a backup scan
+// on a 2-core node, few enough that hundreds of open projects stay cheap in file handles.
+constexpr int kReaderPoolSize = 3;
+// A keyword query longer than this is cut: BM25 over more OR-ed terms adds cost, not precision.
+constexpr size_t kMaxQueryTokens = 64;
+
+constexpr std::string_view kDocColumns =
+    "id, title, source, content_type, content_hash, metadata, chunk_count, bytes, created_at, "
+    "updated_at, deleted_at, deleted_by";
+
+DocumentRecord ReadDocument(const sql::Statement& st, int first) {
+  DocumentRecord d;
+  d.id = st.ColumnText(first + 0);
+  d.title = st.ColumnText(first + 1);
+  d.source = st.ColumnText(first + 2);
+  d.content_type = st.ColumnText(first + 3);
+  d.content_hash = st.ColumnText(first + 4);
+  d.metadata_json = st.ColumnText(first + 5);
+  d.chunk_count = static_cast<int>(st.ColumnInt64(first + 6));
+  d.bytes = st.ColumnInt64(first + 7);
+  d.created_at_ms = st.ColumnInt64(first + 8);
+  d.updated_at_ms = st.ColumnInt64(first + 9);
+  d.deleted_at_ms = st.ColumnOptionalInt64(first + 10);
+  d.deleted_by = st.ColumnText(first + 11);
+  return d;
+}
+
+Result<std::vector<DocumentRecord>> QueryDocuments(
+    sql::Database* db, const std::string& sql, const std::function<void(sql::Statement&)>& bind) {
+  KB_ASSIGN_OR_RETURN(auto st, db->Prepare(sql));
+  bind(st);
+  std::vector<DocumentRecord> out;
+  while (true) {
+    KB_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    out.push_back(ReadDocument(st, 0));
+  }
+  return out;
+}
+
+Result<std::optional<DocumentRecord>> LoadDocument(sql::Database* db, const std::string& id) {
+  KB_ASSIGN_OR_RETURN(
+      auto docs,
+      QueryDocuments(db, "SELECT " + std::string(kDocColumns) + " FROM documents WHERE id = ?1",
+                     [&](sql::Statement& st) { st.Bind(1, id); }));
+  if (docs.empty()) return std::optional<DocumentRecord>();
+  return std::optional<DocumentRecord>(std::move(docs.front()));
+}
+
+Result<std::vector<int64_t>> ChunkIdsOf(sql::Database* db, const std::string& document_id) {
+  KB_ASSIGN_OR_RETURN(auto st,
+                      db->Prepare("SELECT id FROM chunks WHERE document_id = ?1 ORDER BY ordinal"));
+  st.Bind(1, document_id);
+  std::vector<int64_t> ids;
+  while (true) {
+    KB_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    ids.push_back(st.ColumnInt64(0));
+  }
+  return ids;
+}
+
+// The document's digest as its rows stand now (docs/format/DATABASE.md section 5).
+Result<Sha256Digest> DigestOf(sql::Database* db, const DocumentRecord& doc) {
+  KB_ASSIGN_OR_RETURN(int64_t n, [&]() -> Result<int64_t> {
+    KB_ASSIGN_OR_RETURN(auto st, db->Prepare("SELECT count(*) FROM chunks WHERE document_id = ?1"));
+    st.Bind(1, doc.id);
+    KB_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) return Status::Internal("count returned no row");
+    return st.ColumnInt64(0);
+  }());
+  DocumentDigestBuilder builder(doc, static_cast<uint64_t>(n));
+  KB_ASSIGN_OR_RETURN(auto st,
+                      db->Prepare("SELECT id, ordinal, text, heading_path, start_offset, "
+                                  "end_offset, embedding FROM chunks WHERE document_id = ?1 "
+                                  "ORDER BY ordinal"));
+  st.Bind(1, doc.id);
+  while (true) {
+    KB_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    builder.AddChunk(st.ColumnInt64(0), st.ColumnInt64(1), st.ColumnText(2), st.ColumnText(3),
+                     st.ColumnInt64(4), st.ColumnInt64(5), st.ColumnBlobView(6));
+  }
+  return builder.Finish();
+}
+
+struct MetaRow {
+  ContentChecksum checksum;
+  int64_t last_lsn = 0;
+};
+
+Result<MetaRow> LoadMeta(sql::Database* db) {
+  KB_ASSIGN_OR_RETURN(auto st, db->Prepare("SELECT content_checksum, last_lsn FROM meta"));
+  KB_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return Status::Corruption(db->path() + ": meta row is missing");
+  auto sum = ContentChecksum::FromHex(st.ColumnText(0));
+  if (!sum) return Status::Corruption(db->path() + ": meta.content_checksum is malformed");
+  return MetaRow{*sum, st.ColumnInt64(1)};
+}
+
+// Appends the entry and records the checksum it carries as the maintained one.
+Status AppendJournal(sql::Database* db, const JournalEntry& e) {
+  KB_ASSIGN_OR_RETURN(auto ins,
+                      db->Prepare("INSERT INTO journal(lsn, ts_ms, actor, op, payload, checksum) "
+                                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+  ins.Bind(1, e.lsn)
+      .Bind(2, e.ts_ms)
+      .Bind(3, e.actor)
+      .Bind(4, e.op)
+      .Bind(5, e.payload)
+      .Bind(6, e.checksum);
+  KB_RETURN_IF_ERROR(ins.Run());
+  KB_ASSIGN_OR_RETURN(auto upd,
+                      db->Prepare("UPDATE meta SET content_checksum = ?1, last_lsn = ?2"));
+  upd.Bind(1, e.checksum).Bind(2, e.lsn);
+  return upd.Run();
+}
+
+// --- mutation bodies, shared by the primary path and replay; caller holds a write transaction ---
+
+// Writes `doc` (live) with `chunks`; a chunk id of 0 is assigned by SQLite and filled in.
+Status WritePut(sql::Database* db, const DocumentRecord& doc, std::vector<ChunkRecord>* chunks,
+                bool existed, std::vector<int64_t>* removed, ContentChecksum* sum) {
+  removed->clear();
+  if (existed) {
+    KB_ASSIGN_OR_RETURN(auto old, LoadDocument(db, doc.id));
+    if (!old) return Status::Internal("document vanished inside a transaction");
+    KB_ASSIGN_OR_RETURN(Sha256Digest old_digest, DigestOf(db, *old));
+    sum->Subtract(old_digest);
+    KB_ASSIGN_OR_RETURN(*removed, ChunkIdsOf(db, doc.id));
+    KB_ASSIGN_OR_RETURN(auto del, db->Prepare("DELETE FROM chunks WHERE document_id = ?1"));
+    del.Bind(1, doc.id);
+    KB_RETURN_IF_ERROR(del.Run());
+    KB_ASSIGN_OR_RETURN(auto upd,
+                        db->Prepare("UPDATE documents SET title = ?2, source = ?3, "
+                                    "content_type = ?4, content_hash = ?5, metadata = ?6, "
+                                    "chunk_count = ?7, bytes = ?8, created_at = ?9, "
+                                    "updated_at = ?10, deleted_at = NULL, deleted_by = '' "
+                                    "WHERE id = ?1"));
+    upd.Bind(1, doc.id).Bind(2, doc.title).Bind(3, doc.source).Bind(4, doc.content_type);
+    upd.Bind(5, doc.content_hash).Bind(6, doc.metadata_json).Bind(7, doc.chunk_count);
+    upd.Bind(8, doc.bytes).Bind(9, doc.created_at_ms).Bind(10, doc.updated_at_ms);
+    KB_RETURN_IF_ERROR(upd.Run());
+  } else {
+    KB_ASSIGN_OR_RETURN(auto ins,
+                        db->Prepare("INSERT INTO documents(id, title, source, content_type, "
+                                    "content_hash, metadata, chunk_count, bytes, created_at, "
+                                    "updated_at, deleted_at, deleted_by) VALUES (?1, ?2, ?3, "
+                                    "?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, '')"));
+    ins.Bind(1, doc.id).Bind(2, doc.title).Bind(3, doc.source).Bind(4, doc.content_type);
+    ins.Bind(5, doc.content_hash).Bind(6, doc.metadata_json).Bind(7, doc.chunk_count);
+    ins.Bind(8, doc.bytes).Bind(9, doc.created_at_ms).Bind(10, doc.updated_at_ms);
+    KB_RETURN_IF_ERROR(ins.Run());
+  }
+  KB_ASSIGN_OR_RETURN(auto ins, db->Prepare("INSERT INTO chunks(id, document_id, ordinal, text, "
+                                            "heading_path, start_offset, end_offset, embedding) "
+                                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
+  for (ChunkRecord& c : *chunks) {
+    ins.Reset();
+    if (c.id == 0) {
+      ins.BindNull(1);
+    } else {
+      ins.Bind(1, c.id);
+    }
+    ins.Bind(2, doc.id).Bind(3, c.ordinal).Bind(4, c.text).Bind(5, c.heading_path);
+    ins.Bind(6, c.start_offset).Bind(7, c.end_offset);
+    ins.BindBlob(8, store::EmbeddingToBytes(c.embedding));
+    KB_RETURN_IF_ERROR(ins.Run());
+    if (c.id == 0) c.id = db->LastInsertRowid();
+  }
+  KB_ASSIGN_OR_RETURN(Sha256Digest digest, DigestOf(db, doc));
+  sum->Add(digest);
+  return Status::OK();
+}
+
+// Sets or clears the soft-delete state of an existing document.
+Status WriteDeletedState(sql::Database* db, const std::string& id,
+                         std::optional<int64_t> deleted_at, const std::string& deleted_by,
+                         int64_t updated_at, ContentChecksum* sum) {
+  KB_ASSIGN_OR_RETURN(auto old, LoadDocument(db, id));
+  if (!old) return Status::NotFound("document " + id + " does not exist");
+  KB_ASSIGN_OR_RETURN(Sha256Digest old_digest, DigestOf(db, *old));
+  sum->Subtract(old_digest);
+  KB_ASSIGN_OR_RETURN(auto upd,
+                      db->Prepare("UPDATE documents SET deleted_at = ?2, deleted_by = ?3, "
+                                  "updated_at = ?4 WHERE id = ?1"));
+  upd.Bind(1, id).Bind(2, deleted_at).Bind(3, deleted_by).Bind(4, updated_at);
+  KB_RETURN_IF_ERROR(upd.Run());
+  DocumentRecord now = *old;
+  now.deleted_at_ms = deleted_at;
+  now.deleted_by = deleted_by;
+  now.updated_at_ms = updated_at;
+  KB_ASSIGN_OR_RETURN(Sha256Digest digest, DigestOf(db, now));
+  sum->Add(digest);
+  return Status::OK();
+}
+
+Status WritePurge(sql::Database* db, const DocumentRecord& doc, ContentChecksum* sum) {
+  KB_ASSIGN_OR_RETURN(Sha256Digest old_digest, DigestOf(db, doc));
+  sum->Subtract(old_digest);
+  // Chunks first and explicitly: their delete trigger keeps the FTS index in step.
+  KB_ASSIGN_OR_RETURN(auto dc, db->Prepare("DELETE FROM chunks WHERE document_id = ?1"));
+  dc.Bind(1, doc.id);
+  KB_RETURN_IF_ERROR(dc.Run());
+  KB_ASSIGN_OR_RETURN(auto dd, db->Prepare("DELETE FROM documents WHERE id = ?1"));
+  dd.Bind(1, doc.id);
+  return dd.Run();
+}
+
+Status CheckText(std::string_view field, std::string_view value) {
+  if (!IsValidUtf8(value))
+    return Status::InvalidArgument(std::string(field) + " is not valid UTF-8");
+  return Status::OK();
+}
+
+// Canonical JSON text of a metadata object, so that equal metadata compares equal byte-wise.
+Result<std::string> CanonicalMetadata(const std::string& text) {
+  auto j = nlohmann::json::parse(text.empty() ? std::string("{}") : text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return Status::InvalidArgument("metadata must be a JSON object");
+  }
+  return j.dump();
+}
+
+// Free text -> an FTS5 query in which every token is a quoted string, OR-ed together, so that
+// nothing the user typed (quotes, *, NEAR(, OR, column filters) is read as FTS5 syntax.
+std::string ToFtsQuery(const std::string& text) {
+  std::string clean = SanitizeUtf8(text);
+  std::vector<std::string> tokens;
+  std::string cur;
+  auto flush = [&] {
+    if (!cur.empty() && tokens.size() < kMaxQueryTokens) tokens.push_back(cur);
+    cur.clear();
+  };
+  for (char ch : clean) {
+    auto u = static_cast<unsigned char>(ch);
+    if (u >= 0x80 || std::isalnum(u)) {
+      cur.push_back(ch);
+    } else {
+      flush();
+    }
+  }
+  flush();
+  std::string q;
+  for (const std::string& t : tokens) {
+    if (!q.empty()) q += " OR ";
+    q += '"';
+    q += t;  // holds no '"': quotes are separators above
+    q += '"';
+  }
+  return q;
+}
+
+// A pool of read-only connections; Lease returns the connection on destruction.
+class ReaderPool {
+ public:
+  Status Init(const std::string& path, int n) {
+    for (int i = 0; i < n; ++i) {
+      sql::OpenOptions options;
+      options.read_only = true;
+      KB_ASSIGN_OR_RETURN(auto db, sql::Database::Open(path, options));
+      free_.push_back(db.get());
+      all_.push_back(std::move(db));
+    }
+    return Status::OK();
+  }
+
+  class Lease {
+   public:
+    Lease(ReaderPool* pool, sql::Database* db) : pool_(pool), db_(db) {}
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    ~Lease() { pool_->Release(db_); }
+    sql::Database* operator->() const { return db_; }
+    sql::Database* get() const { return db_; }
+
+   private:
+    ReaderPool* pool_;
+    sql::Database* db_;
+  };
+
+  Lease Acquire() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !free_.empty(); });
+    sql::Database* db = free_.back();
+    free_.pop_back();
+    return Lease(this, db);
+  }
+
+ private:
+  void Release(sql::Database* db) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      free_.push_back(db);
+    }
+    cv_.notify_one();
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<sql::Database*> free_;  // guarded by mu_
+  std::vector<std::unique_ptr<sql::Database>> all_;
+};
+
+class SqliteProjectStore final : public ProjectStore {
+ public:
+  SqliteProjectStore(std::string path, std::string project_id, int dimension, const Clock* clock,
+                     std::unique_ptr<sql::Database> writer)
+      : path_(std::move(path)),
+        project_id_(std::move(project_id)),
+        dimension_(dimension),
+        clock_(clock),
+        writer_(std::move(writer)) {}
+
+  Status InitReaders() { return readers_.Init(path_, kReaderPoolSize); }
+
+  Result<PutDocumentResult> PutDocument(DocumentRecord doc, std::vector<ChunkRecord> chunks,
+                                        const std::string& actor) override;
+  Result<std::vector<int64_t>> DeleteDocument(const std::string& id,
+                                              const std::string& actor) override;
+  Result<std::vector<int64_t>> UndeleteDocument(const std::string& id,
+                                                const std::string& actor) override;
+  Result<std::vector<int64_t>> PurgeDocument(const std::string& id,
+                                             const std::string& actor) override;
+  Result<DocumentRecord> GetDocument(const std::string& id, bool include_deleted) override;
+  Result<std::vector<DocumentRecord>> ListDocuments(int64_t limit, int64_t offset) override;
+  Result<std::vector<DocumentRecord>> DocumentsChangedSince(int64_t since_ms,
+                                                            int64_t limit) override;
+  Result<std::vector<DocumentRecord>> ListDeletedDocuments(int64_t limit) override;
+  Result<std::vector<ChunkRecord>> GetDocumentChunks(const std::string& document_id) override;
+  Result<std::vector<KeywordHit>> KeywordSearch(const std::string& query, size_t limit) override;
+  Result<std::vector<ChunkView>> GetChunkViews(const std::vector<int64_t>& chunk_ids) override;
+  Status ForEachLiveEmbedding(
+      const std::function<void(int64_t, std::span<const float>)>& fn) override;
+  Result<int64_t> LastLsn() override;
+  Result<std::vector<JournalEntry>> ReadJournal(int64_t after_lsn, int64_t limit) override;
+  Status ApplyJournalEntry(const JournalEntry& entry) override;
+  Result<std::string> ContentChecksum() override;
+  Result<std::string> VerifyContentChecksum() override;
+  Status IntegrityCheck() override;
+  Result<StoreCounts> Counts() override;
+  const std::string& path() const override { return path_; }
+
+ private:
+  Status ValidateChunks(const std::vector<ChunkRecord>& chunks, bool replay) const;
+  Status ApplyLocked(const JournalEntry& entry, store::ContentChecksum* sum);
+
+  const std::string path_;
+  const std::string project_id_;
+  const int dimension_;
+  const Clock* const clock_;
+  std::mutex write_mu_;
+  std::unique_ptr<sql::Database> writer_;  // guarded by write_mu_
+  ReaderPool readers_;                     // declared after writer_: closed before it
+};
+
+Status SqliteProjectStore::ValidateChunks(const std::vector<ChunkRecord>& chunks,
+                                          bool replay) const {
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    const ChunkRecord& c = chunks[i];
+    std::string where = "chunk " + std::to_string(i);
+    if (c.embedding.size() != static_cast<size_t>(dimension_)) {
+      std::string m = where + ": embedding has " + std::to_string(c.embedding.size()) +
+                      " dimensions, the project uses " + std::to_string(dimension_);
+      return replay ? Status::Corruption(m) : Status::InvalidArgument(m);
+    }
+    for (float f : c.embedding) {
+      if (!std::isfinite(f)) {
+        std::string m = where + ": embedding holds a non-finite value";
+        return replay ? Status::Corruption(m) : Status::InvalidArgument(m);
+      }
+    }
+    KB_RETURN_IF_ERROR(CheckText(where + " text", c.text));
+    KB_RETURN_IF_ERROR(CheckText(where + " heading_path", c.heading_path));
+    if (c.start_offset < 0 || c.end_offset < c.start_offset) {
+      return Status::InvalidArgument(where + ": offsets must satisfy 0 <= start <= end");
+    }
+  }
+  return Status::OK();
+}
+
+Result<PutDocumentResult> SqliteProjectStore::PutDocument(DocumentRecord doc,
+                                                          std::vector<ChunkRecord> chunks,
+                                                          const std::string& actor) {
+  // Everything the caller controls is checked before the transaction starts.
+  KB_RETURN_IF_ERROR(ValidateChunks(chunks, /*replay=*/false));
+  KB_RETURN_IF_ERROR(CheckText("title", doc.title));
+  KB_RETURN_IF_ERROR(CheckText("source", doc.source));
+  KB_RETURN_IF_ERROR(CheckText("content_type", doc.content_type));
+  KB_RETURN_IF_ERROR(CheckText("content_hash", doc.content_hash));
+  KB_RETURN_IF_ERROR(CheckText("actor", actor));
+  KB_RETURN_IF_ERROR(CheckText("id", doc.id));
+  if (doc.bytes < 0) return Status::InvalidArgument("bytes must not be negative");
+  KB_ASSIGN_OR_RETURN(doc.metadata_json, CanonicalMetadata(doc.metadata_json));
+
+  std::lock_guard<std::mutex> lock(write_mu_);
+  sql::Database* db = writer_.get();
+  KB_ASSIGN_OR_RETURN(auto tx, sql::Transaction::Begin(db));
+
+  std::optional<DocumentRecord> target;
+  if (!doc.id.empty()) {
+    KB_ASSIGN_OR_RETURN(target, LoadDocument(db, doc.id));
+  }
+  if (!target && !doc.source.empty()) {
+    KB_ASSIGN_OR_RETURN(
+        auto by_source,
+        QueryDocuments(db,
+                       "SELECT " + std::string(kDocColumns) +
+                           " FROM documents WHERE source = ?1 AND deleted_at IS NULL",
+                       [&](sql::Statement& st) { st.Bind(1, doc.source); }));
+    if (!by_source.empty()) {
+      if (!doc.id.empty()) {
+        return Status::AlreadyExists("source '" + doc.source + "' belongs to document " +
+                                     by_source.front().id);
+      }
+      target = std::move(by_source.front());
+    }
+  }
+
+  PutDocumentResult result;
+  if (target && !target->deleted_at_ms && target->content_hash == doc.content_hash &&
+      target->metadata_json == doc.metadata_json && target->title == doc.title &&
+      target->content_type == doc.content_type && target->source == doc.source) {
+    result.outcome = PutOutcome::kUnchanged;
+    KB_ASSIGN_OR_RETURN(result.chunk_ids, ChunkIdsOf(db, target->id));
+    result.document = std::move(*target);
+    return result;  // the transaction rolls back: nothing was written
+  }
+
+  int64_t now = clock_->NowMillis();
+  DocumentRecord stored = doc;
+  stored.id = target ? target->id : (doc.id.empty() ? NewUuid() : doc.id);
+  stored.created_at_ms = target ? target->created_at_ms : now;
+  stored.updated_at_ms = now;
+  stored.chunk_count = static_cast<int>(chunks.size());
+  stored.deleted_at_ms.reset();
+  stored.deleted_by.clear();
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    chunks[i].id = 0;
+    chunks[i].document_id = stored.id;
+    chunks[i].ordinal = static_cast<int>(i);
+  }
+
+  KB_ASSIGN_OR_RETURN(MetaRow meta, LoadMeta(db));
+  KB_RETURN_IF_ERROR(
+      WritePut(db, stored, &chunks, target.has_value(), &result.removed_chunk_ids, &meta.checksum));
+
+  store::PutPayload payload{stored, target.has_value(), result.removed_chunk_ids, {}};
+  payload.chunks = std::move(chunks);
+  JournalEntry entry{meta.last_lsn + 1,
+                     now,
+                     actor,
+                     std::string(store::kOpPutDocument),
+                     store::EncodePayload(payload),
+                     meta.checksum.ToHex()};
+  KB_RETURN_IF_ERROR(AppendJournal(db, entry));
+  KB_RETURN_IF_ERROR(tx.Commit());
+
+  result.outcome = target ? PutOutcome::kReplaced : PutOutcome::kCreated;
+  result.document = std::move(stored);
+  for (const ChunkRecord& c : payload.chunks) result.chunk_ids.push_back(c.id);
+  result.lsn = entry.lsn;
+  return result;
+}
+
+Result<std::vector<int64_t>> SqliteProjectStore::DeleteDocument(const std::string& id,
+                                                                const std::string& actor) {
+  KB_RETURN_IF_ERROR(CheckText("actor", actor));
+  std::lock_guard<std::mutex> lock(write_mu_);
+  sql::Database* db = writer_.get();
+  KB_ASSIGN_OR_RETURN(auto tx, sql::Transaction::Begin(db));
+  KB_ASSIGN_OR_RETURN(auto doc, LoadDocument(db, id));
+  if (!doc || doc->deleted_at_ms) return Status::NotFound("document " + id + " does not exist");
+  KB_ASSIGN_OR_RETURN(MetaRow meta, LoadMeta(db));
+  int64_t now = clock_->NowMillis();
+  KB_RETURN_IF_ERROR(WriteDeletedState(db, id, now, actor, now, &meta.checksum));
+  store::DeletePayload payload{id, now, actor, now, {}};
+  KB_ASSIGN_OR_RETURN(payload.chunk_ids, ChunkIdsOf(db, id));
+  JournalEntry entry{meta.last_lsn + 1,
+                     now,
+                     actor,
+                     std::string(store::kOpDeleteDocument),
+                     store::EncodePayload(payload),
+                     meta.checksum.ToHex()};
+  KB_RETURN_IF_ERROR(AppendJournal(db, entry));
+  KB_RETURN_IF_ERROR(tx.Commit());
+  return std::move(payload.chunk_ids);
+}
+
+Result<std::vector<int64_t>> SqliteProjectStore::UndeleteDocument(const std::string& id,
+                                                                  const std::string& actor) {
+  KB_RETURN_IF_ERROR(CheckText("actor", actor));
+  std::lock_guard<std::mutex> lock(write_mu_);
+  sql::Database* db = writer_.get();
+  KB_ASSIGN_OR_RETURN(auto tx, sql::Transaction::Begin(db));
+  KB_ASSIGN_OR_RETURN(auto doc, LoadDocument(db, id));
+  if (!doc || !doc->deleted_at_ms) {
+    return Status::NotFound("document " + id + " does not exist or is not deleted");
+  }
+  KB_ASSIGN_OR_RETURN(MetaRow meta, LoadMeta(db));
+  int64_t now = clock_->NowMillis();
+  Status s = WriteDeletedState(db, id, std::nullopt, "", now, &meta.checksum);
+  if (s.code() == Code::kAlreadyExists) {
+    return Status::AlreadyExists("a live document took source '" + doc->source + "' meanwhile");
+  }
+  KB_RETURN_IF_ERROR(s);
+  store::UndeletePayload payload{id, now, {}};
+  KB_ASSIGN_OR_RETURN(auto st,
+                      db->Prepare("SELECT id, embedding FROM chunks WHERE document_id = ?1 "
+                                  "ORDER BY ordinal"));
+  st.Bind(1, id);
+  std::vector<int64_t> ids;
+  while (true) {
+    KB_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    auto emb = store::EmbeddingFromBytes(st.ColumnBlobView(1));
+    if (!emb)
+      return Status::Corruption("chunk " + std::to_string(st.ColumnInt64(0)) +
+                                ": embedding BLOB size is not a multiple of 4");
+    ids.push_back(st.ColumnInt64(0));
+    payload.chunks.emplace_back(st.ColumnInt64(0), std::move(*emb));
+  }
+  JournalEntry entry{meta.last_lsn + 1,
+                     now,
+                     actor,
+                     std::string(store::kOpUndeleteDocument),
+                     store::EncodePayload(payload),
+                     meta.checksum.ToHex()};
+  KB_RETURN_IF_ERROR(AppendJournal(db, entry));
+  KB_RETURN_IF_ERROR(tx.Commit());
+  return ids;
+}
+
+Result<std::vector<int64_t>> SqliteProjectStore::PurgeDocument(const std::string& id,
+                                                               const std::string& actor) {
+  KB_RETURN_IF_ERROR(CheckText("actor", actor));
+  std::lock_guard<std::mutex> lock(write_mu_);
+  sql::Database* db = writer_.get();
+  KB_ASSIGN_OR_RETURN(auto tx, sql::Transaction::Begin(db));
+  KB_ASSIGN_OR_RETURN(auto doc, LoadDocument(db, id));
+  if (!doc) return Status::NotFound("document " + id + " does not exist");
+  KB_ASSIGN_OR_RETURN(MetaRow meta, LoadMeta(db));
+  store::PurgePayload payload{id, {}};
+  KB_ASSIGN_OR_RETURN(payload.chunk_ids, ChunkIdsOf(db, id));
+  KB_RETURN_IF_ERROR(WritePurge(db, *doc, &meta.checksum));
+  JournalEntry entry{meta.last_lsn + 1,
+                     clock_->NowMillis(),
+                     actor,
+                     std::string(store::kOpPurgeDocument),
+                     store::EncodePayload(payload),
+                     meta.checksum.ToHex()};
+  KB_RETURN_IF_ERROR(AppendJournal(db, entry));
+  KB_RETURN_IF_ERROR(tx.Commit());
+  return std::move(payload.chunk_ids);
+}
+
+Result<DocumentRecord> SqliteProjectStore::GetDocument(const std::string& id,
+                                                       bool include_deleted) {
+  auto reader = readers_.Acquire();
+  KB_ASSIGN_OR_RETURN(auto doc, LoadDocument(reader.get(), id));
+  if (!doc || (doc->deleted_at_ms && !include_deleted)) {
+    return Status::NotFound("document " + id + " does not exist");
+  }
+  return std::move(*doc);
+}
+
+Result<std::vector<DocumentRecord>> SqliteProjectStore::ListDocuments(int64_t limit,
+                                                                      int64_t offset) {
+  auto reader = readers_.Acquire();
+  return QueryDocuments(
+      reader.get(),
+      "SELECT " + std::string(kDocColumns) +
+          " FROM documents WHERE deleted_at IS NULL ORDER BY created_at, id "
+          "LIMIT ?1 OFFSET ?2",
+      [&](sql::Statement& st) { st.Bind(1, limit).Bind(2, std::max<int64_t>(0, offset)); });
+}
+
+Result<std::vector<DocumentRecord>> SqliteProjectStore::DocumentsChangedSince(int64_t since_ms,
+                                                                              int64_t limit) {
+  auto reader = readers_.Acquire();
+  return QueryDocuments(reader.get(),
+                        "SELECT " + std::string(kDocColumns) +
+                            " FROM documents WHERE updated_at >= ?1 ORDER BY updated_at, id "
+                            "LIMIT ?2",
+                        [&](sql::Statement& st) { st.Bind(1, since_ms).Bind(2, limit); });
+}
+
+Result<std::vector<DocumentRecord>> SqliteProjectStore::ListDeletedDocuments(int64_t limit) {
+  auto reader = readers_.Acquire();
+  return QueryDocuments(reader.get(),
+                        "SELECT " + std::string(kDocColumns) +
+                            " FROM documents WHERE deleted_at IS NOT NULL "
+                            "ORDER BY deleted_at DESC, id LIMIT ?1",
+                        [&](sql::Statement& st) { st.Bind(1, limit); });
+}
+
+Result<std::vector<ChunkRecord>> SqliteProjectStore::GetDocumentChunks(
+    const std::string& document_id) {
+  auto reader = readers_.Acquire();
+  KB_ASSIGN_OR_RETURN(auto tx,
+                      sql::Transaction::Begin(reader.get(), sql::Transaction::Mode::kDeferred));
+  KB_ASSIGN_OR_RETURN(auto doc, LoadDocument(reader.get(), document_id));
+  if (!doc || doc->deleted_at_ms) {
+    return Status::NotFound("document " + document_id + " does not exist");
+  }
+  KB_ASSIGN_OR_RETURN(auto st,
+                      reader->Prepare("SELECT id, ordinal, text, heading_path, start_offset, "
+                                      "end_offset, embedding FROM chunks WHERE document_id = ?1 "
+                                      "ORDER BY ordinal"));
+  st.Bind(1, document_id);
+  std::vector<ChunkRecord> out;
+  while (true) {
+    KB_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    ChunkRecord c;
+    c.id = st.ColumnInt64(0);
+    c.document_id = document_id;
+    c.ordinal = static_cast<int>(st.ColumnInt64(1));
+    c.text = st.ColumnText(2);
+    c.heading_path = st.ColumnText(3);
+    c.start_offset = st.ColumnInt64(4);
+    c.end_offset = st.ColumnInt64(5);
+    auto emb = store::EmbeddingFromBytes(st.ColumnBlobView(6));
+    if (!emb) return Status::Corruption("chunk " + std::to_string(c.id) + ": bad embedding BLOB");
+    c.embedding = std::move(*emb);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+Result<std::vector<KeywordHit>> SqliteProjectStore::KeywordSearch(const std::string& query,
+                                                                  size_t limit) {
+  std::string fts = ToFtsQuery(query);
+  if (fts.empty() || limit == 0) return std::vector<KeywordHit>();
+  auto reader = readers_.Acquire();
+  KB_ASSIGN_OR_RETURN(auto st,
+                      reader->Prepare("SELECT c.id, bm25(chunks_fts) AS rank FROM chunks_fts "
+                                      "JOIN chunks c ON c.id = chunks_fts.rowid "
+                                      "JOIN documents d ON d.id = c.document_id "
+                                      "WHERE chunks_fts MATCH ?1 AND d.deleted_at IS NULL "
+                                      "ORDER BY rank, c.id LIMIT ?2"));
+  st.Bind(1, fts).Bind(2, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
+  std::vector<KeywordHit> hits;
+  while (true) {
+    KB_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    hits.push_back(KeywordHit{st.ColumnInt64(0), -st.ColumnDouble(1)});
+  }
+  return hits;
+}
+
+Result<std::vector<ChunkView>> SqliteProjectStore::GetChunkViews(
+    const std::vector<int64_t>& chunk_ids) {
+  auto reader = readers_.Acquire();
+  KB_ASSIGN_OR_RETURN(auto tx,
+                      sql::Transaction::Begin(reader.get(), sql::Transaction::Mode::kDeferred));
+  KB_ASSIGN_OR_RETURN(
+      auto st, reader->Prepare("SELECT c.id, c.ordinal, c.text, c.heading_path, "
+                               "c.start_offset, c.end_offset, d.id, d.title, d.source, "
+                               "d.content_type, d.content_hash, d.metadata, d.chunk_count, "
+                               "d.bytes, d.created_at, d.updated_at, d.deleted_at, "
+                               "d.deleted_by FROM chunks c JOIN documents d ON "
+                               "d.id = c.document_id WHERE c.id = ?1 AND d.deleted_at IS NULL"));
+  std::vector<ChunkView> out;
+  for (int64_t id : chunk_ids) {
+    st.Reset();
+    st.Bind(1, id);
+    KB_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) continue;
+    ChunkView v;
+    v.chunk.id = st.ColumnInt64(0);
+    v.chunk.ordinal = static_cast<int>(st.ColumnInt64(1));
+    v.chunk.text = st.ColumnText(2);
+    v.chunk.heading_path = st.ColumnText(3);
+    v.chunk.start_offset = st.ColumnInt64(4);
+    v.chunk.end_offset = st.ColumnInt64(5);
+    v.document = ReadDocument(st, 6);
+    v.chunk.document_id = v.document.id;
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+Status SqliteProjectStore::ForEachLiveEmbedding(
+    const std::function<void(int64_t, std::span<const float>)>& fn) {
+  auto reader = readers_.Acquire();
+  KB_ASSIGN_OR_RETURN(auto tx,
+                      sql::Transaction::Begin(reader.get(), sql::Transaction::Mode::kDeferred));
+  KB_ASSIGN_OR_RETURN(
+      auto st, reader->Prepare("SELECT c.id, c.embedding FROM chunks c JOIN documents d ON "
+                               "d.id = c.document_id WHERE d.deleted_at IS NULL ORDER BY c.id"));
+  while (true) {
+    KB_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    auto emb = store::EmbeddingFromBytes(st.ColumnBlobView(1));
+    if (!emb || emb->size() != static_cast<size_t>(dimension_)) {
+      return Status::Corruption("chunk " + std::to_string(st.ColumnInt64(0)) +
+                                ": embedding BLOB does not hold " + std::to_string(dimension_) +
+                                " floats");
+    }
+    fn(st.ColumnInt64(0), *emb);
+  }
+  return Status::OK();
+}
+
+Result<int64_t> SqliteProjectStore::LastLsn() {
+  auto reader = readers_.Acquire();
+  KB_ASSIGN_OR_RETURN(MetaRow meta, LoadMeta(reader.get()));
+  return meta.last_lsn;
+}
+
+Result<std::vector<JournalEntry>> SqliteProjectStore::ReadJournal(int64_t after_lsn,
+                                                                  int64_t limit) {
+  auto reader = readers_.Acquire();
+  KB_ASSIGN_OR_RETURN(
+      auto st, reader->Prepare("SELECT lsn, ts_ms, actor, op, payload, checksum FROM journal "
+                               "WHERE lsn > ?1 ORDER BY lsn LIMIT ?2"));
+  st.Bind(1, after_lsn).Bind(2, limit);
+  std::vector<JournalEntry> out;
+  while (true) {
+    KB_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    out.push_back(JournalEntry{st.ColumnInt64(0), st.ColumnInt64(1), st.ColumnText(2),
+                               st.ColumnText(3), st.ColumnText(4), st.ColumnText(5)});
+  }
+  return out;
+}
+
+// Replays one entry's effect on the rows; the caller compares checksums and appends the entry.
+Status SqliteProjectStore::ApplyLocked(const JournalEntry& entry, store::ContentChecksum* sum) {
+  sql::Database* db = writer_.get();
+  if (entry.op == store::kOpPutDocument) {
+    KB_ASSIGN_OR_RETURN(auto p, store::DecodePutPayload(entry.payload));
+    KB_RETURN_IF_ERROR(ValidateChunks(p.chunks, /*replay=*/true));
+    if (p.document.chunk_count != static_cast<int>(p.chunks.size())) {
+      return Status::Corruption("put_document: chunk_count differs from the chunks carried");
+    }
+    for (const ChunkRecord& c : p.chunks) {
+      if (c.id <= 0) return Status::Corruption("put_document: chunk without an id");
+    }
+    KB_ASSIGN_OR_RETURN(auto existing, LoadDocument(db, p.document.id));
+    if (existing.has_value() != p.replaced) {
+      return Status::Corruption("put_document: document " + p.document.id +
+                                (p.replaced ? " should exist" : " already exists"));
+    }
+    std::vector<int64_t> removed;
+    KB_RETURN_IF_ERROR(WritePut(db, p.document, &p.chunks, p.replaced, &removed, sum));
+    if (removed != p.removed_chunk_ids) {
+      return Status::Corruption("put_document: replaced chunks differ from the entry's");
+    }
+    return Status::OK();
+  }
+  if (entry.op == store::kOpDeleteDocument) {
+    KB_ASSIGN_OR_RETURN(auto p, store::DecodeDeletePayload(entry.payload));
+    KB_ASSIGN_OR_RETURN(auto doc, LoadDocument(db, p.document_id));
+    if (!doc || doc->deleted_at_ms) {
+      return Status::Corruption("delete_document: no live document " + p.document_id);
+    }
+    return WriteDeletedState(db, p.document_id, p.deleted_at_ms, p.deleted_by, p.updated_at_ms,
+                             sum);
+  }
+  if (entry.op == store::kOpUndeleteDocument) {
+    KB_ASSIGN_OR_RETURN(auto p, store::DecodeUndeletePayload(entry.payload));
+    KB_ASSIGN_OR_RETURN(auto doc, LoadDocument(db, p.document_id));
+    if (!doc || !doc->deleted_at_ms) {
+      return Status::Corruption("undelete_document: no deleted document " + p.document_id);
+    }
+    return WriteDeletedState(db, p.document_id, std::nullopt, "", p.updated_at_ms, sum);
+  }
+  if (entry.op == store::kOpPurgeDocument) {
+    KB_ASSIGN_OR_RETURN(auto p, store::DecodePurgePayload(entry.payload));
+    KB_ASSIGN_OR_RETURN(auto doc, LoadDocument(db, p.document_id));
+    if (!doc) return Status::Corruption("purge_document: no document " + p.document_id);
+    return WritePurge(db, *doc, sum);
+  }
+  return Status::Corruption("journal entry " + std::to_string(entry.lsn) + ": unknown op '" +
+                            entry.op + "'");
+}
+
+Status SqliteProjectStore::ApplyJournalEntry(const JournalEntry& entry) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  sql::Database* db = writer_.get();
+  KB_ASSIGN_OR_RETURN(auto tx, sql::Transaction::Begin(db));
+  KB_ASSIGN_OR_RETURN(MetaRow meta, LoadMeta(db));
+  if (entry.lsn != meta.last_lsn + 1) {
+    return Status::FailedPrecondition("journal entry " + std::to_string(entry.lsn) +
+                                      " does not follow LSN " + std::to_string(meta.last_lsn));
+  }
+  Status s = ApplyLocked(entry, &meta.checksum);
+  if (s.code() == Code::kAlreadyExists || s.code() == Code::kInvalidArgument ||
+      s.code() == Code::kNotFound) {
+    // The entry does not fit the rows it claims to follow: a damaged or foreign journal.
+    s = Status::Corruption(s.message());
+  }
+  KB_RETURN_IF_ERROR(s.WithContext("replaying journal entry " + std::to_string(entry.lsn)));
+  if (meta.checksum.ToHex() != entry.checksum) {
+    return Status::Corruption("journal entry " + std::to_string(entry.lsn) +
+                              ": content checksum after replay is " + meta.checksum.ToHex() +
+                              ", the entry records " + entry.checksum);
+  }
+  KB_RETURN_IF_ERROR(AppendJournal(db, entry));
+  return tx.Commit();
+}
+
+Result<std::string> SqliteProjectStore::ContentChecksum() {
+  auto reader = readers_.Acquire();
+  KB_ASSIGN_OR_RETURN(MetaRow meta, LoadMeta(reader.get()));
+  return meta.checksum.ToHex();
+}
+
+Result<std::string> SqliteProjectStore::VerifyContentChecksum() {
+  auto reader = readers_.Acquire();
+  // One snapshot: the maintained value and the rows it summarises must be from the same commit.
+  KB_ASSIGN_OR_RETURN(auto tx,
+                      sql::Transaction::Begin(reader.get(), sql::Transaction::Mode::kDeferred));
+  KB_ASSIGN_OR_RETURN(MetaRow meta, LoadMeta(reader.get()));
+  KB_ASSIGN_OR_RETURN(auto docs, QueryDocuments(reader.get(),
+                                                "SELECT " + std::string(kDocColumns) +
+                                                    " FROM documents ORDER BY id",
+                                                [](sql::Statement&) {}));
+  store::ContentChecksum sum;
+  for (const DocumentRecord& d : docs) {
+    KB_ASSIGN_OR_RETURN(Sha256Digest digest, DigestOf(reader.get(), d));
+    sum.Add(digest);
+  }
+  if (!(sum == meta.checksum)) {
+    return Status::Corruption(path_ + ": content checksum recomputed from the rows is " +
+                              sum.ToHex() + ", the maintained one is " + meta.checksum.ToHex());
+  }
+  return sum.ToHex();
+}
+
+Status SqliteProjectStore::IntegrityCheck() {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  sql::Database* db = writer_.get();
+  KB_ASSIGN_OR_RETURN(auto st, db->Prepare("PRAGMA integrity_check"));
+  std::string report;
+  while (true) {
+    KB_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    if (!report.empty()) report += "; ";
+    report += st.ColumnText(0);
+  }
+  if (report != "ok") return Status::Corruption(path_ + ": integrity_check: " + report);
+  // The FTS index is derived from chunks; check that it still matches them.
+  Status fts = db->Exec("INSERT INTO chunks_fts(chunks_fts) VALUES ('integrity-check')");
+  if (!fts.ok()) return Status::Corruption(path_ + ": FTS index: " + fts.message());
+  KB_ASSIGN_OR_RETURN(int64_t bad,
+                      db->QueryInt("SELECT count(*) FROM documents d WHERE d.chunk_count != "
+                                   "(SELECT count(*) FROM chunks c WHERE c.document_id = d.id)"));
+  if (bad != 0) {
+    return Status::Corruption(path_ + ": " + std::to_string(bad) +
+                              " documents whose chunk_count differs from their chunk rows");
+  }
+  return Status::OK();
+}
+
+Result<StoreCounts> SqliteProjectStore::Counts() {
+  auto reader = readers_.Acquire();
+  KB_ASSIGN_OR_RETURN(
+      auto st, reader->Prepare("SELECT "
+                               "(SELECT count(*) FROM documents WHERE deleted_at IS NULL), "
+                               "(SELECT count(*) FROM chunks c JOIN documents d ON d.id = "
+                               "c.document_id WHERE d.deleted_at IS NULL), "
+                               "(SELECT coalesce(sum(bytes), 0) FROM documents WHERE "
+                               "deleted_at IS NULL), "
+                               "(SELECT count(*) FROM documents WHERE deleted_at IS NOT NULL)"));
+  KB_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (!row) return Status::Internal("counts returned no row");
+  return StoreCounts{st.ColumnInt64(0), st.ColumnInt64(1), st.ColumnInt64(2), st.ColumnInt64(3)};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ProjectStore>> ProjectStore::Open(const std::string& path,
+                                                         const std::string& project_id,
+                                                         int dimension, const Clock* clock) {
+  if (dimension <= 0) return Status::InvalidArgument("embedding dimension must be positive");
+  if (project_id.empty()) return Status::InvalidArgument("project id must not be empty");
+  std::string parent = std::filesystem::path(path).parent_path().string();
+  if (!parent.empty() && !PathExists(parent)) KB_RETURN_IF_ERROR(MakeDirs(parent));
+
+  KB_ASSIGN_OR_RETURN(auto writer, sql::Database::Open(path));
+  KB_RETURN_IF_ERROR(store::ApplyMigrations(writer.get(), store::ProjectSchema()));
+  {
+    KB_ASSIGN_OR_RETURN(auto tx, sql::Transaction::Begin(writer.get()));
+    KB_ASSIGN_OR_RETURN(auto st, writer->Prepare("SELECT project_id, dimension FROM meta"));
+    KB_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (row) {
+      std::string stored_id = st.ColumnText(0);
+      int64_t stored_dim = st.ColumnInt64(1);
+      if (stored_id != project_id) {
+        return Status::FailedPrecondition(path + " belongs to project " + stored_id + ", not " +
+                                          project_id);
+      }
+      if (stored_dim != dimension) {
+        return Status::FailedPrecondition(path + " holds embeddings of dimension " +
+                                          std::to_string(stored_dim) + ", not " +
+                                          std::to_string(dimension));
+      }
+    } else {
+      KB_ASSIGN_OR_RETURN(auto ins,
+                          writer->Prepare("INSERT INTO meta(singleton, project_id, dimension, "
+                                          "content_checksum, last_lsn) VALUES (1, ?1, ?2, ?3, 0)"));
+      ins.Bind(1, project_id).Bind(2, dimension).Bind(3, store::ContentChecksum().ToHex());
+      KB_RETURN_IF_ERROR(ins.Run());
+    }
+    KB_RETURN_IF_ERROR(tx.Commit());
+  }
+  auto store =
+      std::make_unique<SqliteProjectStore>(path, project_id, dimension, clock, std::move(writer));
+  KB_RETURN_IF_ERROR(store->InitReaders());
+  return std::unique_ptr<ProjectStore>(std::move(store));
+}
+
+Result<IndexDelta> DecodeIndexDelta(const JournalEntry& entry) {
+  IndexDelta delta;
+  if (entry.op == store::kOpPutDocument) {
+    KB_ASSIGN_OR_RETURN(auto p, store::DecodePutPayload(entry.payload));
+    delta.removals = std::move(p.removed_chunk_ids);
+    for (ChunkRecord& c : p.chunks) delta.upserts.emplace_back(c.id, std::move(c.embedding));
+  } else if (entry.op == store::kOpDeleteDocument) {
+    KB_ASSIGN_OR_RETURN(auto p, store::DecodeDeletePayload(entry.payload));
+    delta.removals = std::move(p.chunk_ids);
+  } else if (entry.op == store::kOpUndeleteDocument) {
+    KB_ASSIGN_OR_RETURN(auto p, store::DecodeUndeletePayload(entry.payload));
+    delta.upserts = std::move(p.chunks);
+  } else if (entry.op == store::kOpPurgeDocument) {
+    KB_ASSIGN_OR_RETURN(auto p, store::DecodePurgePayload(entry.payload));
+    delta.removals = std::move(p.chunk_ids);
+  } else {
+    return Status::Corruption("journal entry " + std::to_string(entry.lsn) + ": unknown op '" +
+                              entry.op + "'");
+  }
+  return delta;
+}
+
+}  // namespace kb
