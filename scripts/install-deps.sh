@@ -20,6 +20,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libbenchmark-dev
   python3 zlib1g-dev clang
+  prometheus
 )
 
 missing=()

@@ -1,0 +1,164 @@
+// Response encoding (see json_encoding.h).
+#include "api/json_encoding.h"
+
+#include "common/clock.h"
+
+namespace kb::api {
+
+using nlohmann::json;
+
+namespace {
+json OptTime(const std::optional<int64_t>& ms) {
+  return ms ? json(FormatIso8601(*ms)) : json(nullptr);
+}
+}  // namespace
+
+json ParseStoredJson(const std::string& text) {
+  if (text.empty()) return json::object();
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  return j.is_discarded() ? json::object() : j;
+}
+
+std::string DumpJson(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string_view OutcomeName(PutOutcome outcome) {
+  switch (outcome) {
+    case PutOutcome::kCreated:
+      return "created";
+    case PutOutcome::kReplaced:
+      return "replaced";
+    case PutOutcome::kUnchanged:
+      return "unchanged";
+  }
+  return "created";
+}
+
+json EncodeProject(const ProjectRecord& p) {
+  return {{"id", p.id},
+          {"name", p.name},
+          {"description", p.description},
+          {"metadata", ParseStoredJson(p.metadata_json)},
+          {"embedder", ParseStoredJson(p.embedder_spec_json)},
+          {"embedder_name", p.embedder_name},
+          {"embedding_dimension", p.embedding_dimension},
+          {"chunk_size", p.chunk_size},
+          {"chunk_overlap", p.chunk_overlap},
+          {"created_at", FormatIso8601(p.created_at_ms)},
+          {"updated_at", FormatIso8601(p.updated_at_ms)}};
+}
+
+json EncodeDocument(const DocumentRecord& d) {
+  return {{"id", d.id},
+          {"title", d.title},
+          {"source", d.source},
+          {"content_type", d.content_type},
+          {"content_hash", d.content_hash},
+          {"metadata", ParseStoredJson(d.metadata_json)},
+          {"chunk_count", d.chunk_count},
+          {"bytes", d.bytes},
+          {"created_at", FormatIso8601(d.created_at_ms)},
+          {"updated_at", FormatIso8601(d.updated_at_ms)}};
+}
+
+json EncodeHit(const QueryHit& h) {
+  return {{"document_id", h.document_id},
+          {"chunk_id", h.chunk_id},
+          {"title", h.title},
+          {"source", h.source},
+          {"text", h.text},
+          {"heading_path", h.heading_path},
+          {"score", h.score},
+          {"vector_score", h.vector_score ? json(*h.vector_score) : json(nullptr)},
+          {"keyword_score", h.keyword_score ? json(*h.keyword_score) : json(nullptr)},
+          {"rank", h.rank},
+          {"metadata", ParseStoredJson(h.metadata_json)}};
+}
+
+json EncodeQueryResponse(const QueryRequest& req, const QueryResponse& resp) {
+  json results = json::array();
+  for (const QueryHit& h : resp.hits) results.push_back(EncodeHit(h));
+  return {{"results", std::move(results)},
+          {"count", resp.hits.size()},
+          {"took_ms", resp.took_ms},
+          {"mode", std::string(SearchModeName(req.mode))},
+          {"query", req.text},
+          {"top_k", req.top_k},
+          {"offset", req.offset},
+          {"cached", resp.cached}};
+}
+
+json EncodeKey(const ApiKeyRecord& k) {
+  return {{"id", k.id},
+          {"name", k.name},
+          {"scope", std::string(KeyScopeName(k.scope))},
+          {"projects", k.projects},
+          {"created_by", k.created_by},
+          {"created_at", FormatIso8601(k.created_at_ms)},
+          {"expires_at", OptTime(k.expires_at_ms)},
+          {"revoked_at", OptTime(k.revoked_at_ms)},
+          {"last_used_at", OptTime(k.last_used_at_ms)}};
+}
+
+json EncodeStats(const KbStats& s) {
+  json per = json::array();
+  for (const ProjectStats& p : s.per_project) {
+    per.push_back({{"id", p.project.id},
+                   {"name", p.project.name},
+                   {"documents", p.counts.documents},
+                   {"chunks", p.counts.chunks},
+                   {"content_bytes", p.counts.content_bytes},
+                   {"deleted_documents", p.counts.deleted_documents},
+                   {"index_vectors", p.index_vectors},
+                   {"index_memory_bytes", p.index_memory_bytes},
+                   {"index_lsn", p.index_lsn},
+                   {"journal_lsn", p.journal_lsn},
+                   {"disk_bytes", p.disk_bytes}});
+  }
+  return {{"projects", s.projects},       {"documents", s.documents},
+          {"chunks", s.chunks},           {"content_bytes", s.content_bytes},
+          {"disk_bytes", s.disk_bytes},   {"uptime_seconds", s.uptime_seconds},
+          {"per_project", std::move(per)}};
+}
+
+json EncodeV2Project(const ProjectRecord& p) {
+  json meta = ParseStoredJson(p.metadata_json);
+  std::string model = p.embedder_name;
+  if (meta.is_object() && meta.contains("embedding_model") && meta["embedding_model"].is_string()) {
+    model = meta["embedding_model"].get<std::string>();
+  }
+  return {{"project_id", p.id},
+          {"name", p.name},
+          {"description", p.description},
+          {"embedding_model", model},
+          {"collection_name", "kb_project_" + p.id},
+          {"created_at", FormatIso8601(p.created_at_ms)},
+          {"updated_at", FormatIso8601(p.updated_at_ms)},
+          {"metadata", std::move(meta)}};
+}
+
+json EncodeV2Hit(const QueryHit& h) {
+  json meta = ParseStoredJson(h.metadata_json);
+  return {{"doc_id", h.document_id},    {"chunk_id", h.chunk_id}, {"content", h.text},
+          {"title", h.title},           {"source", h.source},     {"score", h.score},
+          {"metadata", std::move(meta)}};
+}
+
+json EncodeV2Key(const ApiKeyRecord& k, const std::string& project_id) {
+  json scopes = json::array();
+  // Scopes nest (read ⊂ write ⊂ admin); v2 clients expect the list of what the key may do.
+  for (KeyScope s : {KeyScope::kRead, KeyScope::kWrite, KeyScope::kAdmin}) {
+    if (static_cast<int>(s) <= static_cast<int>(k.scope)) scopes.push_back(KeyScopeName(s));
+  }
+  return {{"key_id", k.id},
+          {"name", k.name},
+          {"project_id", project_id},
+          {"scopes", std::move(scopes)},
+          {"created_at", FormatIso8601(k.created_at_ms)},
+          {"expires_at", OptTime(k.expires_at_ms)},
+          {"last_used_at", OptTime(k.last_used_at_ms)},
+          {"revoked", k.revoked_at_ms.has_value()}};
+}
+
+}  // namespace kb::api

@@ -1,0 +1,320 @@
+// The v1 REST API and the operational endpoints (/health, /ready, /metrics). docs/API.md is
+// the contract; each handler decodes (request_decoding.h), makes one KnowledgeBase call and
+// encodes (json_encoding.h). Errors are returned as Status and mapped in http_status.cc.
+#include <algorithm>
+
+#include "api/http_status.h"
+#include "api/json_encoding.h"
+#include "api/request_decoding.h"
+#include "api/router.h"
+#include "common/clock.h"
+
+#ifndef KB_VERSION
+#define KB_VERSION "dev"
+#endif
+
+namespace kb::api {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kProject = "project";
+
+// JSON bodies only: anything declared as another type is refused before parsing.
+Result<json> JsonBody(const RequestContext& ctx) {
+  const std::string type = ctx.http.get_header_value("Content-Type");
+  if (!type.empty() && type.find("json") == std::string::npos) {
+    return Status::UnsupportedMedia("send the body as application/json (got '" + type + "')");
+  }
+  return ParseJsonObject(ctx.http.body);
+}
+
+QueryParams Params(const RequestContext& ctx) {
+  return QueryParams(ctx.http.params.begin(), ctx.http.params.end());
+}
+
+Reply IngestReply(const IngestResult& r) {
+  return Reply::Json(
+      r.outcome == PutOutcome::kCreated ? 201 : 200,
+      {{"document", EncodeDocument(r.document)}, {"outcome", std::string(OutcomeName(r.outcome))}});
+}
+
+// Runs a list of decoded documents; one result per item, HTTP 200 if all succeeded else 207.
+Reply IngestMany(ApiContext* api, RequestContext& ctx, const std::string& project,
+                 std::vector<DecodedIngestItem>& items) {
+  json results = json::array();
+  int ok = 0, failed = 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    json item = {{"index", i}};
+    Status s = items[i].status;
+    if (s.ok()) {
+      auto r = api->kb->Ingest(project, items[i].request, ctx.actor);
+      if (r.ok()) {
+        item["status"] = r->outcome == PutOutcome::kCreated ? 201 : 200;
+        item["outcome"] = std::string(OutcomeName(r->outcome));
+        item["document"] = EncodeDocument(r->document);
+        ++ok;
+        results.push_back(std::move(item));
+        continue;
+      }
+      s = r.status();
+    }
+    item["status"] = HttpStatusFor(s.code());
+    item["error"] = ErrorObject(s, ctx.request_id);
+    ++failed;
+    results.push_back(std::move(item));
+  }
+  return Reply::Json(failed == 0 ? 200 : 207,
+                     {{"results", std::move(results)}, {"succeeded", ok}, {"failed", failed}});
+}
+
+Result<Reply> IngestMultipart(ApiContext* api, RequestContext& ctx, const std::string& project) {
+  const auto& files = ctx.http.files;
+  std::string metadata_json = "{}";
+  std::string title, source;
+  for (const auto& [name, part] : files) {
+    if (name == "metadata") {
+      KB_ASSIGN_OR_RETURN(json meta, ParseJsonObject(part.content));
+      metadata_json = DumpJson(meta);
+    } else if (name == "title") {
+      title = part.content;
+    } else if (name == "source") {
+      source = part.content;
+    }
+  }
+  std::vector<DecodedIngestItem> items;
+  for (const auto& [name, part] : files) {
+    if (name != "file") continue;
+    IngestRequest req;
+    req.content = part.content;
+    req.declared_mime = part.content_type;
+    req.filename = part.filename;
+    req.metadata_json = metadata_json;
+    items.push_back({Status::OK(), std::move(req)});
+  }
+  if (items.empty()) {
+    return Status::InvalidArgument("multipart upload needs at least one 'file' part");
+  }
+  if (items.size() == 1) {
+    IngestRequest& one = items[0].request;
+    one.title = title;
+    one.source = source;
+    KB_ASSIGN_OR_RETURN(IngestResult r, api->kb->Ingest(project, one, ctx.actor));
+    return IngestReply(r);
+  }
+  if (!title.empty() || !source.empty()) {
+    return Status::InvalidArgument("'title' and 'source' parts apply to a single file only");
+  }
+  return IngestMany(api, ctx, project, items);
+}
+
+Result<Reply> Ingest(ApiContext* api, RequestContext& ctx) {
+  const std::string& project = ctx.Param(kProject);
+  if (ctx.http.is_multipart_form_data()) return IngestMultipart(api, ctx, project);
+  KB_ASSIGN_OR_RETURN(json body, JsonBody(ctx));
+  KB_ASSIGN_OR_RETURN(DecodedIngestBody decoded, DecodeIngestBody(body));
+  if (decoded.batch) {
+    // The project must exist for a batch to mean anything: fail whole rather than per item.
+    KB_RETURN_IF_ERROR(api->kb->GetProject(project).status());
+    return IngestMany(api, ctx, project, decoded.items);
+  }
+  KB_ASSIGN_OR_RETURN(IngestResult r,
+                      api->kb->Ingest(project, decoded.items[0].request, ctx.actor));
+  return IngestReply(r);
+}
+
+Result<Reply> RunQuery(ApiContext* api, const std::string& project, const QueryRequest& q) {
+  KB_ASSIGN_OR_RETURN(QueryResponse resp, api->kb->Query(project, q));
+  return Reply::Json(200, EncodeQueryResponse(q, resp));
+}
+
+}  // namespace
+
+std::vector<Route> MakeV1Routes(ApiContext* api) {
+  std::vector<Route> routes;
+  auto add = [&](std::string method, std::string pattern, std::optional<KeyScope> scope,
+                 std::string project_param, bool unrestricted_only, RouteHandler h) {
+    routes.push_back(Route{std::move(method), std::move(pattern), scope, std::move(project_param),
+                           unrestricted_only, std::move(h)});
+  };
+  const auto kRead = KeyScope::kRead;
+  const auto kWrite = KeyScope::kWrite;
+  const auto kAdmin = KeyScope::kAdmin;
+
+  // --- operational ---
+  add("GET", "/health", std::nullopt, "", false, [api](RequestContext&) -> Result<Reply> {
+    HealthReport h = api->kb->Health();
+    const int64_t uptime = (MonotonicMicros() - api->started_mono_us) / 1'000'000;
+    return Reply::Json(h.status == "unhealthy" ? 503 : 200,
+                       {{"status", h.status},
+                        {"version", KB_VERSION},
+                        {"uptime_seconds", uptime},
+                        {"checks", {{"ready", h.ready}, {"problems", h.problems}}}});
+  });
+  add("GET", "/ready", std::nullopt, "", false, [api](RequestContext&) -> Result<Reply> {
+    const bool ready = api->kb->Ready();
+    return Reply::Json(ready ? 200 : 503, {{"ready", ready}});
+  });
+  // Authenticated only when ServerOptions::metrics_require_auth (decided in the middleware).
+  add("GET", "/metrics", kRead, "", false, [api](RequestContext&) -> Result<Reply> {
+    api->refresh_metrics();
+    Reply r;
+    r.text = api->metrics->Render();
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return r;
+  });
+
+  // --- projects ---
+  add("GET", "/api/v1/projects", kRead, "", false, [api](RequestContext& ctx) -> Result<Reply> {
+    KB_ASSIGN_OR_RETURN(auto projects, api->kb->ListProjects());
+    json list = json::array();
+    for (const auto& p : projects) {
+      if (ctx.KeyAllowsProject(p.id)) list.push_back(EncodeProject(p));
+    }
+    const size_t n = list.size();
+    return Reply::Json(200, {{"projects", std::move(list)}, {"count", n}});
+  });
+  add("POST", "/api/v1/projects", kWrite, "", true, [api](RequestContext& ctx) -> Result<Reply> {
+    KB_ASSIGN_OR_RETURN(json body, JsonBody(ctx));
+    KB_ASSIGN_OR_RETURN(CreateProjectRequest req, DecodeCreateProject(body));
+    KB_ASSIGN_OR_RETURN(ProjectRecord p, api->kb->CreateProject(req, ctx.actor));
+    return Reply::Json(201, EncodeProject(p));
+  });
+  add("GET", "/api/v1/projects/{project}", kRead, kProject, false,
+      [api](RequestContext& ctx) -> Result<Reply> {
+        KB_ASSIGN_OR_RETURN(ProjectRecord p, api->kb->GetProject(ctx.Param(kProject)));
+        return Reply::Json(200, EncodeProject(p));
+      });
+  add("PATCH", "/api/v1/projects/{project}", kWrite, kProject, false,
+      [api](RequestContext& ctx) -> Result<Reply> {
+        KB_ASSIGN_OR_RETURN(json body, JsonBody(ctx));
+        KB_ASSIGN_OR_RETURN(UpdateProjectRequest req, DecodeUpdateProject(body));
+        KB_ASSIGN_OR_RETURN(ProjectRecord p,
+                            api->kb->UpdateProject(ctx.Param(kProject), req, ctx.actor));
+        return Reply::Json(200, EncodeProject(p));
+      });
+  add("DELETE", "/api/v1/projects/{project}", kAdmin, kProject, false,
+      [api](RequestContext& ctx) -> Result<Reply> {
+        KB_RETURN_IF_ERROR(api->kb->DeleteProject(ctx.Param(kProject), ctx.actor));
+        return Reply::NoContent();
+      });
+
+  // --- documents ---
+  add("POST", "/api/v1/projects/{project}/documents", kWrite, kProject, false,
+      [api](RequestContext& ctx) { return Ingest(api, ctx); });
+  add("GET", "/api/v1/projects/{project}/documents", kRead, kProject, false,
+      [api](RequestContext& ctx) -> Result<Reply> {
+        KB_ASSIGN_OR_RETURN(PageParams page, DecodePageParams(Params(ctx)));
+        KB_ASSIGN_OR_RETURN(auto result,
+                            api->kb->ListDocuments(ctx.Param(kProject), page.limit, page.offset));
+        json docs = json::array();
+        for (const auto& d : result.documents) docs.push_back(EncodeDocument(d));
+        return Reply::Json(200, {{"documents", std::move(docs)},
+                                 {"total", result.total},
+                                 {"limit", page.limit},
+                                 {"offset", page.offset}});
+      });
+  add("GET", "/api/v1/projects/{project}/documents/{id}", kRead, kProject, false,
+      [api](RequestContext& ctx) -> Result<Reply> {
+        KB_ASSIGN_OR_RETURN(DocumentRecord d,
+                            api->kb->GetDocument(ctx.Param(kProject), ctx.Param("id")));
+        return Reply::Json(200, EncodeDocument(d));
+      });
+  add("DELETE", "/api/v1/projects/{project}/documents/{id}", kWrite, kProject, false,
+      [api](RequestContext& ctx) -> Result<Reply> {
+        KB_RETURN_IF_ERROR(
+            api->kb->DeleteDocument(ctx.Param(kProject), ctx.Param("id"), ctx.actor));
+        return Reply::NoContent();
+      });
+
+  // --- search ---
+  add("GET", "/api/v1/query/{project}", kRead, kProject, false,
+      [api](RequestContext& ctx) -> Result<Reply> {
+        KB_ASSIGN_OR_RETURN(QueryRequest q, DecodeQueryParams(Params(ctx)));
+        return RunQuery(api, ctx.Param(kProject), q);
+      });
+  add("POST", "/api/v1/projects/{project}/query", kRead, kProject, false,
+      [api](RequestContext& ctx) -> Result<Reply> {
+        KB_ASSIGN_OR_RETURN(json body, JsonBody(ctx));
+        KB_ASSIGN_OR_RETURN(QueryRequest q, DecodeQueryBody(body));
+        return RunQuery(api, ctx.Param(kProject), q);
+      });
+
+  // --- changes and stats ---
+  add("GET", "/api/v1/documents", kRead, "", false, [api](RequestContext& ctx) -> Result<Reply> {
+    KB_ASSIGN_OR_RETURN(ChangesParams c, DecodeChangesParams(Params(ctx)));
+    if (!c.project.empty() && ctx.KeyRestricted()) {
+      auto p = api->kb->GetProject(c.project);
+      if (!p.ok() || !ctx.KeyAllowsProject(p->id)) {
+        return Status::PermissionDenied("this key is not allowed on project '" + c.project + "'");
+      }
+    }
+    KB_ASSIGN_OR_RETURN(auto changed,
+                        api->kb->DocumentsChangedSince(c.since_ms, c.project, c.limit));
+    json docs = json::array();
+    for (const auto& ch : changed) {
+      if (!ctx.KeyAllowsProject(ch.project_id)) continue;
+      json d = EncodeDocument(ch.document);
+      d["project_id"] = ch.project_id;
+      d["project_name"] = ch.project_name;
+      d["deleted"] = ch.document.deleted_at_ms.has_value();
+      docs.push_back(std::move(d));
+    }
+    const size_t n = docs.size();
+    return Reply::Json(
+        200, {{"documents", std::move(docs)}, {"count", n}, {"since", FormatIso8601(c.since_ms)}});
+  });
+  add("GET", "/api/v1/stats", kRead, "", false, [api](RequestContext& ctx) -> Result<Reply> {
+    KB_ASSIGN_OR_RETURN(KbStats s, api->kb->Stats());
+    if (ctx.KeyRestricted()) {
+      // A project-limited key sees totals over its own projects only.
+      KbStats mine;
+      mine.uptime_seconds = s.uptime_seconds;
+      for (auto& p : s.per_project) {
+        if (!ctx.KeyAllowsProject(p.project.id)) continue;
+        ++mine.projects;
+        mine.documents += p.counts.documents;
+        mine.chunks += p.counts.chunks;
+        mine.content_bytes += p.counts.content_bytes;
+        mine.disk_bytes += p.disk_bytes;
+        mine.per_project.push_back(p);
+      }
+      s = std::move(mine);
+    }
+    return Reply::Json(200, EncodeStats(s));
+  });
+
+  // --- API keys (admin) ---
+  add("POST", "/api/v1/admin/api-keys", kAdmin, "", true,
+      [api](RequestContext& ctx) -> Result<Reply> {
+        KB_ASSIGN_OR_RETURN(json body, JsonBody(ctx));
+        KB_ASSIGN_OR_RETURN(CreateKeyRequest req, DecodeCreateKey(body));
+        std::vector<std::string> ids;
+        for (const std::string& p : req.projects) {
+          auto project = api->kb->GetProject(p);
+          if (!project.ok()) {
+            return Status::InvalidArgument("field 'projects': no project '" + p + "'");
+          }
+          ids.push_back(project->id);
+        }
+        KB_ASSIGN_OR_RETURN(CreatedKey k, api->kb->CreateKey(req.name, req.scope, ids,
+                                                             req.expires_in_days, ctx.actor));
+        return Reply::Json(201, {{"key", EncodeKey(k.record)}, {"secret", k.secret}});
+      });
+  add("GET", "/api/v1/admin/api-keys", kAdmin, "", true, [api](RequestContext&) -> Result<Reply> {
+    KB_ASSIGN_OR_RETURN(auto keys, api->kb->ListKeys());
+    json list = json::array();
+    for (const auto& k : keys) list.push_back(EncodeKey(k));
+    const size_t n = list.size();
+    return Reply::Json(200, {{"keys", std::move(list)}, {"count", n}});
+  });
+  add("DELETE", "/api/v1/admin/api-keys/{id}", kAdmin, "", true,
+      [api](RequestContext& ctx) -> Result<Reply> {
+        KB_RETURN_IF_ERROR(api->kb->RevokeKey(ctx.Param("id"), ctx.actor));
+        return Reply::NoContent();
+      });
+  return routes;
+}
+
+}  // namespace kb::api

@@ -1,0 +1,428 @@
+// ApiServer: binding, lifecycle and the per-request middleware (see server.h).
+#include "api/server.h"
+
+#include <httplib.h>
+
+#include <chrono>
+
+#include "api/auth.h"
+#include "api/http_status.h"
+#include "api/json_encoding.h"
+#include "api/metrics.h"
+#include "api/router.h"
+#include "common/clock.h"
+#include "common/crypto_util.h"
+#include "common/logging.h"
+
+#ifndef KB_VERSION
+#define KB_VERSION "dev"
+#endif
+
+namespace kb {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr size_t kMaxRequestIdLength = 128;
+constexpr const char* kUnmatchedRoute = "(unmatched)";
+
+// A client's X-Request-ID is echoed only if it is short printable ASCII, so that it can never
+// inject into headers or logs.
+bool SaneRequestId(const std::string& id) {
+  if (id.empty() || id.size() > kMaxRequestIdLength) return false;
+  for (unsigned char c : id) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+void SetCommonHeaders(httplib::Response& res, const std::string& request_id) {
+  res.set_header("X-Request-ID", request_id);
+  res.set_header("X-Content-Type-Options", "nosniff");
+  res.set_header("X-Frame-Options", "DENY");
+  res.set_header("Referrer-Policy", "no-referrer");
+  res.set_header("Cache-Control", "no-store");
+  res.set_header("Content-Security-Policy", "default-src 'none'");
+}
+
+bool OriginAllowed(const std::vector<std::string>& allowed, const std::string& origin) {
+  if (origin.empty()) return false;
+  for (const std::string& a : allowed) {
+    if (a == "*" || a == origin) return true;
+  }
+  return false;
+}
+
+std::string JoinMethods(std::vector<std::string> methods) {
+  std::string out;
+  bool has_get = false;
+  for (const auto& m : methods) has_get |= m == "GET";
+  if (has_get) methods.push_back("HEAD");
+  methods.push_back("OPTIONS");
+  for (size_t i = 0; i < methods.size(); ++i) {
+    if (i) out += ", ";
+    out += methods[i];
+  }
+  return out;
+}
+
+json RawError(const std::string& code, const std::string& message, const std::string& request_id) {
+  return {{"error", {{"code", code}, {"message", message}, {"request_id", request_id}}}};
+}
+
+}  // namespace
+
+ApiServer::ApiServer(KnowledgeBase* kb, const ServerOptions& options)
+    : kb_(kb), options_(options), metrics_(std::make_unique<api::MetricsRegistry>()) {}
+
+ApiServer::~ApiServer() { Stop(); }
+
+Result<std::unique_ptr<ApiServer>> ApiServer::Start(KnowledgeBase* kb,
+                                                    const ServerOptions& options) {
+  if (kb == nullptr) return Status::InvalidArgument("no knowledge base");
+  if (options.port < 0 || options.port > 65535) {
+    return Status::InvalidArgument("port must be between 0 and 65535");
+  }
+  if (options.threads < 1 || options.threads > 1024) {
+    return Status::InvalidArgument("threads must be between 1 and 1024");
+  }
+  if (options.max_body_bytes < 1) return Status::InvalidArgument("max_body_bytes must be > 0");
+
+  std::unique_ptr<ApiServer> server(new ApiServer(kb, options));
+  ApiServer* self = server.get();
+  self->RegisterMetrics();
+
+  self->ctx_ = std::make_unique<api::ApiContext>();
+  self->ctx_->kb = kb;
+  self->ctx_->metrics = self->metrics_.get();
+  self->ctx_->started_mono_us = MonotonicMicros();
+  self->ctx_->metrics_require_auth = options.metrics_require_auth;
+  self->ctx_->max_body_bytes = options.max_body_bytes;
+  self->ctx_->refresh_metrics = [self] { self->RefreshMetrics(); };
+  self->router_ = std::make_unique<api::Router>();
+  for (auto& r : api::MakeV1Routes(self->ctx_.get())) self->router_->Add(std::move(r));
+  for (auto& r : api::MakeV2Routes(self->ctx_.get())) self->router_->Add(std::move(r));
+
+  self->http_ = std::make_unique<httplib::Server>();
+  httplib::Server& http = *self->http_;
+  const int threads = options.threads;
+  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http.set_keep_alive_max_count(kKeepAliveMaxRequests);
+  http.set_keep_alive_timeout(kKeepAliveTimeoutSeconds);
+  http.set_read_timeout(kReadTimeoutSeconds, 0);
+  http.set_payload_max_length(static_cast<size_t>(options.max_body_bytes));
+  // httplib's default also sets SO_REUSEPORT, which would let a second server bind the same
+  // port silently and split the traffic; we want "address in use" to be an error.
+  http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof(yes));
+  });
+
+  auto dispatch = [self](const httplib::Request& req, httplib::Response& res) {
+    self->Dispatch(req, res);
+  };
+  // Every method goes to the one middleware, which does its own routing.
+  http.Get(".*", dispatch);
+  http.Post(".*", dispatch);
+  http.Put(".*", dispatch);
+  http.Patch(".*", dispatch);
+  http.Delete(".*", dispatch);
+  http.Options(".*", dispatch);
+  http.set_error_handler(httplib::Server::HandlerWithResponse(
+      [self](const httplib::Request& req, httplib::Response& res) {
+        // httplib calls this for every status >= 400, ours included: leave rendered bodies alone.
+        if (!res.body.empty() || res.has_header("X-Request-ID")) {
+          return httplib::Server::HandlerResponse::Unhandled;
+        }
+        self->RenderTransportError(req, res);
+        return httplib::Server::HandlerResponse::Handled;
+      }));
+  http.set_exception_handler(
+      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+        // Dispatch catches everything; this is the last line of defence.
+        std::string what = "unknown exception";
+        try {
+          if (ep) std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        const std::string id = NewUuid();
+        LogError("unhandled exception", api::DumpJson(json{{"request_id", id}, {"error", what}}));
+        res.status = 500;
+        SetCommonHeaders(res, id);
+        res.set_content(
+            api::DumpJson(RawError("internal", "internal error (request id " + id + ")", id)),
+            "application/json");
+      });
+
+  if (options.port == 0) {
+    const int port = http.bind_to_any_port(options.host);
+    if (port <= 0) {
+      return Status::IOError("cannot bind " + options.host + " on an ephemeral port");
+    }
+    self->port_ = port;
+  } else {
+    if (!http.bind_to_port(options.host, options.port)) {
+      return Status::IOError("cannot bind " + options.host + ":" + std::to_string(options.port) +
+                             " (address in use or not available)");
+    }
+    self->port_ = options.port;
+  }
+  self->thread_ = std::thread([self] { self->http_->listen_after_bind(); });
+  // Return only once the accept loop runs, so that Stop() right after Start() is well defined.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!http.is_running() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  LogInfo("listening", api::DumpJson({{"host", options.host}, {"port", self->port_}}));
+  return server;
+}
+
+void ApiServer::Stop() {
+  std::lock_guard lock(stop_mu_);
+  if (stopped_) return;
+  stopped_ = true;
+  if (http_) http_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+void ApiServer::Wait() {
+  // Poll rather than join: Stop() may join concurrently from another thread.
+  while (true) {
+    {
+      std::lock_guard lock(stop_mu_);
+      if (stopped_ || !http_ || !http_->is_running()) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::lock_guard lock(stop_mu_);
+  if (thread_.joinable()) thread_.join();
+}
+
+void ApiServer::RegisterMetrics() {
+  api::MetricsRegistry& m = *metrics_;
+  m.DeclareCounter("kb_http_requests_total", "HTTP requests served, by route pattern.",
+                   {"route", "method", "status"});
+  m.DeclareHistogram("kb_http_request_duration_seconds", "HTTP request latency by route pattern.",
+                     {"route"}, api::kLatencyBuckets);
+  m.DeclareGauge("kb_documents", "Live documents per project.", {"project"});
+  m.DeclareGauge("kb_chunks", "Live chunks per project.", {"project"});
+  m.DeclareGauge("kb_index_vectors", "Vectors in the project's index.", {"project"});
+  m.DeclareGauge("kb_index_memory_bytes", "Memory used by the project's vector index.",
+                 {"project"});
+  m.DeclareCounter("kb_ingest_documents_total", "Documents stored (created or replaced).");
+  m.DeclareCounter("kb_ingest_chunks_total", "Chunks stored.");
+  m.DeclareCounter("kb_ingest_failures_total", "Ingestions that failed.");
+  m.DeclareCounter("kb_queries_total", "Search queries answered.");
+  m.DeclareCounter("kb_query_cache_hits_total", "Search queries answered from the cache.");
+  m.DeclareGauge("kb_uptime_seconds", "Seconds since the server started.");
+  m.DeclareGauge("kb_build_info", "Build information; the value is always 1.", {"version"});
+  m.Set("kb_build_info", {KB_VERSION}, 1);
+}
+
+void ApiServer::RefreshMetrics() {
+  api::MetricsRegistry& m = *metrics_;
+  const KbCounters& c = kb_->counters();
+  m.Set("kb_ingest_documents_total", {}, static_cast<double>(c.documents_ingested.load()));
+  m.Set("kb_ingest_chunks_total", {}, static_cast<double>(c.chunks_ingested.load()));
+  m.Set("kb_ingest_failures_total", {}, static_cast<double>(c.ingest_failures.load()));
+  m.Set("kb_queries_total", {}, static_cast<double>(c.queries.load()));
+  m.Set("kb_query_cache_hits_total", {}, static_cast<double>(c.query_cache_hits.load()));
+  m.Set("kb_uptime_seconds", {},
+        static_cast<double>(MonotonicMicros() - ctx_->started_mono_us) / 1e6);
+  auto stats = kb_->Stats();
+  if (!stats.ok()) return;
+  for (const char* name :
+       {"kb_documents", "kb_chunks", "kb_index_vectors", "kb_index_memory_bytes"}) {
+    m.Clear(name);
+  }
+  for (const ProjectStats& p : stats->per_project) {
+    // Project names are bounded (1-100 chars) and few; ids would be unreadable on dashboards.
+    const std::vector<std::string> label = {p.project.name};
+    m.Set("kb_documents", label, static_cast<double>(p.counts.documents));
+    m.Set("kb_chunks", label, static_cast<double>(p.counts.chunks));
+    m.Set("kb_index_vectors", label, static_cast<double>(p.index_vectors));
+    m.Set("kb_index_memory_bytes", label, static_cast<double>(p.index_memory_bytes));
+  }
+}
+
+void ApiServer::RenderTransportError(const httplib::Request& req, httplib::Response& res) {
+  const std::string header_id = req.get_header_value("X-Request-ID");
+  const std::string request_id = SaneRequestId(header_id) ? header_id : NewUuid();
+  json body;
+  if (res.status == 413) {
+    body = api::ToHttpError(
+               Status::PayloadTooLarge("request body larger than " +
+                                       std::to_string(options_.max_body_bytes) + " bytes"),
+               request_id)
+               .body;
+  } else if (res.status == 414) {
+    body = RawError("uri_too_long", "request URI too long", request_id);
+  } else if (res.status == 404) {
+    body = RawError("not_found", "no such route", request_id);
+  } else {
+    body = RawError("bad_request", "malformed HTTP request", request_id);
+  }
+  SetCommonHeaders(res, request_id);
+  res.set_content(api::DumpJson(body), "application/json");
+  metrics_->Add("kb_http_requests_total",
+                {kUnmatchedRoute, req.method, std::to_string(res.status)});
+  LogInfo("request", api::DumpJson({{"request_id", request_id},
+                                    {"method", req.method},
+                                    {"route", kUnmatchedRoute},
+                                    {"status", res.status}}));
+}
+
+void ApiServer::Dispatch(const httplib::Request& req, httplib::Response& res) {
+  const int64_t start_us = MonotonicMicros();
+  const std::string header_id = req.get_header_value("X-Request-ID");
+  api::RequestContext ctx{req, SaneRequestId(header_id) ? header_id : NewUuid(), {}, {}, {}};
+  std::string route_label = kUnmatchedRoute;
+  bool v2 = false;
+
+  // Renders a Status failure through the one mapping in http_status.cc.
+  auto fail = [&](const Status& s) {
+    api::HttpError e = api::ToHttpError(s, ctx.request_id);
+    if (v2) e.body["detail"] = e.body["error"]["message"];  // FastAPI clients read "detail"
+    res.status = e.http_status;
+    res.set_content(api::DumpJson(e.body), "application/json");
+    if (e.http_status == 401) res.set_header("WWW-Authenticate", "Bearer");
+  };
+
+  try {
+    const std::string origin = req.get_header_value("Origin");
+    const bool cors_ok = OriginAllowed(options_.cors_origins, origin);
+    if (cors_ok) {
+      res.set_header("Access-Control-Allow-Origin", origin);
+      res.set_header("Vary", "Origin");
+      res.set_header("Access-Control-Expose-Headers", "X-Request-ID");
+    }
+
+    api::Router::Match match;
+    const auto outcome = router_->Find(req.method, req.path, &match);
+    if (outcome != api::Router::Outcome::kNotFound) {
+      // The pattern, never the raw path: bounded label cardinality.
+      route_label = match.pattern;
+      v2 = req.path.rfind("/api/v2/", 0) == 0;
+    }
+
+    if (req.method == "OPTIONS") {
+      if (outcome == api::Router::Outcome::kNotFound) {
+        fail(Status::NotFound("no route for " + req.path));
+      } else if (!req.get_header_value("Access-Control-Request-Method").empty() && !cors_ok) {
+        fail(Status::PermissionDenied("origin not allowed"));
+      } else {
+        res.status = 204;
+        res.set_header("Allow", JoinMethods(match.allowed_methods));
+        if (cors_ok) {
+          res.set_header("Access-Control-Allow-Methods", JoinMethods(match.allowed_methods));
+          res.set_header("Access-Control-Allow-Headers",
+                         "Authorization, X-API-Key, Content-Type, X-Request-ID");
+          res.set_header("Access-Control-Max-Age", "600");
+        }
+      }
+    } else if (outcome == api::Router::Outcome::kNotFound) {
+      fail(Status::NotFound("no route for " + req.method + " " + req.path));
+    } else if (outcome == api::Router::Outcome::kMethodNotAllowed) {
+      res.status = 405;
+      res.set_header("Allow", JoinMethods(match.allowed_methods));
+      res.set_content(
+          api::DumpJson(RawError("method_not_allowed",
+                                 req.method + " is not allowed on " + req.path, ctx.request_id)),
+          "application/json");
+    } else if (static_cast<int64_t>(req.body.size()) > options_.max_body_bytes) {
+      fail(Status::PayloadTooLarge("request body larger than " +
+                                   std::to_string(options_.max_body_bytes) + " bytes"));
+    } else {
+      const api::Route& route = *match.route;
+      ctx.path_params = std::move(match.params);
+      Status auth;
+      const bool needs_auth = route.scope.has_value() &&
+                              !(route.pattern == "/metrics" && !options_.metrics_require_auth);
+      if (needs_auth) {
+        const std::string secret = api::PresentedSecret(req.get_header_value("Authorization"),
+                                                        req.get_header_value("X-API-Key"));
+        if (secret.empty()) {
+          auth = Status::Unauthenticated(
+              "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'");
+        } else {
+          std::string key_id;
+          auto key = kb_->Authenticate(secret, &key_id);
+          if (!key.ok()) {
+            // Storage failures stay 500s; only credential problems are 401.
+            auth = key.status().code() == Code::kUnauthenticated
+                       ? key.status()
+                       : Status::Internal(key.status().ToString());
+            if (!key_id.empty()) ctx.actor.id = key_id;
+          } else {
+            ctx.key = std::move(key).value();
+            ctx.actor.id = ctx.key->id;
+            ctx.actor.name = ctx.key->name;
+            auth = api::CheckScope(*ctx.key, *route.scope);
+            if (auth.ok() && route.unrestricted_only && ctx.KeyRestricted()) {
+              auth = Status::PermissionDenied(
+                  "this key is limited to projects; the route needs "
+                  "a key for all projects");
+            }
+            if (auth.ok() && !route.project_param.empty() && ctx.KeyRestricted()) {
+              auto project = kb_->GetProject(ctx.Param(route.project_param));
+              // Unknown projects are refused too: a limited key must not probe names.
+              if (!project.ok() || !ctx.KeyAllowsProject(project->id)) {
+                auth = Status::PermissionDenied("this key is not allowed on project '" +
+                                                ctx.Param(route.project_param) + "'");
+              }
+            }
+          }
+        }
+      }
+      if (!auth.ok()) {
+        fail(auth);
+        LogInfo("access refused", api::DumpJson({{"request_id", ctx.request_id},
+                                                 {"key_id", ctx.actor.id},
+                                                 {"route", route.pattern},
+                                                 {"reason", auth.message()}}));
+      } else {
+        Result<api::Reply> reply = route.handler(ctx);
+        if (!reply.ok()) {
+          fail(reply.status());
+        } else {
+          api::Reply& r = reply.value();
+          res.status = r.status;
+          for (auto& [k, v] : r.headers) res.set_header(k, v);
+          if (r.status == 204) {
+            // No body on 204.
+          } else if (r.text) {
+            res.set_content(*r.text, r.content_type);
+          } else {
+            res.set_content(api::DumpJson(r.body), "application/json");
+          }
+        }
+      }
+    }
+  } catch (const std::exception& e) {
+    fail(Status::Internal(std::string("exception: ") + e.what()));
+  } catch (...) {
+    fail(Status::Internal("unknown exception"));
+  }
+
+  SetCommonHeaders(res, ctx.request_id);
+  const int64_t dur_us = MonotonicMicros() - start_us;
+  const std::string method = req.method == "HEAD" ? "GET" : req.method;
+  metrics_->Add("kb_http_requests_total", {route_label, method, std::to_string(res.status)});
+  metrics_->Observe("kb_http_request_duration_seconds", {route_label},
+                    static_cast<double>(dur_us) / 1e6);
+  json fields = {{"request_id", ctx.request_id},
+                 {"method", req.method},
+                 {"route", route_label},
+                 {"status", res.status},
+                 {"duration_ms", static_cast<double>(dur_us) / 1000.0}};
+  if (ctx.key)
+    fields["key_id"] = ctx.key->id;
+  else if (ctx.actor.id != "system")
+    fields["key_id"] = ctx.actor.id;
+  LogInfo("request", api::DumpJson(fields));
+}
+
+}  // namespace kb

@@ -1,0 +1,98 @@
+// ApiServer: the HTTP front of a KnowledgeBase (cpp-httplib), serving the v1 REST API, the
+// Python-compatible v2 API, /health, /ready and /metrics. Routes: docs/API.md.
+//
+// Every request passes one middleware (server.cc, Dispatch): request id (X-Request-ID echoed if
+// sane, else generated), route lookup (404/405), CORS, authentication and scope/project checks,
+// the handler, Status -> HTTP mapping (http_status.cc), security headers, metrics and one JSON
+// access-log line. No exception leaves a handler: escaped ones become 500 with a request id.
+//
+// Lifecycle: Start() binds (IOError if the address is taken) and serves on a background
+// thread; Stop() stops accepting, finishes in-flight requests and joins; Wait() blocks until
+// the server has stopped (e.g. after Stop() from a signal-handling thread). The KnowledgeBase
+// must outlive the server.
+//
+// Thread-safety: Start/Stop/Wait/port may be called from any thread; requests are served by a
+// pool of ServerOptions::threads workers.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+#include "kb/knowledge_base.h"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace kb::api {
+class MetricsRegistry;
+class Router;
+struct ApiContext;
+}  // namespace kb::api
+
+namespace kb {
+
+inline constexpr int64_t kDefaultMaxBodyBytes = 64LL * 1024 * 1024;
+inline constexpr int kDefaultServerThreads = 8;
+// Requests served on one keep-alive connection before it is closed (httplib's default is 5,
+// far too few for clients that reuse connections).
+inline constexpr size_t kKeepAliveMaxRequests = 1000;
+inline constexpr int kKeepAliveTimeoutSeconds = 5;
+inline constexpr int kReadTimeoutSeconds = 30;
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;  // 0 = an ephemeral port; see ApiServer::port()
+  int64_t max_body_bytes = kDefaultMaxBodyBytes;
+  std::vector<std::string> cors_origins;  // exact origins, or "*"
+  bool metrics_require_auth = false;
+  int threads = kDefaultServerThreads;
+};
+
+class ApiServer {
+ public:
+  // Binds host:port and starts serving in the background. IOError naming the address if it
+  // cannot bind (in use, bad host); InvalidArgument for nonsensical options.
+  static Result<std::unique_ptr<ApiServer>> Start(KnowledgeBase* kb, const ServerOptions& options);
+  ~ApiServer();
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  // The bound port (the real one when options.port was 0).
+  int port() const { return port_; }
+  // Stops accepting connections and joins the serving thread. Idempotent.
+  void Stop();
+  // Blocks until the server stops.
+  void Wait();
+
+  api::MetricsRegistry& metrics() { return *metrics_; }
+
+ private:
+  ApiServer(KnowledgeBase* kb, const ServerOptions& options);
+  void RegisterMetrics();
+  void RefreshMetrics();
+  // The middleware every request passes (see the file comment).
+  void Dispatch(const httplib::Request& req, httplib::Response& res);
+  // Renders errors httplib produced before routing (413, 400, 414) as JSON.
+  void RenderTransportError(const httplib::Request& req, httplib::Response& res);
+
+  KnowledgeBase* kb_;
+  ServerOptions options_;
+  int port_ = 0;
+  std::unique_ptr<api::MetricsRegistry> metrics_;
+  std::unique_ptr<api::ApiContext> ctx_;
+  std::unique_ptr<api::Router> router_;
+  std::unique_ptr<httplib::Server> http_;
+  std::thread thread_;
+  std::mutex stop_mu_;
+  bool stopped_ = false;
+};
+
+}  // namespace kb
