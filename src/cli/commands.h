@@ -1,0 +1,71 @@
+// The `knowledgebeast` command line: one function that runs it (RunCli, used by main.cc) and
+// the registration functions each subcommand file provides.
+//
+// Each subcommand registers its options on a CLI11 App and a `run` function. RunCli parses,
+// then calls the one leaf command that was selected. Commands stay thin: load the configuration,
+// open a backend (direct or remote), make one service call, print text or --json.
+//
+// Thread-safety: RunCli is called once per process.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli/backend.h"
+#include "cli/config.h"
+
+namespace kb::cli {
+
+// Runs the program; returns the process exit code (see output.h). Never throws.
+int RunCli(int argc, char** argv);
+
+// Options most commands share. Storage must outlive parsing, so each command owns one.
+struct CommonOptions {
+  FlagValues flags;
+  bool json = false;
+};
+
+// Loads the configuration for a command; on error prints it and sets *exit_code to 2.
+// Also initialises logging: text to stderr at warn level unless configured otherwise
+// (`server_defaults` selects the server's defaults: JSON at info level).
+std::optional<Config> LoadCommandConfig(const CommonOptions& common, bool server_defaults,
+                                        int* exit_code);
+
+// Loads the configuration and opens the backend it selects (remote if a URL is configured);
+// on failure prints why, sets *exit_code and returns null.
+std::unique_ptr<Backend> ConnectForCommand(const CommonOptions& common, int* exit_code);
+
+// Adds --config, --data-dir, --log-level, --log-format to `app`.
+void AddConfigOptions(CLI::App* app, CommonOptions* common);
+// Adds --url and --api-key (remote mode).
+void AddRemoteOptions(CLI::App* app, CommonOptions* common);
+// Adds --json.
+void AddJsonFlag(CLI::App* app, CommonOptions* common);
+// Binds an option whose absence must be distinguishable from an empty value.
+CLI::Option* AddOptionalString(CLI::App* app, const std::string& name,
+                               std::optional<std::string>* target, const std::string& help);
+
+// The text appended to --help of commands that can write directly to a data directory.
+extern const char kDirectModeNote[];
+
+struct CommandRegistry {
+  struct Entry {
+    CLI::App* app;
+    std::function<int()> run;
+  };
+  std::vector<Entry> entries;
+  void Add(CLI::App* app, std::function<int()> run) { entries.push_back({app, std::move(run)}); }
+};
+
+void RegisterServeCommand(CLI::App* root, CommandRegistry* registry);
+void RegisterInitCommand(CLI::App* root, CommandRegistry* registry);
+void RegisterIngestCommand(CLI::App* root, CommandRegistry* registry);
+void RegisterQueryCommand(CLI::App* root, CommandRegistry* registry);
+void RegisterProjectsCommand(CLI::App* root, CommandRegistry* registry);
+void RegisterStatsCommand(CLI::App* root, CommandRegistry* registry);
+void RegisterKeysCommand(CLI::App* root, CommandRegistry* registry);
+
+}  // namespace kb::cli

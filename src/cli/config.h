@@ -1,0 +1,101 @@
+// Configuration of the `knowledgebeast` program: one struct, filled from four layers so that a
+// deployment can keep a file under version control, override it per environment with `KB_*`
+// variables, and override both on a command line.
+//
+// Precedence, lowest to highest: built-in defaults < config file (`--config FILE` or
+// `KB_CONFIG`) < `KB_*` environment variables < command-line flags. Every setting, its file key,
+// variable, flag and default is documented in docs/CONFIG.md; the table in config.cc is the one
+// place that maps names to fields.
+//
+// Validation is strict because a typo in a config file silently ignored is a production outage
+// waiting to happen: unknown file keys, wrong JSON types and malformed values are all errors that
+// name the setting and where it came from. The CLI turns them into exit code 2.
+//
+// Thread-safety: plain values and pure functions.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace kb::cli {
+
+inline constexpr char kDefaultDataDir[] = "./data";
+inline constexpr char kDefaultHost[] = "127.0.0.1";
+inline constexpr int kDefaultPort = 8080;
+inline constexpr char kDefaultLogLevel[] = "info";
+inline constexpr char kDefaultLogFormat[] = "json";
+
+struct Config {
+  // Where the catalog and project databases live (server and direct-mode commands).
+  std::string data_dir = kDefaultDataDir;
+  // Server listen address.
+  std::string host = kDefaultHost;
+  int port = kDefaultPort;  // 0 = any free port (the URL printed at start names it)
+  // First start only: the admin key's secret instead of a random one.
+  std::string admin_token;
+  // "debug" | "info" | "warn" | "error". Empty = not configured (each command picks its own).
+  std::string log_level;
+  // "json" (one object per line) or "text". Empty = not configured (serve: json, others: text).
+  std::string log_format;
+  // Unset = the API layer's default (see docs/CONFIG.md).
+  std::optional<int64_t> max_body_bytes;
+  std::optional<int64_t> max_document_bytes;
+  std::vector<std::string> cors_origins;
+  // Root directory for the v2 API's `file_path` ingestion; empty disables it.
+  std::string ingest_root;
+  bool metrics_require_auth = false;
+  std::optional<int> threads;  // HTTP worker threads; unset = the API layer's default
+  // Client commands: a running server's base URL (switches them to remote mode) and its key.
+  std::string url;
+  std::string api_key;
+  // The file the config was read from, if any (for messages).
+  std::string config_file;
+};
+
+// Reads an environment variable; nullopt if unset. Injected so tests need not mutate environ.
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+EnvLookup ProcessEnvironment();
+
+// Values given on the command line, as text; unset = not given. Parsed with the same rules as
+// environment variables so that `--port x` and `KB_PORT=x` fail the same way.
+struct FlagValues {
+  std::string config_file;  // --config
+  std::optional<std::string> data_dir;
+  std::optional<std::string> host;
+  std::optional<std::string> port;
+  std::optional<std::string> admin_token;
+  std::optional<std::string> log_level;
+  std::optional<std::string> log_format;
+  std::optional<std::string> max_body_bytes;
+  std::optional<std::string> cors_origins;
+  std::optional<std::string> ingest_root;
+  std::optional<std::string> url;
+  std::optional<std::string> api_key;
+};
+
+// Builds the effective configuration from all four layers. InvalidArgument (naming the key,
+// variable or flag) for unknown file keys, wrong types or bad values; NotFound/IOError if the
+// named config file cannot be read.
+Result<Config> LoadConfig(const FlagValues& flags, const EnvLookup& env);
+
+// The individual layers, exposed for tests. Each overwrites only what its source sets.
+// `origin` names the source in error messages (e.g. the file name).
+Status ApplyConfigJson(std::string_view json_text, std::string_view origin, Config* config);
+Status ApplyEnvironment(const EnvLookup& env, Config* config);
+Status ApplyFlags(const FlagValues& flags, Config* config);
+
+// One row of the settings table, for `--help` texts and docs consistency checks.
+struct SettingInfo {
+  std::string_view key;   // config file key
+  std::string_view env;   // environment variable
+  std::string_view flag;  // command-line flag, empty if none
+};
+const std::vector<SettingInfo>& AllSettings();
+
+}  // namespace kb::cli

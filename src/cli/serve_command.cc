@@ -1,0 +1,162 @@
+// `serve` and `init`: the two commands that own a data directory's first start, which is when
+// the admin key is created and shown — once, since only its hash is stored.
+//
+// serve blocks SIGINT and SIGTERM before any thread starts and waits for them on a dedicated
+// thread, so a signal never interrupts a worker mid-write; it then stops the HTTP server and
+// closes the knowledge base, which saves the vector indexes (a restart loads them instead of
+// rebuilding).
+#include <signal.h>
+
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "api/server.h"
+#include "cli/commands.h"
+#include "cli/output.h"
+#include "common/logging.h"
+
+namespace kb::cli {
+namespace {
+
+void PrintAdminKeyOnce(const std::string& secret) {
+  std::cout << "\nAdmin API key (shown once; it will NOT be shown again - store it now):\n\n"
+            << "    " << secret << "\n\n"
+            << "Use it as 'Authorization: Bearer <key>' or with --api-key / KB_API_KEY.\n"
+            << std::endl;
+}
+
+ServerOptions MakeServerOptions(const Config& config) {
+  ServerOptions options;
+  options.host = config.host;
+  options.port = config.port;
+  if (config.max_body_bytes) options.max_body_bytes = *config.max_body_bytes;
+  options.cors_origins = config.cors_origins;
+  options.metrics_require_auth = config.metrics_require_auth;
+  if (config.threads) options.threads = *config.threads;
+  return options;
+}
+
+std::string HostForUrl(const std::string& host) {
+  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+int RunServe(const CommonOptions& common) {
+  int exit_code = kExitOk;
+  std::optional<Config> config = LoadCommandConfig(common, /*server_defaults=*/true, &exit_code);
+  if (!config) return exit_code;
+
+  // Before any thread exists, so that every thread inherits the mask and only the waiter below
+  // ever sees these signals.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  Result<std::unique_ptr<KnowledgeBase>> kb = KnowledgeBase::Open(MakeKbOptions(*config));
+  if (!kb.ok()) return ReportError(kb.status().WithContext("cannot open " + config->data_dir));
+  Result<std::optional<std::string>> admin = (*kb)->EnsureAdminKey(config->admin_token);
+  if (!admin.ok()) return ReportError(admin.status().WithContext("cannot create the admin key"));
+  // Shown before the server starts: if binding fails, the key (stored only as a hash) must not
+  // have been created unseen.
+  if (admin->has_value()) PrintAdminKeyOnce(**admin);
+
+  auto server = ApiServer::Start(kb->get(), MakeServerOptions(*config));
+  if (!server.ok()) {
+    (*kb)->Close();
+    return ReportError(server.status().WithContext("cannot start the server"));
+  }
+  std::string url = "http://" + HostForUrl(config->host) + ":" + std::to_string((*server)->port());
+  std::cout << "KnowledgeBeast " << KB_VERSION << " serving " << config->data_dir << " at " << url
+            << std::endl;
+  LogInfo(
+      "started",
+      nlohmann::json{{"version", KB_VERSION}, {"url", url}, {"data_dir", config->data_dir}}.dump());
+
+  std::thread waiter([&signals, srv = server->get()] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    LogInfo("shutting down",
+            nlohmann::json{{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}}.dump());
+    srv->Stop();
+  });
+  (*server)->Wait();
+  // Stopped by something other than a signal (e.g. a listener failure): release the waiter.
+  pthread_kill(waiter.native_handle(), SIGTERM);
+  waiter.join();
+  (*kb)->Close();
+  LogInfo("stopped");
+  return kExitOk;
+}
+
+int RunInit(const CommonOptions& common) {
+  int exit_code = kExitOk;
+  std::optional<Config> config = LoadCommandConfig(common, /*server_defaults=*/false, &exit_code);
+  if (!config) return exit_code;
+  Result<std::unique_ptr<KnowledgeBase>> kb = KnowledgeBase::Open(MakeKbOptions(*config));
+  if (!kb.ok()) return ReportError(kb.status().WithContext("cannot open " + config->data_dir));
+  Result<std::optional<std::string>> admin = (*kb)->EnsureAdminKey(config->admin_token);
+  (*kb)->Close();
+  if (!admin.ok()) return ReportError(admin.status().WithContext("cannot create the admin key"));
+
+  const bool created = admin->has_value();
+  if (common.json) {
+    nlohmann::json out = {{"data_dir", config->data_dir},
+                          {"admin_key", created ? nlohmann::json(**admin) : nlohmann::json()}};
+    PrintJson(out);
+  } else if (created) {
+    std::cout << "Initialised " << config->data_dir << std::endl;
+    PrintAdminKeyOnce(**admin);
+  } else if (!config->admin_token.empty()) {
+    std::cout << config->data_dir << " is ready; the admin key is the token you supplied "
+              << "(unless an admin key existed already)." << std::endl;
+  } else {
+    std::cout << config->data_dir
+              << " is ready; an admin key already exists (it is never shown again)." << std::endl;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void RegisterServeCommand(CLI::App* root, CommandRegistry* registry) {
+  auto common = std::make_shared<CommonOptions>();
+  CLI::App* cmd = root->add_subcommand("serve", "Start the HTTP server");
+  cmd->footer(
+      "Prints the URL it serves. On the first start of a data directory it also prints the "
+      "admin API key, once: only its hash is stored. SIGINT or SIGTERM stops it cleanly (in-flight "
+      "requests finish, vector indexes are saved). Logs are JSON lines on stderr unless "
+      "--log-format text. Settings: docs/CONFIG.md.");
+  AddConfigOptions(cmd, common.get());
+  AddOptionalString(cmd, "--host", &common->flags.host,
+                    "listen address (default 127.0.0.1; $KB_HOST)");
+  AddOptionalString(cmd, "--port", &common->flags.port,
+                    "listen port, 0 = any free port (default 8080; $KB_PORT)");
+  AddOptionalString(cmd, "--admin-token", &common->flags.admin_token,
+                    "first start only: use this secret for the admin key ($KB_ADMIN_TOKEN)");
+  AddOptionalString(cmd, "--max-body-bytes", &common->flags.max_body_bytes,
+                    "largest request body accepted ($KB_MAX_BODY_BYTES)");
+  AddOptionalString(cmd, "--cors-origins", &common->flags.cors_origins,
+                    "comma-separated allowed CORS origins ($KB_CORS_ORIGINS)");
+  AddOptionalString(cmd, "--ingest-root", &common->flags.ingest_root,
+                    "directory the v2 API's file_path ingestion may read ($KB_INGEST_ROOT)");
+  registry->Add(cmd, [common] { return RunServe(*common); });
+}
+
+void RegisterInitCommand(CLI::App* root, CommandRegistry* registry) {
+  auto common = std::make_shared<CommonOptions>();
+  CLI::App* cmd =
+      root->add_subcommand("init", "Create a data directory and print its admin API key");
+  cmd->footer(
+      "Opens the data directory, creating it if needed. If it has no admin key yet, one is "
+      "created and printed, once: only its hash is stored. Running init again prints no key.");
+  AddConfigOptions(cmd, common.get());
+  AddOptionalString(cmd, "--admin-token", &common->flags.admin_token,
+                    "use this secret for the admin key instead of a random one ($KB_ADMIN_TOKEN)");
+  AddJsonFlag(cmd, common.get());
+  registry->Add(cmd, [common] { return RunInit(*common); });
+}
+
+}  // namespace kb::cli

@@ -1,0 +1,185 @@
+// Configuration layering and validation: defaults < file < KB_* environment < flags, and every
+// malformed value is an error that names the setting.
+#include "cli/config.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "test_util.h"
+
+namespace kb::cli {
+namespace {
+
+using kb::testing::TempDir;
+using kb::testing::WriteTestFile;
+
+EnvLookup FakeEnv(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+TEST(ConfigTest, DefaultsWhenNothingIsSet) {
+  Result<Config> c = LoadConfig({}, FakeEnv({}));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->data_dir, "./data");
+  EXPECT_EQ(c->host, "127.0.0.1");
+  EXPECT_EQ(c->port, 8080);
+  EXPECT_FALSE(c->max_body_bytes.has_value());
+  EXPECT_FALSE(c->metrics_require_auth);
+  EXPECT_TRUE(c->url.empty());
+}
+
+TEST(ConfigTest, FileThenEnvironmentThenFlagsEachOverrideTheLayerBelow) {
+  TempDir dir;
+  WriteTestFile(dir.Sub("kb.json"),
+                R"({"data_dir": "/from/file", "host": "0.0.0.0", "port": 9000,
+                    "cors_origins": ["https://a.example"], "metrics_require_auth": true})");
+  FlagValues flags;
+  flags.config_file = dir.Sub("kb.json");
+  flags.port = "9002";
+  Result<Config> c = LoadConfig(flags, FakeEnv({{"KB_HOST", "10.0.0.1"}, {"KB_PORT", "9001"}}));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->data_dir, "/from/file");  // only the file sets it
+  EXPECT_EQ(c->host, "10.0.0.1");        // environment beats file
+  EXPECT_EQ(c->port, 9002);              // flag beats environment
+  EXPECT_EQ(c->cors_origins, std::vector<std::string>{"https://a.example"});
+  EXPECT_TRUE(c->metrics_require_auth);
+  EXPECT_EQ(c->config_file, dir.Sub("kb.json"));
+}
+
+TEST(ConfigTest, ConfigFileCanBeNamedByKbConfig) {
+  TempDir dir;
+  WriteTestFile(dir.Sub("kb.json"), R"({"data_dir": "/via/env"})");
+  Result<Config> c = LoadConfig({}, FakeEnv({{"KB_CONFIG", dir.Sub("kb.json")}}));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->data_dir, "/via/env");
+}
+
+TEST(ConfigTest, UnknownFileKeyIsAnErrorNamingTheKey) {
+  Config c;
+  Status s = ApplyConfigJson(R"({"prot": 8080})", "kb.json", &c);
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("unknown key 'prot'"), std::string::npos) << s.message();
+}
+
+TEST(ConfigTest, WrongJsonTypeIsAnErrorNamingTheKey) {
+  Config c;
+  Status s = ApplyConfigJson(R"({"port": "8080"})", "kb.json", &c);
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("'port'"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("wrong type"), std::string::npos) << s.message();
+
+  s = ApplyConfigJson(R"({"cors_origins": "https://a.example"})", "kb.json", &c);
+  EXPECT_NE(s.message().find("'cors_origins'"), std::string::npos) << s.message();
+  s = ApplyConfigJson(R"({"metrics_require_auth": 1})", "kb.json", &c);
+  EXPECT_NE(s.message().find("'metrics_require_auth'"), std::string::npos) << s.message();
+}
+
+TEST(ConfigTest, MalformedFileIsAnError) {
+  Config c;
+  EXPECT_EQ(ApplyConfigJson("{", "kb.json", &c).code(), Code::kInvalidArgument);
+  EXPECT_EQ(ApplyConfigJson("[1]", "kb.json", &c).code(), Code::kInvalidArgument);
+}
+
+TEST(ConfigTest, MissingConfigFileIsAnError) {
+  FlagValues flags;
+  flags.config_file = "/nonexistent/kb.json";
+  Result<Config> c = LoadConfig(flags, FakeEnv({}));
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("/nonexistent/kb.json"), std::string::npos);
+}
+
+TEST(ConfigTest, PortMustBeAnIntegerFrom0To65535) {
+  for (const char* bad : {"abc", "-1", "65536", "80x", ""}) {
+    Result<Config> c = LoadConfig({}, FakeEnv({{"KB_PORT", bad}}));
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_NE(c.status().message().find("KB_PORT"), std::string::npos) << c.status().message();
+  }
+  FlagValues flags;
+  flags.port = "99999";
+  Result<Config> c = LoadConfig(flags, FakeEnv({}));
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("--port"), std::string::npos) << c.status().message();
+  for (const char* good : {"0", "65535", " 8081 "}) {
+    EXPECT_TRUE(LoadConfig({}, FakeEnv({{"KB_PORT", good}})).ok()) << good;
+  }
+  Config cfg;
+  EXPECT_FALSE(ApplyConfigJson(R"({"port": 70000})", "f", &cfg).ok());
+  EXPECT_FALSE(ApplyConfigJson(R"({"port": -5})", "f", &cfg).ok());
+}
+
+TEST(ConfigTest, SizesMustBePositive) {
+  EXPECT_FALSE(LoadConfig({}, FakeEnv({{"KB_MAX_BODY_BYTES", "-1"}})).ok());
+  EXPECT_FALSE(LoadConfig({}, FakeEnv({{"KB_MAX_BODY_BYTES", "0"}})).ok());
+  Config cfg;
+  EXPECT_FALSE(ApplyConfigJson(R"({"max_body_bytes": -10})", "f", &cfg).ok());
+  Result<Config> c = LoadConfig({}, FakeEnv({{"KB_MAX_BODY_BYTES", "1048576"}}));
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->max_body_bytes, 1048576);
+}
+
+TEST(ConfigTest, CorsOriginsFromEnvironmentAreCommaSeparated) {
+  Result<Config> c =
+      LoadConfig({}, FakeEnv({{"KB_CORS_ORIGINS", "https://a.example, https://b.example,"}}));
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->cors_origins, (std::vector<std::string>{"https://a.example", "https://b.example"}));
+}
+
+TEST(ConfigTest, BooleansAcceptCommonSpellingsAndRejectOthers) {
+  Result<Config> c = LoadConfig({}, FakeEnv({{"KB_METRICS_REQUIRE_AUTH", "yes"}}));
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->metrics_require_auth);
+  c = LoadConfig({}, FakeEnv({{"KB_METRICS_REQUIRE_AUTH", "0"}}));
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE(c->metrics_require_auth);
+  EXPECT_FALSE(LoadConfig({}, FakeEnv({{"KB_METRICS_REQUIRE_AUTH", "maybe"}})).ok());
+}
+
+TEST(ConfigTest, LogSettingsAreValidated) {
+  EXPECT_FALSE(LoadConfig({}, FakeEnv({{"KB_LOG_LEVEL", "loud"}})).ok());
+  EXPECT_FALSE(LoadConfig({}, FakeEnv({{"KB_LOG_FORMAT", "xml"}})).ok());
+  Result<Config> c =
+      LoadConfig({}, FakeEnv({{"KB_LOG_LEVEL", "DEBUG"}, {"KB_LOG_FORMAT", "text"}}));
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->log_level, "debug");
+  EXPECT_EQ(c->log_format, "text");
+}
+
+TEST(ConfigTest, ClientSettingsComeFromEnvironment) {
+  Result<Config> c = LoadConfig({}, FakeEnv({{"KB_URL", "http://127.0.0.1:9"},
+                                             {"KB_API_KEY", "kb_secret"},
+                                             {"KB_DATA_DIR", "/srv/kb"},
+                                             {"KB_ADMIN_TOKEN", "tok"},
+                                             {"KB_INGEST_ROOT", "/srv/in"}}));
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->url, "http://127.0.0.1:9");
+  EXPECT_EQ(c->api_key, "kb_secret");
+  EXPECT_EQ(c->data_dir, "/srv/kb");
+  EXPECT_EQ(c->admin_token, "tok");
+  EXPECT_EQ(c->ingest_root, "/srv/in");
+}
+
+TEST(ConfigTest, ServerUrlMustBeAnHttpBaseUrl) {
+  for (const char* bad : {"localhost:8080", "ftp://host", "http://", "http://host/api/v1"}) {
+    Result<Config> c = LoadConfig({}, FakeEnv({{"KB_URL", bad}}));
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_NE(c.status().message().find("KB_URL"), std::string::npos) << c.status().message();
+  }
+  Result<Config> c = LoadConfig({}, FakeEnv({{"KB_URL", "https://kb.example:8443/"}}));
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->url, "https://kb.example:8443");
+}
+
+TEST(ConfigTest, EveryFileKeyHasAnEnvironmentVariable) {
+  for (const SettingInfo& s : AllSettings()) {
+    EXPECT_FALSE(s.key.empty());
+    EXPECT_EQ(s.env.substr(0, 3), "KB_") << s.key;
+  }
+}
+
+}  // namespace
+}  // namespace kb::cli
