@@ -108,6 +108,46 @@ CREATE TABLE journal (
   checksum TEXT NOT NULL
 ) STRICT;
 )sql"},
+    // 2: the keyword index holds live chunks only, so keyword search needs no join against
+    // documents to skip soft-deleted ones (the join cost more than the ranking on large
+    // projects). Its external content is the view of live chunks; triggers keep it in step on
+    // chunk insert/delete and on a document's soft delete / undelete.
+    {2, R"sql(
+DROP TRIGGER chunks_ai;
+DROP TRIGGER chunks_ad;
+DROP TRIGGER chunks_au;
+DROP TABLE chunks_fts;
+CREATE VIEW live_chunks AS
+  SELECT c.id AS id, c.text AS text FROM chunks c JOIN documents d ON d.id = c.document_id
+  WHERE d.deleted_at IS NULL;
+CREATE VIRTUAL TABLE chunks_fts USING fts5(
+  text, content='live_chunks', content_rowid='id',
+  tokenize='porter unicode61 remove_diacritics 2');
+INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild');
+CREATE VIRTUAL TABLE chunks_vocab USING fts5vocab(chunks_fts, 'row');
+CREATE TRIGGER chunks_ai AFTER INSERT ON chunks
+  WHEN (SELECT deleted_at FROM documents WHERE id = new.document_id) IS NULL BEGIN
+  INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER chunks_ad AFTER DELETE ON chunks
+  WHEN (SELECT deleted_at FROM documents WHERE id = old.document_id) IS NULL BEGIN
+  INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+CREATE TRIGGER chunks_au AFTER UPDATE OF text ON chunks
+  WHEN (SELECT deleted_at FROM documents WHERE id = new.document_id) IS NULL BEGIN
+  INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+  INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER documents_soft_delete AFTER UPDATE OF deleted_at ON documents
+  WHEN old.deleted_at IS NULL AND new.deleted_at IS NOT NULL BEGIN
+  INSERT INTO chunks_fts(chunks_fts, rowid, text)
+    SELECT 'delete', id, text FROM chunks WHERE document_id = new.id;
+END;
+CREATE TRIGGER documents_undelete AFTER UPDATE OF deleted_at ON documents
+  WHEN old.deleted_at IS NOT NULL AND new.deleted_at IS NULL BEGIN
+  INSERT INTO chunks_fts(rowid, text) SELECT id, text FROM chunks WHERE document_id = new.id;
+END;
+)sql"}
 };
 
 // Identity and version as read from the file header, refusing what we must not touch.

@@ -19,6 +19,7 @@
 #include "common/text_util.h"
 #include "store/content_checksum.h"
 #include "store/journal_codec.h"
+#include "store/keyword_query.h"
 #include "store/migrations.h"
 #include "store/sqlite.h"
 
@@ -32,7 +33,6 @@ using store::DocumentDigestBuilder;
 // on a 2-core node, few enough that hundreds of open projects stay cheap in file handles.
 constexpr int kReaderPoolSize = 3;
 // A keyword query longer than this is cut: BM25 over more OR-ed terms adds cost, not precision.
-constexpr size_t kMaxQueryTokens = 64;
 
 constexpr std::string_view kDocColumns =
     "id, title, source, content_type, content_hash, metadata, chunk_count, bytes, created_at, "
@@ -254,33 +254,6 @@ Result<std::string> CanonicalMetadata(const std::string& text) {
 
 // Free text -> an FTS5 query in which every token is a quoted string, OR-ed together, so that
 // nothing the user typed (quotes, *, NEAR(, OR, column filters) is read as FTS5 syntax.
-std::string ToFtsQuery(const std::string& text) {
-  std::string clean = SanitizeUtf8(text);
-  std::vector<std::string> tokens;
-  std::string cur;
-  auto flush = [&] {
-    if (!cur.empty() && tokens.size() < kMaxQueryTokens) tokens.push_back(cur);
-    cur.clear();
-  };
-  for (char ch : clean) {
-    auto u = static_cast<unsigned char>(ch);
-    if (u >= 0x80 || std::isalnum(u)) {
-      cur.push_back(ch);
-    } else {
-      flush();
-    }
-  }
-  flush();
-  std::string q;
-  for (const std::string& t : tokens) {
-    if (!q.empty()) q += " OR ";
-    q += '"';
-    q += t;  // holds no '"': quotes are separators above
-    q += '"';
-  }
-  return q;
-}
-
 // A pool of read-only connections; Lease returns the connection on destruction.
 class ReaderPool {
  public:
@@ -660,15 +633,16 @@ Result<std::vector<ChunkRecord>> SqliteProjectStore::GetDocumentChunks(
 
 Result<std::vector<KeywordHit>> SqliteProjectStore::KeywordSearch(const std::string& query,
                                                                   size_t limit) {
-  std::string fts = ToFtsQuery(query);
-  if (fts.empty() || limit == 0) return std::vector<KeywordHit>();
+  if (limit == 0) return std::vector<KeywordHit>();
   auto reader = readers_.Acquire();
+  KB_ASSIGN_OR_RETURN(store::KeywordPlan plan, store::PlanKeywordQuery(reader.get(), query));
+  if (plan.match.empty()) return std::vector<KeywordHit>();
+  const std::string& fts = plan.match;
   KB_ASSIGN_OR_RETURN(auto st,
-                      reader->Prepare("SELECT c.id, bm25(chunks_fts) AS rank FROM chunks_fts "
-                                      "JOIN chunks c ON c.id = chunks_fts.rowid "
-                                      "JOIN documents d ON d.id = c.document_id "
-                                      "WHERE chunks_fts MATCH ?1 AND d.deleted_at IS NULL "
-                                      "ORDER BY rank, c.id LIMIT ?2"));
+                      // The index holds live chunks only (migration 2): no join needed, and
+                      // ORDER BY rank lets FTS5 keep just the best `limit` rows.
+                      reader->Prepare("SELECT rowid, rank FROM chunks_fts "
+                                      "WHERE chunks_fts MATCH ?1 ORDER BY rank LIMIT ?2"));
   st.Bind(1, fts).Bind(2, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
   std::vector<KeywordHit> hits;
   while (true) {
@@ -873,7 +847,8 @@ Status SqliteProjectStore::IntegrityCheck() {
   }
   if (report != "ok") return Status::Corruption(path_ + ": integrity_check: " + report);
   // The FTS index is derived from chunks; check that it still matches them.
-  Status fts = db->Exec("INSERT INTO chunks_fts(chunks_fts) VALUES ('integrity-check')");
+  // rank = 1 also compares the index with its content, the view of live chunks.
+  Status fts = db->Exec("INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('integrity-check', 1)");
   if (!fts.ok()) return Status::Corruption(path_ + ": FTS index: " + fts.message());
   KB_ASSIGN_OR_RETURN(int64_t bad,
                       db->QueryInt("SELECT count(*) FROM documents d WHERE d.chunk_count != "

@@ -42,7 +42,7 @@ TEST(MigrationTest, NewerProjectSchemaIsRefused) {
   { ASSERT_TRUE(ProjectStore::Open(dir.Sub("kb.db"), "p1", 4, &clock).ok()); }
   {
     auto db = std::move(sql::Database::Open(dir.Sub("kb.db")).value());
-    ASSERT_TRUE(db->Exec("PRAGMA user_version=2").ok());
+    ASSERT_TRUE(db->Exec("PRAGMA user_version=" + std::to_string(store::ProjectSchema().latest_version() + 1)).ok());
   }
   auto store = ProjectStore::Open(dir.Sub("kb.db"), "p1", 4, &clock);
   ASSERT_FALSE(store.ok());

@@ -391,6 +391,39 @@ TEST_F(ProjectStoreTest, IntegrityCheckPassesOnAHealthyStore) {
   EXPECT_TRUE(store_->IntegrityCheck().ok());
 }
 
+TEST_F(ProjectStoreTest, KeywordIndexHoldsExactlyTheLiveChunksThroughEveryChange) {
+  auto a = Put(TestDoc("a.md"), {"narwhal tusk", "ice floe"});
+  auto b = Put(TestDoc("b.md", "hb"), {"narwhal pod"});
+  ASSERT_TRUE(store_->DeleteDocument(a.document.id, "k").ok());
+  EXPECT_TRUE(store_->IntegrityCheck().ok());
+  EXPECT_EQ(Search("narwhal"), b.chunk_ids);
+  // Replacing a soft-deleted document by id revives it with new chunks only.
+  DocumentRecord revived = TestDoc("a.md", "h2");
+  revived.id = a.document.id;
+  auto r = Put(revived, {"narwhal again"});
+  EXPECT_TRUE(store_->IntegrityCheck().ok());
+  EXPECT_EQ(Search("tusk").size(), 0u);
+  EXPECT_EQ(Search("again"), r.chunk_ids);
+  ASSERT_TRUE(store_->DeleteDocument(b.document.id, "k").ok());
+  ASSERT_TRUE(store_->PurgeDocument(b.document.id, "k").ok());
+  ASSERT_TRUE(store_->DeleteDocument(a.document.id, "k").ok());
+  ASSERT_TRUE(store_->UndeleteDocument(a.document.id, "k").ok());
+  EXPECT_TRUE(store_->IntegrityCheck().ok());
+  EXPECT_EQ(Search("narwhal"), r.chunk_ids);
+}
+
+TEST_F(ProjectStoreTest, KeywordIndexThatDisagreesWithChunksIsCorruption) {
+  auto a = Put(TestDoc("a.md"), {"okapi stripes"});
+  {
+    auto db = std::move(sql::Database::Open(dir_.Sub("p/kb.db")).value());
+    // Drop the live chunk from the keyword index behind the store's back.
+    ASSERT_TRUE(db->Exec("INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', " +
+                         std::to_string(a.chunk_ids[0]) + ", 'okapi stripes')")
+                    .ok());
+  }
+  EXPECT_EQ(store_->IntegrityCheck().code(), Code::kCorruption);
+}
+
 TEST_F(ProjectStoreTest, OverwrittenBytesAreReportedAsCorruptionNotACrash) {
   for (int i = 0; i < 60; ++i) {
     Put(TestDoc("doc" + std::to_string(i)),
