@@ -25,7 +25,9 @@
 #include <fstream>
 #include <mutex>
 #include <shared_mutex>
+#include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "common/crypto_util.h"
 #include "common/file_util.h"
@@ -55,6 +57,9 @@ constexpr int kMaxDimension = 65536;
 
 // Capacity of a new graph; it doubles as vectors arrive (hnswlib's resizeIndex).
 constexpr size_t kInitialCapacity = 1024;
+// Batches at least this large are inserted into the graph by several threads.
+constexpr size_t kParallelInsertMin = 8;
+constexpr size_t kMaxInsertThreads = 4;
 // A filtered HNSW search widens its candidate list by this factor per round...
 constexpr size_t kFilterWidenFactor = 4;
 // ...until the list would cover more than 1/kFilterExactFraction of the index; past that the
@@ -242,6 +247,8 @@ class HnswVectorIndex final : public VectorIndex {
 
   Status Save(const std::string& dir, int64_t lsn) override;
   Status Upsert(int64_t label, std::span<const float> vector) override;
+  Status UpsertBatch(const std::vector<int64_t>& labels,
+                     const std::vector<std::vector<float>>& vectors) override;
   void Remove(int64_t label) override;
   bool Contains(int64_t label) const override {
     std::shared_lock lock(mu_);
@@ -286,6 +293,10 @@ class HnswVectorIndex final : public VectorIndex {
   std::vector<VectorHit> GraphLocked(const float* query, size_t k,
                                      const std::function<bool(int64_t)>& accept) const;
   void PutRowLocked(int64_t label, const float* vec);
+  Status Prepare(int64_t label, std::span<const float> vector, std::vector<float>* unit,
+                 const float** data) const;
+  Status ReserveLocked(size_t additional);
+  Status AddToGraphLocked(int64_t label, const float* data);
   void EraseRowLocked(int64_t label);
 
   const VectorIndexOptions options_;
@@ -329,7 +340,9 @@ void HnswVectorIndex::EraseRowLocked(int64_t label) {
   row_of_.erase(it);
 }
 
-Status HnswVectorIndex::Upsert(int64_t label, std::span<const float> vector) {
+// Checks a vector and returns its unit-length form (a copy only when it needed scaling).
+Status HnswVectorIndex::Prepare(int64_t label, std::span<const float> vector,
+                                std::vector<float>* unit, const float** data) const {
   if (label < 0) return Status::InvalidArgument("vector label must be >= 0");
   if (vector.size() != dim_) {
     return Status::InvalidArgument("vector has dimension " + std::to_string(vector.size()) +
@@ -343,30 +356,104 @@ Status HnswVectorIndex::Upsert(int64_t label, std::span<const float> vector) {
   if (norm2 == 0) return Status::InvalidArgument("vector is all zeros");
   // Scores are 1 - inner product, which is cosine only for unit vectors: normalise a copy
   // rather than silently returning wrong scores for a caller's raw vectors.
-  std::vector<float> unit;
-  const float* data = vector.data();
+  *data = vector.data();
   double norm = std::sqrt(norm2);
   if (std::fabs(norm - 1.0) > kNormTolerance) {
-    unit.assign(vector.begin(), vector.end());
-    for (float& x : unit) x = static_cast<float>(x / norm);
-    data = unit.data();
+    unit->assign(vector.begin(), vector.end());
+    for (float& x : *unit) x = static_cast<float>(x / norm);
+    *data = unit->data();
   }
+  return Status::OK();
+}
 
-  std::unique_lock lock(mu_);
+// Makes room in the graph for `additional` new labels (hnswlib cannot grow during addPoint).
+Status HnswVectorIndex::ReserveLocked(size_t additional) {
   try {
-    bool in_graph = graph_->label_lookup_.count(static_cast<hnswlib::labeltype>(label)) != 0;
-    if (!in_graph && graph_->cur_element_count >= graph_->max_elements_) {
-      graph_->resizeIndex(std::max<size_t>(kInitialCapacity, graph_->max_elements_ * 2));
+    size_t needed = graph_->cur_element_count + additional;
+    if (needed > graph_->max_elements_) {
+      size_t capacity = std::max<size_t>(kInitialCapacity, graph_->max_elements_);
+      while (capacity < needed) capacity *= 2;
+      graph_->resizeIndex(capacity);
     }
-    // An existing label (live or marked deleted) is updated in place: hnswlib 0.6.2 unmarks
-    // it and repairs its neighbourhood (updatePoint).
+  } catch (const std::bad_alloc&) {
+    return Status::ResourceExhausted("out of memory growing the vector index");
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("hnswlib resizeIndex: ") + e.what());
+  }
+  return Status::OK();
+}
+
+// An existing label (live or marked deleted) is updated in place: hnswlib 0.6.2 unmarks it and
+// repairs its neighbourhood (updatePoint).
+Status HnswVectorIndex::AddToGraphLocked(int64_t label, const float* data) {
+  try {
     graph_->addPoint(data, static_cast<hnswlib::labeltype>(label));
   } catch (const std::bad_alloc&) {
     return Status::ResourceExhausted("out of memory growing the vector index");
   } catch (const std::exception& e) {
     return Status::Internal(std::string("hnswlib addPoint: ") + e.what());
   }
+  return Status::OK();
+}
+
+Status HnswVectorIndex::Upsert(int64_t label, std::span<const float> vector) {
+  std::vector<float> unit;
+  const float* data = nullptr;
+  KB_RETURN_IF_ERROR(Prepare(label, vector, &unit, &data));
+  std::unique_lock lock(mu_);
+  bool in_graph = graph_->label_lookup_.count(static_cast<hnswlib::labeltype>(label)) != 0;
+  KB_RETURN_IF_ERROR(ReserveLocked(in_graph ? 0 : 1));
+  KB_RETURN_IF_ERROR(AddToGraphLocked(label, data));
   PutRowLocked(label, data);
+  return Status::OK();
+}
+
+Status HnswVectorIndex::UpsertBatch(const std::vector<int64_t>& labels,
+                                    const std::vector<std::vector<float>>& vectors) {
+  if (labels.size() != vectors.size()) {
+    return Status::InvalidArgument("labels and vectors differ in length");
+  }
+  std::vector<std::vector<float>> units(labels.size());
+  std::vector<const float*> data(labels.size());
+  std::unordered_set<int64_t> distinct;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    KB_RETURN_IF_ERROR(Prepare(labels[i], vectors[i], &units[i], &data[i]));
+    if (!distinct.insert(labels[i]).second) {
+      return Status::InvalidArgument("duplicate label in batch: " + std::to_string(labels[i]));
+    }
+  }
+  std::unique_lock lock(mu_);
+  size_t fresh = 0;
+  for (int64_t label : labels) {
+    fresh += graph_->label_lookup_.count(static_cast<hnswlib::labeltype>(label)) == 0;
+  }
+  KB_RETURN_IF_ERROR(ReserveLocked(fresh));
+  // hnswlib's addPoint is safe to call concurrently for distinct labels (per-node locks); the
+  // graph insertion is the dominant cost of ingestion, so spread it over the cores.
+  const size_t threads =
+      labels.size() >= kParallelInsertMin
+          ? std::min<size_t>(kMaxInsertThreads, std::max(1u, std::thread::hardware_concurrency()))
+          : 1;
+  std::vector<Status> results(threads);
+  auto work = [&](size_t t) {
+    for (size_t i = t; i < labels.size(); i += threads) {
+      Status s = AddToGraphLocked(labels[i], data[i]);
+      if (!s.ok() && results[t].ok()) results[t] = s;
+    }
+  };
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work, t);
+  work(0);
+  for (auto& th : pool) th.join();
+  // Rows follow the graph: a vector that did not reach the graph is not made searchable.
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (graph_->label_lookup_.count(static_cast<hnswlib::labeltype>(labels[i])) != 0) {
+      PutRowLocked(labels[i], data[i]);
+    }
+  }
+  for (const Status& s : results) {
+    if (!s.ok()) return s;
+  }
   return Status::OK();
 }
 
@@ -609,6 +696,15 @@ std::unique_ptr<VectorIndex> VectorIndex::Create(const VectorIndexOptions& optio
 Result<std::unique_ptr<VectorIndex>> VectorIndex::Load(const std::string& dir,
                                                        const VectorIndexOptions& options) {
   return HnswVectorIndex::LoadFrom(dir, options);
+}
+
+Status VectorIndex::UpsertBatch(const std::vector<int64_t>& labels,
+                                const std::vector<std::vector<float>>& vectors) {
+  if (labels.size() != vectors.size()) {
+    return Status::InvalidArgument("labels and vectors differ in length");
+  }
+  for (size_t i = 0; i < labels.size(); ++i) KB_RETURN_IF_ERROR(Upsert(labels[i], vectors[i]));
+  return Status::OK();
 }
 
 }  // namespace kb

@@ -58,6 +58,11 @@ class VectorIndex {
 
   // Adds or replaces the vector for `label`. InvalidArgument on wrong dimension/non-finite.
   virtual Status Upsert(int64_t label, std::span<const float> vector) = 0;
+  // Upserts many vectors at once; on multi-core machines the graph insertions run in parallel.
+  // All inputs are validated first: on InvalidArgument nothing was inserted. `labels` must be
+  // distinct and the same length as `vectors`.
+  virtual Status UpsertBatch(const std::vector<int64_t>& labels,
+                             const std::vector<std::vector<float>>& vectors);
   // Removes `label` (no-op if absent).
   virtual void Remove(int64_t label) = 0;
   virtual bool Contains(int64_t label) const = 0;

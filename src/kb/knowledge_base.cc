@@ -96,6 +96,10 @@ struct KnowledgeBase::ProjectHandle {
   std::mutex write_mu;
   int64_t applied_lsn = 0;  // guarded by write_mu: the journal position the index reflects
   bool dirty = false;       // guarded by write_mu: index changed since the last save
+  // guarded by write_mu: an index update failed after a commit. The index is no longer a journal
+  // prefix, so it is never saved again; the next start catches up from the last good save (or
+  // rebuilds).
+  bool index_stale = false;
 
   std::atomic<int64_t> generation{0};  // bumped by every write; invalidates the query cache
   QueryCache<QueryResponse> cache{kQueryCacheEntries};
@@ -168,7 +172,7 @@ void KnowledgeBase::SaverLoop() {
 
 Status KnowledgeBase::SaveIndex(ProjectHandle& h) {
   std::lock_guard<std::mutex> lock(h.write_mu);
-  if (!h.dirty) return Status::OK();
+  if (!h.dirty || h.index_stale) return Status::OK();
   KB_RETURN_IF_ERROR(h.index->Save(h.index_dir(), h.applied_lsn));
   h.dirty = false;
   return Status::OK();
@@ -561,13 +565,15 @@ Result<IngestResult> KnowledgeBase::IngestImpl(const std::string& project,
     return result;
   }
   for (int64_t id : put.removed_chunk_ids) h->index->Remove(id);
-  for (size_t i = 0; i < put.chunk_ids.size() && i < embeddings.size(); ++i) {
-    Status s = h->index->Upsert(put.chunk_ids[i], embeddings[i]);
-    if (!s.ok()) {
-      // The document is durable; only the derived index is behind. Mark it for rebuild by
-      // leaving applied_lsn where it is and let the next start catch up.
-      LogError("index update failed after commit", json{{"error", s.ToString()}}.dump());
-    }
+  embeddings.resize(std::min(embeddings.size(), put.chunk_ids.size()));
+  Status indexed = h->index->UpsertBatch(put.chunk_ids, embeddings);
+  if (!indexed.ok()) {
+    // The document is durable; only the derived index is behind. It is rebuilt from the
+    // database at the next start (the saved index's LSN is not advanced past this entry).
+    LogError("index update failed after commit", json{{"error", indexed.ToString()}}.dump());
+    h->index_stale = true;
+    h->generation++;
+    return result;
   }
   h->applied_lsn = put.lsn;
   h->dirty = true;

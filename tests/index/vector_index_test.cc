@@ -201,6 +201,41 @@ TEST(VectorIndexTest, HnswAgreesWithExactOnSmallData) {
   EXPECT_EQ(agree, total) << "recall@10 on 500 vectors should be 1.0 at ef=200";
 }
 
+TEST(VectorIndexTest, ParallelBatchUpsertMatchesSerialUpserts) {
+  auto serial = VectorIndex::Create(GraphOptions());
+  auto batched = VectorIndex::Create(GraphOptions());
+  auto vs = Fill(serial.get(), 600);
+  std::vector<int64_t> labels;
+  for (int i = 0; i < 600; ++i) labels.push_back(i);
+  // Two batches, the second replacing half of the first's labels and adding new ones.
+  std::vector<int64_t> first(labels.begin(), labels.begin() + 400);
+  std::vector<std::vector<float>> first_v(vs.begin(), vs.begin() + 400);
+  ASSERT_TRUE(batched->UpsertBatch(first, first_v).ok());
+  std::vector<int64_t> second(labels.begin() + 200, labels.end());
+  std::vector<std::vector<float>> second_v(vs.begin() + 200, vs.end());
+  ASSERT_TRUE(batched->UpsertBatch(second, second_v).ok());
+  EXPECT_EQ(batched->Size(), 600u);
+  EXPECT_EQ(batched->Labels(), serial->Labels());
+  std::mt19937 rng(5);
+  for (int q = 0; q < 30; ++q) {
+    auto query = RandomUnit(&rng);
+    EXPECT_EQ(LabelsOf(batched->Search(query, 10)), LabelsOf(serial->SearchExact(query, 10)));
+  }
+}
+
+TEST(VectorIndexTest, BatchWithABadVectorInsertsNothing) {
+  auto index = VectorIndex::Create(GraphOptions());
+  std::mt19937 rng(3);
+  std::vector<std::vector<float>> vs = {RandomUnit(&rng), RandomUnit(&rng), RandomUnit(&rng)};
+  vs[2][0] = std::nanf("");
+  EXPECT_EQ(index->UpsertBatch({1, 2, 3}, vs).code(), Code::kInvalidArgument);
+  EXPECT_EQ(index->Size(), 0u);
+  vs[2] = RandomUnit(&rng);
+  EXPECT_EQ(index->UpsertBatch({1, 1, 3}, vs).code(), Code::kInvalidArgument);
+  EXPECT_EQ(index->UpsertBatch({1, 2}, vs).code(), Code::kInvalidArgument);
+  EXPECT_EQ(index->Size(), 0u);
+}
+
 TEST(VectorIndexTest, ExactSearchBelowThresholdUsesExactStore) {
   VectorIndexOptions o = GraphOptions();
   o.exact_search_below = 100;
