@@ -21,43 +21,10 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "common/clock.h"
 
 namespace {
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t idx = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(idx, v.size() - 1)];
-}
-
-double Median(std::vector<double> v) { return Percentile(std::move(v), 0.5); }
-
-std::vector<std::string> Phrases(const std::vector<std::string>& texts, size_t count) {
-  std::mt19937_64 rng(7);
-  std::vector<std::string> out;
-  for (size_t tries = 0; out.size() < count && tries < count * 10 && !texts.empty(); ++tries) {
-    const std::string& t = texts[rng() % texts.size()];
-    std::vector<std::string> words;
-    std::string w;
-    for (char c : t) {
-      if (isalnum(static_cast<unsigned char>(c))) {
-        w.push_back(c);
-      } else if (!w.empty()) {
-        if (w.size() > 2) words.push_back(w);
-        w.clear();
-      }
-    }
-    if (words.size() < 6) continue;
-    size_t n = 3 + rng() % 4;
-    size_t start = rng() % (words.size() - n);
-    std::string q;
-    for (size_t k = 0; k < n; ++k) q += (k ? " " : "") + words[start + k];
-    out.push_back(q);
-  }
-  return out;
-}
 
 std::string UrlEncode(const std::string& s) {
   static const char kHex[] = "0123456789ABCDEF";
@@ -111,7 +78,7 @@ int main(int argc, char** argv) {
       for (auto& r : j["results"]) texts.push_back(r["text"].get<std::string>());
     }
   }
-  std::vector<std::string> queries = Phrases(texts, 2000);
+  std::vector<std::string> queries = kb::bench::QueryPhrases(texts, 2000, 7);
   if (queries.empty()) {
     fprintf(stderr, "no queries could be made from the project's text\n");
     return 1;
@@ -151,13 +118,13 @@ int main(int argc, char** argv) {
     for (auto& th : threads) th.join();
     double qps = static_cast<double>(lat.size()) / seconds;
     qps_r.push_back(qps);
-    p50_r.push_back(Percentile(lat, 0.5));
-    p99_r.push_back(Percentile(lat, 0.99));
+    p50_r.push_back(kb::bench::Percentile(lat, 0.5));
+    p99_r.push_back(kb::bench::Percentile(lat, 0.99));
     printf("round %d: %zu ok, %lld errors, %.0f queries/s, p50 %.2f ms, p95 %.2f ms, p99 %.2f ms\n",
            round + 1, lat.size(), static_cast<long long>(errors.load()), qps, p50_r.back(),
-           Percentile(lat, 0.95), p99_r.back());
+           kb::bench::Percentile(lat, 0.95), p99_r.back());
   }
   printf("median of %d rounds (%d clients): %.0f queries/s, p50 %.2f ms, p99 %.2f ms\n", rounds,
-         clients, Median(qps_r), Median(p50_r), Median(p99_r));
+         clients, kb::bench::Median(qps_r), kb::bench::Median(p50_r), kb::bench::Median(p99_r));
   return 0;
 }

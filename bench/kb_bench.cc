@@ -25,12 +25,15 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "common/clock.h"
 #include "common/text_util.h"
 #include "kb/knowledge_base.h"
 
 namespace fs = std::filesystem;
 using namespace kb;
+using kb::bench::Median;
+using kb::bench::Percentile;
 
 namespace {
 
@@ -59,15 +62,6 @@ bool ReadMaybeGz(const fs::path& p, std::string* out) {
   out->assign(std::istreambuf_iterator<char>(in), {});
   return true;
 }
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t idx = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(idx, v.size() - 1)];
-}
-
-double Median(std::vector<double> v) { return Percentile(std::move(v), 0.5); }
 
 int64_t RssBytes() {
   std::ifstream f("/proc/self/status");
@@ -180,26 +174,7 @@ int main(int argc, char** argv) {
          static_cast<long long>(skipped));
 
   // ---- 2. query
-  std::mt19937_64 rng(42);
-  std::vector<std::string> queries;
-  for (int i = 0; i < a.queries && !phrases_source.empty(); ++i) {
-    const std::string& src = phrases_source[rng() % phrases_source.size()];
-    std::vector<std::string> words;
-    std::string w;
-    for (char c : src) {
-      if (isalnum(static_cast<unsigned char>(c))) w.push_back(c);
-      else if (!w.empty()) {
-        if (w.size() > 2) words.push_back(w);
-        w.clear();
-      }
-    }
-    if (words.size() < 6) continue;
-    size_t n = 3 + rng() % 4;
-    size_t start = rng() % (words.size() - n);
-    std::string q;
-    for (size_t k = 0; k < n; ++k) q += (k ? " " : "") + words[start + k];
-    queries.push_back(q);
-  }
+  std::vector<std::string> queries = kb::bench::QueryPhrases(phrases_source, a.queries, 42);
   std::vector<double> p50s, p95s, p99s;
   for (int round = 0; round < a.rounds; ++round) {
     std::vector<double> lat;
