@@ -37,8 +37,8 @@ inline std::vector<std::string> QueryPhrases(const std::vector<std::string>& tex
         w.clear();
       }
     }
-    if (words.size() < 6) continue;
-    size_t n = 3 + rng() % 4;
+    if (words.size() < 7) continue;
+    size_t n = 3 + rng() % 4;  // 3..6 words, always fewer than the text has
     size_t start = rng() % (words.size() - n);
     std::string q;
     for (size_t k = 0; k < n; ++k) q += (k ? " " : "") + words[start + k];

@@ -70,8 +70,22 @@ Result<std::vector<Token>> Tokenize(sqlite3* db, const std::string& text) {
 
 }  // namespace
 
+std::optional<int64_t> DocFrequencyCache::Get(const std::string& term, int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = map_.find(term);
+  if (it == map_.end() || now_ms - it->second.second > kDocFrequencyTtlMs) return std::nullopt;
+  return it->second.first;
+}
+
+void DocFrequencyCache::Put(const std::string& term, int64_t df, int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (map_.size() >= kDocFrequencyCacheEntries) map_.clear();  // crude, bounded, rare
+  map_[term] = {df, now_ms};
+}
+
 Result<KeywordPlan> PlanKeywordQuery(sql::Database* db, const std::string& raw_text,
-                                     int64_t row_budget) {
+                                     int64_t row_budget, DocFrequencyCache* cache,
+                                     int64_t now_ms) {
   const std::string text = SanitizeUtf8(raw_text);
   KB_ASSIGN_OR_RETURN(std::vector<Token> tokens, Tokenize(db->handle(), text));
   // Distinct terms with one original word each (the first seen).
@@ -80,14 +94,18 @@ Result<KeywordPlan> PlanKeywordQuery(sql::Database* db, const std::string& raw_t
     if (t.term.empty() || t.original.find('"') != std::string::npos) continue;
     originals.emplace(std::move(t.term), std::move(t.original));
   }
-  KB_ASSIGN_OR_RETURN(auto st, db->Prepare("SELECT doc FROM chunks_vocab WHERE term = ?1"));
+  KB_ASSIGN_OR_RETURN(auto st, db->PrepareCached("SELECT doc FROM chunks_vocab WHERE term = ?1"));
   std::vector<std::pair<int64_t, std::string>> by_df;  // (document frequency, original)
   for (const auto& [term, original] : originals) {
-    st.Reset();
-    st.Bind(1, term);
-    KB_ASSIGN_OR_RETURN(bool row, st.Step());
-    int64_t df = row ? st.ColumnInt64(0) : 0;
-    if (df > 0) by_df.emplace_back(df, original);
+    std::optional<int64_t> df = cache ? cache->Get(term, now_ms) : std::nullopt;
+    if (!df) {
+      st.Reset();
+      st.Bind(1, term);
+      KB_ASSIGN_OR_RETURN(bool row, st.Step());
+      df = row ? st.ColumnInt64(0) : 0;
+      if (cache) cache->Put(term, *df, now_ms);
+    }
+    if (*df > 0) by_df.emplace_back(*df, original);
   }
   std::sort(by_df.begin(), by_df.end());
   KeywordPlan plan;
@@ -100,6 +118,7 @@ Result<KeywordPlan> PlanKeywordQuery(sql::Database* db, const std::string& raw_t
     // contains no '"' (filtered above), so it cannot close the quote.
     plan.match += "\"" + original + "\"";
   }
+  plan.sampled = plan.estimated_rows > row_budget;
   return plan;
 }
 

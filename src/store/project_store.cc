@@ -355,6 +355,7 @@ class SqliteProjectStore final : public ProjectStore {
   std::mutex write_mu_;
   std::unique_ptr<sql::Database> writer_;  // guarded by write_mu_
   ReaderPool readers_;                     // declared after writer_: closed before it
+  store::DocFrequencyCache doc_frequencies_;  // steers keyword query pruning
 };
 
 Status SqliteProjectStore::ValidateChunks(const std::vector<ChunkRecord>& chunks,
@@ -635,21 +636,40 @@ Result<std::vector<KeywordHit>> SqliteProjectStore::KeywordSearch(const std::str
                                                                   size_t limit) {
   if (limit == 0) return std::vector<KeywordHit>();
   auto reader = readers_.Acquire();
-  KB_ASSIGN_OR_RETURN(store::KeywordPlan plan, store::PlanKeywordQuery(reader.get(), query));
+  KB_ASSIGN_OR_RETURN(store::KeywordPlan plan,
+                      store::PlanKeywordQuery(reader.get(), query, store::kKeywordRowBudget,
+                                              &doc_frequencies_, clock_->NowMillis()));
   if (plan.match.empty()) return std::vector<KeywordHit>();
-  const std::string& fts = plan.match;
-  KB_ASSIGN_OR_RETURN(auto st,
-                      // The index holds live chunks only (migration 2): no join needed, and
-                      // ORDER BY rank lets FTS5 keep just the best `limit` rows.
-                      reader->Prepare("SELECT rowid, rank FROM chunks_fts "
-                                      "WHERE chunks_fts MATCH ?1 ORDER BY rank LIMIT ?2"));
-  st.Bind(1, fts).Bind(2, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
   std::vector<KeywordHit> hits;
+  if (!plan.sampled) {
+    // The index holds live chunks only (migration 2): no join needed, and ORDER BY rank lets
+    // FTS5 keep just the best `limit` rows.
+    KB_ASSIGN_OR_RETURN(auto st, reader->PrepareCached("SELECT rowid, rank FROM chunks_fts "
+                                                       "WHERE chunks_fts MATCH ?1 "
+                                                       "ORDER BY rank LIMIT ?2"));
+    st.Bind(1, plan.match).Bind(2, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
+    while (true) {
+      KB_ASSIGN_OR_RETURN(bool row, st.Step());
+      if (!row) break;
+      hits.push_back(KeywordHit{st.ColumnInt64(0), -st.ColumnDouble(1)});
+    }
+    return hits;
+  }
+  // Even the rarest term matches more rows than ranking them all would allow: rank the first
+  // kKeywordRowBudget matches (chunk order) and keep the best `limit` (keyword_query.h).
+  KB_ASSIGN_OR_RETURN(auto st, reader->PrepareCached("SELECT rowid, rank FROM chunks_fts "
+                                                     "WHERE chunks_fts MATCH ?1 LIMIT ?2"));
+  st.Bind(1, plan.match).Bind(2, store::kKeywordRowBudget);
   while (true) {
     KB_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) break;
     hits.push_back(KeywordHit{st.ColumnInt64(0), -st.ColumnDouble(1)});
   }
+  std::sort(hits.begin(), hits.end(), [](const KeywordHit& a, const KeywordHit& b) {
+    if (a.score != b.score) return a.score > b.score;
+    return a.chunk_id < b.chunk_id;
+  });
+  if (hits.size() > limit) hits.resize(limit);
   return hits;
 }
 
@@ -659,7 +679,7 @@ Result<std::vector<ChunkView>> SqliteProjectStore::GetChunkViews(
   KB_ASSIGN_OR_RETURN(auto tx,
                       sql::Transaction::Begin(reader.get(), sql::Transaction::Mode::kDeferred));
   KB_ASSIGN_OR_RETURN(
-      auto st, reader->Prepare("SELECT c.id, c.ordinal, c.text, c.heading_path, "
+      auto st, reader->PrepareCached("SELECT c.id, c.ordinal, c.text, c.heading_path, "
                                "c.start_offset, c.end_offset, d.id, d.title, d.source, "
                                "d.content_type, d.content_hash, d.metadata, d.chunk_count, "
                                "d.bytes, d.created_at, d.updated_at, d.deleted_at, "

@@ -80,7 +80,48 @@ Result<std::unique_ptr<Database>> Database::Open(const std::string& path,
   return db;
 }
 
-Database::~Database() { sqlite3_close_v2(db_); }
+Database::~Database() {
+  for (auto& [sql, cached] : cache_) sqlite3_finalize(cached.stmt);
+  sqlite3_close_v2(db_);
+}
+
+Result<Statement> Database::PrepareCached(std::string_view sql) {
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    auto it = cache_.find(sql);
+    if (it != cache_.end() && !it->second.in_use) {
+      it->second.in_use = true;
+      return Statement(it->second.stmt, db_, this);
+    }
+    if (it != cache_.end()) return Prepare(sql);  // in use by an enclosing caller
+  }
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                              SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+  if (rc != SQLITE_OK) {
+    sqlite3_finalize(stmt);
+    return StatusFromSqlite(rc, db_, "prepare");
+  }
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  auto [it, inserted] = cache_.emplace(std::string(sql), CachedStatement{stmt, true});
+  if (!inserted) {
+    // Raced with another thread preparing the same text: keep theirs, use ours once.
+    return Statement(stmt, db_);
+  }
+  return Statement(stmt, db_, this);
+}
+
+void Database::ReturnToCache(sqlite3_stmt* stmt) {
+  sqlite3_reset(stmt);
+  sqlite3_clear_bindings(stmt);
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  for (auto& [sql, cached] : cache_) {
+    if (cached.stmt == stmt) {
+      cached.in_use = false;
+      return;
+    }
+  }
+}
 
 Status Database::Exec(std::string_view sql) {
   std::string owned(sql);
@@ -116,19 +157,31 @@ int64_t Database::Changes() const { return sqlite3_changes64(db_); }
 Statement::Statement(Statement&& other) noexcept
     : stmt_(std::exchange(other.stmt_, nullptr)),
       db_(other.db_),
+      cache_owner_(std::exchange(other.cache_owner_, nullptr)),
       bind_status_(std::move(other.bind_status_)) {}
 
 Statement& Statement::operator=(Statement&& other) noexcept {
   if (this != &other) {
-    sqlite3_finalize(stmt_);
+    Release();
     stmt_ = std::exchange(other.stmt_, nullptr);
     db_ = other.db_;
+    cache_owner_ = std::exchange(other.cache_owner_, nullptr);
     bind_status_ = std::move(other.bind_status_);
   }
   return *this;
 }
 
-Statement::~Statement() { sqlite3_finalize(stmt_); }
+Statement::~Statement() { Release(); }
+
+void Statement::Release() {
+  if (stmt_ == nullptr) return;
+  if (cache_owner_ != nullptr) {
+    cache_owner_->ReturnToCache(stmt_);
+  } else {
+    sqlite3_finalize(stmt_);
+  }
+  stmt_ = nullptr;
+}
 
 void Statement::NoteBind(int rc, int index) {
   if (rc != SQLITE_OK && bind_status_.ok()) {

@@ -11,7 +11,9 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,6 +51,11 @@ class Database {
   // Runs one or more statements that return no rows of interest.
   Status Exec(std::string_view sql);
   Result<Statement> Prepare(std::string_view sql);
+  // Like Prepare, but the compiled statement is kept and reused by later calls with the same
+  // text (hot read paths: compiling FTS5 and fts5vocab statements costs more than running
+  // them). The Statement returns it to the cache, reset, when destroyed. If the cached one is
+  // in use (a nested call), a fresh statement is prepared instead.
+  Result<Statement> PrepareCached(std::string_view sql);
   // Runs `sql` (which must return one row with one integer column), e.g. a PRAGMA.
   Result<int64_t> QueryInt(std::string_view sql);
 
@@ -58,9 +65,18 @@ class Database {
   sqlite3* handle() const { return db_; }
 
  private:
+  friend class Statement;
   Database(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  void ReturnToCache(sqlite3_stmt* stmt);
+
   sqlite3* db_;
   std::string path_;
+  struct CachedStatement {
+    sqlite3_stmt* stmt = nullptr;
+    bool in_use = false;
+  };
+  std::mutex cache_mu_;
+  std::map<std::string, CachedStatement, std::less<>> cache_;  // guarded by cache_mu_
 };
 
 // A prepared statement. Binds are 1-based, columns 0-based (as in SQLite). Bind errors are
@@ -102,11 +118,14 @@ class Statement {
 
  private:
   friend class Database;
-  Statement(sqlite3_stmt* stmt, sqlite3* db) : stmt_(stmt), db_(db) {}
+  Statement(sqlite3_stmt* stmt, sqlite3* db, Database* cache_owner = nullptr)
+      : stmt_(stmt), db_(db), cache_owner_(cache_owner) {}
   void NoteBind(int rc, int index);
+  void Release();
 
   sqlite3_stmt* stmt_ = nullptr;
   sqlite3* db_ = nullptr;
+  Database* cache_owner_ = nullptr;  // set when stmt_ belongs to the owner's statement cache
   Status bind_status_;
 };
 

@@ -57,6 +57,23 @@ TEST_F(KeywordQueryTest, RowBudgetDropsCommonTermsButKeepsTheRarest) {
   auto only_common = store::PlanKeywordQuery(db_.get(), "common", 5).value();
   ASSERT_EQ(only_common.terms.size(), 1u);  // over budget, but the rarest is always kept
   EXPECT_EQ(only_common.estimated_rows, 10);
+  EXPECT_TRUE(only_common.sampled);
+  EXPECT_FALSE(plan.sampled);
+}
+
+TEST_F(KeywordQueryTest, CachedDocumentFrequenciesAreUsedUntilTheyExpire) {
+  store::DocFrequencyCache cache;
+  cache.Put("rare", 500, 1000);  // pretend "rare" is common: the plan must believe the cache
+  auto plan = store::PlanKeywordQuery(db_.get(), "rare medium", 1000, &cache, 2000).value();
+  ASSERT_EQ(plan.terms.size(), 2u);
+  EXPECT_EQ(plan.terms[0], "medium");
+  EXPECT_EQ(plan.estimated_rows, 503);
+  // After the TTL the real frequency is read again.
+  auto later = store::PlanKeywordQuery(db_.get(), "rare medium", 1000, &cache,
+                                       2000 + store::kDocFrequencyTtlMs + 1)
+                   .value();
+  EXPECT_EQ(later.terms[0], "rare");
+  EXPECT_EQ(later.estimated_rows, 4);
 }
 
 TEST_F(KeywordQueryTest, UsesTheIndexTokenizerForStemsAndCase) {
