@@ -159,6 +159,7 @@ class RemoteBackend final : public Backend {
     client_.set_connection_timeout(kConnectTimeoutSeconds, 0);
     client_.set_read_timeout(kReadTimeoutSeconds, 0);
     client_.set_write_timeout(kReadTimeoutSeconds, 0);
+    client_.set_tcp_nodelay(true);  // no Nagle + delayed-ACK stall between request parts
     if (!api_key_.empty()) client_.set_bearer_token_auth(api_key_.c_str());
   }
 
