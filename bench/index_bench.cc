@@ -12,7 +12,7 @@
 // boilerplate makes many exact ties). Latency is single-threaded; each query pass runs
 // --reps times and the median of each figure is printed.
 //
-//   index_bench [--n=100000] [--queries=1000] [--m=16] [--efc=200] [--ef=50,100,200,400]
+//   index_bench [--n=100000] [--queries=1000] [--m=16] [--efc=100] [--ef=50,100,200,400]
 //               [--dim=384] [--weights=1,1,0.5] [--unsigned] [--reps=3]
 //               [--corpus=/dir1:/dir2] [--threads=2]
 #include <dirent.h>
