@@ -319,12 +319,15 @@ Result<ProjectRecord> KnowledgeBase::CreateProject(const CreateProjectRequest& r
   KB_RETURN_IF_ERROR(ValidateProjectName(req.name));
   KB_RETURN_IF_ERROR(ValidateDescription(req.description));
   KB_RETURN_IF_ERROR(ValidateMetadata(req.metadata_json));
-  ChunkOptions chunking = options_.chunking;
-  if (req.chunk_size) chunking.target_chars = static_cast<size_t>(std::max(0, *req.chunk_size));
-  if (req.chunk_overlap) chunking.overlap_chars = static_cast<size_t>(std::max(0, *req.chunk_overlap));
-  if (req.chunk_size && *req.chunk_size < 0) return Status::InvalidArgument("chunk_size must be positive");
-  if (req.chunk_overlap && *req.chunk_overlap < 0)
+  if (req.chunk_size && *req.chunk_size <= 0) {
+    return Status::InvalidArgument("chunk_size must be positive");
+  }
+  if (req.chunk_overlap && *req.chunk_overlap < 0) {
     return Status::InvalidArgument("chunk_overlap must not be negative");
+  }
+  ChunkOptions chunking = options_.chunking;
+  if (req.chunk_size) chunking.target_chars = static_cast<size_t>(*req.chunk_size);
+  if (req.chunk_overlap) chunking.overlap_chars = static_cast<size_t>(*req.chunk_overlap);
   KB_RETURN_IF_ERROR(ValidateChunkOptions(chunking));
   KB_ASSIGN_OR_RETURN(auto embedder, MakeEmbedder(req.embedder));
 

@@ -209,6 +209,28 @@ TEST_F(KnowledgeBaseTest, ProjectNamesAreUniqueAndValidated) {
   EXPECT_EQ(kb_->ListProjects().value().size(), 1u);
 }
 
+TEST_F(KnowledgeBaseTest, ChunkingOptionsAreValidatedAndRecorded) {
+  CreateProjectRequest req;
+  req.name = "sized";
+  req.chunk_size = 0;
+  EXPECT_EQ(kb_->CreateProject(req, actor_).status().code(), Code::kInvalidArgument);
+  req.chunk_size = 500;
+  req.chunk_overlap = -1;
+  EXPECT_EQ(kb_->CreateProject(req, actor_).status().code(), Code::kInvalidArgument);
+  req.chunk_overlap = 500;
+  EXPECT_EQ(kb_->CreateProject(req, actor_).status().code(), Code::kInvalidArgument);
+  req.chunk_overlap = 50;
+  auto p = kb_->CreateProject(req, actor_);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->chunk_size, 500);
+  EXPECT_EQ(p->chunk_overlap, 50);
+  std::string para = "A sentence about tide pools and the creatures in them. ";
+  std::string text;
+  for (int i = 0; i < 40; ++i) text += para;
+  IngestResult r = Put("sized", "long.txt", text);
+  EXPECT_GE(r.document.chunk_count, 4);  // ~2,240 bytes in chunks of ~500
+}
+
 TEST_F(KnowledgeBaseTest, ProjectIsFoundByIdOrNameAndRenamed) {
   ProjectRecord p = MakeProject("docs");
   EXPECT_EQ(kb_->GetProject(p.id).value().name, "docs");
