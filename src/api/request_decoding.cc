@@ -17,10 +17,8 @@ using nlohmann::json;
 
 namespace {
 
-constexpr size_t kMaxTitleBytes = 1024;
-constexpr size_t kMaxSourceBytes = 4096;
-constexpr size_t kMaxDescriptionBytes = 10000;
-constexpr size_t kMaxKeyNameBytes = 200;
+// Field limits (kMaxTitleBytes, kMaxSourceBytes, kMaxKeyNameBytes) are the service's, from
+// kb/knowledge_base.h: checked here too so that a bad field is named before any work starts.
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
@@ -445,7 +443,6 @@ Result<CreateProjectRequest> DecodeCreateProject(const json& j) {
     if (!has_name) return Status::InvalidArgument("field 'name' is required");
     KB_RETURN_IF_ERROR(ValidateProjectName(r.name));
     KB_RETURN_IF_ERROR(GetString(j, "description", &r.description));
-    KB_RETURN_IF_ERROR(ValidateLabel("description", r.description, kMaxDescriptionBytes));
     KB_RETURN_IF_ERROR(GetObjectAsJson(j, "metadata", &r.metadata_json));
     if (const json* e = Find(j, "embedder")) KB_RETURN_IF_ERROR(DecodeEmbedder(*e, &r.embedder));
     std::optional<int64_t> size, overlap;
@@ -464,9 +461,6 @@ Result<UpdateProjectRequest> DecodeUpdateProject(const json& j) {
     KB_RETURN_IF_ERROR(GetOptString(j, "name", &r.name));
     if (r.name) KB_RETURN_IF_ERROR(ValidateProjectName(*r.name));
     KB_RETURN_IF_ERROR(GetOptString(j, "description", &r.description));
-    if (r.description) {
-      KB_RETURN_IF_ERROR(ValidateLabel("description", *r.description, kMaxDescriptionBytes));
-    }
     std::string meta;
     if (Find(j, "metadata")) {
       KB_RETURN_IF_ERROR(GetObjectAsJson(j, "metadata", &meta));
@@ -597,7 +591,6 @@ Result<CreateProjectRequest> DecodeV2CreateProject(const json& j) {
     if (!has_name) return Status::InvalidArgument("field 'name' is required");
     KB_RETURN_IF_ERROR(ValidateProjectName(r.name));
     KB_RETURN_IF_ERROR(GetString(j, "description", &r.description));
-    KB_RETURN_IF_ERROR(ValidateLabel("description", r.description, kMaxDescriptionBytes));
     std::string model;
     KB_RETURN_IF_ERROR(GetString(j, "embedding_model", &model));
     KB_RETURN_IF_ERROR(ValidateLabel("embedding_model", model, 200));
@@ -622,9 +615,6 @@ Result<UpdateProjectRequest> DecodeV2UpdateProject(const json& j) {
     KB_RETURN_IF_ERROR(GetOptString(j, "name", &r.name));
     if (r.name) KB_RETURN_IF_ERROR(ValidateProjectName(*r.name));
     KB_RETURN_IF_ERROR(GetOptString(j, "description", &r.description));
-    if (r.description) {
-      KB_RETURN_IF_ERROR(ValidateLabel("description", *r.description, kMaxDescriptionBytes));
-    }
     std::optional<std::string> model;
     KB_RETURN_IF_ERROR(GetOptString(j, "embedding_model", &model));
     if (const json* m = Find(j, "metadata")) {

@@ -23,9 +23,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr size_t kMaxTitleBytes = 1000;
-constexpr size_t kMaxSourceBytes = 4096;
-constexpr size_t kMaxDescriptionBytes = 10000;
 constexpr size_t kMaxMetadataBytes = 64 * 1024;
 constexpr size_t kMaxProvidedChunks = 100000;
 constexpr int kMaxOffset = 10000;
@@ -52,11 +49,18 @@ Status ValidateMetadata(const std::string& text) {
   return Status::OK();
 }
 
-// Descriptions are free text (newlines allowed), but valid UTF-8 and bounded.
+// Descriptions are free text: line breaks and tabs are allowed, other control characters are
+// not, and they must be valid UTF-8 and bounded. The one place this rule lives (API and CLI
+// both come here).
 Status ValidateDescription(const std::string& text) {
   if (!IsValidUtf8(text) || text.size() > kMaxDescriptionBytes) {
     return Status::InvalidArgument("description must be valid UTF-8 of at most " +
                                    std::to_string(kMaxDescriptionBytes) + " bytes");
+  }
+  for (unsigned char c : text) {
+    if ((c < 0x20 && c != '\n' && c != '\r' && c != '\t') || c == 0x7f) {
+      return Status::InvalidArgument("description contains control characters");
+    }
   }
   return Status::OK();
 }
@@ -843,7 +847,7 @@ Result<CreatedKey> KnowledgeBase::CreateKey(const std::string& name, KeyScope sc
                                             std::optional<int> expires_in_days,
                                             const Actor& actor) {
   if (name.empty()) return Status::InvalidArgument("key name must not be empty");
-  KB_RETURN_IF_ERROR(ValidateLabel("name", name, 200));
+  KB_RETURN_IF_ERROR(ValidateLabel("name", name, kMaxKeyNameBytes));
   CreatedKey out;
   for (const std::string& p : projects) {
     KB_ASSIGN_OR_RETURN(auto h, Handle(p));

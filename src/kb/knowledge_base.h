@@ -51,6 +51,10 @@ inline constexpr int kMaxListLimit = 1000;
 inline constexpr int kDefaultListLimit = 100;
 inline constexpr int64_t kIndexSaveIntervalMs = 30'000;
 inline constexpr size_t kQueryCacheEntries = 1024;
+inline constexpr size_t kMaxTitleBytes = 1000;
+inline constexpr size_t kMaxSourceBytes = 4096;
+inline constexpr size_t kMaxDescriptionBytes = 10000;
+inline constexpr size_t kMaxKeyNameBytes = 200;
 
 struct KbOptions {
   std::string data_dir = "./data";

@@ -209,6 +209,21 @@ TEST_F(KnowledgeBaseTest, ProjectNamesAreUniqueAndValidated) {
   EXPECT_EQ(kb_->ListProjects().value().size(), 1u);
 }
 
+TEST_F(KnowledgeBaseTest, DescriptionsAllowLineBreaksButNotOtherControlCharacters) {
+  CreateProjectRequest req;
+  req.name = "described";
+  req.description = "Line one.\nLine two.\tTabbed.";
+  ASSERT_TRUE(kb_->CreateProject(req, actor_).ok());
+  UpdateProjectRequest u;
+  u.description = std::string("bell\x07");
+  EXPECT_EQ(kb_->UpdateProject("described", u, actor_).status().code(), Code::kInvalidArgument);
+  u.description = std::string(10001, 'a');
+  EXPECT_EQ(kb_->UpdateProject("described", u, actor_).status().code(), Code::kInvalidArgument);
+  u.description = "\xff";
+  EXPECT_EQ(kb_->UpdateProject("described", u, actor_).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(kb_->GetProject("described").value().description, "Line one.\nLine two.\tTabbed.");
+}
+
 TEST_F(KnowledgeBaseTest, ChunkingOptionsAreValidatedAndRecorded) {
   CreateProjectRequest req;
   req.name = "sized";
