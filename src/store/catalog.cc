@@ -103,7 +103,7 @@ class SqliteCatalog final : public Catalog {
     KB_RETURN_IF_ERROR(ValidateProject(p));
     std::lock_guard<std::mutex> lock(mu_);
     KB_ASSIGN_OR_RETURN(auto st,
-                        db_->Prepare("INSERT INTO projects(" + std::string(kProjectColumns) +
+                        db_->PrepareCached("INSERT INTO projects(" + std::string(kProjectColumns) +
                                      ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
                                      "?10, ?11, ?12, ?13, ?14)"));
     st.Bind(1, p.id).Bind(2, p.name).Bind(3, p.description).Bind(4, p.metadata_json);
@@ -118,7 +118,7 @@ class SqliteCatalog final : public Catalog {
     std::lock_guard<std::mutex> lock(mu_);
     // An id match wins over a name match; among name matches the live one, then the latest
     // deleted one.
-    KB_ASSIGN_OR_RETURN(auto st, db_->Prepare("SELECT " + std::string(kProjectColumns) +
+    KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached("SELECT " + std::string(kProjectColumns) +
                                               " FROM projects WHERE (id = ?1 OR name = ?1) "
                                               "AND (?2 OR deleted_at IS NULL) "
                                               "ORDER BY id = ?1 DESC, deleted_at IS NULL DESC, "
@@ -131,7 +131,7 @@ class SqliteCatalog final : public Catalog {
 
   Result<std::vector<ProjectRecord>> ListProjects(bool include_deleted) override {
     std::lock_guard<std::mutex> lock(mu_);
-    KB_ASSIGN_OR_RETURN(auto st, db_->Prepare("SELECT " + std::string(kProjectColumns) +
+    KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached("SELECT " + std::string(kProjectColumns) +
                                               " FROM projects WHERE ?1 OR deleted_at IS NULL "
                                               "ORDER BY created_at, id"));
     st.Bind(1, include_deleted ? 1 : 0);
@@ -147,7 +147,7 @@ class SqliteCatalog final : public Catalog {
   Status UpdateProject(const ProjectRecord& p) override {
     KB_RETURN_IF_ERROR(ValidateProject(p));
     std::lock_guard<std::mutex> lock(mu_);
-    KB_ASSIGN_OR_RETURN(auto st, db_->Prepare("UPDATE projects SET name = ?2, description = ?3, "
+    KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached("UPDATE projects SET name = ?2, description = ?3, "
                                               "metadata = ?4, updated_at = ?5 WHERE id = ?1"));
     st.Bind(1, p.id).Bind(2, p.name).Bind(3, p.description).Bind(4, p.metadata_json);
     st.Bind(5, p.updated_at_ms != 0 ? p.updated_at_ms : clock_->NowMillis());
@@ -159,7 +159,7 @@ class SqliteCatalog final : public Catalog {
                             int64_t at_ms) override {
     std::lock_guard<std::mutex> lock(mu_);
     KB_ASSIGN_OR_RETURN(auto st,
-                        db_->Prepare("UPDATE projects SET deleted_at = ?2, deleted_by = ?3, "
+                        db_->PrepareCached("UPDATE projects SET deleted_at = ?2, deleted_by = ?3, "
                                      "updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL"));
     st.Bind(1, id).Bind(2, at_ms).Bind(3, actor);
     KB_RETURN_IF_ERROR(st.Run());
@@ -169,7 +169,7 @@ class SqliteCatalog final : public Catalog {
   Status UnmarkProjectDeleted(const std::string& id) override {
     std::lock_guard<std::mutex> lock(mu_);
     KB_ASSIGN_OR_RETURN(auto st,
-                        db_->Prepare("UPDATE projects SET deleted_at = NULL, deleted_by = '', "
+                        db_->PrepareCached("UPDATE projects SET deleted_at = NULL, deleted_by = '', "
                                      "updated_at = ?2 WHERE id = ?1 AND deleted_at IS NOT NULL"));
     st.Bind(1, id).Bind(2, clock_->NowMillis());
     Status s = st.Run();
@@ -182,7 +182,7 @@ class SqliteCatalog final : public Catalog {
 
   Status DeleteProjectRow(const std::string& id) override {
     std::lock_guard<std::mutex> lock(mu_);
-    KB_ASSIGN_OR_RETURN(auto st, db_->Prepare("DELETE FROM projects WHERE id = ?1"));
+    KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached("DELETE FROM projects WHERE id = ?1"));
     st.Bind(1, id);
     KB_RETURN_IF_ERROR(st.Run());
     return ChangedOrNotFound("project " + id);
@@ -199,7 +199,7 @@ class SqliteCatalog final : public Catalog {
       projects.push_back(p);
     }
     std::lock_guard<std::mutex> lock(mu_);
-    KB_ASSIGN_OR_RETURN(auto st, db_->Prepare("INSERT INTO api_keys(" + std::string(kKeyColumns) +
+    KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached("INSERT INTO api_keys(" + std::string(kKeyColumns) +
                                               ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
                                               "?10)"));
     st.Bind(1, k.id).Bind(2, k.name).Bind(3, k.secret_hash).Bind(4, KeyScopeName(k.scope));
@@ -222,7 +222,7 @@ class SqliteCatalog final : public Catalog {
 
   Result<std::vector<ApiKeyRecord>> ListKeys() override {
     std::lock_guard<std::mutex> lock(mu_);
-    KB_ASSIGN_OR_RETURN(auto st, db_->Prepare("SELECT " + std::string(kKeyColumns) +
+    KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached("SELECT " + std::string(kKeyColumns) +
                                               " FROM api_keys ORDER BY created_at, id"));
     std::vector<ApiKeyRecord> out;
     while (true) {
@@ -244,7 +244,7 @@ class SqliteCatalog final : public Catalog {
     if (secret_hash.empty()) return Status::InvalidArgument("empty secret hash");
     std::lock_guard<std::mutex> lock(mu_);
     KB_ASSIGN_OR_RETURN(auto st,
-                        db_->Prepare("UPDATE api_keys SET secret_hash = ?2 WHERE id = ?1"));
+                        db_->PrepareCached("UPDATE api_keys SET secret_hash = ?2 WHERE id = ?1"));
     st.Bind(1, id).Bind(2, secret_hash);
     KB_RETURN_IF_ERROR(st.Run());
     return ChangedOrNotFound("api key " + id);
@@ -261,7 +261,7 @@ class SqliteCatalog final : public Catalog {
 
   Result<std::optional<std::string>> GetSetting(const std::string& key) override {
     std::lock_guard<std::mutex> lock(mu_);
-    KB_ASSIGN_OR_RETURN(auto st, db_->Prepare("SELECT value FROM settings WHERE key = ?1"));
+    KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached("SELECT value FROM settings WHERE key = ?1"));
     st.Bind(1, key);
     KB_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) return std::optional<std::string>();
@@ -271,7 +271,7 @@ class SqliteCatalog final : public Catalog {
   Status PutSetting(const std::string& key, const std::string& value) override {
     std::lock_guard<std::mutex> lock(mu_);
     KB_ASSIGN_OR_RETURN(auto st,
-                        db_->Prepare("INSERT INTO settings(key, value) VALUES (?1, ?2) "
+                        db_->PrepareCached("INSERT INTO settings(key, value) VALUES (?1, ?2) "
                                      "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
     st.Bind(1, key).Bind(2, value);
     return st.Run();
@@ -293,7 +293,7 @@ class SqliteCatalog final : public Catalog {
   Result<ApiKeyRecord> FindKey(const std::string& where, const std::string& value,
                                const std::string& not_found) {
     std::lock_guard<std::mutex> lock(mu_);
-    KB_ASSIGN_OR_RETURN(auto st, db_->Prepare("SELECT " + std::string(kKeyColumns) +
+    KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached("SELECT " + std::string(kKeyColumns) +
                                               " FROM api_keys WHERE " + where));
     st.Bind(1, value);
     KB_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -303,7 +303,7 @@ class SqliteCatalog final : public Catalog {
 
   Status UpdateKey(const std::string& sql, const std::string& id, int64_t at_ms) {
     std::lock_guard<std::mutex> lock(mu_);
-    KB_ASSIGN_OR_RETURN(auto st, db_->Prepare(sql));
+    KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached(sql));
     st.Bind(1, id).Bind(2, at_ms);
     KB_RETURN_IF_ERROR(st.Run());
     return ChangedOrNotFound("api key " + id);

@@ -57,7 +57,7 @@ DocumentRecord ReadDocument(const sql::Statement& st, int first) {
 
 Result<std::vector<DocumentRecord>> QueryDocuments(
     sql::Database* db, const std::string& sql, const std::function<void(sql::Statement&)>& bind) {
-  KB_ASSIGN_OR_RETURN(auto st, db->Prepare(sql));
+  KB_ASSIGN_OR_RETURN(auto st, db->PrepareCached(sql));
   bind(st);
   std::vector<DocumentRecord> out;
   while (true) {
@@ -79,7 +79,7 @@ Result<std::optional<DocumentRecord>> LoadDocument(sql::Database* db, const std:
 
 Result<std::vector<int64_t>> ChunkIdsOf(sql::Database* db, const std::string& document_id) {
   KB_ASSIGN_OR_RETURN(auto st,
-                      db->Prepare("SELECT id FROM chunks WHERE document_id = ?1 ORDER BY ordinal"));
+                      db->PrepareCached("SELECT id FROM chunks WHERE document_id = ?1 ORDER BY ordinal"));
   st.Bind(1, document_id);
   std::vector<int64_t> ids;
   while (true) {
@@ -93,7 +93,7 @@ Result<std::vector<int64_t>> ChunkIdsOf(sql::Database* db, const std::string& do
 // The document's digest as its rows stand now (docs/format/DATABASE.md section 5).
 Result<Sha256Digest> DigestOf(sql::Database* db, const DocumentRecord& doc) {
   KB_ASSIGN_OR_RETURN(int64_t n, [&]() -> Result<int64_t> {
-    KB_ASSIGN_OR_RETURN(auto st, db->Prepare("SELECT count(*) FROM chunks WHERE document_id = ?1"));
+    KB_ASSIGN_OR_RETURN(auto st, db->PrepareCached("SELECT count(*) FROM chunks WHERE document_id = ?1"));
     st.Bind(1, doc.id);
     KB_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) return Status::Internal("count returned no row");
@@ -101,7 +101,7 @@ Result<Sha256Digest> DigestOf(sql::Database* db, const DocumentRecord& doc) {
   }());
   DocumentDigestBuilder builder(doc, static_cast<uint64_t>(n));
   KB_ASSIGN_OR_RETURN(auto st,
-                      db->Prepare("SELECT id, ordinal, text, heading_path, start_offset, "
+                      db->PrepareCached("SELECT id, ordinal, text, heading_path, start_offset, "
                                   "end_offset, embedding FROM chunks WHERE document_id = ?1 "
                                   "ORDER BY ordinal"));
   st.Bind(1, doc.id);
@@ -120,7 +120,7 @@ struct MetaRow {
 };
 
 Result<MetaRow> LoadMeta(sql::Database* db) {
-  KB_ASSIGN_OR_RETURN(auto st, db->Prepare("SELECT content_checksum, last_lsn FROM meta"));
+  KB_ASSIGN_OR_RETURN(auto st, db->PrepareCached("SELECT content_checksum, last_lsn FROM meta"));
   KB_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return Status::Corruption(db->path() + ": meta row is missing");
   auto sum = ContentChecksum::FromHex(st.ColumnText(0));
@@ -131,7 +131,7 @@ Result<MetaRow> LoadMeta(sql::Database* db) {
 // Appends the entry and records the checksum it carries as the maintained one.
 Status AppendJournal(sql::Database* db, const JournalEntry& e) {
   KB_ASSIGN_OR_RETURN(auto ins,
-                      db->Prepare("INSERT INTO journal(lsn, ts_ms, actor, op, payload, checksum) "
+                      db->PrepareCached("INSERT INTO journal(lsn, ts_ms, actor, op, payload, checksum) "
                                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
   ins.Bind(1, e.lsn)
       .Bind(2, e.ts_ms)
@@ -141,7 +141,7 @@ Status AppendJournal(sql::Database* db, const JournalEntry& e) {
       .Bind(6, e.checksum);
   KB_RETURN_IF_ERROR(ins.Run());
   KB_ASSIGN_OR_RETURN(auto upd,
-                      db->Prepare("UPDATE meta SET content_checksum = ?1, last_lsn = ?2"));
+                      db->PrepareCached("UPDATE meta SET content_checksum = ?1, last_lsn = ?2"));
   upd.Bind(1, e.checksum).Bind(2, e.lsn);
   return upd.Run();
 }
@@ -158,11 +158,11 @@ Status WritePut(sql::Database* db, const DocumentRecord& doc, std::vector<ChunkR
     KB_ASSIGN_OR_RETURN(Sha256Digest old_digest, DigestOf(db, *old));
     sum->Subtract(old_digest);
     KB_ASSIGN_OR_RETURN(*removed, ChunkIdsOf(db, doc.id));
-    KB_ASSIGN_OR_RETURN(auto del, db->Prepare("DELETE FROM chunks WHERE document_id = ?1"));
+    KB_ASSIGN_OR_RETURN(auto del, db->PrepareCached("DELETE FROM chunks WHERE document_id = ?1"));
     del.Bind(1, doc.id);
     KB_RETURN_IF_ERROR(del.Run());
     KB_ASSIGN_OR_RETURN(auto upd,
-                        db->Prepare("UPDATE documents SET title = ?2, source = ?3, "
+                        db->PrepareCached("UPDATE documents SET title = ?2, source = ?3, "
                                     "content_type = ?4, content_hash = ?5, metadata = ?6, "
                                     "chunk_count = ?7, bytes = ?8, created_at = ?9, "
                                     "updated_at = ?10, deleted_at = NULL, deleted_by = '' "
@@ -173,7 +173,7 @@ Status WritePut(sql::Database* db, const DocumentRecord& doc, std::vector<ChunkR
     KB_RETURN_IF_ERROR(upd.Run());
   } else {
     KB_ASSIGN_OR_RETURN(auto ins,
-                        db->Prepare("INSERT INTO documents(id, title, source, content_type, "
+                        db->PrepareCached("INSERT INTO documents(id, title, source, content_type, "
                                     "content_hash, metadata, chunk_count, bytes, created_at, "
                                     "updated_at, deleted_at, deleted_by) VALUES (?1, ?2, ?3, "
                                     "?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, '')"));
@@ -182,7 +182,7 @@ Status WritePut(sql::Database* db, const DocumentRecord& doc, std::vector<ChunkR
     ins.Bind(8, doc.bytes).Bind(9, doc.created_at_ms).Bind(10, doc.updated_at_ms);
     KB_RETURN_IF_ERROR(ins.Run());
   }
-  KB_ASSIGN_OR_RETURN(auto ins, db->Prepare("INSERT INTO chunks(id, document_id, ordinal, text, "
+  KB_ASSIGN_OR_RETURN(auto ins, db->PrepareCached("INSERT INTO chunks(id, document_id, ordinal, text, "
                                             "heading_path, start_offset, end_offset, embedding) "
                                             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
   for (ChunkRecord& c : *chunks) {
@@ -212,7 +212,7 @@ Status WriteDeletedState(sql::Database* db, const std::string& id,
   KB_ASSIGN_OR_RETURN(Sha256Digest old_digest, DigestOf(db, *old));
   sum->Subtract(old_digest);
   KB_ASSIGN_OR_RETURN(auto upd,
-                      db->Prepare("UPDATE documents SET deleted_at = ?2, deleted_by = ?3, "
+                      db->PrepareCached("UPDATE documents SET deleted_at = ?2, deleted_by = ?3, "
                                   "updated_at = ?4 WHERE id = ?1"));
   upd.Bind(1, id).Bind(2, deleted_at).Bind(3, deleted_by).Bind(4, updated_at);
   KB_RETURN_IF_ERROR(upd.Run());
@@ -229,10 +229,10 @@ Status WritePurge(sql::Database* db, const DocumentRecord& doc, ContentChecksum*
   KB_ASSIGN_OR_RETURN(Sha256Digest old_digest, DigestOf(db, doc));
   sum->Subtract(old_digest);
   // Chunks first and explicitly: their delete trigger keeps the FTS index in step.
-  KB_ASSIGN_OR_RETURN(auto dc, db->Prepare("DELETE FROM chunks WHERE document_id = ?1"));
+  KB_ASSIGN_OR_RETURN(auto dc, db->PrepareCached("DELETE FROM chunks WHERE document_id = ?1"));
   dc.Bind(1, doc.id);
   KB_RETURN_IF_ERROR(dc.Run());
-  KB_ASSIGN_OR_RETURN(auto dd, db->Prepare("DELETE FROM documents WHERE id = ?1"));
+  KB_ASSIGN_OR_RETURN(auto dd, db->PrepareCached("DELETE FROM documents WHERE id = ?1"));
   dd.Bind(1, doc.id);
   return dd.Run();
 }
@@ -510,7 +510,7 @@ Result<std::vector<int64_t>> SqliteProjectStore::UndeleteDocument(const std::str
   KB_RETURN_IF_ERROR(s);
   store::UndeletePayload payload{id, now, {}};
   KB_ASSIGN_OR_RETURN(auto st,
-                      db->Prepare("SELECT id, embedding FROM chunks WHERE document_id = ?1 "
+                      db->PrepareCached("SELECT id, embedding FROM chunks WHERE document_id = ?1 "
                                   "ORDER BY ordinal"));
   st.Bind(1, id);
   std::vector<int64_t> ids;
@@ -608,7 +608,7 @@ Result<std::vector<ChunkRecord>> SqliteProjectStore::GetDocumentChunks(
     return Status::NotFound("document " + document_id + " does not exist");
   }
   KB_ASSIGN_OR_RETURN(auto st,
-                      reader->Prepare("SELECT id, ordinal, text, heading_path, start_offset, "
+                      reader->PrepareCached("SELECT id, ordinal, text, heading_path, start_offset, "
                                       "end_offset, embedding FROM chunks WHERE document_id = ?1 "
                                       "ORDER BY ordinal"));
   st.Bind(1, document_id);
@@ -711,7 +711,7 @@ Status SqliteProjectStore::ForEachLiveEmbedding(
   KB_ASSIGN_OR_RETURN(auto tx,
                       sql::Transaction::Begin(reader.get(), sql::Transaction::Mode::kDeferred));
   KB_ASSIGN_OR_RETURN(
-      auto st, reader->Prepare("SELECT c.id, c.embedding FROM chunks c JOIN documents d ON "
+      auto st, reader->PrepareCached("SELECT c.id, c.embedding FROM chunks c JOIN documents d ON "
                                "d.id = c.document_id WHERE d.deleted_at IS NULL ORDER BY c.id"));
   while (true) {
     KB_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -737,7 +737,7 @@ Result<std::vector<JournalEntry>> SqliteProjectStore::ReadJournal(int64_t after_
                                                                   int64_t limit) {
   auto reader = readers_.Acquire();
   KB_ASSIGN_OR_RETURN(
-      auto st, reader->Prepare("SELECT lsn, ts_ms, actor, op, payload, checksum FROM journal "
+      auto st, reader->PrepareCached("SELECT lsn, ts_ms, actor, op, payload, checksum FROM journal "
                                "WHERE lsn > ?1 ORDER BY lsn LIMIT ?2"));
   st.Bind(1, after_lsn).Bind(2, limit);
   std::vector<JournalEntry> out;
@@ -857,7 +857,7 @@ Result<std::string> SqliteProjectStore::VerifyContentChecksum() {
 Status SqliteProjectStore::IntegrityCheck() {
   std::lock_guard<std::mutex> lock(write_mu_);
   sql::Database* db = writer_.get();
-  KB_ASSIGN_OR_RETURN(auto st, db->Prepare("PRAGMA integrity_check"));
+  KB_ASSIGN_OR_RETURN(auto st, db->PrepareCached("PRAGMA integrity_check"));
   std::string report;
   while (true) {
     KB_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -883,7 +883,7 @@ Status SqliteProjectStore::IntegrityCheck() {
 Result<StoreCounts> SqliteProjectStore::Counts() {
   auto reader = readers_.Acquire();
   KB_ASSIGN_OR_RETURN(
-      auto st, reader->Prepare("SELECT "
+      auto st, reader->PrepareCached("SELECT "
                                "(SELECT count(*) FROM documents WHERE deleted_at IS NULL), "
                                "(SELECT count(*) FROM chunks c JOIN documents d ON d.id = "
                                "c.document_id WHERE d.deleted_at IS NULL), "
@@ -909,7 +909,7 @@ Result<std::unique_ptr<ProjectStore>> ProjectStore::Open(const std::string& path
   KB_RETURN_IF_ERROR(store::ApplyMigrations(writer.get(), store::ProjectSchema()));
   {
     KB_ASSIGN_OR_RETURN(auto tx, sql::Transaction::Begin(writer.get()));
-    KB_ASSIGN_OR_RETURN(auto st, writer->Prepare("SELECT project_id, dimension FROM meta"));
+    KB_ASSIGN_OR_RETURN(auto st, writer->PrepareCached("SELECT project_id, dimension FROM meta"));
     KB_ASSIGN_OR_RETURN(bool row, st.Step());
     if (row) {
       std::string stored_id = st.ColumnText(0);
@@ -925,7 +925,7 @@ Result<std::unique_ptr<ProjectStore>> ProjectStore::Open(const std::string& path
       }
     } else {
       KB_ASSIGN_OR_RETURN(auto ins,
-                          writer->Prepare("INSERT INTO meta(singleton, project_id, dimension, "
+                          writer->PrepareCached("INSERT INTO meta(singleton, project_id, dimension, "
                                           "content_checksum, last_lsn) VALUES (1, ?1, ?2, ?3, 0)"));
       ins.Bind(1, project_id).Bind(2, dimension).Bind(3, store::ContentChecksum().ToHex());
       KB_RETURN_IF_ERROR(ins.Run());
