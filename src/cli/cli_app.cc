@@ -32,14 +32,24 @@ void AddConfigOptions(CLI::App* app, CommonOptions* common) {
                     "json or text ($KB_LOG_FORMAT)");
 }
 
-void AddRemoteOptions(CLI::App* app, CommonOptions* common) {
+void AddJsonFlag(CLI::App* app, CommonOptions* common) {
+  app->add_flag("--json", common->json, "print machine-readable JSON on stdout");
+}
+
+void AddClientOptions(CLI::App* app, CommonOptions* common) {
+  AddConfigOptions(app, common);
   AddOptionalString(app, "--url", &common->flags.url,
                     "talk to a running server at this base URL instead ($KB_URL)");
   AddOptionalString(app, "--api-key", &common->flags.api_key, "API key for --url ($KB_API_KEY)");
+  AddJsonFlag(app, common);
 }
 
-void AddJsonFlag(CLI::App* app, CommonOptions* common) {
-  app->add_flag("--json", common->json, "print machine-readable JSON on stdout");
+CLI::App* AddClientSubcommand(CLI::App* parent, const std::string& name, const std::string& help,
+                              CommonOptions* common) {
+  CLI::App* cmd = parent->add_subcommand(name, help);
+  cmd->footer(kDirectModeNote);
+  AddClientOptions(cmd, common);
+  return cmd;
 }
 
 std::optional<Config> LoadCommandConfig(const CommonOptions& common, bool server_defaults,

@@ -40,10 +40,14 @@ std::unique_ptr<Backend> ConnectForCommand(const CommonOptions& common, int* exi
 
 // Adds --config, --data-dir, --log-level, --log-format to `app`.
 void AddConfigOptions(CLI::App* app, CommonOptions* common);
-// Adds --url and --api-key (remote mode).
-void AddRemoteOptions(CLI::App* app, CommonOptions* common);
 // Adds --json.
 void AddJsonFlag(CLI::App* app, CommonOptions* common);
+// The options of every client command: AddConfigOptions, --url and --api-key (remote mode),
+// and --json.
+void AddClientOptions(CLI::App* app, CommonOptions* common);
+// A subcommand of `parent` with the client options and kDirectModeNote as its --help footer.
+CLI::App* AddClientSubcommand(CLI::App* parent, const std::string& name, const std::string& help,
+                              CommonOptions* common);
 // Binds an option whose absence must be distinguishable from an empty value.
 CLI::Option* AddOptionalString(CLI::App* app, const std::string& name,
                                std::optional<std::string>* target, const std::string& help);

@@ -298,9 +298,7 @@ void RegisterIngestCommand(CLI::App* root, CommandRegistry* registry) {
   cmd->add_flag("--all", opts->all, "send every file, not only supported types");
   cmd->add_option("--metadata", opts->metadata_json, "JSON object stored with every document");
   cmd->add_flag("--no-progress", opts->no_progress, "no progress bar even on a terminal");
-  AddConfigOptions(cmd, &opts->common);
-  AddRemoteOptions(cmd, &opts->common);
-  AddJsonFlag(cmd, &opts->common);
+  AddClientOptions(cmd, &opts->common);
   registry->Add(cmd, [opts] { return RunIngest(*opts); });
 }
 

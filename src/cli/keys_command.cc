@@ -84,16 +84,6 @@ int RunRevoke(const KeysOptions& opts) {
   return kExitOk;
 }
 
-CLI::App* AddLeaf(CLI::App* parent, const std::string& name, const std::string& help,
-                  KeysOptions* opts) {
-  CLI::App* cmd = parent->add_subcommand(name, help);
-  cmd->footer(kDirectModeNote);
-  AddConfigOptions(cmd, &opts->common);
-  AddRemoteOptions(cmd, &opts->common);
-  AddJsonFlag(cmd, &opts->common);
-  return cmd;
-}
-
 }  // namespace
 
 void RegisterKeysCommand(CLI::App* root, CommandRegistry* registry) {
@@ -103,7 +93,8 @@ void RegisterKeysCommand(CLI::App* root, CommandRegistry* registry) {
   keys->require_subcommand(1);
 
   auto create = std::make_shared<KeysOptions>();
-  CLI::App* cmd = AddLeaf(keys, "create", "Create a key and print its secret once.", create.get());
+  CLI::App* cmd = AddClientSubcommand(keys, "create", "Create a key and print its secret once.",
+                                      &create->common);
   cmd->add_option("-n,--name", create->name, "a label for the key")->required();
   cmd->add_option("-s,--scope", create->scope, "read (default), write or admin")
       ->check(CLI::IsMember({"read", "write", "admin"}));
@@ -114,11 +105,11 @@ void RegisterKeysCommand(CLI::App* root, CommandRegistry* registry) {
   registry->Add(cmd, [create] { return RunCreate(*create); });
 
   auto list = std::make_shared<KeysOptions>();
-  cmd = AddLeaf(keys, "list", "List keys (never their secrets).", list.get());
+  cmd = AddClientSubcommand(keys, "list", "List keys (never their secrets).", &list->common);
   registry->Add(cmd, [list] { return RunList(*list); });
 
   auto revoke = std::make_shared<KeysOptions>();
-  cmd = AddLeaf(keys, "revoke", "Revoke a key at once.", revoke.get());
+  cmd = AddClientSubcommand(keys, "revoke", "Revoke a key at once.", &revoke->common);
   cmd->add_option("id", revoke->id, "key id (key_...)")->required();
   registry->Add(cmd, [revoke] { return RunRevoke(*revoke); });
 }

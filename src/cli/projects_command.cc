@@ -110,16 +110,6 @@ int RunDelete(const ProjectsOptions& opts) {
   return kExitOk;
 }
 
-CLI::App* AddLeaf(CLI::App* parent, const std::string& name, const std::string& help,
-                  ProjectsOptions* opts) {
-  CLI::App* cmd = parent->add_subcommand(name, help);
-  cmd->footer(kDirectModeNote);
-  AddConfigOptions(cmd, &opts->common);
-  AddRemoteOptions(cmd, &opts->common);
-  AddJsonFlag(cmd, &opts->common);
-  return cmd;
-}
-
 }  // namespace
 
 void RegisterProjectsCommand(CLI::App* root, CommandRegistry* registry) {
@@ -128,11 +118,11 @@ void RegisterProjectsCommand(CLI::App* root, CommandRegistry* registry) {
   projects->require_subcommand(1);
 
   auto list = std::make_shared<ProjectsOptions>();
-  CLI::App* cmd = AddLeaf(projects, "list", "List live projects.", list.get());
+  CLI::App* cmd = AddClientSubcommand(projects, "list", "List live projects.", &list->common);
   registry->Add(cmd, [list] { return RunList(*list); });
 
   auto create = std::make_shared<ProjectsOptions>();
-  cmd = AddLeaf(projects, "create", "Create a project.", create.get());
+  cmd = AddClientSubcommand(projects, "create", "Create a project.", &create->common);
   cmd->add_option("name", create->name,
                   "1-100 letters, digits, spaces, '_' or '-'; unique among live projects")
       ->required();
@@ -146,13 +136,14 @@ void RegisterProjectsCommand(CLI::App* root, CommandRegistry* registry) {
   registry->Add(cmd, [create] { return RunCreate(*create); });
 
   auto show = std::make_shared<ProjectsOptions>();
-  cmd = AddLeaf(projects, "show", "Show one project.", show.get());
+  cmd = AddClientSubcommand(projects, "show", "Show one project.", &show->common);
   cmd->add_option("name", show->name, "project id or name")->required();
   registry->Add(cmd, [show] { return RunShow(*show); });
 
   auto del = std::make_shared<ProjectsOptions>();
-  cmd = AddLeaf(projects, "delete", "Delete a project (soft delete: it disappears from listings).",
-                del.get());
+  cmd = AddClientSubcommand(projects, "delete",
+                            "Delete a project (soft delete: it disappears from listings).",
+                            &del->common);
   cmd->add_option("name", del->name, "project id or name")->required();
   registry->Add(cmd, [del] { return RunDelete(*del); });
 }

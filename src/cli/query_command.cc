@@ -147,9 +147,7 @@ void RegisterQueryCommand(CLI::App* root, CommandRegistry* registry) {
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--filter", opts->filters_json,
                   R"(metadata filter, a JSON object: {"key": value | {"$in": [...]}})");
-  AddConfigOptions(cmd, &opts->common);
-  AddRemoteOptions(cmd, &opts->common);
-  AddJsonFlag(cmd, &opts->common);
+  AddClientOptions(cmd, &opts->common);
   registry->Add(cmd, [opts] { return RunQuery(*opts); });
 }
 
@@ -158,9 +156,7 @@ void RegisterStatsCommand(CLI::App* root, CommandRegistry* registry) {
   CLI::App* cmd = root->add_subcommand(
       "stats", "Counts of projects, documents, chunks and bytes, in total and per project");
   cmd->footer(kDirectModeNote);
-  AddConfigOptions(cmd, &opts->common);
-  AddRemoteOptions(cmd, &opts->common);
-  AddJsonFlag(cmd, &opts->common);
+  AddClientOptions(cmd, &opts->common);
   registry->Add(cmd, [opts] { return RunStats(*opts); });
 }
 
