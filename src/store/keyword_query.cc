@@ -103,7 +103,10 @@ Result<KeywordPlan> PlanKeywordQuery(sql::Database* db, const std::string& raw_t
       st.Bind(1, term);
       KB_ASSIGN_OR_RETURN(bool row, st.Step());
       df = row ? st.ColumnInt64(0) : 0;
-      if (cache) cache->Put(term, *df, now_ms);
+      // Only frequencies of indexed terms are cached: a cached 0 would drop a term from every
+      // plan until it expired, so a word queried just before the first document holding it
+      // arrived would not be found by keyword for a minute. An absent term costs one index seek.
+      if (cache && *df > 0) cache->Put(term, *df, now_ms);
     }
     if (*df > 0) by_df.emplace_back(*df, original);
   }

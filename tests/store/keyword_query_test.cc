@@ -76,6 +76,16 @@ TEST_F(KeywordQueryTest, CachedDocumentFrequenciesAreUsedUntilTheyExpire) {
   EXPECT_EQ(later.estimated_rows, 4);
 }
 
+TEST_F(KeywordQueryTest, ATermQueriedBeforeItIsIndexedIsFoundAsSoonAsItIs) {
+  store::DocFrequencyCache cache;
+  auto before = store::PlanKeywordQuery(db_.get(), "otters", 1000, &cache, 1000).value();
+  EXPECT_TRUE(before.match.empty());
+  ASSERT_TRUE(store_->PutDocument(TestDoc("b.md"), TestChunks({"otters hold hands"}, 1), "k").ok());
+  auto after = store::PlanKeywordQuery(db_.get(), "otters", 1000, &cache, 1001).value();
+  EXPECT_EQ(after.match, "\"otters\"");
+  EXPECT_EQ(after.estimated_rows, 1);
+}
+
 TEST_F(KeywordQueryTest, UsesTheIndexTokenizerForStemsAndCase) {
   // "RUNS" folds and stems to "run", as "running" did when indexed.
   auto plan = store::PlanKeywordQuery(db_.get(), "RUNS", 1000).value();
