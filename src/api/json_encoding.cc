@@ -122,6 +122,17 @@ json EncodeStats(const KbStats& s) {
           {"per_project", std::move(per)}};
 }
 
+json EncodeIntegritySummary(const std::optional<IntegritySummary>& s) {
+  if (!s) return nullptr;
+  return {{"status", std::string(CheckSeverityName(s->status))},
+          {"checked_at", FormatIso8601(s->finished_at_ms)},
+          {"duration_ms", s->duration_ms},
+          {"problems", s->problems},
+          {"repaired", s->repaired},
+          {"last_success_at",
+           s->last_success_at_ms ? json(FormatIso8601(*s->last_success_at_ms)) : json()}};
+}
+
 json EncodeV2Project(const ProjectRecord& p) {
   json meta = ParseStoredJson(p.metadata_json);
   std::string model = p.embedder_name;

@@ -26,6 +26,8 @@ nlohmann::json EncodeHit(const QueryHit& h);
 nlohmann::json EncodeQueryResponse(const QueryRequest& req, const QueryResponse& resp);
 nlohmann::json EncodeKey(const ApiKeyRecord& k);
 nlohmann::json EncodeStats(const KbStats& s);
+// /health's "integrity" object; null before the first check.
+nlohmann::json EncodeIntegritySummary(const std::optional<IntegritySummary>& s);
 
 // The Python-compatible v2 shapes.
 nlohmann::json EncodeV2Project(const ProjectRecord& p);

@@ -27,6 +27,10 @@
 #include "kb/knowledge_base.h"
 #include "store/catalog.h"
 
+namespace kb::backup {
+class BackupService;
+}  // namespace kb::backup
+
 namespace kb::api {
 
 // What one request carries through the middleware into its handler.
@@ -87,6 +91,7 @@ struct Route {
 // Shared state handed to the route builders.
 struct ApiContext {
   KnowledgeBase* kb = nullptr;
+  backup::BackupService* backups = nullptr;  // null: backup routes answer 503
   MetricsRegistry* metrics = nullptr;
   int64_t started_mono_us = 0;
   bool metrics_require_auth = false;
@@ -97,6 +102,7 @@ struct ApiContext {
 
 std::vector<Route> MakeV1Routes(ApiContext* ctx);
 std::vector<Route> MakeV2Routes(ApiContext* ctx);
+std::vector<Route> MakeBackupRoutes(ApiContext* ctx);  // routes_backup.cc
 
 class Router {
  public:

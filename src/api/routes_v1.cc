@@ -7,6 +7,7 @@
 #include "api/json_encoding.h"
 #include "api/request_decoding.h"
 #include "api/router.h"
+#include "backup/service.h"
 #include "common/clock.h"
 
 #ifndef KB_VERSION
@@ -150,7 +151,10 @@ std::vector<Route> MakeV1Routes(ApiContext* api) {
                        {{"status", h.status},
                         {"version", KB_VERSION},
                         {"uptime_seconds", uptime},
-                        {"checks", {{"ready", h.ready}, {"problems", h.problems}}}});
+                        {"checks",
+                         {{"ready", h.ready},
+                          {"problems", h.problems},
+                          {"integrity", EncodeIntegritySummary(h.integrity)}}}});
   });
   add("GET", "/ready", std::nullopt, "", false, [api](RequestContext&) -> Result<Reply> {
     const bool ready = api->kb->Ready();
@@ -282,7 +286,10 @@ std::vector<Route> MakeV1Routes(ApiContext* api) {
       }
       s = std::move(mine);
     }
-    return Reply::Json(200, EncodeStats(s));
+    json body = EncodeStats(s);
+    // Where backups go (and whether that is off-site) is node-wide: unrestricted keys only.
+    if (api->backups && !ctx.KeyRestricted()) body["backups"] = api->backups->StatusJson();
+    return Reply::Json(200, body);
   });
 
   // --- API keys (admin) ---
@@ -314,6 +321,14 @@ std::vector<Route> MakeV1Routes(ApiContext* api) {
         KB_RETURN_IF_ERROR(api->kb->RevokeKey(ctx.Param("id"), ctx.actor));
         return Reply::NoContent();
       });
+
+  // --- integrity (admin) ---
+  // Runs the check now, on this request's thread (it reads every database: seconds to minutes
+  // on large data); damage is in the report, with 200.
+  add("POST", "/api/v1/admin/check", kAdmin, "", true, [api](RequestContext&) -> Result<Reply> {
+    KB_ASSIGN_OR_RETURN(IntegrityReport report, api->kb->RunIntegrityCheck());
+    return Reply::Json(200, IntegrityReportToJson(report));
+  });
   return routes;
 }
 

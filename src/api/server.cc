@@ -10,6 +10,7 @@
 #include "api/json_encoding.h"
 #include "api/metrics.h"
 #include "api/router.h"
+#include "backup/service.h"
 #include "common/clock.h"
 #include "common/crypto_util.h"
 #include "common/logging.h"
@@ -95,6 +96,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(KnowledgeBase* kb,
 
   self->ctx_ = std::make_unique<api::ApiContext>();
   self->ctx_->kb = kb;
+  self->ctx_->backups = options.backups;
   self->ctx_->metrics = self->metrics_.get();
   self->ctx_->started_mono_us = MonotonicMicros();
   self->ctx_->metrics_require_auth = options.metrics_require_auth;
@@ -103,6 +105,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(KnowledgeBase* kb,
   self->router_ = std::make_unique<api::Router>();
   for (auto& r : api::MakeV1Routes(self->ctx_.get())) self->router_->Add(std::move(r));
   for (auto& r : api::MakeV2Routes(self->ctx_.get())) self->router_->Add(std::move(r));
+  for (auto& r : api::MakeBackupRoutes(self->ctx_.get())) self->router_->Add(std::move(r));
 
   self->http_ = std::make_unique<httplib::Server>();
   httplib::Server& http = *self->http_;
@@ -220,6 +223,25 @@ void ApiServer::RegisterMetrics() {
   m.DeclareCounter("kb_ingest_failures_total", "Ingestions that failed.");
   m.DeclareCounter("kb_queries_total", "Search queries answered.");
   m.DeclareCounter("kb_query_cache_hits_total", "Search queries answered from the cache.");
+  m.DeclareCounter("kb_index_rebuilds_total",
+                   "Vector indexes rebuilt from their database (damaged, missing or stale).");
+  m.DeclareCounter("kb_integrity_checks_total", "Integrity checks of the data directory run.");
+  m.DeclareCounter("kb_integrity_check_failures_total",
+                   "Integrity checks that found a problem (even one they repaired).");
+  m.DeclareGauge("kb_integrity_check_last_success_timestamp_seconds",
+                 "Unix time at which the last integrity check that left nothing wrong ended "
+                 "(0: none yet).");
+  m.DeclareGauge("kb_integrity_check_duration_seconds",
+                 "How long the last integrity check took.");
+  m.DeclareGauge("kb_backup_last_success_timestamp_seconds",
+                 "Unix time at which the last successful backup ended (0: none yet).");
+  m.DeclareGauge("kb_backup_duration_seconds", "How long the last successful backup took.");
+  m.DeclareGauge("kb_backup_added_bytes",
+                 "Bytes the last successful backup added to the repository.");
+  m.DeclareCounter("kb_backup_failures_total", "Backups that failed.");
+  m.DeclareCounter("kb_backups_total", "Backups that succeeded.");
+  m.DeclareGauge("kb_backup_last_verified_timestamp_seconds",
+                 "Unix time of the last verification that found every snapshot good (0: never).");
   m.DeclareGauge("kb_uptime_seconds", "Seconds since the server started.");
   m.DeclareGauge("kb_build_info", "Build information; the value is always 1.", {"version"});
   m.Set("kb_build_info", {KB_VERSION}, 1);
@@ -233,8 +255,27 @@ void ApiServer::RefreshMetrics() {
   m.Set("kb_ingest_failures_total", {}, static_cast<double>(c.ingest_failures.load()));
   m.Set("kb_queries_total", {}, static_cast<double>(c.queries.load()));
   m.Set("kb_query_cache_hits_total", {}, static_cast<double>(c.query_cache_hits.load()));
+  m.Set("kb_index_rebuilds_total", {}, static_cast<double>(c.index_rebuilds.load()));
+  m.Set("kb_integrity_checks_total", {}, static_cast<double>(c.integrity_checks.load()));
+  m.Set("kb_integrity_check_failures_total", {},
+        static_cast<double>(c.integrity_check_failures.load()));
+  m.Set("kb_integrity_check_last_success_timestamp_seconds", {},
+        static_cast<double>(c.integrity_check_last_success_ms.load()) / 1000.0);
+  m.Set("kb_integrity_check_duration_seconds", {},
+        static_cast<double>(c.integrity_check_last_duration_ms.load()) / 1000.0);
   m.Set("kb_uptime_seconds", {},
         static_cast<double>(MonotonicMicros() - ctx_->started_mono_us) / 1e6);
+  if (ctx_->backups) {
+    const backup::BackupCounters& b = ctx_->backups->counters();
+    m.Set("kb_backup_last_success_timestamp_seconds", {},
+          static_cast<double>(b.last_success_ms.load()) / 1000.0);
+    m.Set("kb_backup_duration_seconds", {}, static_cast<double>(b.last_duration_us.load()) / 1e6);
+    m.Set("kb_backup_added_bytes", {}, static_cast<double>(b.last_added_bytes.load()));
+    m.Set("kb_backup_failures_total", {}, static_cast<double>(b.failures.load()));
+    m.Set("kb_backups_total", {}, static_cast<double>(b.successes.load()));
+    m.Set("kb_backup_last_verified_timestamp_seconds", {},
+          static_cast<double>(b.last_verified_ms.load()) / 1000.0);
+  }
   auto stats = kb_->Stats();
   if (!stats.ok()) return;
   for (const char* name :

@@ -31,6 +31,10 @@ struct Request;
 struct Response;
 }  // namespace httplib
 
+namespace kb::backup {
+class BackupService;
+}  // namespace kb::backup
+
 namespace kb::api {
 class MetricsRegistry;
 class Router;
@@ -54,6 +58,8 @@ struct ServerOptions {
   std::vector<std::string> cors_origins;  // exact origins, or "*"
   bool metrics_require_auth = false;
   int threads = kDefaultServerThreads;
+  // Backups (routes under /api/v1/admin/backups, kb_backup_* metrics); must outlive the server.
+  backup::BackupService* backups = nullptr;
 };
 
 class ApiServer {

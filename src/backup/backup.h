@@ -3,13 +3,21 @@
 // constant here refers back to it).
 //
 // Layers (all in src/backup):
-//   repository.{h,cc}   config, keys (scrypt / key file wrapping), sealed boxes, open/init
-//   pack.{h,cc}         pack writer/reader, block sealing, pack tables
-//   chunk_index.{h,cc}  index objects and the in-memory chunk map
-//   snapshot.{h,cc}     CreateSnapshot (files -> chunks -> packs -> trees -> manifest), locks
-//   restore_files.{h,cc} manifest -> files in a directory (streamed, verified)
-//   verify.{h,cc}       VerifySnapshots, CheckRepository
-//   prune.{h,cc}        two-phase prune
+//   repository.cc        Repository: Init / Open, keys, listing; glue to the parts below
+//   repository_format.h  every number and object name of the format, name validators
+//   repository_keys.h    config and keys/ objects, key wrapping (scrypt / key file)
+//   repository_context.h what every part works on: store, clock, params, master key
+//   crypto.h, sealed_box.h  AES-256-GCM with AAD, scrypt, HKDF, HMAC chunk ids; zstd + seal
+//   pack.h               pack framing, block entries, pack tables
+//   pack_writer.h        new chunks -> sealed blocks (worker threads) -> packs -> index objects
+//   pack_reader.h        ChunkReader: ranged block reads, every chunk checked against its id
+//   chunk_index.h        index objects and the in-memory chunk map
+//   manifest.cc          SnapshotManifest <-> JSON, validated
+//   snapshot.h           CreateSnapshot (files -> chunks -> packs -> trees -> manifest)
+//   locks.h              locks (with their refresh thread) and prune plans
+//   restore_files.h      manifest -> files in a directory (streamed, verified)
+//   verify.h             Verify, Check
+//   prune.h              two-phase prune
 //   retention.{h,cc}    which snapshots a keep-policy keeps (pure)
 //   source.{h,cc}       SnapshotSource from a data directory (online-safe SQLite copies)
 //   restore.{h,cc}      whole / per-project / merge restore orchestration
@@ -125,6 +133,9 @@ struct SnapshotSummary {
   int64_t bytes = 0;
   int64_t added_stored_bytes = 0;
   std::string verified;  // "" (never), or ISO-8601 of the last successful verify (see below)
+  // Non-empty when the manifest cannot be read (the Corruption / version error): the snapshot
+  // is still listed so that it can be seen and forgotten; the fields above are then empty.
+  std::string problem;
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -97,6 +97,8 @@ int Run(int argc, char** argv) {
   RegisterProjectsCommand(&app, &registry);
   RegisterStatsCommand(&app, &registry);
   RegisterKeysCommand(&app, &registry);
+  RegisterCheckCommand(&app, &registry);
+  RegisterBackupCommands(&app, &registry);
 
   try {
     app.parse(argc, argv);

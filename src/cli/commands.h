@@ -71,5 +71,8 @@ void RegisterQueryCommand(CLI::App* root, CommandRegistry* registry);
 void RegisterProjectsCommand(CLI::App* root, CommandRegistry* registry);
 void RegisterStatsCommand(CLI::App* root, CommandRegistry* registry);
 void RegisterKeysCommand(CLI::App* root, CommandRegistry* registry);
+void RegisterCheckCommand(CLI::App* root, CommandRegistry* registry);
+// repo, backup, prune, restore (backup_command.cc).
+void RegisterBackupCommands(CLI::App* root, CommandRegistry* registry);
 
 }  // namespace kb::cli

@@ -7,8 +7,10 @@
 
 #include <charconv>
 #include <cstdlib>
+#include <iterator>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <utility>
 #include <variant>
 
 #include "common/file_util.h"
@@ -20,7 +22,18 @@ namespace {
 
 using Json = nlohmann::json;
 
-enum class Kind { kString, kPort, kPositiveInt, kSize, kBool, kList, kLogLevel, kLogFormat, kUrl };
+enum class Kind {
+  kString,
+  kPort,
+  kPositiveInt,
+  kSize,
+  kBool,
+  kList,
+  kLogLevel,
+  kLogFormat,
+  kUrl,
+  kDuration
+};
 
 using Value = std::variant<std::string, int64_t, bool, std::vector<std::string>>;
 
@@ -65,8 +78,25 @@ const std::vector<Setting>& Table() {
        [](Config* c, Value&& v) { c->metrics_require_auth = Take<bool>(std::move(v)); }},
       {"threads", "KB_THREADS", "", Kind::kPositiveInt,
        [](Config* c, Value&& v) { c->threads = static_cast<int>(Take<int64_t>(std::move(v))); }},
+      {"integrity_check_interval", "KB_INTEGRITY_CHECK_INTERVAL", "--integrity-check-interval",
+       Kind::kDuration,
+       [](Config* c, Value&& v) { c->integrity_check_interval_ms = Take<int64_t>(std::move(v)); }},
       {"url", "KB_URL", "--url", Kind::kUrl,
        [](Config* c, Value&& v) { c->url = Take<std::string>(std::move(v)); }},
+      {"backup_repository", "KB_BACKUP_REPOSITORY", "--repo", Kind::kString,
+       [](Config* c, Value&& v) { c->backup_repository = Take<std::string>(std::move(v)); }},
+      {"backup_key_file", "KB_BACKUP_KEY_FILE", "--key-file", Kind::kString,
+       [](Config* c, Value&& v) { c->backup_key_file = Take<std::string>(std::move(v)); }},
+      {"backup_interval", "KB_BACKUP_INTERVAL", "", Kind::kString,
+       [](Config* c, Value&& v) { c->backup_interval = Take<std::string>(std::move(v)); }},
+      {"backup_retention", "KB_BACKUP_RETENTION", "", Kind::kString,
+       [](Config* c, Value&& v) { c->backup_retention = Take<std::string>(std::move(v)); }},
+      {"backup_s3_endpoint", "KB_BACKUP_S3_ENDPOINT", "", Kind::kString,
+       [](Config* c, Value&& v) { c->backup_s3_endpoint = Take<std::string>(std::move(v)); }},
+      {"backup_s3_region", "KB_BACKUP_S3_REGION", "", Kind::kString,
+       [](Config* c, Value&& v) { c->backup_s3_region = Take<std::string>(std::move(v)); }},
+      {"backup_s3_path_style", "KB_BACKUP_S3_PATH_STYLE", "", Kind::kBool,
+       [](Config* c, Value&& v) { c->backup_s3_path_style = Take<bool>(std::move(v)); }},
       {"api_key", "KB_API_KEY", "--api-key", Kind::kString,
        [](Config* c, Value&& v) { c->api_key = Take<std::string>(std::move(v)); }},
   };
@@ -100,6 +130,8 @@ std::string_view KindDescription(Kind kind) {
       return "one of json, text";
     case Kind::kUrl:
       return "a base URL http(s)://host[:port] without a path";
+    case Kind::kDuration:
+      return "a duration such as 24h, 90m, 1d12h or 3600 (seconds); 0 = never";
   }
   return "a value";
 }
@@ -119,6 +151,40 @@ Status CheckInteger(std::string_view where, int64_t n, std::string_view text, Ki
     return BadValue(where, text, kind);
   }
   return Status::OK();
+}
+
+// "1d12h", "90m", "30s", or a bare number of seconds; units d, h, m, s, largest first, each at
+// most once. Returns milliseconds; nullopt if malformed or beyond 100 years.
+std::optional<int64_t> ParseDurationMillis(std::string_view text) {
+  static constexpr std::pair<char, int64_t> kUnits[] = {
+      {'d', 86'400'000}, {'h', 3'600'000}, {'m', 60'000}, {'s', 1'000}};
+  constexpr int64_t kMaxMillis = 100LL * 365 * 86'400'000;
+  if (text.empty()) return std::nullopt;
+  int64_t total = 0;
+  size_t next_unit = 0, i = 0;
+  while (i < text.size()) {
+    size_t start = i;
+    int64_t n = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+      n = n * 10 + (text[i] - '0');
+      if (n > kMaxMillis) return std::nullopt;
+      ++i;
+    }
+    if (i == start) return std::nullopt;
+    if (i == text.size() && start == 0) {  // a bare number: seconds
+      return n <= kMaxMillis / 1000 ? std::optional<int64_t>(n * 1000) : std::nullopt;
+    }
+    if (i == text.size()) return std::nullopt;           // "1h30": a number without a unit
+    size_t u = next_unit;
+    while (u < std::size(kUnits) && kUnits[u].first != text[i]) ++u;
+    if (u == std::size(kUnits)) return std::nullopt;  // unknown unit, or out of order
+    if (n > kMaxMillis / kUnits[u].second) return std::nullopt;
+    total += n * kUnits[u].second;
+    if (total > kMaxMillis) return std::nullopt;
+    next_unit = u + 1;
+    ++i;
+  }
+  return total;
 }
 
 Result<Value> FromText(std::string_view where, std::string_view raw, Kind kind) {
@@ -179,6 +245,11 @@ Result<Value> FromText(std::string_view where, std::string_view raw, Kind kind) 
       }
       return Value(url);
     }
+    case Kind::kDuration: {
+      std::optional<int64_t> ms = ParseDurationMillis(text);
+      if (!ms) return BadValue(where, raw, kind);
+      return Value(*ms);
+    }
   }
   return Status::Internal("unhandled setting kind");
 }
@@ -217,6 +288,11 @@ Result<Value> FromJson(std::string_view where, const Json& j, Kind kind) {
     case Kind::kBool:
       if (!j.is_boolean()) return wrong_type();
       return Value(j.get<bool>());
+    case Kind::kDuration:
+      // "24h", or a number of seconds.
+      if (j.is_string()) return FromText(where, j.get<std::string>(), kind);
+      if (j.is_number_unsigned() || j.is_number_integer()) return FromText(where, j.dump(), kind);
+      return wrong_type();
     case Kind::kList: {
       if (!j.is_array()) return wrong_type();
       std::vector<std::string> items;
@@ -283,6 +359,9 @@ Status ApplyFlags(const FlagValues& flags, Config* config) {
       {"ingest_root", &flags.ingest_root},
       {"url", &flags.url},
       {"api_key", &flags.api_key},
+      {"integrity_check_interval", &flags.integrity_check_interval},
+      {"backup_repository", &flags.backup_repository},
+      {"backup_key_file", &flags.backup_key_file},
   };
   for (const auto& [key, value] : given) {
     if (!value->has_value()) continue;

@@ -51,9 +51,21 @@ struct Config {
   std::string ingest_root;
   bool metrics_require_auth = false;
   std::optional<int> threads;  // HTTP worker threads; unset = the API layer's default
+  // How often `serve` checks the data directory (a duration; also once at start). Unset =
+  // kDefaultIntegrityCheckIntervalMs (src/kb/knowledge_base.h); 0 = no background checks.
+  std::optional<int64_t> integrity_check_interval_ms;
   // Client commands: a running server's base URL (switches them to remote mode) and its key.
   std::string url;
   std::string api_key;
+  // Backups (docs/CONFIG.md "Backups"). Empty repository = the server's local default under
+  // the data directory. The passphrase is never a setting: KB_BACKUP_PASSWORD only.
+  std::string backup_repository;
+  std::string backup_key_file;
+  std::string backup_interval = "1h";     // a duration (backup/retention.h); "0" = no schedule
+  std::string backup_retention;           // "" = the default policy; see ParseRetentionPolicy
+  std::string backup_s3_endpoint;         // else AWS_ENDPOINT_URL
+  std::string backup_s3_region;           // else AWS_REGION / AWS_DEFAULT_REGION
+  std::optional<bool> backup_s3_path_style;
   // The file the config was read from, if any (for messages).
   std::string config_file;
 };
@@ -77,6 +89,9 @@ struct FlagValues {
   std::optional<std::string> ingest_root;
   std::optional<std::string> url;
   std::optional<std::string> api_key;
+  std::optional<std::string> integrity_check_interval;
+  std::optional<std::string> backup_repository;  // --repo
+  std::optional<std::string> backup_key_file;    // --key-file
 };
 
 // Builds the effective configuration from all four layers. InvalidArgument (naming the key,

@@ -13,6 +13,8 @@
 #include <thread>
 
 #include "api/server.h"
+#include "backup/service.h"
+#include "cli/backup_settings.h"
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "common/logging.h"
@@ -55,7 +57,11 @@ int RunServe(const CommonOptions& common) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  Result<std::unique_ptr<KnowledgeBase>> kb = KnowledgeBase::Open(MakeKbOptions(*config));
+  KbOptions kb_options = MakeKbOptions(*config);
+  // The server checks its data directory in the background: once after start, then periodically.
+  kb_options.integrity_check_interval_ms =
+      config->integrity_check_interval_ms.value_or(kDefaultIntegrityCheckIntervalMs);
+  Result<std::unique_ptr<KnowledgeBase>> kb = KnowledgeBase::Open(kb_options);
   if (!kb.ok()) return ReportError(kb.status().WithContext("cannot open " + config->data_dir));
   Result<std::optional<std::string>> admin = (*kb)->EnsureAdminKey(config->admin_token);
   if (!admin.ok()) return ReportError(admin.status().WithContext("cannot create the admin key"));
@@ -63,8 +69,21 @@ int RunServe(const CommonOptions& common) {
   // have been created unseen.
   if (admin->has_value()) PrintAdminKeyOnce(**admin);
 
-  auto server = ApiServer::Start(kb->get(), MakeServerOptions(*config));
+  Result<backup::BackupServiceOptions> backup_options = BackupServiceOptionsFromConfig(*config);
+  if (!backup_options.ok()) {
+    (*kb)->Close();
+    return ReportError(backup_options.status(), /*usage=*/true);
+  }
+  auto backups = backup::BackupService::Start(kb->get(), *backup_options);
+  if (!backups.ok()) {
+    (*kb)->Close();
+    return ReportError(backups.status().WithContext("cannot start backups"));
+  }
+  ServerOptions server_options = MakeServerOptions(*config);
+  server_options.backups = backups->get();
+  auto server = ApiServer::Start(kb->get(), server_options);
   if (!server.ok()) {
+    (*backups)->Stop();
     (*kb)->Close();
     return ReportError(server.status().WithContext("cannot start the server"));
   }
@@ -86,6 +105,7 @@ int RunServe(const CommonOptions& common) {
   // Stopped by something other than a signal (e.g. a listener failure): release the waiter.
   pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();
+  (*backups)->Stop();
   (*kb)->Close();
   LogInfo("stopped");
   return kExitOk;
@@ -142,6 +162,9 @@ void RegisterServeCommand(CLI::App* root, CommandRegistry* registry) {
                     "comma-separated allowed CORS origins ($KB_CORS_ORIGINS)");
   AddOptionalString(cmd, "--ingest-root", &common->flags.ingest_root,
                     "directory the v2 API's file_path ingestion may read ($KB_INGEST_ROOT)");
+  AddOptionalString(cmd, "--integrity-check-interval", &common->flags.integrity_check_interval,
+                    "check every database and vector index once at start and then this often, "
+                    "e.g. 12h; 0 = never (default 24h; $KB_INTEGRITY_CHECK_INTERVAL)");
   registry->Add(cmd, [common] { return RunServe(*common); });
 }
 

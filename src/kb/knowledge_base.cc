@@ -4,7 +4,9 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <unordered_set>
@@ -91,7 +93,10 @@ struct KnowledgeBase::ProjectHandle {
 
   std::string dir;
   std::unique_ptr<ProjectStore> store;
-  std::unique_ptr<VectorIndex> index;
+  // Replaced only by RebuildIndex, under write_mu and index_ptr_mu: code holding write_mu uses
+  // `index` directly; lock-free readers (queries, stats) take a reference with Index().
+  std::shared_ptr<VectorIndex> index;
+  std::mutex index_ptr_mu;
   std::unique_ptr<Embedder> embedder;
   EmbedderSpec spec;
   ChunkOptions chunking;
@@ -104,6 +109,12 @@ struct KnowledgeBase::ProjectHandle {
   // prefix, so it is never saved again; the next start catches up from the last good save (or
   // rebuilds).
   bool index_stale = false;
+  // guarded by write_mu: why the index had to be rebuilt when the project was loaded; the next
+  // integrity check reports it (as repaired) and clears it.
+  std::string load_repair;
+  // Serialises saving the index files with the integrity check reading them. Taken before
+  // write_mu, so that a check reading a large index delays the saver, not the writers.
+  std::mutex save_mu;
 
   std::atomic<int64_t> generation{0};  // bumped by every write; invalidates the query cache
   QueryCache<QueryResponse> cache{kQueryCacheEntries};
@@ -111,6 +122,10 @@ struct KnowledgeBase::ProjectHandle {
   ProjectRecord Record() {
     std::lock_guard<std::mutex> lock(record_mu);
     return record;
+  }
+  std::shared_ptr<VectorIndex> Index() {
+    std::lock_guard<std::mutex> lock(index_ptr_mu);
+    return index;
   }
   std::string index_dir() const { return dir + "/index"; }
 };
@@ -123,6 +138,12 @@ KnowledgeBase::~KnowledgeBase() { Close(); }
 Result<std::unique_ptr<KnowledgeBase>> KnowledgeBase::Open(const KbOptions& options) {
   std::unique_ptr<KnowledgeBase> kb(new KnowledgeBase(options));
   kb->started_at_ms_ = kb->clock_->NowMillis();
+  if (PathExists(options.data_dir + "/" + kRestoreMarkerFile)) {
+    return Status::FailedPrecondition(
+        "data directory " + options.data_dir + " holds a restore that did not finish (" +
+        kRestoreMarkerFile + " is present); run `knowledgebeast restore` again — the data it "
+        "replaced was moved aside, not deleted");
+  }
   KB_RETURN_IF_ERROR(MakeDirs(options.data_dir));
   KB_RETURN_IF_ERROR(MakeDirs(options.data_dir + "/projects"));
   KB_ASSIGN_OR_RETURN(kb->catalog_, Catalog::Open(options.data_dir + "/catalog.db", kb->clock_));
@@ -130,6 +151,10 @@ Result<std::unique_ptr<KnowledgeBase>> KnowledgeBase::Open(const KbOptions& opti
   kb->ready_ = kb->load_problems_.empty();
   if (options.index_save_interval_ms > 0) {
     kb->saver_ = std::thread([raw = kb.get()] { raw->SaverLoop(); });
+  }
+  // After readiness: the first check runs in the background and never delays the start.
+  if (options.integrity_check_interval_ms > 0) {
+    kb->checker_ = std::thread([raw = kb.get()] { raw->CheckerLoop(); });
   }
   return kb;
 }
@@ -141,6 +166,8 @@ void KnowledgeBase::Close() {
     stopping_ = true;
   }
   saver_cv_.notify_all();
+  // A running check notices stopping_ between projects (IntegrityCheckOptions::cancelled).
+  if (checker_.joinable()) checker_.join();
   if (saver_.joinable()) saver_.join();
   std::vector<std::shared_ptr<ProjectHandle>> handles;
   {
@@ -174,7 +201,27 @@ void KnowledgeBase::SaverLoop() {
   }
 }
 
+bool KnowledgeBase::Closing() {
+  std::lock_guard<std::mutex> lock(saver_mu_);
+  return stopping_;
+}
+
+void KnowledgeBase::CheckerLoop() {
+  std::unique_lock<std::mutex> lock(saver_mu_);
+  while (!stopping_) {
+    lock.unlock();
+    auto report = RunIntegrityCheck();
+    if (!report.ok() && report.status().code() != Code::kUnavailable) {
+      LogError("integrity check could not run", json{{"error", report.status().ToString()}}.dump());
+    }
+    lock.lock();
+    saver_cv_.wait_for(lock, std::chrono::milliseconds(options_.integrity_check_interval_ms),
+                       [this] { return stopping_; });
+  }
+}
+
 Status KnowledgeBase::SaveIndex(ProjectHandle& h) {
+  std::lock_guard<std::mutex> save(h.save_mu);
   std::lock_guard<std::mutex> lock(h.write_mu);
   if (!h.dirty || h.index_stale) return Status::OK();
   KB_RETURN_IF_ERROR(h.index->Save(h.index_dir(), h.applied_lsn));
@@ -185,7 +232,7 @@ Status KnowledgeBase::SaveIndex(ProjectHandle& h) {
 Status KnowledgeBase::LoadProjects() {
   KB_ASSIGN_OR_RETURN(auto records, catalog_->ListProjects(/*include_deleted=*/false));
   for (const ProjectRecord& r : records) {
-    auto handle = OpenProjectHandle(r);
+    auto handle = OpenProjectHandle(r, /*loading=*/true);
     if (!handle.ok()) {
       // One project's damage never takes the others down: report it and go on.
       std::string problem = "project '" + r.name + "' (" + r.id + "): " + handle.status().ToString();
@@ -214,7 +261,7 @@ Status ApplyDelta(const IndexDelta& delta, VectorIndex* index) {
 }  // namespace
 
 Result<std::shared_ptr<KnowledgeBase::ProjectHandle>> KnowledgeBase::OpenProjectHandle(
-    const ProjectRecord& record) {
+    const ProjectRecord& record, bool loading) {
   auto h = std::make_shared<ProjectHandle>();
   h->record = record;
   h->dir = options_.data_dir + "/projects/" + record.id;
@@ -238,9 +285,13 @@ Result<std::shared_ptr<KnowledgeBase::ProjectHandle>> KnowledgeBase::OpenProject
   iopts.dimension = record.embedding_dimension;
   auto loaded = VectorIndex::Load(h->index_dir(), iopts);
   bool rebuild = !loaded.ok();
-  if (!loaded.ok() && loaded.status().code() != Code::kNotFound) {
-    LogWarn("vector index damaged; rebuilding from the database",
-            json{{"project", record.id}, {"error", loaded.status().ToString()}}.dump());
+  std::string why;  // why an existing project's index had to be rebuilt
+  if (!loaded.ok()) {
+    why = loaded.status().message();
+    if (loaded.status().code() != Code::kNotFound) {
+      LogWarn("vector index damaged; rebuilding from the database",
+              json{{"project", record.id}, {"error", loaded.status().ToString()}}.dump());
+    }
   }
   if (loaded.ok()) {
     h->index = std::move(loaded).value();
@@ -250,6 +301,8 @@ Result<std::shared_ptr<KnowledgeBase::ProjectHandle>> KnowledgeBase::OpenProject
       LogWarn("vector index is ahead of the journal; rebuilding",
               json{{"project", record.id}, {"index_lsn", h->index->lsn()}, {"lsn", last_lsn}}.dump());
       rebuild = true;
+      why = "the saved index reflects LSN " + std::to_string(h->index->lsn()) +
+            ", ahead of the journal (LSN " + std::to_string(last_lsn) + ")";
     }
   }
   if (!rebuild) {
@@ -265,11 +318,15 @@ Result<std::shared_ptr<KnowledgeBase::ProjectHandle>> KnowledgeBase::OpenProject
           LogWarn("journal entry unreadable during index catch-up; rebuilding",
                   json{{"project", record.id}, {"lsn", e.lsn}}.dump());
           rebuild = true;
+          why = "journal entry " + std::to_string(e.lsn) + " could not be replayed onto it: " +
+                delta.status().message();
           break;
         }
         Status s = ApplyDelta(*delta, h->index.get());
         if (!s.ok()) {
           rebuild = true;
+          why = "journal entry " + std::to_string(e.lsn) + " could not be replayed onto it: " +
+                s.message();
           break;
         }
         after = e.lsn;
@@ -292,6 +349,7 @@ Result<std::shared_ptr<KnowledgeBase::ProjectHandle>> KnowledgeBase::OpenProject
     h->applied_lsn = last_lsn;
     h->dirty = true;
     counters_.index_rebuilds++;
+    if (loading) h->load_repair = "rebuilt from kb.db when the project was loaded: " + why;
   }
   if (h->dirty) {
     // Persist now so that the next start loads instead of rebuilding or replaying.
@@ -308,6 +366,9 @@ Result<std::shared_ptr<KnowledgeBase::ProjectHandle>> KnowledgeBase::Handle(
   std::shared_lock lock(projects_mu_);
   auto it = projects_.find(id_or_name);
   if (it != projects_.end()) return it->second;
+  if (restoring_.count(id_or_name)) {
+    return Status::Unavailable("project " + id_or_name + " is being restored; try again shortly");
+  }
   for (auto& [id, h] : projects_) {
     std::lock_guard<std::mutex> rlock(h->record_mu);
     if (h->record.name == id_or_name) return h;
@@ -360,7 +421,7 @@ Result<ProjectRecord> KnowledgeBase::CreateProject(const CreateProjectRequest& r
 
   // The project's files first, then the catalog row that makes it visible: a crash in between
   // leaves an unreferenced directory, never a project without a database.
-  KB_ASSIGN_OR_RETURN(auto handle, OpenProjectHandle(r));
+  KB_ASSIGN_OR_RETURN(auto handle, OpenProjectHandle(r, /*loading=*/false));
   Status s = catalog_->CreateProject(r);
   if (!s.ok()) {
     std::error_code ec;
@@ -425,6 +486,172 @@ Status KnowledgeBase::DeleteProject(const std::string& id_or_name, const Actor& 
   if (!s.ok()) LogWarn("saving vector index failed", json{{"error", s.ToString()}}.dump());
   LogInfo("project deleted", json{{"project", r.id}, {"actor", actor.id}}.dump());
   return Status::OK();
+}
+
+namespace {
+
+// rename(2) with the errno in the message.
+Status RenamePath(const std::string& from, const std::string& to) {
+  if (std::rename(from.c_str(), to.c_str()) != 0) {
+    return Status::IOError("rename " + from + " -> " + to + ": " + std::strerror(errno));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status KnowledgeBase::ReplaceProject(const ProjectRecord& record, const std::string& staged_dir,
+                                     const std::string& aside_dir, const Actor& actor) {
+  // Name clash with another live project: refuse before touching anything.
+  auto by_name = catalog_->GetProject(record.name);
+  if (by_name.ok() && by_name->id != record.id) {
+    return Status::FailedPrecondition("project name '" + record.name +
+                                      "' now belongs to another project (" + by_name->id +
+                                      "); rename it before restoring this one");
+  }
+  // From here until the end, lookups of this project answer Unavailable ("being restored").
+  std::shared_ptr<ProjectHandle> old;
+  {
+    std::unique_lock lock(projects_mu_);
+    if (!restoring_.insert(record.id).second) {
+      return Status::Unavailable("project " + record.id + " is already being restored");
+    }
+    restoring_.insert(record.name);
+    auto it = projects_.find(record.id);
+    if (it != projects_.end()) {
+      old = it->second;
+      projects_.erase(it);
+    }
+  }
+  auto done = [&] {
+    std::unique_lock lock(projects_mu_);
+    restoring_.erase(record.id);
+    restoring_.erase(record.name);
+  };
+  if (old) {
+    // SQLite removes a database's -wal and -shm files by path when its last connection closes,
+    // so the old store must be closed before another database appears under that path. Wait for
+    // requests still using the old handle to finish (they are short), then close it.
+    Status closed = RetireHandle(old);
+    if (!closed.ok()) {
+      std::unique_lock lock(projects_mu_);
+      projects_[record.id] = old;
+      restoring_.erase(record.id);
+      restoring_.erase(record.name);
+      return closed;
+    }
+  }
+  Status swapped = SwapInRestoredProject(record, staged_dir, aside_dir);
+  if (!swapped.ok() && old) {
+    // The renames were undone: reopen the project as it was.
+    auto reopened = OpenProjectHandle(old->Record());
+    if (reopened.ok()) {
+      std::unique_lock lock(projects_mu_);
+      projects_[record.id] = std::move(reopened).value();
+    } else {
+      LogError("project could not be reopened after a failed restore",
+               json{{"project", record.id}, {"error", reopened.status().ToString()}}.dump());
+    }
+  }
+  done();
+  if (!swapped.ok()) return swapped;
+  LogInfo("project replaced by restore",
+          json{{"project", record.id}, {"actor", actor.id}, {"aside", aside_dir}}.dump());
+  return Status::OK();
+}
+
+Status KnowledgeBase::RetireHandle(const std::shared_ptr<ProjectHandle>& h) {
+  const int64_t deadline = MonotonicMicros() + kRetireWaitMicros;
+  while (h.use_count() > 1) {
+    if (MonotonicMicros() > deadline) {
+      return Status::Unavailable("project " + h->Record().id +
+                                 " stayed busy; restore not started, try again");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  std::lock_guard<std::mutex> lock(h->write_mu);
+  if (h->dirty && !h->index_stale) {
+    Status s = h->index->Save(h->index_dir(), h->applied_lsn);
+    if (!s.ok()) LogWarn("saving vector index failed", json{{"error", s.ToString()}}.dump());
+  }
+  h->index_stale = true;  // never saved again
+  h->store.reset();
+  h->index.reset();
+  return Status::OK();
+}
+
+Status KnowledgeBase::SwapInRestoredProject(const ProjectRecord& record,
+                                            const std::string& staged_dir,
+                                            const std::string& aside_dir) {
+  const std::string live_dir = ProjectDir(record.id);
+  const bool had_dir = PathExists(live_dir);
+  if (had_dir) KB_RETURN_IF_ERROR(RenamePath(live_dir, aside_dir));
+  Status moved = RenamePath(staged_dir, live_dir);
+  if (!moved.ok()) {
+    if (had_dir) (void)RenamePath(aside_dir, live_dir);
+    return moved;
+  }
+  auto undo = [&] {
+    (void)RenamePath(live_dir, staged_dir);
+    if (had_dir) (void)RenamePath(aside_dir, live_dir);
+  };
+  // The catalog row: undelete or re-create, then the editable fields.
+  ProjectRecord row = record;
+  row.deleted_at_ms.reset();
+  row.deleted_by.clear();
+  auto existing = catalog_->GetProject(record.id, /*include_deleted=*/true);
+  Status cat;
+  if (!existing.ok()) {
+    cat = catalog_->CreateProject(row);
+  } else {
+    if (existing->deleted_at_ms) cat = catalog_->UnmarkProjectDeleted(record.id);
+    if (cat.ok()) cat = catalog_->UpdateProject(row);
+  }
+  if (!cat.ok()) {
+    undo();
+    return cat;
+  }
+  auto handle = OpenProjectHandle(row);
+  if (!handle.ok()) {
+    undo();
+    return handle.status().WithContext("reopening restored project " + record.id);
+  }
+  {
+    std::unique_lock lock(projects_mu_);
+    projects_[record.id] = std::move(handle).value();
+  }
+  (void)FsyncPath(options_.data_dir + "/projects");
+  return Status::OK();
+}
+
+Result<KnowledgeBase::ImportOutcome> KnowledgeBase::ImportDocumentIfAbsent(
+    const std::string& project, DocumentRecord doc, std::vector<ChunkRecord> chunks,
+    const Actor& actor) {
+  if (doc.id.empty()) return Status::InvalidArgument("an imported document needs its id");
+  KB_ASSIGN_OR_RETURN(auto h, Handle(project));
+  std::lock_guard<std::mutex> lock(h->write_mu);
+  auto existing = h->store->GetDocument(doc.id, /*include_deleted=*/true);
+  if (existing.ok()) return ImportOutcome::kExists;
+  if (existing.status().code() != Code::kNotFound) return existing.status();
+  doc.deleted_at_ms.reset();
+  doc.deleted_by.clear();
+  std::vector<std::vector<float>> embeddings;
+  embeddings.reserve(chunks.size());
+  for (const auto& c : chunks) embeddings.push_back(c.embedding);
+  auto put = h->store->PutDocument(doc, std::move(chunks), actor.id);
+  if (!put.ok() && put.status().code() == Code::kAlreadyExists) return ImportOutcome::kSourceTaken;
+  KB_RETURN_IF_ERROR(put.status());
+  embeddings.resize(std::min(embeddings.size(), put->chunk_ids.size()));
+  Status indexed = h->index->UpsertBatch(put->chunk_ids, embeddings);
+  if (!indexed.ok()) {
+    LogError("index update failed after commit", json{{"error", indexed.ToString()}}.dump());
+    h->index_stale = true;
+  } else {
+    h->applied_lsn = put->lsn;
+    h->dirty = true;
+  }
+  h->generation++;
+  return ImportOutcome::kImported;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -762,6 +989,7 @@ Result<QueryResponse> KnowledgeBase::Query(const std::string& project, const Que
     qvec = std::move(vecs[0]);
   }
 
+  const std::shared_ptr<VectorIndex> index = h->Index();
   const size_t needed = static_cast<size_t>(req.top_k + req.offset);
   size_t fetch = std::min(kMaxCandidates, std::max(kMinCandidates, needed * kCandidateFactor));
   std::vector<FusedHit> fused;
@@ -769,7 +997,7 @@ Result<QueryResponse> KnowledgeBase::Query(const std::string& project, const Que
   for (;;) {
     std::vector<VectorHit> vhits;
     std::vector<KeywordHit> khits;
-    if (want_vector) vhits = h->index->Search(qvec, fetch);
+    if (want_vector) vhits = index->Search(qvec, fetch);
     if (want_keyword) {
       KB_ASSIGN_OR_RETURN(khits, h->store->KeywordSearch(req.text, fetch));
     }
@@ -949,9 +1177,10 @@ Result<KbStats> KnowledgeBase::Stats() {
     ProjectStats ps;
     ps.project = h->Record();
     KB_ASSIGN_OR_RETURN(ps.counts, h->store->Counts());
-    ps.index_vectors = h->index->Size();
-    ps.index_memory_bytes = h->index->MemoryBytes();
-    ps.index_lsn = h->index->lsn();
+    const std::shared_ptr<VectorIndex> index = h->Index();
+    ps.index_vectors = index->Size();
+    ps.index_memory_bytes = index->MemoryBytes();
+    ps.index_lsn = index->lsn();
     KB_ASSIGN_OR_RETURN(ps.journal_lsn, h->store->LastLsn());
     ps.disk_bytes = DirectorySize(h->dir);
     st.documents += ps.counts.documents;
@@ -973,15 +1202,212 @@ HealthReport KnowledgeBase::Health() {
   HealthReport r;
   r.ready = ready_.load();
   r.problems = load_problems_;
+  CheckSeverity severity = load_problems_.empty() ? CheckSeverity::kOk : CheckSeverity::kDegraded;
   auto keys = catalog_->CountKeys();
   if (!keys.ok()) {
-    r.status = "unhealthy";
+    severity = CheckSeverity::kUnhealthy;
     r.problems.push_back("catalog: " + keys.status().ToString());
     r.ready = false;
-  } else if (!r.problems.empty()) {
-    r.status = "degraded";
   }
+  {
+    std::lock_guard<std::mutex> lock(check_mu_);
+    r.integrity = last_check_;
+  }
+  if (r.integrity) {
+    severity = std::max(severity, r.integrity->status);
+    r.problems.insert(r.problems.end(), r.integrity->problems.begin(),
+                      r.integrity->problems.end());
+  }
+  r.status = severity == CheckSeverity::kOk          ? "healthy"
+             : severity == CheckSeverity::kDegraded ? "degraded"
+                                                     : "unhealthy";
   return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Integrity
+
+Result<IntegrityReport> KnowledgeBase::RunIntegrityCheck() {
+  std::lock_guard<std::mutex> run(check_run_mu_);
+  if (Closing()) return Status::Unavailable("the knowledge base is closing");
+  IntegrityCheckOptions o;
+  o.index = options_.index;
+  o.clock = clock_;
+  o.cancelled = [this] { return Closing(); };
+  o.check_vector_index = [this](const ExpectedProject& p, const std::string& dir) {
+    return CheckProjectIndex(p, dir);
+  };
+  KB_ASSIGN_OR_RETURN(IntegrityReport report, CheckDataDirectory(options_.data_dir, o));
+  if (report.cancelled) {
+    return Status::Unavailable("integrity check interrupted: the knowledge base is closing");
+  }
+  const int64_t finished = report.started_at_ms + report.duration_ms;
+  counters_.integrity_checks++;
+  counters_.integrity_check_last_duration_ms = report.duration_ms;
+  if (report.found_problem()) counters_.integrity_check_failures++;
+  if (report.severity() == CheckSeverity::kOk) {
+    counters_.integrity_check_last_success_ms = finished;
+  }
+
+  IntegritySummary summary;
+  summary.finished_at_ms = finished;
+  summary.duration_ms = report.duration_ms;
+  summary.status = report.severity();
+  summary.problems = report.Problems(/*outstanding_only=*/true);
+  summary.repaired = report.Repairs();
+  if (int64_t ok_at = counters_.integrity_check_last_success_ms.load(); ok_at > 0) {
+    summary.last_success_at_ms = ok_at;
+  }
+  json fields = {{"status", std::string(CheckSeverityName(summary.status))},
+                 {"databases", report.databases.size()},
+                 {"duration_ms", report.duration_ms}};
+  if (!report.found_problem()) {
+    LogInfo("integrity check passed", fields.dump());
+  } else {
+    fields["problems"] = report.Problems(/*outstanding_only=*/false);
+    if (summary.status == CheckSeverity::kUnhealthy) {
+      LogError("integrity check found damage", fields.dump());
+    } else {
+      LogWarn("integrity check found damage", fields.dump());
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(check_mu_);
+    last_check_ = std::move(summary);
+  }
+  return report;
+}
+
+// The online vector_index check of one project: the saved files (read while no save can replace
+// them) and the in-memory index (compared with kb.db at exactly the LSN it reflects, which needs
+// the write mutex only while its labels are copied and the database snapshot is pinned). Any
+// disagreement is answered by a rebuild from kb.db.
+CheckResult KnowledgeBase::CheckProjectIndex(const ExpectedProject& project,
+                                             const std::string& project_dir) {
+  CheckResult result{std::string(kCheckVectorIndex), CheckSeverity::kOk, "", false, ""};
+  std::shared_ptr<ProjectHandle> h;
+  bool restoring = false;
+  {
+    std::shared_lock lock(projects_mu_);
+    auto it = projects_.find(project.id);
+    if (it != projects_.end()) h = it->second;
+    restoring = restoring_.count(project.id) != 0;
+  }
+  if (!h) {
+    result.note = std::string("not checked: the server has not loaded this project (") +
+                  (restoring         ? "it is being restored"
+                   : project.deleted ? "it is deleted"
+                                     : "it failed to open") +
+                  ")";
+    return result;
+  }
+  std::string at_load;
+  {
+    std::lock_guard<std::mutex> lock(h->write_mu);
+    at_load.swap(h->load_repair);
+  }
+  std::vector<std::string> problems;
+  {
+    std::lock_guard<std::mutex> save(h->save_mu);
+    CheckResult saved = CheckSavedVectorIndex(project_dir, project.dimension, options_.index);
+    if (saved.found_problem()) problems.push_back("saved index: " + saved.problem);
+  }
+  auto cmp = IndexComparison::Open(project_dir + "/kb.db", project.dimension);
+  if (!cmp.ok()) {
+    problems.push_back("in-memory index: cannot read kb.db to compare: " + cmp.status().message());
+  } else {
+    std::shared_ptr<VectorIndex> index;
+    std::vector<int64_t> labels;
+    int64_t applied = 0, db_lsn = 0;
+    bool stale = false;
+    Status pinned;
+    {
+      // No commit can happen while write_mu is held, so the snapshot pinned here is the state
+      // the in-memory index reflects.
+      std::lock_guard<std::mutex> lock(h->write_mu);
+      index = h->index;
+      labels = index->Labels();
+      applied = h->applied_lsn;
+      stale = h->index_stale;
+      auto lsn = (*cmp)->Pin();
+      if (lsn.ok()) db_lsn = *lsn;
+      else pinned = lsn.status();
+    }
+    if (!pinned.ok()) {
+      problems.push_back("in-memory index: cannot read kb.db to compare: " + pinned.message());
+    } else if (stale) {
+      problems.push_back("in-memory index: an update failed after a commit, so it misses "
+                         "changes (kb.db is at LSN " + std::to_string(db_lsn) + ")");
+    } else if (applied != db_lsn) {
+      problems.push_back("in-memory index: it reflects LSN " + std::to_string(applied) +
+                         " but kb.db is at LSN " + std::to_string(db_lsn) +
+                         " (written by another process while the server runs?)");
+    } else {
+      auto diff = (*cmp)->Compare(*index, labels);
+      if (!diff.ok()) {
+        problems.push_back("in-memory index: cannot compare with kb.db: " +
+                           diff.status().message());
+      } else if (!diff->empty()) {
+        problems.push_back("in-memory index: " + *diff);
+      }
+    }
+  }
+  if (!at_load.empty()) problems.insert(problems.begin(), at_load);
+  if (problems.empty()) return result;
+
+  result.severity = CheckSeverity::kDegraded;
+  for (const std::string& p : problems) result.problem += (result.problem.empty() ? "" : "; ") + p;
+  if (problems.size() == 1 && !at_load.empty()) {
+    result.repaired = true;  // already rebuilt when loaded, and sound now
+    return result;
+  }
+  LogWarn("vector index damaged; rebuilding from the database",
+          json{{"project", project.id}, {"problem", result.problem}}.dump());
+  Status rebuilt = RebuildIndex(*h);
+  if (rebuilt.ok()) {
+    result.repaired = true;
+    result.note = "rebuilt from kb.db";
+  } else {
+    result.problem += "; rebuilding it failed: " + rebuilt.message();
+    LogError("vector index rebuild failed",
+             json{{"project", project.id}, {"error", rebuilt.ToString()}}.dump());
+  }
+  return result;
+}
+
+Status KnowledgeBase::RebuildIndex(ProjectHandle& h) {
+  const int dimension = h.Record().embedding_dimension;
+  VectorIndexOptions iopts = options_.index;
+  iopts.dimension = dimension;
+  // The expensive part, without any lock: queries keep using the old index meanwhile.
+  KB_ASSIGN_OR_RETURN(std::unique_ptr<VectorIndex> fresh,
+                      BuildVectorIndexFromDatabase(h.dir + "/kb.db", dimension, iopts));
+  {
+    std::lock_guard<std::mutex> lock(h.write_mu);
+    // Catch up with what was committed while it was built; then swap.
+    int64_t after = fresh->lsn();
+    KB_ASSIGN_OR_RETURN(int64_t last_lsn, h.store->LastLsn());
+    while (after < last_lsn) {
+      KB_ASSIGN_OR_RETURN(auto entries, h.store->ReadJournal(after, kJournalCatchUpBatch));
+      if (entries.empty()) break;
+      for (const JournalEntry& e : entries) {
+        KB_ASSIGN_OR_RETURN(IndexDelta delta, DecodeIndexDelta(e));
+        KB_RETURN_IF_ERROR(ApplyDelta(delta, fresh.get()));
+        after = e.lsn;
+      }
+    }
+    fresh->set_lsn(after);
+    {
+      std::lock_guard<std::mutex> ptr(h.index_ptr_mu);
+      h.index = std::move(fresh);
+    }
+    h.applied_lsn = after;
+    h.index_stale = false;
+    h.dirty = true;
+    h.generation++;  // results may differ: drop cached ones
+  }
+  counters_.index_rebuilds++;
+  return SaveIndex(h);
 }
 
 }  // namespace kb

@@ -15,6 +15,10 @@
 // the commit to the store and the application to the vector index happen under the project's
 // write mutex, so the index always reflects a prefix of the journal.
 //
+// Integrity: RunIntegrityCheck() checks the whole data directory (kb/integrity_check.h) and
+// rebuilds a damaged vector index from its database; a background thread runs it once after
+// Open() and then every KbOptions::integrity_check_interval_ms. Health() reports the last result.
+//
 // Thread-safety: every public method is safe to call concurrently.
 #pragma once
 
@@ -23,6 +27,7 @@
 #include <thread>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -35,6 +40,7 @@
 #include "embed/embedder.h"
 #include "index/vector_index.h"
 #include "ingest/chunker.h"
+#include "kb/integrity_check.h"
 #include "search/fusion.h"
 #include "store/catalog.h"
 #include "store/project_store.h"
@@ -50,11 +56,20 @@ inline constexpr int64_t kDefaultMaxDocumentBytes = 32 * 1024 * 1024;
 inline constexpr int kMaxListLimit = 1000;
 inline constexpr int kDefaultListLimit = 100;
 inline constexpr int64_t kIndexSaveIntervalMs = 30'000;
+// How often `serve` checks the data directory unless configured (integrity_check_interval).
+inline constexpr int64_t kDefaultIntegrityCheckIntervalMs = 24LL * 60 * 60 * 1000;
+// How long a restore waits for requests still using a project before giving up.
+inline constexpr int64_t kRetireWaitMicros = 30'000'000;
 inline constexpr size_t kQueryCacheEntries = 1024;
 inline constexpr size_t kMaxTitleBytes = 1000;
 inline constexpr size_t kMaxSourceBytes = 4096;
 inline constexpr size_t kMaxDescriptionBytes = 10000;
 inline constexpr size_t kMaxKeyNameBytes = 200;
+
+// A whole restore writes this file into the directory it builds and removes it as the very last
+// step (src/backup/restore.cc). Open refuses a data directory that still has it: its contents are
+// a restore that did not finish, not data to serve.
+inline constexpr char kRestoreMarkerFile[] = "RESTORE_IN_PROGRESS";
 
 struct KbOptions {
   std::string data_dir = "./data";
@@ -67,6 +82,11 @@ struct KbOptions {
   bool enable_query_cache = true;
   // Save dirty vector indexes every this many ms from a background thread (0 = only on Close).
   int64_t index_save_interval_ms = kIndexSaveIntervalMs;
+  // Run RunIntegrityCheck() from a background thread once after Open() (without delaying it)
+  // and then every this many ms. 0 = never in the background (the library default, so that
+  // direct-mode CLI commands and tests do not read every database; `serve` passes
+  // kDefaultIntegrityCheckIntervalMs unless configured otherwise).
+  int64_t integrity_check_interval_ms = 0;
 };
 
 // Who is acting: the key id for API calls, "cli" for the CLI, "system" for background work.
@@ -175,12 +195,30 @@ struct KbCounters {
   std::atomic<int64_t> queries{0};
   std::atomic<int64_t> query_cache_hits{0};
   std::atomic<int64_t> index_rebuilds{0};
+  std::atomic<int64_t> integrity_checks{0};          // completed runs of RunIntegrityCheck
+  std::atomic<int64_t> integrity_check_failures{0};  // runs that found a problem (even repaired)
+  std::atomic<int64_t> integrity_check_last_success_ms{0};  // end of the last clean run; 0 = none
+  std::atomic<int64_t> integrity_check_last_duration_ms{0};
+};
+
+// The last integrity check, as /health shows it.
+struct IntegritySummary {
+  int64_t finished_at_ms = 0;
+  int64_t duration_ms = 0;
+  CheckSeverity status = CheckSeverity::kOk;  // outstanding after repairs
+  std::vector<std::string> problems;          // outstanding ones
+  std::vector<std::string> repaired;          // found and repaired by that run
+  std::optional<int64_t> last_success_at_ms;  // end of the last run that left nothing outstanding
 };
 
 struct HealthReport {
-  std::string status = "healthy";  // "healthy" | "degraded" | "unhealthy"
+  // "healthy" | "degraded" | "unhealthy": the worst of the catalog, the projects that failed to
+  // load and the last integrity check (a damaged vector index is "degraded" until rebuilt; a
+  // database that failed its checks is "unhealthy").
+  std::string status = "healthy";
   bool ready = false;              // every database open and every index loaded
-  std::vector<std::string> problems;
+  std::vector<std::string> problems;  // every outstanding problem, integrity ones included
+  std::optional<IntegritySummary> integrity;  // nullopt until a check has completed
 };
 
 struct CreatedKey {
@@ -254,9 +292,38 @@ class KnowledgeBase {
   // the token was supplied by the caller.
   Result<std::optional<std::string>> EnsureAdminKey(const std::string& admin_token);
 
+  // --- restore support (src/backup) ---
+  enum class ImportOutcome { kImported, kExists, kSourceTaken };
+  // Stores `doc` (with its id) and `chunks` (with their embeddings) unless the project has a
+  // document with that id, live or soft-deleted (kExists), or a live document owns its source
+  // (kSourceTaken); nothing existing is ever modified. The check and the write happen under the
+  // project's write mutex. Used by `restore --merge`.
+  Result<ImportOutcome> ImportDocumentIfAbsent(const std::string& project, DocumentRecord doc,
+                                               std::vector<ChunkRecord> chunks,
+                                               const Actor& actor);
+  // Swaps in a restored project: `staged_dir` is a complete project directory (kb.db, index/)
+  // on the same filesystem as the data directory, `record` the project's catalog row as it was
+  // in the snapshot. Writers to the project wait; the live directory (if any) is moved to
+  // `aside_dir`, the staged one takes its place, the catalog row is restored (undeleting or
+  // re-creating the project if needed) and the project is reopened. On failure the renames are
+  // undone. FailedPrecondition if another live project has the record's name. Other projects are
+  // not touched.
+  Status ReplaceProject(const ProjectRecord& record, const std::string& staged_dir,
+                        const std::string& aside_dir, const Actor& actor);
+  // The directory of a project's files (whether or not it exists).
+  std::string ProjectDir(const std::string& project_id) const {
+    return options_.data_dir + "/projects/" + project_id;
+  }
+
   // --- status ---
   Result<KbStats> Stats();
   HealthReport Health();
+  // Checks the whole data directory now (kb/integrity_check.h): every database read-only, every
+  // live project's in-memory index and saved index against its database. A damaged vector
+  // index is rebuilt from the database (counted in index_rebuilds) and reported as repaired.
+  // Runs are serialised; Unavailable if the knowledge base is closing. Damage is reported in the
+  // result, not as an error.
+  Result<IntegrityReport> RunIntegrityCheck();
   bool Ready() const { return ready_.load(); }
   const KbCounters& counters() const { return counters_; }
   const KbOptions& options() const { return options_; }
@@ -267,12 +334,25 @@ class KnowledgeBase {
   explicit KnowledgeBase(const KbOptions& options);
 
   Status LoadProjects();
-  Result<std::shared_ptr<ProjectHandle>> OpenProjectHandle(const ProjectRecord& record);
+  // `loading`: an existing project at Open() (a rebuilt index is then reported by the next
+  // integrity check as damage it repaired); false for a project being created or restored.
+  Result<std::shared_ptr<ProjectHandle>> OpenProjectHandle(const ProjectRecord& record,
+                                                           bool loading = false);
   Result<std::shared_ptr<ProjectHandle>> Handle(const std::string& id_or_name);
+  // Waits until no request uses `h`, saves its index and closes its store and index.
+  Status RetireHandle(const std::shared_ptr<ProjectHandle>& h);
+  Status SwapInRestoredProject(const ProjectRecord& record, const std::string& staged_dir,
+                               const std::string& aside_dir);
   Status SaveIndex(ProjectHandle& handle);
   Result<IngestResult> IngestImpl(const std::string& project, const IngestRequest& req,
                                   const Actor& actor);
   void SaverLoop();
+  void CheckerLoop();
+  bool Closing();
+  // The vector_index check of one project during RunIntegrityCheck (see the .cc).
+  CheckResult CheckProjectIndex(const ExpectedProject& project, const std::string& project_dir);
+  // Replaces a project's index with one rebuilt from its database, then saves it.
+  Status RebuildIndex(ProjectHandle& handle);
 
   KbOptions options_;
   const Clock* clock_;
@@ -280,14 +360,21 @@ class KnowledgeBase {
   std::unique_ptr<Catalog> catalog_;
   mutable std::shared_mutex projects_mu_;
   std::map<std::string, std::shared_ptr<ProjectHandle>> projects_;  // by project id
+  std::set<std::string> restoring_;  // guarded by projects_mu_: ids and names being restored
   KbCounters counters_;
   std::atomic<bool> ready_{false};
   std::vector<std::string> load_problems_;  // projects that failed to open; set once in Open
 
+  // Background threads (index saver, integrity checker) wait on saver_cv_ for stopping_.
   std::mutex saver_mu_;
   std::condition_variable saver_cv_;
   bool stopping_ = false;
   std::thread saver_;
+  std::thread checker_;
+
+  std::mutex check_run_mu_;  // one RunIntegrityCheck at a time
+  mutable std::mutex check_mu_;
+  std::optional<IntegritySummary> last_check_;  // guarded by check_mu_
 };
 
 }  // namespace kb

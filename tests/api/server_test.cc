@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "store/sqlite.h"
 #include "test_util.h"
 
 namespace kb {
@@ -127,6 +129,75 @@ TEST_F(ApiServerTest, HealthReadyAndMetricsNeedNoKey) {
       << m.raw;
   EXPECT_NE(m.raw.find("kb_build_info{version="), std::string::npos);
   EXPECT_NE(m.raw.find("kb_uptime_seconds"), std::string::npos);
+}
+
+TEST_F(ApiServerTest, AdminCheckRunsTheIntegrityCheckAndHealthAndMetricsReportIt) {
+  Resp before = Get("/health", "");
+  EXPECT_TRUE(before.body["checks"]["integrity"].is_null()) << before.raw;
+  const std::string id = CreateProject("checked");
+  ASSERT_EQ(Post("/api/v1/projects/checked/documents",
+                 R"({"content":"Herons wade in shallow water.","source":"h.txt"})")
+                .status,
+            201);
+  EXPECT_EQ(Post("/api/v1/admin/check", "", CreateKey("write")).status, 403);
+  EXPECT_EQ(Post("/api/v1/admin/check", "", "").status, 401);
+
+  Resp r = Post("/api/v1/admin/check", "");
+  ASSERT_EQ(r.status, 200) << r.raw;
+  EXPECT_EQ(r.body["status"], "ok");
+  EXPECT_EQ(r.body["problems_found"], false);
+  ASSERT_EQ(r.body["databases"].size(), 2u);
+  EXPECT_EQ(r.body["databases"][1]["project_id"], id);
+  EXPECT_EQ(r.body["databases"][1]["checks"].size(), 7u);
+  Resp h = Get("/health", "");
+  EXPECT_EQ(h.status, 200);
+  EXPECT_EQ(h.body["status"], "healthy");
+  EXPECT_EQ(h.body["checks"]["integrity"]["status"], "ok");
+  EXPECT_TRUE(h.body["checks"]["integrity"]["last_success_at"].is_string()) << h.raw;
+  EXPECT_TRUE(h.body["checks"]["integrity"]["problems"].empty());
+  Resp m = Get("/metrics", "");
+  EXPECT_NE(m.raw.find("\nkb_integrity_checks_total 1\n"), std::string::npos) << m.raw;
+  EXPECT_NE(m.raw.find("\nkb_integrity_check_failures_total 0\n"), std::string::npos);
+  EXPECT_EQ(m.raw.find("\nkb_integrity_check_last_success_timestamp_seconds 0\n"),
+            std::string::npos);
+
+  // A row changed behind the server's back: the database is unhealthy, /health says 503.
+  {
+    auto db = sql::Database::Open(dir_.Sub("data/projects/" + id + "/kb.db"));
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->Exec("UPDATE documents SET title = 'tampered'").ok());
+  }
+  r = Post("/api/v1/admin/check", "");
+  ASSERT_EQ(r.status, 200) << r.raw;
+  EXPECT_EQ(r.body["status"], "unhealthy");
+  h = Get("/health", "");
+  EXPECT_EQ(h.status, 503);
+  EXPECT_EQ(h.body["status"], "unhealthy");
+  ASSERT_EQ(h.body["checks"]["integrity"]["problems"].size(), 1u) << h.raw;
+  EXPECT_NE(h.body["checks"]["integrity"]["problems"][0].get<std::string>().find(
+                "content_checksum: the content checksum recomputed"),
+            std::string::npos);
+  EXPECT_EQ(h.body["checks"]["problems"], h.body["checks"]["integrity"]["problems"]);
+  m = Get("/metrics", "");
+  EXPECT_NE(m.raw.find("\nkb_integrity_check_failures_total 1\n"), std::string::npos) << m.raw;
+}
+
+TEST_F(ApiServerTest, DerivedDataProblemsMakeHealthDegraded) {
+  // A project directory that no catalog row names: nothing is lost, but someone should look.
+  const std::string stray = dir_.Sub("data/projects/0f0f0f0f-0000-4000-8000-000000000000");
+  std::filesystem::create_directories(stray);
+  Resp r = Post("/api/v1/admin/check", "");
+  ASSERT_EQ(r.status, 200) << r.raw;
+  EXPECT_EQ(r.body["status"], "degraded");
+  Resp h = Get("/health", "");
+  EXPECT_EQ(h.status, 200);
+  EXPECT_EQ(h.body["status"], "degraded");
+  ASSERT_EQ(h.body["checks"]["problems"].size(), 1u) << h.raw;
+  EXPECT_EQ(h.body["checks"]["problems"][0].get<std::string>().rfind(stray + ": catalog: ", 0), 0u)
+      << h.raw;
+  std::filesystem::remove_all(stray);
+  EXPECT_EQ(Post("/api/v1/admin/check", "").body["status"], "ok");
+  EXPECT_EQ(Get("/health", "").body["status"], "healthy");
 }
 
 TEST_F(ApiServerTest, MetricsCanRequireAuth) {

@@ -174,6 +174,38 @@ TEST(ConfigTest, ServerUrlMustBeAnHttpBaseUrl) {
   EXPECT_EQ(c->url, "https://kb.example:8443");
 }
 
+TEST(ConfigTest, IntegrityCheckIntervalIsADuration) {
+  Result<Config> unset = LoadConfig({}, FakeEnv({}));
+  ASSERT_TRUE(unset.ok());
+  EXPECT_FALSE(unset->integrity_check_interval_ms.has_value());  // serve: 24h
+  for (const auto& [text, ms] : std::vector<std::pair<std::string, int64_t>>{
+           {"24h", 86'400'000}, {"90m", 5'400'000}, {"1d12h", 129'600'000}, {"30s", 30'000},
+           {"3600", 3'600'000}, {"0", 0}, {" 2h ", 7'200'000}}) {
+    Result<Config> c = LoadConfig({}, FakeEnv({{"KB_INTEGRITY_CHECK_INTERVAL", text}}));
+    ASSERT_TRUE(c.ok()) << text << ": " << c.status().ToString();
+    EXPECT_EQ(c->integrity_check_interval_ms, ms) << text;
+  }
+  for (const char* bad : {"", "h", "1h30", "30m1h", "1x", "-5", "1.5h", "1h1h", "999999999999d", "9999999999999"}) {
+    Result<Config> c = LoadConfig({}, FakeEnv({{"KB_INTEGRITY_CHECK_INTERVAL", bad}}));
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_NE(c.status().message().find("KB_INTEGRITY_CHECK_INTERVAL"), std::string::npos);
+    EXPECT_NE(c.status().message().find("expected a duration"), std::string::npos)
+        << c.status().message();
+  }
+  TempDir dir;
+  WriteTestFile(dir.Sub("kb.json"), R"({"integrity_check_interval": 600})");
+  FlagValues flags;
+  flags.config_file = dir.Sub("kb.json");
+  EXPECT_EQ(LoadConfig(flags, FakeEnv({}))->integrity_check_interval_ms, 600'000);
+  WriteTestFile(dir.Sub("kb.json"), R"({"integrity_check_interval": "12h"})");
+  EXPECT_EQ(LoadConfig(flags, FakeEnv({}))->integrity_check_interval_ms, 43'200'000);
+  flags.integrity_check_interval = "0";
+  EXPECT_EQ(LoadConfig(flags, FakeEnv({}))->integrity_check_interval_ms, 0);
+  WriteTestFile(dir.Sub("kb.json"), R"({"integrity_check_interval": true})");
+  flags.integrity_check_interval.reset();
+  EXPECT_FALSE(LoadConfig(flags, FakeEnv({})).ok());
+}
+
 TEST(ConfigTest, EveryFileKeyHasAnEnvironmentVariable) {
   for (const SettingInfo& s : AllSettings()) {
     EXPECT_FALSE(s.key.empty());

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <thread>
+#include <filesystem>
+#include <chrono>
 #include <fstream>
 #include <set>
 
@@ -123,6 +126,13 @@ TEST_F(E2eApiTest, AuthMatrixOverEveryRoute) {
       {"POST", "/api/v1/admin/api-keys", R"({"name":"m","scope":"read"})", 3, 'g', {201}},
       {"GET", "/api/v1/admin/api-keys", "", 3, 'g', {200}},
       {"DELETE", "/api/v1/admin/api-keys/key_0000000000000000", "", 3, 'g', {404}},
+      {"POST", "/api/v1/admin/check", "", 3, 'g', {200}},
+      {"POST", "/api/v1/admin/backups", R"({"tags":["matrix"]})", 3, 'g', {201}},
+      {"GET", "/api/v1/admin/backups", "", 3, 'g', {200}},
+      {"POST", "/api/v1/admin/backups/verify", R"({"snapshots":["20000101T000000Z-00000000"]})",
+       3, 'g', {404}},
+      {"POST", "/api/v1/admin/projects/matrix-a/restore",
+       R"({"snapshot":"20000101T000000Z-00000000"})", 3, 'g', {404}},
       {"POST", "/api/v2/projects", R"({"name":""})", 2, 'g', {400}},
       {"GET", "/api/v2/projects", "", 1, 'l', {200}},
       {"GET", v2a, "", 1, 'p', {200}},
@@ -309,6 +319,84 @@ TEST_F(E2eApiTest, DataAndSearchResultsSurviveCleanRestart) {
   EXPECT_EQ(admins, 1);
 }
 
+// The value of an unlabelled metric in an exposition, or -1.
+double MetricValue(const std::string& exposition, const std::string& name) {
+  const std::string prefix = "\n" + name + " ";
+  size_t at = exposition.find(prefix);
+  if (at == std::string::npos) return -1;
+  return std::stod(exposition.substr(at + prefix.size()));
+}
+
+// The server checks its data directory right after start: a vector index damaged while it was
+// stopped is rebuilt (and the check says so); one damaged while it runs is rebuilt by
+// POST /api/v1/admin/check; search answers the same throughout.
+TEST_F(E2eApiTest, DamagedVectorIndexIsRebuiltAtStartAndOnDemand) {
+  const std::string id = NewProject("checked");
+  for (int i = 0; i < 5; ++i) {
+    HttpResp r = Do("POST", "/api/v1/projects/checked/documents", kE2eAdminToken,
+                    json{{"content", "Note " + std::to_string(i) + " about herons and egrets " +
+                                         std::to_string(i * 13)},
+                         {"source", "n" + std::to_string(i) + ".txt"}}
+                        .dump());
+    ASSERT_EQ(r.status, 201) << r.raw;
+  }
+  const std::string q = R"({"query":"herons","top_k":5,"mode":"vector","use_cache":false})";
+  const json before = Normalised(Do("POST", "/api/v1/projects/checked/query", kE2eAdminToken, q).body);
+  ASSERT_EQ(before["count"], 5);
+  server_->Stop(SIGTERM);
+
+  const std::string index = dir_.Sub("data/projects/" + id + "/index");
+  for (const auto& e : std::filesystem::directory_iterator(index)) {
+    if (e.path().filename().string().rfind("graph-", 0) == 0) {
+      std::filesystem::resize_file(e.path(), 200);
+    }
+  }
+  ASSERT_TRUE(server_->Start()) << server_->Log();
+  client_ = server_->Client();
+  // The first check runs in the background right after readiness.
+  std::string metrics;
+  for (int i = 0; i < 200; ++i) {
+    metrics = Do("GET", "/metrics", "").raw;
+    if (MetricValue(metrics, "kb_integrity_checks_total") >= 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(MetricValue(metrics, "kb_integrity_checks_total"), 1) << metrics;
+  EXPECT_EQ(MetricValue(metrics, "kb_integrity_check_failures_total"), 1);
+  EXPECT_EQ(MetricValue(metrics, "kb_index_rebuilds_total"), 1);
+  EXPECT_GT(MetricValue(metrics, "kb_integrity_check_last_success_timestamp_seconds"), 1.7e9);
+  HttpResp health = Do("GET", "/health", "");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(health.body["status"], "healthy") << health.raw;
+  ASSERT_EQ(health.body["checks"]["integrity"]["repaired"].size(), 1u) << health.raw;
+  EXPECT_NE(health.body["checks"]["integrity"]["repaired"][0].get<std::string>().find(
+                "rebuilt from kb.db when the project was loaded: vector index graph file"),
+            std::string::npos)
+      << health.raw;
+  EXPECT_EQ(Normalised(Do("POST", "/api/v1/projects/checked/query", kE2eAdminToken, q).body),
+            before);
+
+  // Damaged while the server runs: found and rebuilt on demand.
+  std::filesystem::remove_all(index);
+  HttpResp check = Do("POST", "/api/v1/admin/check");
+  ASSERT_EQ(check.status, 200) << check.raw;
+  EXPECT_EQ(check.body["status"], "ok");
+  EXPECT_EQ(check.body["problems_found"], true);
+  const json& vector_check = check.body["databases"][1]["checks"][6];
+  EXPECT_EQ(vector_check["name"], "vector_index");
+  EXPECT_EQ(vector_check["severity"], "degraded");
+  EXPECT_EQ(vector_check["repaired"], true);
+  EXPECT_EQ(vector_check["problem"], "saved index: no saved vector index in " + index +
+                                         " (its manifest VECTOR_INDEX is missing)");
+  HttpResp again = Do("POST", "/api/v1/admin/check");
+  EXPECT_EQ(again.body["problems_found"], false) << again.raw;
+  metrics = Do("GET", "/metrics", "").raw;
+  EXPECT_EQ(MetricValue(metrics, "kb_integrity_checks_total"), 3);
+  EXPECT_EQ(MetricValue(metrics, "kb_integrity_check_failures_total"), 2);
+  EXPECT_EQ(MetricValue(metrics, "kb_index_rebuilds_total"), 2);
+  EXPECT_EQ(Normalised(Do("POST", "/api/v1/projects/checked/query", kE2eAdminToken, q).body),
+            before);
+}
+
 TEST_F(E2eApiTest, MetricsPassPromtool) {
   NewProject("metrics name-1");
   Do("GET", "/api/v1/projects");
@@ -319,7 +407,10 @@ TEST_F(E2eApiTest, MetricsPassPromtool) {
        {"kb_http_requests_total", "kb_http_request_duration_seconds_bucket", "kb_documents",
         "kb_chunks", "kb_index_vectors", "kb_index_memory_bytes", "kb_ingest_documents_total",
         "kb_ingest_chunks_total", "kb_ingest_failures_total", "kb_queries_total",
-        "kb_query_cache_hits_total", "kb_uptime_seconds", "kb_build_info"}) {
+        "kb_query_cache_hits_total", "kb_uptime_seconds", "kb_build_info",
+        "kb_index_rebuilds_total", "kb_integrity_checks_total", "kb_integrity_check_failures_total",
+        "kb_integrity_check_last_success_timestamp_seconds",
+        "kb_integrity_check_duration_seconds"}) {
     EXPECT_NE(m.raw.find(name), std::string::npos) << name;
   }
   if (std::system("command -v promtool >/dev/null 2>&1") != 0) {

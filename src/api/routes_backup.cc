@@ -1,0 +1,191 @@
+// Backup and restore routes (admin, unrestricted keys only): run a backup now, list snapshots,
+// verify them, restore one project into the running server. docs/API.md "Backups".
+#include "api/http_status.h"
+#include "api/request_decoding.h"
+#include "api/router.h"
+#include "backup/service.h"
+#include "common/clock.h"
+
+namespace kb::api {
+
+using nlohmann::json;
+
+namespace {
+
+Result<json> BackupJsonBody(const RequestContext& ctx) {
+  if (ctx.http.body.empty()) return json::object();
+  const std::string type = ctx.http.get_header_value("Content-Type");
+  if (!type.empty() && type.find("json") == std::string::npos) {
+    return Status::UnsupportedMedia("send the body as application/json (got '" + type + "')");
+  }
+  return ParseJsonObject(ctx.http.body);
+}
+
+Result<std::vector<std::string>> StringList(const json& body, const char* field) {
+  std::vector<std::string> out;
+  if (!body.contains(field)) return out;
+  const json& v = body[field];
+  if (!v.is_array()) return Status::InvalidArgument(std::string("field '") + field + "' must be an array of strings");
+  for (const json& item : v) {
+    if (!item.is_string() || item.get<std::string>().empty()) {
+      return Status::InvalidArgument(std::string("field '") + field + "' must be an array of non-empty strings");
+    }
+    out.push_back(item.get<std::string>());
+  }
+  return out;
+}
+
+Status OnlyFields(const json& body, std::initializer_list<const char*> allowed) {
+  for (auto it = body.begin(); it != body.end(); ++it) {
+    bool known = false;
+    for (const char* a : allowed) known = known || it.key() == a;
+    if (!known) return Status::InvalidArgument("unknown field '" + it.key() + "'");
+  }
+  return Status::OK();
+}
+
+json SummaryJson(const backup::SnapshotSummary& s) {
+  return {{"id", s.id},           {"time", s.time},         {"trigger", s.trigger},
+          {"scope", s.scope},     {"projects", s.projects}, {"bytes", s.bytes},
+          {"added_bytes", s.added_stored_bytes},
+          {"verified", s.verified.empty() ? json(nullptr) : json(s.verified)}};
+}
+
+json ManifestJson(const backup::SnapshotManifest& m) {
+  json projects = json::array();
+  for (const auto& p : m.projects) {
+    projects.push_back({{"id", p.id}, {"name", p.name}, {"lsn", p.lsn}, {"deleted", p.deleted},
+                        {"counts", p.counts}});
+  }
+  return {{"id", m.id},
+          {"time", m.time},
+          {"finished", m.finished},
+          {"trigger", m.trigger},
+          {"scope", m.scope},
+          {"tags", m.tags},
+          {"projects", projects},
+          {"stats",
+           {{"files", m.stats.files},
+            {"bytes", m.stats.bytes},
+            {"chunks", m.stats.chunks},
+            {"new_chunks", m.stats.new_chunks},
+            {"added_bytes", m.stats.added_bytes},
+            {"added_stored_bytes", m.stats.added_stored_bytes},
+            {"duration_ms", m.stats.duration_ms}}}};
+}
+
+// Decodes {"snapshot"?, "before"?, "latest_valid"?, "merge"?}.
+Result<std::pair<backup::SnapshotSelector, bool>> DecodeRestoreBody(const json& body) {
+  KB_RETURN_IF_ERROR(OnlyFields(body, {"snapshot", "before", "latest_valid", "merge"}));
+  backup::SnapshotSelector sel;
+  bool merge = false;
+  int chosen = 0;
+  if (body.contains("snapshot")) {
+    if (!body["snapshot"].is_string()) return Status::InvalidArgument("field 'snapshot' must be a string");
+    sel.snapshot_id = body["snapshot"].get<std::string>();
+    ++chosen;
+  }
+  if (body.contains("before")) {
+    if (!body["before"].is_string()) return Status::InvalidArgument("field 'before' must be an ISO-8601 string");
+    auto t = ParseIso8601(body["before"].get<std::string>());
+    if (!t) return Status::InvalidArgument("field 'before' must be an ISO-8601 time");
+    sel.before_ms = *t;
+    ++chosen;
+  }
+  if (body.contains("latest_valid")) {
+    if (!body["latest_valid"].is_boolean()) return Status::InvalidArgument("field 'latest_valid' must be a boolean");
+    sel.latest_valid = body["latest_valid"].get<bool>();
+    chosen += sel.latest_valid;
+  }
+  if (chosen > 1) {
+    return Status::InvalidArgument("give at most one of 'snapshot', 'before', 'latest_valid'");
+  }
+  if (body.contains("merge")) {
+    if (!body["merge"].is_boolean()) return Status::InvalidArgument("field 'merge' must be a boolean");
+    merge = body["merge"].get<bool>();
+  }
+  return std::make_pair(sel, merge);
+}
+
+Status NotConfigured() {
+  return Status::Unavailable("backups are not enabled on this server");
+}
+
+}  // namespace
+
+std::vector<Route> MakeBackupRoutes(ApiContext* api) {
+  std::vector<Route> routes;
+  auto add = [&](const char* method, const char* pattern, RouteHandler handler) {
+    routes.push_back(Route{method, pattern, KeyScope::kAdmin, "", /*unrestricted_only=*/true,
+                           std::move(handler)});
+  };
+
+  // Runs a backup now, on this request's thread; 201 with the new snapshot.
+  add("POST", "/api/v1/admin/backups", [api](RequestContext& ctx) -> Result<Reply> {
+    if (!api->backups) return NotConfigured();
+    KB_ASSIGN_OR_RETURN(json body, BackupJsonBody(ctx));
+    KB_RETURN_IF_ERROR(OnlyFields(body, {"projects", "tags"}));
+    KB_ASSIGN_OR_RETURN(auto projects, StringList(body, "projects"));
+    KB_ASSIGN_OR_RETURN(auto tags, StringList(body, "tags"));
+    KB_ASSIGN_OR_RETURN(auto manifest, api->backups->RunBackup("api", projects, tags));
+    return Reply::Json(201, {{"snapshot", ManifestJson(manifest)}});
+  });
+
+  add("GET", "/api/v1/admin/backups", [api](RequestContext&) -> Result<Reply> {
+    if (!api->backups) return NotConfigured();
+    KB_ASSIGN_OR_RETURN(auto list, api->backups->ListSnapshots());
+    json arr = json::array();
+    for (auto it = list.rbegin(); it != list.rend(); ++it) arr.push_back(SummaryJson(*it));
+    const size_t n = arr.size();
+    return Reply::Json(200, {{"snapshots", std::move(arr)},
+                             {"count", n},
+                             {"repository", api->backups->StatusJson()}});
+  });
+
+  // {"snapshots"?: [...], "read_data"?: bool, "read_data_subset"?: percent, "restore_test"?: bool}
+  add("POST", "/api/v1/admin/backups/verify", [api](RequestContext& ctx) -> Result<Reply> {
+    if (!api->backups) return NotConfigured();
+    KB_ASSIGN_OR_RETURN(json body, BackupJsonBody(ctx));
+    KB_RETURN_IF_ERROR(OnlyFields(body, {"snapshots", "read_data", "read_data_subset", "restore_test"}));
+    KB_ASSIGN_OR_RETURN(auto ids, StringList(body, "snapshots"));
+    backup::VerifyOptions vo;
+    if (body.contains("read_data")) {
+      if (!body["read_data"].is_boolean()) return Status::InvalidArgument("field 'read_data' must be a boolean");
+      if (body["read_data"].get<bool>()) vo.data = backup::VerifyOptions::Data::kAll;
+    }
+    if (body.contains("read_data_subset")) {
+      const json& v = body["read_data_subset"];
+      if (!v.is_number() || v.get<double>() <= 0 || v.get<double>() > 100) {
+        return Status::InvalidArgument("field 'read_data_subset' must be a percentage in (0, 100]");
+      }
+      vo.data = backup::VerifyOptions::Data::kSubset;
+      vo.subset_fraction = v.get<double>() / 100.0;
+    }
+    if (body.contains("restore_test")) {
+      if (!body["restore_test"].is_boolean()) return Status::InvalidArgument("field 'restore_test' must be a boolean");
+      vo.restore_test = body["restore_test"].get<bool>();
+    }
+    KB_ASSIGN_OR_RETURN(auto reports, api->backups->Verify(ids, vo));
+    json arr = json::array();
+    bool all_ok = true;
+    for (const auto& r : reports) {
+      all_ok = all_ok && r.ok;
+      arr.push_back({{"snapshot", r.snapshot_id}, {"ok", r.ok}, {"problems", r.problems},
+                     {"bytes_read", r.bytes_read}});
+    }
+    return Reply::Json(200, {{"ok", all_ok}, {"snapshots", std::move(arr)}});
+  });
+
+  // Replaces (or, with "merge", completes) one project from a snapshot.
+  add("POST", "/api/v1/admin/projects/{project}/restore", [api](RequestContext& ctx) -> Result<Reply> {
+    if (!api->backups) return NotConfigured();
+    KB_ASSIGN_OR_RETURN(json body, BackupJsonBody(ctx));
+    KB_ASSIGN_OR_RETURN(auto decoded, DecodeRestoreBody(body));
+    KB_ASSIGN_OR_RETURN(auto report, api->backups->RestoreProject(ctx.Param("project"), decoded.first,
+                                                                 decoded.second, ctx.actor));
+    return Reply::Json(200, report.ToJson());
+  });
+  return routes;
+}
+
+}  // namespace kb::api

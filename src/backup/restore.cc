@@ -1,0 +1,485 @@
+// Restore orchestration. See restore.h and docs/BACKUP.md.
+#include "backup/restore.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "backup/source.h"
+#include "common/crypto_util.h"
+#include "common/file_util.h"
+#include "common/logging.h"
+#include "store/project_store.h"
+
+namespace kb::backup {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+// "20261126T130501Z": for directory names that sort by time.
+std::string CompactTime(int64_t ms) {
+  std::string iso = FormatIso8601(ms);  // 2026-11-26T13:05:01.123Z
+  std::string out;
+  for (char c : iso.substr(0, 19)) {
+    if (c != '-' && c != ':') out += c;
+  }
+  return out + "Z";
+}
+
+Status RenamePath(const std::string& from, const std::string& to) {
+  if (std::rename(from.c_str(), to.c_str()) != 0) {
+    return Status::IOError("rename " + from + " -> " + to + ": " + std::strerror(errno));
+  }
+  return Status::OK();
+}
+
+std::string ParentDir(const std::string& path) {
+  fs::path p = fs::path(path).lexically_normal();
+  if (p.has_filename()) return p.parent_path().empty() ? "." : p.parent_path().string();
+  return p.parent_path().parent_path().string();
+}
+
+std::string WithoutTrailingSlash(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  return path;
+}
+
+void RemoveTree(const std::string& path) {
+  std::error_code ec;
+  fs::remove_all(path, ec);
+}
+
+bool ContainsAll(const SnapshotManifest& m, const std::vector<std::string>& projects) {
+  for (const std::string& p : projects) {
+    if (!FindProject(m, p).ok()) return false;
+  }
+  return true;
+}
+
+std::string Join(const std::vector<std::string>& parts, const std::string& sep) {
+  std::string out;
+  for (const std::string& p : parts) {
+    if (!out.empty()) out += sep;
+    out += p;
+  }
+  return out;
+}
+
+// Reads the newest journal position of a (possibly damaged) project database without modifying
+// it. Any failure means "unreadable".
+void ReadNewestCommit(const std::string& db_path, ProjectLoss* loss) {
+  sqlite3* db = nullptr;
+  std::string uri = "file:" + db_path + "?mode=ro";
+  if (sqlite3_open_v2(uri.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr) !=
+      SQLITE_OK) {
+    sqlite3_close(db);
+    return;
+  }
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db, "SELECT lsn, ts_ms FROM journal ORDER BY lsn DESC LIMIT 1", -1, &st,
+                         nullptr) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW) {
+    loss->damaged_lsn = sqlite3_column_int64(st, 0);
+    loss->damaged_last_commit = FormatIso8601(sqlite3_column_int64(st, 1));
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+DataLossWindow MeasureDataLoss(const SnapshotManifest& manifest, const std::string& old_dir) {
+  DataLossWindow w;
+  w.restored_point = manifest.time;
+  for (const ProjectSnapshot& p : manifest.projects) {
+    ProjectLoss loss;
+    loss.project_id = p.id;
+    loss.name = p.name;
+    loss.restored_lsn = p.lsn;
+    std::string db = old_dir + "/projects/" + p.id + "/kb.db";
+    if (PathExists(db)) ReadNewestCommit(db, &loss);
+    if (loss.damaged_lsn > p.lsn) w.lost_entries += loss.damaged_lsn - p.lsn;
+    if (loss.damaged_last_commit > w.newest_damaged_commit) {
+      w.newest_damaged_commit = loss.damaged_last_commit;
+    }
+    w.projects.push_back(loss);
+  }
+  return w;
+}
+
+// A fresh directory for temporary work below `parent` (same filesystem as the data).
+Result<std::string> MakeWorkDir(const std::string& parent, const std::string& prefix) {
+  KB_RETURN_IF_ERROR(MakeDirs(parent));
+  std::string dir = parent + "/" + prefix + HexEncode(RandomBytes(6));
+  KB_RETURN_IF_ERROR(MakeDirs(dir));
+  return dir;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+Result<const ProjectSnapshot*> FindProject(const SnapshotManifest& manifest,
+                                           const std::string& id_or_name) {
+  const ProjectSnapshot* by_name = nullptr;
+  for (const ProjectSnapshot& p : manifest.projects) {
+    if (p.id == id_or_name) return &p;
+    if (p.name == id_or_name && (!by_name || (by_name->deleted && !p.deleted))) by_name = &p;
+  }
+  if (by_name) return by_name;
+  return Status::NotFound("snapshot " + manifest.id + " has no project '" + id_or_name + "'");
+}
+
+Result<Selection> SelectSnapshot(Repository& repo, const SnapshotSelector& selector) {
+  Selection out;
+  if (!selector.snapshot_id.empty()) {
+    KB_ASSIGN_OR_RETURN(out.manifest, repo.ReadSnapshot(selector.snapshot_id));
+    if (selector.need_full && out.manifest.scope != "full") {
+      return Status::FailedPrecondition("snapshot " + selector.snapshot_id +
+                                        " holds only some projects; a whole restore needs a "
+                                        "full snapshot (or use --project)");
+    }
+    if (!ContainsAll(out.manifest, selector.projects)) {
+      return Status::NotFound("snapshot " + selector.snapshot_id + " does not hold project(s) " +
+                              Join(selector.projects, ", "));
+    }
+    return out;
+  }
+  KB_ASSIGN_OR_RETURN(std::vector<SnapshotSummary> all, repo.ListSnapshots());
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {  // newest first
+    const SnapshotSummary& s = *it;
+    if (selector.before_ms) {
+      auto t = ParseIso8601(s.time);
+      if (!t || *t >= *selector.before_ms) continue;
+    }
+    if (selector.need_full && s.scope != "full") continue;
+    auto manifest = repo.ReadSnapshot(s.id);
+    if (!manifest.ok()) {
+      if (!selector.latest_valid) return manifest.status();
+      out.skipped.push_back({s.id, manifest.status().ToString()});
+      continue;
+    }
+    if (!ContainsAll(*manifest, selector.projects)) continue;
+    if (selector.latest_valid) {
+      VerifyOptions vo;
+      vo.data = VerifyOptions::Data::kAll;
+      auto reports = repo.Verify({s.id}, vo);
+      if (!reports.ok()) {
+        out.skipped.push_back({s.id, reports.status().ToString()});
+        continue;
+      }
+      if (reports->empty() || !reports->front().ok) {
+        std::string why = reports->empty() ? "not verified" : Join(reports->front().problems, "; ");
+        out.skipped.push_back({s.id, why});
+        LogWarn("snapshot failed verification; trying an older one",
+                json{{"snapshot", s.id}, {"problems", why}}.dump());
+        continue;
+      }
+    }
+    out.manifest = std::move(manifest).value();
+    return out;
+  }
+  std::string what = selector.latest_valid ? "no snapshot that verifies" : "no snapshot";
+  if (selector.before_ms) what += " taken before " + FormatIso8601(*selector.before_ms);
+  if (selector.need_full) what += " (full)";
+  if (!selector.projects.empty()) what += " holding " + Join(selector.projects, ", ");
+  if (!out.skipped.empty()) {
+    what += "; skipped:";
+    for (const SkippedSnapshot& s : out.skipped) what += " " + s.id + " (" + s.reason + ")";
+  }
+  return Status::NotFound(what + " in " + repo.Describe());
+}
+
+// ---------------------------------------------------------------------------------------------
+
+json ProjectRecordToJson(const ProjectRecord& r) {
+  json j = {{"id", r.id},
+            {"name", r.name},
+            {"description", r.description},
+            {"metadata_json", r.metadata_json},
+            {"embedder_spec_json", r.embedder_spec_json},
+            {"embedder_name", r.embedder_name},
+            {"embedding_dimension", r.embedding_dimension},
+            {"embedder_fingerprint", r.embedder_fingerprint},
+            {"chunk_size", r.chunk_size},
+            {"chunk_overlap", r.chunk_overlap},
+            {"created_at_ms", r.created_at_ms},
+            {"updated_at_ms", r.updated_at_ms},
+            {"deleted_by", r.deleted_by}};
+  j["deleted_at_ms"] = r.deleted_at_ms ? json(*r.deleted_at_ms) : json(nullptr);
+  return j;
+}
+
+Result<ProjectRecord> ProjectRecordFromJson(const json& j) {
+  try {
+    ProjectRecord r;
+    r.id = j.at("id").get<std::string>();
+    r.name = j.at("name").get<std::string>();
+    r.description = j.value("description", "");
+    r.metadata_json = j.value("metadata_json", "{}");
+    r.embedder_spec_json = j.at("embedder_spec_json").get<std::string>();
+    r.embedder_name = j.value("embedder_name", "");
+    r.embedding_dimension = j.at("embedding_dimension").get<int>();
+    r.embedder_fingerprint = j.at("embedder_fingerprint").get<std::string>();
+    r.chunk_size = j.value("chunk_size", 1000);
+    r.chunk_overlap = j.value("chunk_overlap", 200);
+    r.created_at_ms = j.value("created_at_ms", int64_t{0});
+    r.updated_at_ms = j.value("updated_at_ms", int64_t{0});
+    if (j.contains("deleted_at_ms") && !j["deleted_at_ms"].is_null()) {
+      r.deleted_at_ms = j["deleted_at_ms"].get<int64_t>();
+    }
+    r.deleted_by = j.value("deleted_by", "");
+    if (r.embedding_dimension <= 0) return Status::Corruption("catalog row: bad dimension");
+    return r;
+  } catch (const json::exception& e) {
+    return Status::Corruption(std::string("snapshot catalog row unreadable: ") + e.what());
+  }
+}
+
+std::vector<std::string> VerifyRestoredProject(const std::string& project_dir,
+                                               const ProjectSnapshot& meta) {
+  std::vector<std::string> problems;
+  auto record = ProjectRecordFromJson(meta.catalog_row);
+  if (!record.ok()) return {record.status().ToString()};
+  std::string db_path = project_dir + "/kb.db";
+  auto store = ProjectStore::Open(db_path, meta.id, record->embedding_dimension, nullptr);
+  if (!store.ok()) return {"project " + meta.name + ": " + store.status().ToString()};
+  if (Status s = (*store)->IntegrityCheck(); !s.ok()) {
+    problems.push_back("project " + meta.name + ": " + s.ToString());
+  }
+  auto checksum = (*store)->VerifyContentChecksum();
+  if (!checksum.ok()) {
+    problems.push_back("project " + meta.name + ": " + checksum.status().ToString());
+  } else if (*checksum != meta.content_checksum) {
+    problems.push_back("project " + meta.name + ": content checksum " + *checksum +
+                       " differs from the snapshot's " + meta.content_checksum);
+  }
+  auto lsn = (*store)->LastLsn();
+  if (!lsn.ok() || *lsn != meta.lsn) {
+    problems.push_back("project " + meta.name + ": LSN " +
+                       (lsn.ok() ? std::to_string(*lsn) : lsn.status().ToString()) +
+                       " differs from the snapshot's " + std::to_string(meta.lsn));
+  }
+  auto counts = (*store)->Counts();
+  if (counts.ok() && meta.counts.contains("documents") &&
+      meta.counts["documents"].get<int64_t>() != counts->documents) {
+    problems.push_back("project " + meta.name + ": " + std::to_string(counts->documents) +
+                       " live documents, the snapshot recorded " +
+                       meta.counts["documents"].dump());
+  }
+  return problems;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+json DataLossWindow::ToJson() const {
+  json projects_json = json::array();
+  for (const ProjectLoss& p : projects) {
+    projects_json.push_back({{"project_id", p.project_id},
+                             {"name", p.name},
+                             {"restored_lsn", p.restored_lsn},
+                             {"damaged_lsn", p.damaged_lsn < 0 ? json(nullptr) : json(p.damaged_lsn)},
+                             {"damaged_last_commit", p.damaged_last_commit}});
+  }
+  return {{"restored_point", restored_point},
+          {"newest_damaged_commit", newest_damaged_commit},
+          {"lost_journal_entries", lost_entries},
+          {"projects", projects_json}};
+}
+
+json WholeRestoreReport::ToJson() const {
+  return {{"snapshot", snapshot_id},   {"data_dir", data_dir},
+          {"moved_aside", moved_aside}, {"data_loss_window", window.ToJson()},
+          {"bytes", bytes},            {"seconds", seconds}};
+}
+
+Result<WholeRestoreReport> RestoreDataDirectory(Repository& repo, const SnapshotManifest& manifest,
+                                                const std::string& data_dir_in,
+                                                const Clock* clock) {
+  if (!clock) clock = SystemClock::Default();
+  if (manifest.scope != "full") {
+    return Status::FailedPrecondition("snapshot " + manifest.id +
+                                      " holds only some projects; restore them with --project");
+  }
+  const int64_t started = MonotonicMicros();
+  const std::string data_dir = WithoutTrailingSlash(data_dir_in);
+  const std::string stamp = CompactTime(clock->NowMillis());
+  const std::string staging = data_dir + ".restoring-" + stamp;
+  KB_RETURN_IF_ERROR(MakeDirs(ParentDir(data_dir)));
+  if (PathExists(staging)) return Status::AlreadyExists(staging + " exists");
+
+  WholeRestoreReport report;
+  report.snapshot_id = manifest.id;
+  report.data_dir = data_dir;
+  auto fail = [&](Status s) {
+    RemoveTree(staging);
+    return s;
+  };
+  if (Status s = repo.RestoreFiles(manifest, {}, staging); !s.ok()) return fail(s);
+  json marker = {{"snapshot", manifest.id}, {"started", FormatIso8601(clock->NowMillis())}};
+  if (Status s = AtomicWriteFile(staging + "/" + kRestoreMarkerFile, marker.dump()); !s.ok()) {
+    return fail(s);
+  }
+  std::vector<std::string> problems;
+  for (const ProjectSnapshot& p : manifest.projects) {
+    for (std::string& problem : VerifyRestoredProject(staging + "/projects/" + p.id, p)) {
+      problems.push_back(std::move(problem));
+    }
+    for (const SnapshotFile& f : p.files) report.bytes += f.size;
+  }
+  for (const SnapshotFile& f : manifest.catalog_files) report.bytes += f.size;
+  if (!problems.empty()) {
+    return fail(Status::Corruption("restored snapshot " + manifest.id +
+                                   " failed verification: " + Join(problems, "; ")));
+  }
+  if (PathExists(data_dir)) {
+    report.window = MeasureDataLoss(manifest, data_dir);
+    report.moved_aside = data_dir + ".before-restore-" + stamp;
+    if (Status s = RenamePath(data_dir, report.moved_aside); !s.ok()) return fail(s);
+    // The server's default local repository lives under the data directory: keep it with the
+    // restored data rather than in the forensic copy.
+    std::string old_repo = report.moved_aside + "/backups";
+    if (PathExists(old_repo)) (void)RenamePath(old_repo, staging + "/backups");
+  } else {
+    report.window.restored_point = manifest.time;
+  }
+  KB_RETURN_IF_ERROR(RenamePath(staging, data_dir));
+  KB_RETURN_IF_ERROR(FsyncPath(ParentDir(data_dir)));
+  // The last step: without the marker the directory is a finished restore.
+  if (std::remove((data_dir + "/" + kRestoreMarkerFile).c_str()) != 0) {
+    return Status::IOError("removing the restore marker: " + std::string(std::strerror(errno)));
+  }
+  KB_RETURN_IF_ERROR(FsyncPath(data_dir));
+  report.seconds = static_cast<double>(MonotonicMicros() - started) / 1e6;
+  LogInfo("data directory restored", report.ToJson().dump());
+  return report;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+json ProjectRestoreReport::ToJson() const {
+  json j = {{"mode", mode},
+            {"snapshot", snapshot_id},
+            {"project_id", project_id},
+            {"project", project_name},
+            {"seconds", seconds}};
+  if (mode == "replace") {
+    j["pre_restore_snapshot"] = pre_restore_snapshot;
+    j["moved_aside"] = moved_aside;
+    j["lsn"] = lsn;
+    j["documents"] = documents;
+  } else {
+    j["restored_documents"] = restored_documents;
+    j["restored"] = restored_documents.size();
+    j["skipped_documents"] = skipped_documents;
+    j["skipped"] = skipped_documents.size();
+  }
+  return j;
+}
+
+namespace {
+
+// Snapshots the live state of one project into `repo` before it is replaced.
+Result<std::string> PreRestoreSnapshot(Repository& repo, KnowledgeBase& kb,
+                                       const std::string& project_id, const std::string& work) {
+  SourceOptions so;
+  so.projects = {project_id};
+  KB_ASSIGN_OR_RETURN(PreparedSource prepared,
+                      PrepareSnapshotSource(kb.options().data_dir, work + "/pre-restore", so));
+  BackupOptions bo;
+  bo.trigger = "pre-restore";
+  KB_ASSIGN_OR_RETURN(SnapshotManifest m, repo.CreateSnapshot(prepared.source(), bo));
+  return m.id;
+}
+
+Status MergeDocuments(const std::string& snapshot_db, const ProjectSnapshot& meta,
+                      int dimension, KnowledgeBase& kb, const Actor& actor,
+                      ProjectRestoreReport* report) {
+  KB_ASSIGN_OR_RETURN(auto store, ProjectStore::Open(snapshot_db, meta.id, dimension, nullptr));
+  constexpr int64_t kPage = 256;
+  for (int64_t offset = 0;; offset += kPage) {
+    KB_ASSIGN_OR_RETURN(std::vector<DocumentRecord> docs, store->ListDocuments(kPage, offset));
+    for (DocumentRecord& doc : docs) {
+      KB_ASSIGN_OR_RETURN(std::vector<ChunkRecord> chunks, store->GetDocumentChunks(doc.id));
+      std::string id = doc.id;
+      KB_ASSIGN_OR_RETURN(auto outcome,
+                          kb.ImportDocumentIfAbsent(meta.id, std::move(doc), std::move(chunks), actor));
+      switch (outcome) {
+        case KnowledgeBase::ImportOutcome::kImported:
+          report->restored_documents.push_back(id);
+          break;
+        case KnowledgeBase::ImportOutcome::kExists:
+          report->skipped_documents.push_back({{"id", id}, {"reason", "exists in the live project"}});
+          break;
+        case KnowledgeBase::ImportOutcome::kSourceTaken:
+          report->skipped_documents.push_back(
+              {{"id", id}, {"reason", "a live document has the same source"}});
+          break;
+      }
+    }
+    if (static_cast<int64_t>(docs.size()) < kPage) break;
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<ProjectRestoreReport> RestoreProject(Repository& repo, const SnapshotManifest& manifest,
+                                            const std::string& project, KnowledgeBase& kb,
+                                            const ProjectRestoreOptions& options) {
+  const int64_t started = MonotonicMicros();
+  KB_ASSIGN_OR_RETURN(const ProjectSnapshot* meta, FindProject(manifest, project));
+  KB_ASSIGN_OR_RETURN(ProjectRecord record, ProjectRecordFromJson(meta->catalog_row));
+  ProjectRestoreReport report;
+  report.mode = options.merge ? "merge" : "replace";
+  report.snapshot_id = manifest.id;
+  report.project_id = meta->id;
+  report.project_name = meta->name;
+
+  const std::string data_dir = kb.options().data_dir;
+  KB_ASSIGN_OR_RETURN(std::string work, MakeWorkDir(data_dir + "/.restore-work", "job-"));
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() { RemoveTree(dir); }
+  } cleanup{work};
+
+  const std::string restored = work + "/files";
+  KB_RETURN_IF_ERROR(repo.RestoreFiles(manifest, {meta->id}, restored));
+  const std::string staged = restored + "/projects/" + meta->id;
+  std::vector<std::string> problems = VerifyRestoredProject(staged, *meta);
+  if (!problems.empty()) {
+    return Status::Corruption("restored project " + meta->name + " from snapshot " + manifest.id +
+                              " failed verification: " + Join(problems, "; "));
+  }
+
+  if (options.merge) {
+    auto live = kb.GetProject(meta->id);
+    if (!live.ok()) {
+      return Status::FailedPrecondition("project '" + meta->name +
+                                        "' does not exist live; restore it without --merge");
+    }
+    KB_RETURN_IF_ERROR(MergeDocuments(staged + "/kb.db", *meta, record.embedding_dimension, kb,
+                                      options.actor, &report));
+  } else {
+    if (options.pre_restore_snapshot && kb.GetProject(meta->id).ok()) {
+      KB_ASSIGN_OR_RETURN(report.pre_restore_snapshot,
+                          PreRestoreSnapshot(repo, kb, meta->id, work));
+    }
+    KB_RETURN_IF_ERROR(MakeDirs(data_dir + "/restored-aside"));
+    report.moved_aside = data_dir + "/restored-aside/" + meta->id + "-" +
+                         CompactTime(kb.clock()->NowMillis()) + "-" + HexEncode(RandomBytes(3));
+    KB_RETURN_IF_ERROR(kb.ReplaceProject(record, staged, report.moved_aside, options.actor));
+    if (!PathExists(report.moved_aside)) report.moved_aside.clear();
+    report.lsn = meta->lsn;
+    if (meta->counts.contains("documents")) report.documents = meta->counts["documents"];
+  }
+  report.seconds = static_cast<double>(MonotonicMicros() - started) / 1e6;
+  LogInfo("project restored", report.ToJson().dump());
+  return report;
+}
+
+}  // namespace kb::backup

@@ -1,0 +1,138 @@
+// Restores from a backup repository: choosing the snapshot (explicit, latest, latest valid,
+// before a time), the whole data directory (built aside, verified, then swapped in), one project
+// into a running knowledge base (replaced, after a pre-restore snapshot), and the merge of
+// documents the live project no longer has. Operator guide: docs/BACKUP.md.
+//
+// Thread-safety: functions; each uses the Repository and KnowledgeBase under their own rules.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "backup/backup.h"
+#include "kb/knowledge_base.h"
+#include "store/catalog.h"
+
+namespace kb::backup {
+
+// ---------------------------------------------------------------------------------------------
+// Choosing a snapshot
+
+struct SnapshotSelector {
+  std::string snapshot_id;            // exactly this one
+  bool latest_valid = false;          // newest one that verifies (reading every byte)
+  std::optional<int64_t> before_ms;   // newest one taken strictly before this time
+  // Otherwise: the newest. Candidates must contain every one of these projects (ids or names)
+  // and, when `need_full`, be full snapshots (a whole restore needs the catalog).
+  std::vector<std::string> projects;
+  bool need_full = false;
+};
+
+struct SkippedSnapshot {
+  std::string id;
+  std::string reason;
+};
+
+struct Selection {
+  SnapshotManifest manifest;
+  std::vector<SkippedSnapshot> skipped;  // --latest-valid: the newer ones that failed, and why
+};
+
+// NotFound when no snapshot matches (the message says what was looked for).
+Result<Selection> SelectSnapshot(Repository& repo, const SnapshotSelector& selector);
+
+// The project in `manifest` named by id or name (a live one is preferred on a name clash).
+Result<const ProjectSnapshot*> FindProject(const SnapshotManifest& manifest,
+                                           const std::string& id_or_name);
+
+// The catalog row recorded in a snapshot, back as a record (every ProjectRecord field).
+nlohmann::json ProjectRecordToJson(const ProjectRecord& record);
+Result<ProjectRecord> ProjectRecordFromJson(const nlohmann::json& j);
+
+// Checks a restored project directory against what its snapshot recorded: SQLite integrity,
+// the content checksum recomputed from the rows, the LSN, the live counts. Returns the list of
+// problems (empty = good).
+std::vector<std::string> VerifyRestoredProject(const std::string& project_dir,
+                                               const ProjectSnapshot& meta);
+
+// ---------------------------------------------------------------------------------------------
+// Whole data directory
+
+struct ProjectLoss {
+  std::string project_id;
+  std::string name;
+  int64_t restored_lsn = 0;
+  int64_t damaged_lsn = -1;        // -1: unreadable or absent in the old data
+  std::string damaged_last_commit;  // ISO-8601 of its newest journal entry, if readable
+};
+
+struct DataLossWindow {
+  std::string restored_point;       // the snapshot's time
+  std::string newest_damaged_commit;  // newest commit readable in the old data ("" = none)
+  int64_t lost_entries = 0;         // journal entries in the old data after the restored LSNs
+  std::vector<ProjectLoss> projects;
+  nlohmann::json ToJson() const;
+};
+
+struct WholeRestoreReport {
+  std::string snapshot_id;
+  std::string data_dir;
+  std::string moved_aside;  // where the previous data directory now is ("" if there was none)
+  DataLossWindow window;
+  int64_t bytes = 0;
+  double seconds = 0;
+  nlohmann::json ToJson() const;
+};
+
+// Restores `manifest` (a full snapshot) as `data_dir`: builds `<data_dir>.restoring-<time>`
+// next to it (with the RESTORE_IN_PROGRESS marker), verifies every database against the
+// manifest, moves an existing `data_dir` to `<data_dir>.before-restore-<time>` (never deleting
+// it; a local repository under its `backups/` moves along into the restored directory), renames
+// the new directory into place and removes the marker last. A server must not be running on
+// `data_dir`. On any failure before the swap nothing at `data_dir` changed and the partial
+// directory is removed.
+Result<WholeRestoreReport> RestoreDataDirectory(Repository& repo, const SnapshotManifest& manifest,
+                                                const std::string& data_dir,
+                                                const Clock* clock = nullptr);
+
+// ---------------------------------------------------------------------------------------------
+// One project
+
+struct ProjectRestoreOptions {
+  bool merge = false;           // bring back only documents the live project no longer has
+  bool pre_restore_snapshot = true;  // replace mode: snapshot the current state first
+  Actor actor{"system", "restore"};
+};
+
+struct ProjectRestoreReport {
+  std::string mode;  // "replace" | "merge"
+  std::string snapshot_id;
+  std::string project_id;
+  std::string project_name;
+  // replace mode
+  std::string pre_restore_snapshot;  // id of the snapshot of the replaced state ("" if none)
+  std::string moved_aside;           // where the replaced files were moved
+  int64_t lsn = 0;
+  int64_t documents = 0;
+  // merge mode
+  std::vector<std::string> restored_documents;
+  std::vector<nlohmann::json> skipped_documents;  // {"id", "reason"}
+  double seconds = 0;
+  nlohmann::json ToJson() const;
+};
+
+// Restores one project of `manifest` into the running (or directly opened) knowledge base `kb`,
+// touching no other project. Replace mode: pre-restore snapshot of the live project into `repo`,
+// restore + verify the files aside, then KnowledgeBase::ReplaceProject. Merge mode: imports each
+// document live in the snapshot that the live project does not have at all (neither live nor
+// soft-deleted), with its id, chunks and embeddings; a document whose source a live document
+// owns is skipped; nothing live is modified.
+Result<ProjectRestoreReport> RestoreProject(Repository& repo, const SnapshotManifest& manifest,
+                                            const std::string& project, KnowledgeBase& kb,
+                                            const ProjectRestoreOptions& options);
+
+}  // namespace kb::backup

@@ -1,0 +1,27 @@
+// Writing a snapshot's files into a directory (docs/format/BACKUP_REPOSITORY.md, "Restore
+// (reader)" steps 1-2). Streamed: one tree and a few blocks in memory at a time. Every path is
+// validated again (a manifest given by a caller may not come from ReadManifest); every file is
+// created exclusively (O_EXCL | O_NOFOLLOW) inside the target; every chunk is checked against
+// its id; each file's size must equal the sum of its chunks. Files and directories are fsynced.
+// On any failure everything written is removed and the target is left as it was found.
+//
+// Thread-safety: independent calls may run concurrently (each has its own reader).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "backup/backup.h"
+#include "backup/repository_context.h"
+#include "common/status.h"
+
+namespace kb::backup {
+
+// See Repository::RestoreFiles. FailedPrecondition if `target_dir` exists and is not an empty
+// directory; NotFound if a requested project is not in the manifest; Corruption naming the
+// object for damaged data. `bytes_read`, when given, receives the bytes fetched from the store.
+Status RestoreSnapshotFiles(const RepoContext& ctx, const SnapshotManifest& manifest,
+                            const std::vector<std::string>& project_ids,
+                            const std::string& target_dir, int64_t* bytes_read = nullptr);
+
+}  // namespace kb::backup

@@ -1,0 +1,73 @@
+// zstd with one reusable context per thread: a fresh context per 256 KiB block would allocate and
+// clear about a megabyte each time.
+#include "backup/sealed_box.h"
+
+#include <zstd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "backup/crypto.h"
+
+namespace kb::backup {
+
+namespace {
+
+struct CCtxHolder {
+  ZSTD_CCtx* ctx = ZSTD_createCCtx();
+  ~CCtxHolder() { ZSTD_freeCCtx(ctx); }
+};
+struct DCtxHolder {
+  ZSTD_DCtx* ctx = ZSTD_createDCtx();
+  ~DCtxHolder() { ZSTD_freeDCtx(ctx); }
+};
+
+}  // namespace
+
+std::string ZstdCompress(std::string_view data, int level) {
+  thread_local CCtxHolder holder;
+  std::string out(ZSTD_compressBound(data.size()), '\0');
+  size_t n = ZSTD_compressCCtx(holder.ctx, out.data(), out.size(), data.data(), data.size(), level);
+  if (ZSTD_isError(n)) {
+    // Only possible with a broken library or no memory: a backup must not continue silently.
+    fprintf(stderr, "fatal: zstd compression failed: %s\n", ZSTD_getErrorName(n));
+    abort();
+  }
+  out.resize(n);
+  return out;
+}
+
+Result<std::string> ZstdDecompress(std::string_view frame, size_t max_size) {
+  thread_local DCtxHolder holder;
+  size_t frame_size = ZSTD_findFrameCompressedSize(frame.data(), frame.size());
+  if (ZSTD_isError(frame_size) || frame_size != frame.size()) {
+    return Status::Corruption("not exactly one zstd frame");
+  }
+  unsigned long long content = ZSTD_getFrameContentSize(frame.data(), frame.size());
+  if (content == ZSTD_CONTENTSIZE_UNKNOWN || content == ZSTD_CONTENTSIZE_ERROR) {
+    return Status::Corruption("zstd frame without a content size");
+  }
+  if (content > max_size) {
+    return Status::Corruption("zstd frame of " + std::to_string(content) +
+                              " bytes exceeds the limit of " + std::to_string(max_size));
+  }
+  std::string out(static_cast<size_t>(content), '\0');
+  size_t n = ZSTD_decompressDCtx(holder.ctx, out.data(), out.size(), frame.data(), frame.size());
+  if (ZSTD_isError(n) || n != out.size()) {
+    return Status::Corruption("zstd decompression failed");
+  }
+  return out;
+}
+
+std::string SealCompressed(std::string_view key, std::string_view aad, std::string_view plaintext,
+                           int level) {
+  return SealRaw(key, aad, ZstdCompress(plaintext, level));
+}
+
+Result<std::string> OpenCompressed(std::string_view key, std::string_view aad, std::string_view box,
+                                   size_t max_size) {
+  KB_ASSIGN_OR_RETURN(std::string frame, OpenRaw(key, aad, box));
+  return ZstdDecompress(frame, max_size);
+}
+
+}  // namespace kb::backup

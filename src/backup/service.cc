@@ -1,0 +1,241 @@
+// BackupService. See service.h.
+#include "backup/service.h"
+
+#include <chrono>
+#include <filesystem>
+
+#include "backup/source.h"
+#include "common/crypto_util.h"
+#include "common/file_util.h"
+#include "common/logging.h"
+
+namespace kb::backup {
+
+using json = nlohmann::json;
+
+namespace {
+
+std::string AbsolutePath(const std::string& path) {
+  std::error_code ec;
+  auto abs = std::filesystem::absolute(path, ec);
+  return ec ? path : abs.lexically_normal().string();
+}
+
+// Marks a running flag for the lifetime of a scope.
+class RunningFlag {
+ public:
+  explicit RunningFlag(std::atomic<bool>* flag) : flag_(flag) { flag_->store(true); }
+  ~RunningFlag() { flag_->store(false); }
+
+ private:
+  std::atomic<bool>* flag_;
+};
+
+}  // namespace
+
+BackupService::BackupService(KnowledgeBase* kb, const BackupServiceOptions& options)
+    : kb_(kb), options_(options) {}
+
+BackupService::~BackupService() { Stop(); }
+
+Result<std::unique_ptr<BackupService>> BackupService::Start(KnowledgeBase* kb,
+                                                            const BackupServiceOptions& options) {
+  std::unique_ptr<BackupService> svc(new BackupService(kb, options));
+  const std::string data_dir = AbsolutePath(kb->options().data_dir);
+  if (options.repository_url.empty()) {
+    svc->url_ = "file://" + data_dir + "/" + kLocalRepositoryDir;
+    svc->key_.key_file = data_dir + "/" + kLocalRepositoryKeyFile;
+    svc->off_site_ = false;
+    LogWarn("no backup repository configured: backups go to a local repository in the data "
+            "directory, which does NOT protect against losing this disk or machine; configure "
+            "backup_repository (an s3:// URL or another disk) for off-site backups",
+            json{{"repository", svc->url_}}.dump());
+  } else {
+    if (options.key.empty()) {
+      return Status::InvalidArgument(
+          "backup_repository is set but no key is: set KB_BACKUP_PASSWORD or KB_BACKUP_KEY_FILE");
+    }
+    svc->url_ = options.repository_url;
+    svc->key_ = options.key;
+    svc->off_site_ = svc->url_.rfind("s3://", 0) == 0;
+  }
+  if (options.interval_ms > 0) {
+    svc->scheduler_ = std::thread([raw = svc.get()] { raw->SchedulerLoop(); });
+  }
+  return svc;
+}
+
+void BackupService::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(stop_mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  if (scheduler_.joinable()) scheduler_.join();
+}
+
+Result<Repository*> BackupService::Repo() {
+  std::lock_guard<std::mutex> lock(repo_mu_);
+  if (repo_) return repo_.get();
+  if (options_.repository_url.empty()) {
+    // The local default: create the key and the repository on first use.
+    const std::string key_file = *key_.key_file;
+    if (!PathExists(key_file)) {
+      KB_RETURN_IF_ERROR(MakeDirs(std::filesystem::path(key_file).parent_path().string()));
+      KB_RETURN_IF_ERROR(AtomicWriteFile(key_file, HexEncode(RandomBytes(32)) + "\n"));
+    }
+    const std::string dir = url_.substr(std::string("file://").size());
+    if (!PathExists(dir + "/config")) {
+      KB_ASSIGN_OR_RETURN(auto store, blob::OpenBlobStore(url_, options_.blob, /*create=*/true));
+      KB_ASSIGN_OR_RETURN(repo_, Repository::Init(std::move(store), key_, "local default",
+                                                  RepositoryParams{}, kb_->clock()));
+      return repo_.get();
+    }
+  }
+  KB_ASSIGN_OR_RETURN(repo_, OpenRepository(url_, key_, options_.blob, kb_->clock()));
+  return repo_.get();
+}
+
+Result<SnapshotManifest> BackupService::RunBackup(const std::string& trigger,
+                                                  const std::vector<std::string>& projects,
+                                                  const std::vector<std::string>& tags) {
+  std::unique_lock<std::mutex> lock(run_mu_, std::try_to_lock);
+  if (!lock.owns_lock()) {
+    return Status::Unavailable("a backup or restore is already running; try again later");
+  }
+  RunningFlag running(&running_);
+  const int64_t started = MonotonicMicros();
+  auto result = [&]() -> Result<SnapshotManifest> {
+    KB_ASSIGN_OR_RETURN(Repository * repo, Repo());
+    SourceOptions so;
+    so.projects = projects;
+    const std::string staging = kb_->options().data_dir + "/.backup-staging-" +
+                                HexEncode(RandomBytes(6));
+    KB_ASSIGN_OR_RETURN(PreparedSource prepared,
+                        PrepareSnapshotSource(kb_->options().data_dir, staging, so));
+    BackupOptions bo;
+    bo.trigger = trigger;
+    bo.tags = tags;
+    return repo->CreateSnapshot(prepared.source(), bo);
+  }();
+  if (!result.ok()) {
+    counters_.failures++;
+    {
+      std::lock_guard<std::mutex> slock(status_mu_);
+      last_error_ = FormatIso8601(kb_->clock()->NowMillis()) + ": " + result.status().ToString();
+    }
+    LogError("backup failed", json{{"trigger", trigger}, {"error", result.status().ToString()}}.dump());
+    return result;
+  }
+  counters_.successes++;
+  counters_.last_success_ms = kb_->clock()->NowMillis();
+  counters_.last_duration_us = MonotonicMicros() - started;
+  counters_.last_added_bytes = result->stats.added_stored_bytes;
+  {
+    std::lock_guard<std::mutex> slock(status_mu_);
+    last_error_.clear();
+  }
+  LogInfo("backup finished", json{{"snapshot", result->id},
+                                  {"trigger", trigger},
+                                  {"bytes", result->stats.bytes},
+                                  {"added_stored_bytes", result->stats.added_stored_bytes},
+                                  {"duration_ms", result->stats.duration_ms}}.dump());
+  return result;
+}
+
+Result<std::vector<SnapshotSummary>> BackupService::ListSnapshots() {
+  KB_ASSIGN_OR_RETURN(Repository * repo, Repo());
+  return repo->ListSnapshots();
+}
+
+Result<std::vector<VerifyReport>> BackupService::Verify(const std::vector<std::string>& ids,
+                                                        const VerifyOptions& options) {
+  KB_ASSIGN_OR_RETURN(Repository * repo, Repo());
+  KB_ASSIGN_OR_RETURN(auto reports, repo->Verify(ids, options));
+  bool all_ok = !reports.empty();
+  for (const VerifyReport& r : reports) all_ok = all_ok && r.ok;
+  if (all_ok) counters_.last_verified_ms = kb_->clock()->NowMillis();
+  return reports;
+}
+
+Result<ProjectRestoreReport> BackupService::RestoreProject(const std::string& project,
+                                                           const SnapshotSelector& selector,
+                                                           bool merge, const Actor& actor) {
+  std::unique_lock<std::mutex> lock(run_mu_, std::try_to_lock);
+  if (!lock.owns_lock()) {
+    return Status::Unavailable("a backup or restore is already running; try again later");
+  }
+  RunningFlag running(&running_);
+  KB_ASSIGN_OR_RETURN(Repository * repo, Repo());
+  SnapshotSelector sel = selector;
+  sel.projects = {project};
+  KB_ASSIGN_OR_RETURN(Selection chosen, SelectSnapshot(*repo, sel));
+  ProjectRestoreOptions po;
+  po.merge = merge;
+  po.actor = actor;
+  return backup::RestoreProject(*repo, chosen.manifest, project, *kb_, po);
+}
+
+json BackupService::StatusJson() const {
+  json j = {{"repository", url_},
+            {"off_site", off_site_},
+            {"schedule_interval_seconds", options_.interval_ms / 1000},
+            {"running", running_.load()},
+            {"backups_succeeded", counters_.successes.load()},
+            {"backups_failed", counters_.failures.load()}};
+  const int64_t last = counters_.last_success_ms.load();
+  j["last_success"] = last ? json(FormatIso8601(last)) : json(nullptr);
+  {
+    std::lock_guard<std::mutex> lock(status_mu_);
+    j["last_error"] = last_error_.empty() ? json(nullptr) : json(last_error_);
+  }
+  if (!off_site_) {
+    j["warning"] = options_.repository_url.empty()
+                       ? "backups are kept in a local repository inside the data directory: they "
+                         "do not survive the loss of this disk; configure an off-site "
+                         "backup_repository"
+                       : "the backup repository is not off-site object storage";
+  }
+  return j;
+}
+
+void BackupService::ApplyRetention() {
+  if (options_.retention.empty()) return;
+  auto repo = Repo();
+  if (!repo.ok()) return;
+  auto snapshots = (*repo)->ListSnapshots();
+  if (!snapshots.ok()) return;
+  int forgotten = 0;
+  for (const RetentionDecision& d :
+       backup::ApplyRetention(*snapshots, options_.retention, kb_->clock()->NowMillis())) {
+    if (d.keep) continue;
+    Status s = (*repo)->ForgetSnapshot(d.snapshot_id);
+    if (s.ok()) ++forgotten;
+    else LogWarn("forgetting a snapshot failed", json{{"snapshot", d.snapshot_id}, {"error", s.ToString()}}.dump());
+  }
+  auto pruned = (*repo)->Prune(options_.prune);
+  LogInfo("retention applied",
+          json{{"forgotten", forgotten},
+               {"packs_deleted", pruned.ok() ? pruned->packs_deleted : 0},
+               {"prune_error", pruned.ok() ? "" : pruned.status().ToString()}}.dump());
+}
+
+void BackupService::SchedulerLoop() {
+  int64_t wait_ms = options_.first_delay_ms >= 0 ? options_.first_delay_ms : options_.interval_ms;
+  std::unique_lock<std::mutex> lock(stop_mu_);
+  while (!stopping_) {
+    stop_cv_.wait_for(lock, std::chrono::milliseconds(wait_ms), [this] { return stopping_; });
+    if (stopping_) break;
+    lock.unlock();
+    auto result = RunBackup("schedule", {}, {});
+    if (result.ok()) {
+      std::lock_guard<std::mutex> run(run_mu_);
+      ApplyRetention();
+    }
+    lock.lock();
+    wait_ms = options_.interval_ms;
+  }
+}
+
+}  // namespace kb::backup

@@ -1,0 +1,113 @@
+// BackupService: the server's backups. It owns the repository connection, serialises backups
+// (one at a time per server), runs the schedule (default hourly) with retention and prune after
+// each scheduled backup, restores single projects into the running knowledge base, and keeps
+// the figures /metrics and /api/v1/stats report.
+//
+// Repository: the configured URL, or — when none is configured — a local repository under the
+// data directory (`<data>/backups/repository`, key file `<data>/backups/repository.key`),
+// created on first use. That default protects against mistakes and logical damage, not against
+// losing the disk: the service says so in the log at start and in StatusJson().
+//
+// A repository that cannot be reached at start is not fatal: every attempt is retried at the
+// next scheduled time, counted in failures and reported in StatusJson().
+//
+// Thread-safety: every method may be called from any thread; backups and restores are
+// serialised by one mutex; Stop() joins the scheduler.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "backup/backup.h"
+#include "backup/restore.h"
+#include "kb/knowledge_base.h"
+
+namespace kb::backup {
+
+inline constexpr int64_t kDefaultBackupIntervalMs = 60LL * 60 * 1000;
+inline constexpr char kLocalRepositoryDir[] = "backups/repository";
+inline constexpr char kLocalRepositoryKeyFile[] = "backups/repository.key";
+
+struct BackupServiceOptions {
+  std::string repository_url;  // empty = the local default under the data directory
+  KeySource key;               // required when repository_url is set
+  blob::BlobStoreOptions blob;
+  int64_t interval_ms = kDefaultBackupIntervalMs;  // 0 = no scheduled backups
+  RetentionPolicy retention = RetentionPolicy::Default();
+  PruneOptions prune;
+  // Delay before the first scheduled backup (default: one interval after start).
+  int64_t first_delay_ms = -1;
+};
+
+// Figures for /metrics (read without locks).
+struct BackupCounters {
+  std::atomic<int64_t> last_success_ms{0};
+  std::atomic<int64_t> last_duration_us{0};
+  std::atomic<int64_t> last_added_bytes{0};
+  std::atomic<int64_t> failures{0};
+  std::atomic<int64_t> successes{0};
+  std::atomic<int64_t> last_verified_ms{0};
+};
+
+class BackupService {
+ public:
+  static Result<std::unique_ptr<BackupService>> Start(KnowledgeBase* kb,
+                                                      const BackupServiceOptions& options);
+  ~BackupService();
+  void Stop();
+
+  // One backup now (`projects` empty = full). Unavailable if another one is running.
+  Result<SnapshotManifest> RunBackup(const std::string& trigger,
+                                     const std::vector<std::string>& projects,
+                                     const std::vector<std::string>& tags);
+  Result<std::vector<SnapshotSummary>> ListSnapshots();
+  // Verifies snapshots (records the result in the repository and in the counters).
+  Result<std::vector<VerifyReport>> Verify(const std::vector<std::string>& ids,
+                                           const VerifyOptions& options);
+  Result<ProjectRestoreReport> RestoreProject(const std::string& project,
+                                              const SnapshotSelector& selector, bool merge,
+                                              const Actor& actor);
+
+  // {"repository", "off_site", "warning", "schedule_interval_seconds", "last_success",
+  //  "last_error", "running"} for /api/v1/stats and `stats`.
+  nlohmann::json StatusJson() const;
+  const BackupCounters& counters() const { return counters_; }
+  bool off_site() const { return off_site_; }
+
+ private:
+  BackupService(KnowledgeBase* kb, const BackupServiceOptions& options);
+  Result<Repository*> Repo();  // opens (or, for the local default, creates) on first use
+  void SchedulerLoop();
+  void ApplyRetention();
+
+  KnowledgeBase* kb_;
+  BackupServiceOptions options_;
+  std::string url_;
+  KeySource key_;
+  bool off_site_ = false;
+
+  std::mutex repo_mu_;  // guards repo_
+  std::unique_ptr<Repository> repo_;
+  std::mutex run_mu_;   // one backup / restore at a time
+  std::atomic<bool> running_{false};
+
+  mutable std::mutex status_mu_;
+  std::string last_error_;
+
+  BackupCounters counters_;
+
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
+  std::thread scheduler_;
+};
+
+}  // namespace kb::backup

@@ -1,0 +1,669 @@
+// Staging consistent copies of a live data directory for a backup. Rules and guarantees: source.h.
+#include "backup/source.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <set>
+#include <thread>
+
+#include "backup/restore.h"
+#include "common/crypto_util.h"
+#include "common/file_util.h"
+#include "store/catalog.h"
+#include "store/migrations.h"
+#include "store/sqlite.h"
+
+namespace kb::backup {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+// File names inside a data directory (docs/ARCHITECTURE.md, "Data directory").
+constexpr char kCatalogFile[] = "catalog.db";
+constexpr char kProjectsDir[] = "projects";
+constexpr char kProjectDbFile[] = "kb.db";
+constexpr char kIndexDir[] = "index";
+constexpr int kStagedFileMode = 0600;
+
+// sqlite3_backup_step can meet SQLITE_BUSY/LOCKED when the busy handler gives up (e.g. during
+// WAL recovery by another process): retried this many times, this far apart.
+constexpr int kBackupBusyRetries = 50;
+constexpr auto kBackupBusyPause = std::chrono::milliseconds(20);
+
+constexpr size_t kCopyBufferBytes = 1 << 20;
+
+// Vector index manifest layout: docs/format/VECTOR_INDEX.md ("Manifest"). src/index keeps its
+// decoder private, so the few fields a backup needs are read here, with the same checks.
+constexpr char kIndexManifestName[] = "VECTOR_INDEX";
+constexpr char kIndexManifestMagic[8] = {'K', 'B', 'V', 'E', 'C', 'I', 'D', 'X'};
+constexpr uint32_t kIndexManifestVersion = 1;
+constexpr size_t kIndexManifestFixedBytes = 92;
+constexpr size_t kIndexManifestMinBytes = kIndexManifestFixedBytes + 32;
+
+// ---------------------------------------------------------------------------------------------
+// Small file helpers
+
+Status ErrnoStatus(const std::string& what, const std::string& path, int err) {
+  return Status::IOError(what + " " + path + ": " + std::strerror(err));
+}
+
+// A path component that is safe to join (project ids come from the catalog; a hostile row must
+// not send us outside the data directory). Same rule as manifest paths.
+bool SafeName(const std::string& name) {
+  if (name.empty() || name.size() > 255 || name == "." || name == "..") return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+uint64_t GetLE(std::string_view in, size_t offset, int bytes) {
+  uint64_t v = 0;
+  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(in[offset + i]);
+  return v;
+}
+
+class Sha256Stream {
+ public:
+  Sha256Stream() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+  ~Sha256Stream() { EVP_MD_CTX_free(ctx_); }
+  Sha256Stream(const Sha256Stream&) = delete;
+  Sha256Stream& operator=(const Sha256Stream&) = delete;
+  void Update(const char* data, size_t n) { EVP_DigestUpdate(ctx_, data, n); }
+  std::string Finish() {
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx_, out, &len);
+    return std::string(reinterpret_cast<char*>(out), len);
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+struct FileDigest {
+  uint64_t size = 0;
+  std::string sha256;  // 32 raw bytes
+};
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int Release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+
+ private:
+  int fd_;
+};
+
+// Reads `from` to the end, hashing it and, if `to` >= 0, writing it there.
+Result<FileDigest> HashAndMaybeCopy(int from, const std::string& from_path, int to,
+                                    const std::string& to_path) {
+  std::unique_ptr<char[]> buf(new char[kCopyBufferBytes]);
+  Sha256Stream sha;
+  FileDigest d;
+  while (true) {
+    ssize_t n = ::read(from, buf.get(), kCopyBufferBytes);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("read", from_path, errno);
+    }
+    if (n == 0) break;
+    sha.Update(buf.get(), static_cast<size_t>(n));
+    d.size += static_cast<uint64_t>(n);
+    for (ssize_t done = 0; to >= 0 && done < n;) {
+      ssize_t w = ::write(to, buf.get() + done, static_cast<size_t>(n - done));
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus("write", to_path, errno);
+      }
+      done += w;
+    }
+  }
+  d.sha256 = sha.Finish();
+  return d;
+}
+
+Result<FileDigest> HashFile(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    if (errno == ENOENT) return Status::NotFound("no such file: " + path);
+    return ErrnoStatus("open", path, errno);
+  }
+  return HashAndMaybeCopy(fd.get(), path, -1, "");
+}
+
+// Places a copy of `from` at `to` (which must not exist): a hard link when allowed and possible,
+// else a byte copy. Returns the digest of what is now at `to`. NotFound if `from` is gone.
+Result<FileDigest> LinkOrCopy(const std::string& from, const std::string& to, bool allow_link) {
+  if (allow_link) {
+    if (::link(from.c_str(), to.c_str()) == 0) return HashFile(to);
+    int err = errno;
+    if (err == ENOENT) return Status::NotFound("no such file: " + from);
+    // EXDEV (other file system), EPERM/EOPNOTSUPP (no hard links there), EMLINK: copy instead.
+    if (err != EXDEV && err != EPERM && err != EOPNOTSUPP && err != EMLINK && err != EACCES) {
+      return ErrnoStatus("link " + from + " ->", to, err);
+    }
+  }
+  Fd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC));
+  if (in.get() < 0) {
+    if (errno == ENOENT) return Status::NotFound("no such file: " + from);
+    return ErrnoStatus("open", from, errno);
+  }
+  Fd out(::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, kStagedFileMode));
+  if (out.get() < 0) return ErrnoStatus("create", to, errno);
+  auto digest = HashAndMaybeCopy(in.get(), from, out.get(), to);
+  if (::close(out.Release()) != 0 && digest.ok()) return ErrnoStatus("close", to, errno);
+  return digest;
+}
+
+// ---------------------------------------------------------------------------------------------
+// SQLite copies
+
+struct SqliteCloser {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+using SqliteHandle = std::unique_ptr<sqlite3, SqliteCloser>;
+
+Result<SqliteHandle> OpenRaw(const std::string& path, int flags) {
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_EXRESCODE, nullptr);
+  SqliteHandle db(raw);
+  if (rc != SQLITE_OK) return sql::StatusFromSqlite(rc, raw, "open " + path);
+  sqlite3_extended_result_codes(raw, 1);
+  sqlite3_busy_timeout(raw, sql::kDefaultBusyTimeoutMs);
+  return db;
+}
+
+// What a backup records about one project database, read from its copy.
+struct ProjectDbMeta {
+  int64_t lsn = 0;
+  std::string content_checksum;
+  int64_t documents = 0;
+  int64_t chunks = 0;
+  int64_t deleted_documents = 0;
+};
+
+Result<ProjectDbMeta> ReadProjectDbMetaFrom(const std::string& copy_path,
+                                            const ProjectRecord& record);
+
+// Reads the metadata from a staged copy. Read-only: the copy must stay exactly what the backup
+// API produced (ProjectStore::Open would switch journal modes and run migrations, i.e. write).
+// A read-only connection to a WAL-mode file creates -wal and -shm files it cannot remove on
+// close; they are ours (staging) and empty, so they are removed here.
+Result<ProjectDbMeta> ReadProjectDbMeta(const std::string& copy_path, const ProjectRecord& record) {
+  auto meta = ReadProjectDbMetaFrom(copy_path, record);
+  std::error_code ec;
+  const std::string wal = copy_path + "-wal";
+  if (fs::exists(wal, ec)) {
+    if (fs::file_size(wal, ec) != 0 || ec) {
+      return Status::Internal(wal + " is not empty after a read-only connection");
+    }
+    fs::remove(wal, ec);
+  }
+  fs::remove(copy_path + "-shm", ec);
+  return meta;
+}
+
+Result<ProjectDbMeta> ReadProjectDbMetaFrom(const std::string& copy_path,
+                                            const ProjectRecord& record) {
+  sql::OpenOptions ro;
+  ro.read_only = true;
+  KB_ASSIGN_OR_RETURN(auto db, sql::Database::Open(copy_path, ro));
+  const std::string what = "project '" + record.name + "' (" + record.id + ") database";
+  KB_ASSIGN_OR_RETURN(int64_t app_id, db->QueryInt("PRAGMA application_id"));
+  if (app_id != store::kProjectApplicationId) {
+    return Status::Corruption(what + " is not a KnowledgeBeast project database (application_id " +
+                              std::to_string(app_id) + ")");
+  }
+  KB_ASSIGN_OR_RETURN(int64_t version, db->QueryInt("PRAGMA user_version"));
+  const int latest = store::ProjectSchema().latest_version();
+  if (version > latest) {
+    return Status::FailedPrecondition(what + " has schema version " + std::to_string(version) +
+                                      ", newer than this binary supports (" +
+                                      std::to_string(latest) + ")");
+  }
+  KB_ASSIGN_OR_RETURN(auto tx,
+                      sql::Transaction::Begin(db.get(), sql::Transaction::Mode::kDeferred));
+  ProjectDbMeta m;
+  {
+    KB_ASSIGN_OR_RETURN(auto st, db->Prepare("SELECT project_id, dimension, content_checksum, "
+                                             "last_lsn, (SELECT max(lsn) FROM journal) FROM meta"));
+    KB_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) return Status::Corruption(what + " has no meta row");
+    if (st.ColumnText(0) != record.id) {
+      return Status::Corruption(what + " belongs to project " + st.ColumnText(0));
+    }
+    if (st.ColumnInt64(1) != record.embedding_dimension) {
+      return Status::Corruption(what + " holds embeddings of dimension " +
+                                std::to_string(st.ColumnInt64(1)) + ", the catalog says " +
+                                std::to_string(record.embedding_dimension));
+    }
+    m.content_checksum = st.ColumnText(2);
+    m.lsn = st.ColumnInt64(3);
+    if (!st.ColumnIsNull(4) && st.ColumnInt64(4) != m.lsn) {
+      return Status::Corruption(what + ": newest journal entry " +
+                                std::to_string(st.ColumnInt64(4)) + " differs from meta.last_lsn " +
+                                std::to_string(m.lsn));
+    }
+  }
+  {
+    // The same counts as ProjectStore::Counts (live documents, their chunks, deleted documents).
+    KB_ASSIGN_OR_RETURN(
+        auto st, db->Prepare("SELECT "
+                             "(SELECT count(*) FROM documents WHERE deleted_at IS NULL), "
+                             "(SELECT count(*) FROM chunks c JOIN documents d ON d.id = "
+                             "c.document_id WHERE d.deleted_at IS NULL), "
+                             "(SELECT count(*) FROM documents WHERE deleted_at IS NOT NULL)"));
+    KB_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) return Status::Internal("counts returned no row");
+    m.documents = st.ColumnInt64(0);
+    m.chunks = st.ColumnInt64(1);
+    m.deleted_documents = st.ColumnInt64(2);
+  }
+  KB_RETURN_IF_ERROR(tx.Commit());
+  return m;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vector index
+
+struct IndexManifest {
+  uint32_t dimension = 0;
+  int64_t lsn = 0;
+  uint64_t graph_size = 0;
+  std::string graph_sha256;  // 32 raw bytes
+  std::string graph_name;
+};
+
+Result<IndexManifest> DecodeIndexManifest(std::string_view data, const std::string& path) {
+  auto corrupt = [&](const std::string& why) {
+    return Status::Corruption("vector index manifest " + path + ": " + why);
+  };
+  if (data.size() < kIndexManifestMinBytes) return corrupt("truncated");
+  if (std::memcmp(data.data(), kIndexManifestMagic, sizeof(kIndexManifestMagic)) != 0) {
+    return corrupt("bad magic");
+  }
+  size_t name_len = GetLE(data, 88, 2);
+  if (data.size() != kIndexManifestMinBytes + name_len) return corrupt("truncated or wrong size");
+  size_t body = kIndexManifestFixedBytes + name_len;
+  Sha256Digest self = Sha256(data.substr(0, body));
+  if (std::memcmp(self.data(), data.data() + body, self.size()) != 0) {
+    return corrupt("checksum mismatch");
+  }
+  uint32_t version = static_cast<uint32_t>(GetLE(data, 8, 4));
+  if (version != kIndexManifestVersion) {
+    return corrupt("unsupported format version " + std::to_string(version));
+  }
+  IndexManifest m;
+  m.dimension = static_cast<uint32_t>(GetLE(data, 12, 4));
+  m.lsn = static_cast<int64_t>(GetLE(data, 24, 8));
+  m.graph_size = GetLE(data, 48, 8);
+  m.graph_sha256 = std::string(data.substr(56, 32));
+  m.graph_name = std::string(data.substr(kIndexManifestFixedBytes, name_len));
+  if (!SafeName(m.graph_name) || m.graph_name == kIndexManifestName) {
+    return corrupt("invalid graph file name");
+  }
+  return m;
+}
+
+struct StagedIndex {
+  int64_t lsn = 0;
+  std::vector<std::string> files;  // names inside the index directory
+};
+
+// Stages a matching manifest + graph pair from `live_dir` into `staged_dir`. nullopt (with a note)
+// when there is nothing usable to back up; errors only for failures of the staging disk.
+Result<std::optional<StagedIndex>> StageVectorIndex(const std::string& live_dir,
+                                                    const std::string& staged_dir,
+                                                    const ProjectRecord& record,
+                                                    const SourceOptions& options,
+                                                    std::vector<std::string>* notes) {
+  const std::string manifest_path = live_dir + "/" + kIndexManifestName;
+  const std::string who = "project '" + record.name + "' (" + record.id + "): ";
+  auto leave_out = [&](const std::string& why) -> Result<std::optional<StagedIndex>> {
+    notes->push_back(who + "vector index not included (" + why +
+                     "); the server rebuilds it after a restore");
+    std::error_code ec;
+    fs::remove_all(staged_dir, ec);
+    return std::optional<StagedIndex>();
+  };
+  for (int attempt = 0; attempt < kIndexCopyAttempts; ++attempt) {
+    auto bytes = ReadFile(manifest_path);
+    if (!bytes.ok()) {
+      if (bytes.status().code() == Code::kNotFound) return std::optional<StagedIndex>();
+      return leave_out(bytes.status().ToString());
+    }
+    auto manifest = DecodeIndexManifest(*bytes, manifest_path);
+    if (!manifest.ok()) return leave_out(manifest.status().ToString());
+    if (manifest->dimension != static_cast<uint32_t>(record.embedding_dimension)) {
+      return leave_out("it has dimension " + std::to_string(manifest->dimension) +
+                       ", the project " + std::to_string(record.embedding_dimension));
+    }
+    if (options.after_index_manifest_read) options.after_index_manifest_read(record.id);
+
+    std::error_code ec;
+    fs::remove_all(staged_dir, ec);  // a previous attempt's files
+    KB_RETURN_IF_ERROR(MakeDirs(staged_dir));
+    const std::string graph_from = live_dir + "/" + manifest->graph_name;
+    const std::string graph_to = staged_dir + "/" + manifest->graph_name;
+    auto digest = LinkOrCopy(graph_from, graph_to, options.link_index_files);
+    if (!digest.ok()) {
+      // A save replaced the graph after we read the manifest (it deletes the old one once the
+      // new manifest is in place): read the new manifest.
+      if (digest.status().code() == Code::kNotFound) continue;
+      return digest.status();
+    }
+    if (digest->size != manifest->graph_size || digest->sha256 != manifest->graph_sha256) {
+      // Graph files are written under fresh names and never modified in place, so a mismatch is
+      // damage, not a race.
+      return leave_out("graph file " + graph_from + " does not match its manifest");
+    }
+    KB_RETURN_IF_ERROR(AtomicWriteFile(staged_dir + "/" + kIndexManifestName, *bytes));
+    return std::optional<StagedIndex>(
+        StagedIndex{manifest->lsn, {kIndexManifestName, manifest->graph_name}});
+  }
+  return leave_out("it kept changing during " + std::to_string(kIndexCopyAttempts) + " attempts");
+}
+
+// ---------------------------------------------------------------------------------------------
+
+// Reads the project rows from the staged catalog copy with the catalog's own code. Catalog::Open
+// writes (journal mode, migrations), so it runs on a scratch copy of the copy; catalogs are small.
+Result<std::unique_ptr<Catalog>> OpenCatalogCopy(const std::string& staged_catalog,
+                                                 const std::string& scratch_dir) {
+  KB_RETURN_IF_ERROR(MakeDirs(scratch_dir));
+  const std::string scratch = scratch_dir + "/" + kCatalogFile;
+  std::error_code ec;
+  fs::copy_file(staged_catalog, scratch, ec);
+  if (ec) return Status::IOError("copy " + staged_catalog + " -> " + scratch + ": " + ec.message());
+  return Catalog::Open(scratch, SystemClock::Default());
+}
+
+Result<std::vector<ProjectRecord>> SelectProjects(Catalog& catalog, const SourceOptions& options) {
+  const bool full = options.projects.empty();
+  const bool include_deleted = options.include_deleted.value_or(full);
+  if (full) return catalog.ListProjects(include_deleted);
+  std::vector<ProjectRecord> out;
+  std::set<std::string> seen;
+  for (const std::string& wanted : options.projects) {
+    auto record = catalog.GetProject(wanted, include_deleted);
+    if (!record.ok() && record.status().code() == Code::kNotFound && !include_deleted) {
+      if (catalog.GetProject(wanted, /*include_deleted=*/true).ok()) {
+        return Status::NotFound("project '" + wanted +
+                                "' is deleted (include deleted projects to back it up)");
+      }
+    }
+    if (!record.ok()) {
+      if (record.status().code() == Code::kNotFound) {
+        return Status::NotFound("no project '" + wanted + "' in the data directory");
+      }
+      return record.status();
+    }
+    if (seen.insert(record->id).second) out.push_back(*record);
+  }
+  return out;
+}
+
+// Both paths normalised (weakly_canonical): is `inner` `outer` or below it?
+bool IsWithin(const fs::path& inner, const fs::path& outer) {
+  return std::mismatch(outer.begin(), outer.end(), inner.begin(), inner.end()).first == outer.end();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+Status CopySqliteDatabase(const std::string& source_path, const std::string& dest_path) {
+  struct stat st;
+  if (::stat(source_path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Status::NotFound("no such database: " + source_path);
+    return ErrnoStatus("stat", source_path, errno);
+  }
+  if (::lstat(dest_path.c_str(), &st) == 0) {
+    return Status::FailedPrecondition("copy destination " + dest_path + " already exists");
+  }
+  // Read-only: the backup never writes the live file. A read-only connection in WAL mode still
+  // reads through the WAL, so it sees the newest commit, and holds one read snapshot for the
+  // whole step(-1) below. (When no server has the file open, SQLite creates the -wal/-shm files
+  // for this connection and leaves them, empty, as for any reader; they are never removed here:
+  // a server may have opened the file meanwhile.)
+  KB_ASSIGN_OR_RETURN(SqliteHandle src, OpenRaw(source_path, SQLITE_OPEN_READONLY));
+  KB_ASSIGN_OR_RETURN(SqliteHandle dst,
+                      OpenRaw(dest_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
+  auto fail = [&](int rc, sqlite3* db, const std::string& what) {
+    Status s = sql::StatusFromSqlite(rc, db, what);
+    dst.reset();
+    std::error_code ec;
+    for (const char* suffix : {"", "-journal", "-wal", "-shm"}) fs::remove(dest_path + suffix, ec);
+    return s;
+  };
+  // A staging copy is disposable: no fsync. (The header's journal mode comes from the source.)
+  if (int rc = sqlite3_exec(dst.get(), "PRAGMA synchronous=OFF", nullptr, nullptr, nullptr);
+      rc != SQLITE_OK) {
+    return fail(rc, dst.get(), "configure " + dest_path);
+  }
+  sqlite3_backup* backup = sqlite3_backup_init(dst.get(), "main", src.get(), "main");
+  if (backup == nullptr) {
+    return fail(sqlite3_errcode(dst.get()), dst.get(), "backup " + source_path);
+  }
+  int rc = SQLITE_OK;
+  for (int attempt = 0;; ++attempt) {
+    // -1: every page in one step, under one read transaction of the source.
+    rc = sqlite3_backup_step(backup, -1);
+    if ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && attempt < kBackupBusyRetries) {
+      std::this_thread::sleep_for(kBackupBusyPause);
+      continue;
+    }
+    break;
+  }
+  int finish_rc = sqlite3_backup_finish(backup);
+  if (rc != SQLITE_DONE) {
+    // An error of the source is reported on the destination handle by sqlite3_backup_*.
+    return fail(rc, dst.get(), "copy " + source_path + " -> " + dest_path);
+  }
+  if (finish_rc != SQLITE_OK) {
+    return fail(finish_rc, dst.get(), "copy " + source_path + " -> " + dest_path);
+  }
+  sqlite3* raw = dst.release();
+  if (int close_rc = sqlite3_close(raw); close_rc != SQLITE_OK) {
+    sqlite3_close_v2(raw);
+    return sql::StatusFromSqlite(close_rc, nullptr, "close " + dest_path);
+  }
+  return Status::OK();
+}
+
+// ---------------------------------------------------------------------------------------------
+// PreparedSource
+
+PreparedSource::PreparedSource(PreparedSource&& other) noexcept
+    : staging_dir_(std::move(other.staging_dir_)),
+      source_(std::move(other.source_)),
+      notes_(std::move(other.notes_)) {
+  other.staging_dir_.clear();
+}
+
+PreparedSource& PreparedSource::operator=(PreparedSource&& other) noexcept {
+  if (this != &other) {
+    Release();
+    staging_dir_ = std::move(other.staging_dir_);
+    source_ = std::move(other.source_);
+    notes_ = std::move(other.notes_);
+    other.staging_dir_.clear();
+  }
+  return *this;
+}
+
+PreparedSource::~PreparedSource() { Release(); }
+
+void PreparedSource::Release() {
+  if (staging_dir_.empty()) return;
+  std::error_code ec;
+  fs::remove_all(staging_dir_, ec);
+  staging_dir_.clear();
+}
+
+int64_t PreparedSource::total_bytes() const {
+  int64_t total = 0;
+  auto add = [&](const SourceFile& f) {
+    std::error_code ec;
+    auto size = fs::file_size(f.local_path, ec);
+    if (!ec) total += static_cast<int64_t>(size);
+  };
+  for (const SourceFile& f : source_.catalog_files) add(f);
+  for (const ProjectSource& p : source_.projects) {
+    for (const SourceFile& f : p.files) add(f);
+  }
+  return total;
+}
+
+Result<PreparedSource> PrepareSnapshotSource(const std::string& data_dir,
+                                             const std::string& staging_dir,
+                                             const SourceOptions& options) {
+  std::error_code ec;
+  if (!fs::is_directory(data_dir, ec)) {
+    if (!fs::exists(data_dir, ec)) {
+      return Status::NotFound("data directory " + data_dir + " does not exist");
+    }
+    return Status::FailedPrecondition(data_dir + " is not a directory");
+  }
+  const std::string live_catalog = data_dir + "/" + kCatalogFile;
+  if (!fs::is_regular_file(live_catalog, ec)) {
+    return Status::FailedPrecondition(data_dir + " is not a KnowledgeBeast data directory (no " +
+                                      kCatalogFile + ")");
+  }
+  if (staging_dir.empty()) return Status::InvalidArgument("no staging directory given");
+  {
+    fs::path projects = fs::weakly_canonical(fs::path(data_dir) / kProjectsDir, ec);
+    fs::path staging = fs::weakly_canonical(staging_dir, ec);
+    if (!ec && IsWithin(staging, projects)) {
+      return Status::FailedPrecondition("staging directory " + staging_dir + " is inside " +
+                                        data_dir + "/" + kProjectsDir);
+    }
+  }
+  if (fs::exists(staging_dir, ec)) {
+    if (!fs::is_directory(staging_dir, ec) || !fs::is_empty(staging_dir, ec)) {
+      return Status::FailedPrecondition("staging directory " + staging_dir +
+                                        " exists and is not empty");
+    }
+  }
+  KB_RETURN_IF_ERROR(MakeDirs(staging_dir));
+  // From here on, every return removes the staging directory (PreparedSource's destructor).
+  PreparedSource prepared(staging_dir);
+  SnapshotSource& source = prepared.source_;
+  const bool full = options.projects.empty();
+  source.scope = full ? "full" : "projects";
+
+  // 1. The catalog, first: every project row it holds has files at least as new.
+  const std::string staged_catalog = staging_dir + "/" + kCatalogFile;
+  KB_RETURN_IF_ERROR(CopySqliteDatabase(live_catalog, staged_catalog));
+  std::vector<ProjectRecord> records;
+  {
+    const std::string scratch_dir = staging_dir + "/.catalog-read";
+    auto catalog = OpenCatalogCopy(staged_catalog, scratch_dir);
+    if (!catalog.ok()) {
+      return catalog.status().WithContext("reading the catalog of " + data_dir);
+    }
+    auto selected = SelectProjects(**catalog, options);
+    catalog->reset();
+    fs::remove_all(scratch_dir, ec);
+    if (!selected.ok()) return selected.status();
+    records = std::move(selected).value();
+  }
+  if (full) {
+    source.catalog_files.push_back(SourceFile{kCatalogFile, staged_catalog, kStagedFileMode});
+  } else {
+    fs::remove(staged_catalog, ec);
+  }
+
+  // 2. Each project: its vector index first, then its database, so that the index is never
+  // ahead of the database copy (index_lsn <= lsn).
+  for (const ProjectRecord& record : records) {
+    if (!SafeName(record.id)) {
+      return Status::Corruption("catalog: project id '" + record.id + "' is not a valid name");
+    }
+    const std::string live_dir = data_dir + "/" + kProjectsDir + "/" + record.id;
+    const std::string staged_dir = staging_dir + "/" + kProjectsDir + "/" + record.id;
+    const std::string live_db = live_dir + "/" + kProjectDbFile;
+    const std::string who = "project '" + record.name + "' (" + record.id + ")";
+    if (!fs::exists(live_db, ec)) {
+      if (record.deleted_at_ms && full) {
+        prepared.notes_.push_back(who +
+                                  ": deleted and its files are gone; only its catalog row "
+                                  "is backed up");
+        continue;
+      }
+      return Status::FailedPrecondition(who + " has no database file " + live_db +
+                                        " (was it purged while the backup ran? retry)");
+    }
+    KB_RETURN_IF_ERROR(MakeDirs(staged_dir));
+
+    ProjectSource project;
+    ProjectSnapshot& meta = project.meta;
+    KB_ASSIGN_OR_RETURN(auto index,
+                        StageVectorIndex(live_dir + "/" + kIndexDir, staged_dir + "/" + kIndexDir,
+                                         record, options, &prepared.notes_));
+
+    const std::string staged_db = staged_dir + "/" + kProjectDbFile;
+    Status copied = CopySqliteDatabase(live_db, staged_db);
+    if (!copied.ok()) return copied.WithContext(who);
+    KB_ASSIGN_OR_RETURN(ProjectDbMeta db_meta, ReadProjectDbMeta(staged_db, record));
+
+    meta.id = record.id;
+    meta.name = record.name;
+    meta.deleted = record.deleted_at_ms.has_value();
+    meta.catalog_row = ProjectRecordToJson(record);
+    meta.lsn = db_meta.lsn;
+    meta.content_checksum = db_meta.content_checksum;
+    meta.counts = json{{"documents", db_meta.documents},
+                       {"chunks", db_meta.chunks},
+                       {"deleted_documents", db_meta.deleted_documents}};
+    meta.embedder = json{{"fingerprint", record.embedder_fingerprint},
+                         {"dimension", record.embedding_dimension}};
+    project.files.push_back(SourceFile{kProjectDbFile, staged_db, kStagedFileMode});
+    if (index && index->lsn > db_meta.lsn) {
+      // Cannot happen when the index reflects a journal prefix (it is staged first); an index
+      // ahead of its database would be rebuilt by the server anyway.
+      prepared.notes_.push_back(who + ": vector index not included (its LSN " +
+                                std::to_string(index->lsn) + " is ahead of the database's " +
+                                std::to_string(db_meta.lsn) + ")");
+      fs::remove_all(staged_dir + "/" + kIndexDir, ec);
+      index.reset();
+    }
+    if (index) {
+      meta.index_lsn = index->lsn;
+      for (const std::string& name : index->files) {
+        project.files.push_back(SourceFile{std::string(kIndexDir) + "/" + name,
+                                           staged_dir + "/" + kIndexDir + "/" + name,
+                                           kStagedFileMode});
+      }
+    }
+    source.projects.push_back(std::move(project));
+  }
+  return prepared;
+}
+
+}  // namespace kb::backup

@@ -1,0 +1,609 @@
+// Backup commands: `repo init | check | key add|list|remove`, `backup [list|verify|forget]`,
+// `prune` and `restore`. They talk to the repository directly (its URL and key come from flags,
+// the config file or KB_* / AWS_* variables) and, for `backup` and `restore`, to the data
+// directory. Backups are safe while a server runs on the data directory (each database is
+// copied at one committed state); a whole restore is not (stop the server first), a
+// single-project restore into a running server goes through its API.
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "backup/backup.h"
+#include "backup/restore.h"
+#include "backup/retention.h"
+#include "backup/source.h"
+#include "cli/backup_settings.h"
+#include "cli/commands.h"
+#include "cli/output.h"
+#include "common/clock.h"
+#include "common/crypto_util.h"
+#include "common/file_util.h"
+#include "kb/knowledge_base.h"
+
+namespace kb::cli {
+namespace {
+
+using Json = nlohmann::json;
+
+struct RepoOptions {
+  CommonOptions common;
+  std::string label;
+  std::string new_key_file;
+  std::string key_id;
+  bool read_data = false;
+  std::string read_data_subset;
+  bool restore_test = false;
+  std::vector<std::string> ids;
+  std::vector<std::string> projects;
+  std::vector<std::string> tags;
+  // forget
+  int keep_last = 0, keep_hourly = 0, keep_daily = 0, keep_weekly = 0, keep_monthly = 0;
+  std::string keep_within;
+  bool dry_run = false;
+  bool prune = false;
+  std::string grace;
+  std::string clock_skew;
+  // restore
+  std::string snapshot;
+  bool latest = false;
+  bool latest_valid = false;
+  std::string before;
+  bool merge = false;
+};
+
+void AddRepoOptions(CLI::App* app, RepoOptions* o) {
+  AddConfigOptions(app, &o->common);
+  AddJsonFlag(app, &o->common);
+  AddOptionalString(app, "--repo", &o->common.flags.backup_repository,
+                    "repository URL: file:///path or s3://bucket/prefix ($KB_BACKUP_REPOSITORY)");
+  AddOptionalString(app, "--key-file", &o->common.flags.backup_key_file,
+                    "repository key file ($KB_BACKUP_KEY_FILE); else the passphrase in "
+                    "$KB_BACKUP_PASSWORD");
+}
+
+// Loads the config and checks that a repository URL and a key are given.
+std::optional<Config> LoadRepoConfig(const RepoOptions& o, int* exit_code) {
+  std::optional<Config> config = LoadCommandConfig(o.common, false, exit_code);
+  if (!config) return std::nullopt;
+  if (config->backup_repository.empty()) {
+    *exit_code = ReportError("no repository: give --repo URL or set KB_BACKUP_REPOSITORY",
+                             /*usage=*/true);
+    return std::nullopt;
+  }
+  if (KeyFromConfig(*config).empty()) {
+    *exit_code = ReportError(
+        "no repository key: set KB_BACKUP_PASSWORD, or give --key-file / KB_BACKUP_KEY_FILE",
+        /*usage=*/true);
+    return std::nullopt;
+  }
+  return config;
+}
+
+std::unique_ptr<backup::Repository> OpenRepo(const RepoOptions& o, int* exit_code,
+                                             Config* out_config = nullptr) {
+  std::optional<Config> config = LoadRepoConfig(o, exit_code);
+  if (!config) return nullptr;
+  auto repo = backup::OpenRepository(config->backup_repository, KeyFromConfig(*config),
+                                     BlobOptionsFromConfig(*config));
+  if (!repo.ok()) {
+    *exit_code = ReportError(repo.status());
+    return nullptr;
+  }
+  if (out_config) *out_config = *config;
+  return std::move(repo).value();
+}
+
+Json SummaryJson(const backup::SnapshotSummary& s) {
+  return {{"id", s.id},         {"time", s.time},       {"trigger", s.trigger},
+          {"scope", s.scope},   {"projects", s.projects}, {"bytes", s.bytes},
+          {"added_bytes", s.added_stored_bytes},
+          {"verified", s.verified.empty() ? Json(nullptr) : Json(s.verified)}};
+}
+
+// --- repo ------------------------------------------------------------------------------------
+
+int RunRepoInit(const RepoOptions& o) {
+  int exit_code = kExitOk;
+  std::optional<Config> config = LoadRepoConfig(o, &exit_code);
+  if (!config) return exit_code;
+  auto store = blob::OpenBlobStore(config->backup_repository, BlobOptionsFromConfig(*config),
+                                   /*create=*/true);
+  if (!store.ok()) return ReportError(store.status());
+  auto repo = backup::Repository::Init(std::move(store).value(), KeyFromConfig(*config),
+                                       o.label.empty() ? "initial key" : o.label,
+                                       backup::RepositoryParams{});
+  if (!repo.ok()) return ReportError(repo.status());
+  if (o.common.json) {
+    PrintJson({{"repository", (*repo)->Describe()}, {"id", (*repo)->id()}});
+  } else {
+    std::cout << "Created repository " << (*repo)->id() << " at " << (*repo)->Describe()
+              << "\nKeep the key safe: without it the backups cannot be read.\n";
+  }
+  return kExitOk;
+}
+
+int RunRepoCheck(const RepoOptions& o) {
+  int exit_code = kExitOk;
+  auto repo = OpenRepo(o, &exit_code);
+  if (!repo) return exit_code;
+  auto report = repo->Check(o.read_data);
+  if (!report.ok()) return ReportError(report.status());
+  if (o.common.json) {
+    PrintJson({{"ok", report->ok},
+               {"problems", report->problems},
+               {"snapshots", report->snapshots},
+               {"packs", report->packs},
+               {"indexes", report->indexes},
+               {"keys", report->keys},
+               {"locks", report->locks},
+               {"unreferenced_packs", report->unreferenced_packs}});
+  } else {
+    for (const std::string& p : report->problems) std::cout << "DAMAGED  " << p << "\n";
+    std::cout << (report->ok ? "repository OK" : "repository DAMAGED") << ": "
+              << report->snapshots << " snapshots, " << report->packs << " packs, "
+              << report->indexes << " index objects, " << report->keys << " keys, "
+              << report->unreferenced_packs << " unreferenced packs\n";
+  }
+  return report->ok ? kExitOk : kExitFailure;
+}
+
+int RunKeyAdd(const RepoOptions& o) {
+  int exit_code = kExitOk;
+  auto repo = OpenRepo(o, &exit_code);
+  if (!repo) return exit_code;
+  backup::KeySource new_key;
+  if (!o.new_key_file.empty()) {
+    new_key.key_file = o.new_key_file;
+  } else if (const char* p = std::getenv("KB_BACKUP_NEW_PASSWORD"); p && *p) {
+    new_key.passphrase = std::string(p);
+  } else {
+    return ReportError("the new key: give --new-key-file or set KB_BACKUP_NEW_PASSWORD",
+                       /*usage=*/true);
+  }
+  auto info = repo->AddKey(new_key, o.label.empty() ? "added key" : o.label);
+  if (!info.ok()) return ReportError(info.status());
+  if (o.common.json) PrintJson({{"id", info->id}, {"label", info->label}, {"kdf", info->kdf}});
+  else std::cout << "Added key " << info->id << " (" << info->kdf << ")\n";
+  return kExitOk;
+}
+
+int RunKeyList(const RepoOptions& o) {
+  int exit_code = kExitOk;
+  auto repo = OpenRepo(o, &exit_code);
+  if (!repo) return exit_code;
+  auto keys = repo->ListKeys();
+  if (!keys.ok()) return ReportError(keys.status());
+  if (o.common.json) {
+    Json list = Json::array();
+    for (const auto& k : *keys) {
+      list.push_back({{"id", k.id}, {"label", k.label}, {"kdf", k.kdf}, {"created", k.created},
+                      {"in_use", k.in_use}});
+    }
+    PrintJson({{"keys", list}});
+    return kExitOk;
+  }
+  for (const auto& k : *keys) {
+    std::cout << (k.in_use ? "* " : "  ") << k.id << "  " << k.kdf << "  " << k.created << "  "
+              << k.label << "\n";
+  }
+  return kExitOk;
+}
+
+int RunKeyRemove(const RepoOptions& o) {
+  int exit_code = kExitOk;
+  auto repo = OpenRepo(o, &exit_code);
+  if (!repo) return exit_code;
+  Status s = repo->RemoveKey(o.key_id);
+  if (!s.ok()) return ReportError(s);
+  if (o.common.json) PrintJson({{"removed", o.key_id}});
+  else std::cout << "Removed key " << o.key_id << "\n";
+  return kExitOk;
+}
+
+// --- backup ----------------------------------------------------------------------------------
+
+int RunBackup(const RepoOptions& o) {
+  int exit_code = kExitOk;
+  Config config;
+  auto repo = OpenRepo(o, &exit_code, &config);
+  if (!repo) return exit_code;
+  backup::SourceOptions so;
+  so.projects = o.projects;
+  const std::string staging =
+      config.data_dir + "/.backup-staging-" + HexEncode(RandomBytes(6));
+  auto prepared = backup::PrepareSnapshotSource(config.data_dir, staging, so);
+  if (!prepared.ok()) return ReportError(prepared.status());
+  backup::BackupOptions bo;
+  bo.trigger = "manual";
+  bo.tags = o.tags;
+  auto m = repo->CreateSnapshot(prepared->source(), bo);
+  if (!m.ok()) return ReportError(m.status());
+  if (o.common.json) {
+    PrintJson({{"snapshot", m->id},
+               {"time", m->time},
+               {"scope", m->scope},
+               {"projects", m->projects.size()},
+               {"bytes", m->stats.bytes},
+               {"new_chunks", m->stats.new_chunks},
+               {"added_bytes", m->stats.added_stored_bytes},
+               {"duration_ms", m->stats.duration_ms}});
+  } else {
+    std::cout << "snapshot " << m->id << " saved: " << m->projects.size() << " project(s), "
+              << HumanBytes(static_cast<double>(m->stats.bytes)) << " of data, "
+              << HumanBytes(static_cast<double>(m->stats.added_stored_bytes)) << " added, in "
+              << m->stats.duration_ms << " ms\n";
+  }
+  return kExitOk;
+}
+
+int RunBackupList(const RepoOptions& o) {
+  int exit_code = kExitOk;
+  auto repo = OpenRepo(o, &exit_code);
+  if (!repo) return exit_code;
+  auto list = repo->ListSnapshots();
+  if (!list.ok()) return ReportError(list.status());
+  if (o.common.json) {
+    Json arr = Json::array();
+    for (const auto& s : *list) arr.push_back(SummaryJson(s));
+    PrintJson({{"snapshots", arr}, {"count", list->size()}});
+    return kExitOk;
+  }
+  for (const auto& s : *list) {
+    std::cout << s.id << "  " << s.time << "  " << s.trigger << "  " << s.scope << "  "
+              << HumanBytes(static_cast<double>(s.bytes)) << "  +"
+              << HumanBytes(static_cast<double>(s.added_stored_bytes)) << "  "
+              << (s.verified.empty() ? "unverified" : "verified " + s.verified) << "\n";
+  }
+  return kExitOk;
+}
+
+Result<backup::VerifyOptions> VerifyOptionsFrom(const RepoOptions& o) {
+  backup::VerifyOptions vo;
+  if (o.read_data) vo.data = backup::VerifyOptions::Data::kAll;
+  if (!o.read_data_subset.empty()) {
+    std::string text = o.read_data_subset;
+    if (text.back() == '%') text.pop_back();
+    char* end = nullptr;
+    double pct = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end != '\0' || !(pct > 0 && pct <= 100)) {
+      return Status::InvalidArgument("--read-data-subset must be a percentage in (0, 100]");
+    }
+    vo.data = backup::VerifyOptions::Data::kSubset;
+    vo.subset_fraction = pct / 100.0;
+  }
+  vo.restore_test = o.restore_test;
+  return vo;
+}
+
+int RunBackupVerify(const RepoOptions& o) {
+  auto vo = VerifyOptionsFrom(o);
+  if (!vo.ok()) return ReportError(vo.status(), /*usage=*/true);
+  int exit_code = kExitOk;
+  auto repo = OpenRepo(o, &exit_code);
+  if (!repo) return exit_code;
+  auto reports = repo->Verify(o.ids, *vo);
+  if (!reports.ok()) return ReportError(reports.status());
+  bool all_ok = true;
+  Json arr = Json::array();
+  for (const auto& r : *reports) {
+    all_ok = all_ok && r.ok;
+    arr.push_back({{"snapshot", r.snapshot_id}, {"ok", r.ok}, {"problems", r.problems},
+                   {"bytes_read", r.bytes_read}});
+    if (!o.common.json) {
+      std::cout << r.snapshot_id << "  " << (r.ok ? "OK" : "DAMAGED") << "\n";
+      for (const std::string& p : r.problems) std::cout << "    " << p << "\n";
+    }
+  }
+  if (o.common.json) PrintJson({{"ok", all_ok}, {"snapshots", arr}});
+  return all_ok ? kExitOk : kExitFailure;
+}
+
+int RunBackupForget(const RepoOptions& o) {
+  backup::RetentionPolicy policy;
+  policy.keep_last = o.keep_last;
+  policy.keep_hourly = o.keep_hourly;
+  policy.keep_daily = o.keep_daily;
+  policy.keep_weekly = o.keep_weekly;
+  policy.keep_monthly = o.keep_monthly;
+  if (!o.keep_within.empty()) {
+    auto within = backup::ParseDuration(o.keep_within);
+    if (!within.ok()) return ReportError(within.status().WithContext("--keep-within"), true);
+    policy.keep_within_ms = *within;
+  }
+  if (o.ids.empty() && policy.empty()) {
+    return ReportError("name snapshots to forget or give a policy (--keep-last, --keep-daily, ...)",
+                       /*usage=*/true);
+  }
+  if (!o.ids.empty() && !policy.empty()) {
+    return ReportError("give snapshot ids or a policy, not both", /*usage=*/true);
+  }
+  int exit_code = kExitOk;
+  auto repo = OpenRepo(o, &exit_code);
+  if (!repo) return exit_code;
+  std::vector<backup::RetentionDecision> decisions;
+  if (!o.ids.empty()) {
+    for (const std::string& id : o.ids) decisions.push_back({id, false, {"named"}});
+  } else {
+    auto list = repo->ListSnapshots();
+    if (!list.ok()) return ReportError(list.status());
+    decisions = backup::ApplyRetention(*list, policy, SystemClock::Default()->NowMillis());
+  }
+  Json arr = Json::array();
+  int forgotten = 0;
+  for (const auto& d : decisions) {
+    arr.push_back({{"snapshot", d.snapshot_id}, {"keep", d.keep}, {"reasons", d.reasons}});
+    if (!o.common.json) {
+      std::cout << (d.keep ? "keep    " : (o.dry_run ? "would forget " : "forget  "))
+                << d.snapshot_id;
+      if (d.keep) {
+        std::cout << "  (";
+        for (size_t i = 0; i < d.reasons.size(); ++i) std::cout << (i ? ", " : "") << d.reasons[i];
+        std::cout << ")";
+      }
+      std::cout << "\n";
+    }
+    if (d.keep || o.dry_run) continue;
+    Status s = repo->ForgetSnapshot(d.snapshot_id);
+    if (!s.ok()) return ReportError(s);
+    ++forgotten;
+  }
+  Json out = {{"dry_run", o.dry_run}, {"decisions", arr}, {"forgotten", forgotten}};
+  if (o.prune && !o.dry_run) {
+    auto pruned = repo->Prune(backup::PruneOptions{});
+    if (!pruned.ok()) return ReportError(pruned.status());
+    out["prune"] = {{"packs_marked", pruned->packs_marked}, {"packs_deleted", pruned->packs_deleted},
+                    {"bytes_deleted", pruned->bytes_deleted}};
+  }
+  if (o.common.json) PrintJson(out);
+  return kExitOk;
+}
+
+int RunPrune(const RepoOptions& o) {
+  backup::PruneOptions po;
+  po.dry_run = o.dry_run;
+  if (!o.grace.empty()) {
+    auto grace = backup::ParseDuration(o.grace);
+    if (!grace.ok()) return ReportError(grace.status().WithContext("--grace"), true);
+    po.grace_ms = *grace;
+  }
+  if (!o.clock_skew.empty()) {
+    auto skew = o.clock_skew == "0" ? Result<int64_t>(0) : backup::ParseDuration(o.clock_skew);
+    if (!skew.ok()) return ReportError(skew.status().WithContext("--max-clock-skew"), true);
+    po.max_clock_skew_ms = *skew;
+  }
+  int exit_code = kExitOk;
+  auto repo = OpenRepo(o, &exit_code);
+  if (!repo) return exit_code;
+  auto r = repo->Prune(po);
+  if (!r.ok()) return ReportError(r.status());
+  Json j = {{"dry_run", o.dry_run},          {"packs_marked", r->packs_marked},
+            {"packs_deleted", r->packs_deleted}, {"bytes_deleted", r->bytes_deleted},
+            {"plans_swept", r->plans_swept},   {"plans_deferred", r->plans_deferred},
+            {"stale_locks_removed", r->stale_locks_removed}, {"notes", r->notes}};
+  if (o.common.json) {
+    PrintJson(j);
+  } else {
+    std::cout << "marked " << r->packs_marked << " unreferenced pack(s) for deletion, deleted "
+              << r->packs_deleted << " (" << HumanBytes(static_cast<double>(r->bytes_deleted))
+              << ")";
+    if (r->plans_deferred) std::cout << "; " << r->plans_deferred << " plan(s) wait for a running backup";
+    std::cout << "\n";
+    for (const std::string& n : r->notes) std::cout << "  " << n << "\n";
+  }
+  return kExitOk;
+}
+
+// --- restore ---------------------------------------------------------------------------------
+
+int RunRestore(const RepoOptions& o) {
+  int chosen = (!o.snapshot.empty()) + o.latest + o.latest_valid + (!o.before.empty());
+  if (chosen > 1) {
+    return ReportError("give at most one of --snapshot, --latest, --latest-valid, --before",
+                       /*usage=*/true);
+  }
+  if (o.merge && o.projects.empty()) {
+    return ReportError("--merge needs --project", /*usage=*/true);
+  }
+  backup::SnapshotSelector selector;
+  selector.snapshot_id = o.snapshot;
+  selector.latest_valid = o.latest_valid;
+  if (!o.before.empty()) {
+    auto t = ParseIso8601(o.before);
+    if (!t) return ReportError("--before must be an ISO-8601 time, e.g. 2026-11-26T13:00:00Z", true);
+    selector.before_ms = *t;
+  }
+  selector.projects = o.projects;
+  selector.need_full = o.projects.empty();
+  int exit_code = kExitOk;
+  Config config;
+  auto repo = OpenRepo(o, &exit_code, &config);
+  if (!repo) return exit_code;
+  auto selection = backup::SelectSnapshot(*repo, selector);
+  if (!selection.ok()) return ReportError(selection.status());
+  for (const auto& s : selection->skipped) {
+    std::cerr << "skipped snapshot " << s.id << ": " << s.reason << "\n";
+  }
+  Json skipped = Json::array();
+  for (const auto& s : selection->skipped) skipped.push_back({{"snapshot", s.id}, {"reason", s.reason}});
+
+  if (o.projects.empty()) {
+    auto report = backup::RestoreDataDirectory(*repo, selection->manifest, config.data_dir);
+    if (!report.ok()) return ReportError(report.status());
+    Json j = report->ToJson();
+    j["skipped"] = skipped;
+    if (o.common.json) {
+      PrintJson(j);
+    } else {
+      std::cout << "restored snapshot " << report->snapshot_id << " (" << selection->manifest.time
+                << ") into " << report->data_dir << " in " << report->seconds << " s\n";
+      if (!report->moved_aside.empty()) {
+        std::cout << "the previous data directory was moved to " << report->moved_aside << "\n";
+        const auto& w = report->window;
+        std::cout << "data-loss window: restored point " << w.restored_point
+                  << "; newest commit readable in the old data: "
+                  << (w.newest_damaged_commit.empty() ? "none" : w.newest_damaged_commit)
+                  << " (" << w.lost_entries << " journal entries after the restored point)\n";
+      }
+    }
+    return kExitOk;
+  }
+  // One or more projects, into the data directory opened directly (no server may run on it).
+  KbOptions kb_options;
+  kb_options.data_dir = config.data_dir;
+  kb_options.index_save_interval_ms = 0;
+  auto kb = KnowledgeBase::Open(kb_options);
+  if (!kb.ok()) return ReportError(kb.status());
+  Json reports = Json::array();
+  for (const std::string& project : o.projects) {
+    backup::ProjectRestoreOptions po;
+    po.merge = o.merge;
+    po.actor = Actor{"cli", "restore"};
+    auto report = backup::RestoreProject(*repo, selection->manifest, project, **kb, po);
+    if (!report.ok()) return ReportError(report.status());
+    reports.push_back(report->ToJson());
+    if (!o.common.json) {
+      if (o.merge) {
+        std::cout << "project " << report->project_name << ": restored "
+                  << report->restored_documents.size() << " document(s) from snapshot "
+                  << report->snapshot_id << ", skipped " << report->skipped_documents.size()
+                  << "\n";
+        for (const Json& s : report->skipped_documents) {
+          std::cout << "  skipped " << s["id"].get<std::string>() << ": "
+                    << s["reason"].get<std::string>() << "\n";
+        }
+      } else {
+        std::cout << "project " << report->project_name << " restored from snapshot "
+                  << report->snapshot_id << " (LSN " << report->lsn << ")";
+        if (!report->pre_restore_snapshot.empty()) {
+          std::cout << "; its previous state is snapshot " << report->pre_restore_snapshot;
+        }
+        std::cout << "\n";
+      }
+    }
+  }
+  (*kb)->Close();
+  if (o.common.json) PrintJson({{"projects", reports}, {"skipped", skipped}});
+  return kExitOk;
+}
+
+}  // namespace
+
+void RegisterBackupCommands(CLI::App* root, CommandRegistry* registry) {
+  // repo
+  CLI::App* repo = root->add_subcommand("repo", "Backup repository: init, check, keys");
+  repo->require_subcommand(1);
+  {
+    auto o = std::make_shared<RepoOptions>();
+    CLI::App* c = repo->add_subcommand("init", "Create a new backup repository");
+    AddRepoOptions(c, o.get());
+    c->add_option("--label", o->label, "a label for the first key");
+    registry->Add(c, [o] { return RunRepoInit(*o); });
+  }
+  {
+    auto o = std::make_shared<RepoOptions>();
+    CLI::App* c = repo->add_subcommand("check", "Check the whole repository's structure");
+    AddRepoOptions(c, o.get());
+    c->add_flag("--read-data", o->read_data, "also read and authenticate every pack");
+    registry->Add(c, [o] { return RunRepoCheck(*o); });
+  }
+  CLI::App* key = repo->add_subcommand("key", "Keys that open the repository");
+  key->require_subcommand(1);
+  {
+    auto o = std::make_shared<RepoOptions>();
+    CLI::App* c = key->add_subcommand(
+        "add", "Add a key (new passphrase from $KB_BACKUP_NEW_PASSWORD, or --new-key-file)");
+    AddRepoOptions(c, o.get());
+    c->add_option("--new-key-file", o->new_key_file, "file holding the new key (>= 32 bytes)");
+    c->add_option("--label", o->label, "a label for the new key");
+    registry->Add(c, [o] { return RunKeyAdd(*o); });
+  }
+  {
+    auto o = std::make_shared<RepoOptions>();
+    CLI::App* c = key->add_subcommand("list", "List the keys (the one in use is marked *)");
+    AddRepoOptions(c, o.get());
+    registry->Add(c, [o] { return RunKeyList(*o); });
+  }
+  {
+    auto o = std::make_shared<RepoOptions>();
+    CLI::App* c = key->add_subcommand("remove", "Remove a key (never the last one)");
+    AddRepoOptions(c, o.get());
+    c->add_option("id", o->key_id, "key id")->required();
+    registry->Add(c, [o] { return RunKeyRemove(*o); });
+  }
+
+  // backup [list | verify | forget]; the leaves are registered first so that they win.
+  auto bo = std::make_shared<RepoOptions>();
+  CLI::App* backup = root->add_subcommand(
+      "backup", "Back up the data directory (safe while a server runs on it), or manage snapshots");
+  backup->require_subcommand(0, 1);
+  {
+    auto o = std::make_shared<RepoOptions>();
+    CLI::App* c = backup->add_subcommand("list", "List snapshots, oldest first");
+    AddRepoOptions(c, o.get());
+    registry->Add(c, [o] { return RunBackupList(*o); });
+  }
+  {
+    auto o = std::make_shared<RepoOptions>();
+    CLI::App* c = backup->add_subcommand("verify", "Verify snapshots (all when none named)");
+    AddRepoOptions(c, o.get());
+    c->add_option("snapshots", o->ids, "snapshot ids");
+    c->add_flag("--read-data", o->read_data, "download, decrypt and hash every byte");
+    c->add_option("--read-data-subset", o->read_data_subset, "read this percentage of the packs");
+    c->add_flag("--restore-test", o->restore_test,
+                "restore into a temporary directory and check the databases");
+    registry->Add(c, [o] { return RunBackupVerify(*o); });
+  }
+  {
+    auto o = std::make_shared<RepoOptions>();
+    CLI::App* c = backup->add_subcommand("forget", "Forget snapshots by id or by a keep policy");
+    AddRepoOptions(c, o.get());
+    c->add_option("snapshots", o->ids, "snapshot ids");
+    c->add_option("--keep-last", o->keep_last, "keep the N newest");
+    c->add_option("--keep-hourly", o->keep_hourly, "keep the newest of each of N hours");
+    c->add_option("--keep-daily", o->keep_daily, "keep the newest of each of N days");
+    c->add_option("--keep-weekly", o->keep_weekly, "keep the newest of each of N weeks");
+    c->add_option("--keep-monthly", o->keep_monthly, "keep the newest of each of N months");
+    c->add_option("--keep-within", o->keep_within, "keep everything newer than this (7d, 36h)");
+    c->add_flag("--dry-run", o->dry_run, "only show what would be forgotten");
+    c->add_flag("--prune", o->prune, "prune unreferenced data afterwards");
+    registry->Add(c, [o] { return RunBackupForget(*o); });
+  }
+  AddRepoOptions(backup, bo.get());
+  backup->add_option("--project", bo->projects, "only this project (repeatable)");
+  backup->add_option("--tag", bo->tags, "a tag for the snapshot (repeatable)");
+  registry->Add(backup, [bo] { return RunBackup(*bo); });
+
+  {
+    auto o = std::make_shared<RepoOptions>();
+    CLI::App* c = root->add_subcommand("prune", "Delete data no snapshot uses (two-phase)");
+    AddRepoOptions(c, o.get());
+    c->add_flag("--dry-run", o->dry_run, "only report");
+    c->add_option("--grace", o->grace, "age before marked data is deleted (default 1h)");
+    c->add_option("--max-clock-skew", o->clock_skew,
+                  "how far the clocks of hosts writing this repository may disagree (default "
+                  "5m; the grace must be at least this; 0 only if one host writes it)");
+    registry->Add(c, [o] { return RunPrune(*o); });
+  }
+  {
+    auto o = std::make_shared<RepoOptions>();
+    CLI::App* c = root->add_subcommand(
+        "restore",
+        "Restore the data directory (server stopped) or projects from a backup repository");
+    AddRepoOptions(c, o.get());
+    c->add_option("--snapshot", o->snapshot, "this snapshot id");
+    c->add_flag("--latest", o->latest, "the newest snapshot (default)");
+    c->add_flag("--latest-valid", o->latest_valid,
+                "the newest snapshot that verifies, reporting each one skipped");
+    c->add_option("--before", o->before, "the newest snapshot taken before this ISO-8601 time");
+    c->add_option("--project", o->projects, "restore only this project (repeatable)");
+    c->add_flag("--merge", o->merge,
+                "with --project: bring back only documents the live project no longer has");
+    c->footer(
+        "A whole restore builds the new data directory next to the old one, verifies it, then "
+        "moves the old one aside (named with the time; never deleted) and swaps the new one in. "
+        "Stop the server first. To restore one project into a running server use "
+        "POST /api/v1/admin/projects/{project}/restore.");
+    registry->Add(c, [o] { return RunRestore(*o); });
+  }
+}
+
+}  // namespace kb::cli

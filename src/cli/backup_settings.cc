@@ -1,0 +1,88 @@
+#include "cli/backup_settings.h"
+
+#include <charconv>
+
+#include "backup/retention.h"
+#include "common/text_util.h"
+
+namespace kb::cli {
+
+namespace {
+
+Status BadPolicy(std::string_view text, std::string_view why) {
+  return Status::InvalidArgument("backup_retention '" + std::string(text) + "': " +
+                                 std::string(why) +
+                                 " (expected e.g. hourly=168,daily=30,weekly=8,monthly=12,"
+                                 "last=3,within=7d)");
+}
+
+}  // namespace
+
+Result<backup::RetentionPolicy> ParseRetentionPolicy(std::string_view text) {
+  if (TrimWhitespace(text).empty()) return backup::RetentionPolicy::Default();
+  backup::RetentionPolicy policy;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    std::string_view item =
+        TrimWhitespace(text.substr(start, comma == std::string_view::npos ? std::string_view::npos
+                                                                           : comma - start));
+    size_t eq = item.find('=');
+    if (eq == std::string_view::npos) return BadPolicy(text, "'" + std::string(item) + "' has no '='");
+    std::string_view name = item.substr(0, eq);
+    std::string_view value = item.substr(eq + 1);
+    if (name == "within") {
+      KB_ASSIGN_OR_RETURN(policy.keep_within_ms, backup::ParseDuration(value));
+    } else {
+      int n = 0;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+      if (value.empty() || ec != std::errc() || end != value.data() + value.size() || n < 0) {
+        return BadPolicy(text, "'" + std::string(value) + "' is not a count");
+      }
+      if (name == "last") policy.keep_last = n;
+      else if (name == "hourly") policy.keep_hourly = n;
+      else if (name == "daily") policy.keep_daily = n;
+      else if (name == "weekly") policy.keep_weekly = n;
+      else if (name == "monthly") policy.keep_monthly = n;
+      else return BadPolicy(text, "unknown rule '" + std::string(name) + "'");
+    }
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  if (policy.empty()) return BadPolicy(text, "it keeps nothing");
+  return policy;
+}
+
+blob::BlobStoreOptions BlobOptionsFromConfig(const Config& config) {
+  blob::S3Options s3;
+  s3.endpoint = config.backup_s3_endpoint;
+  s3.region = config.backup_s3_region;
+  blob::BlobStoreOptions options;
+  options.s3 = blob::S3OptionsFromEnvironment(s3);
+  if (config.backup_s3_path_style) options.s3.path_style = *config.backup_s3_path_style;
+  return options;
+}
+
+backup::KeySource KeyFromConfig(const Config& config) {
+  backup::KeySource overrides;
+  if (!config.backup_key_file.empty()) overrides.key_file = config.backup_key_file;
+  return backup::KeySource::FromEnvironment(overrides);
+}
+
+Result<backup::BackupServiceOptions> BackupServiceOptionsFromConfig(const Config& config) {
+  backup::BackupServiceOptions options;
+  options.repository_url = config.backup_repository;
+  options.key = KeyFromConfig(config);
+  options.blob = BlobOptionsFromConfig(config);
+  if (config.backup_interval == "0") {
+    options.interval_ms = 0;
+  } else {
+    auto interval = backup::ParseDuration(config.backup_interval);
+    if (!interval.ok()) return interval.status().WithContext("backup_interval");
+    options.interval_ms = *interval;
+  }
+  KB_ASSIGN_OR_RETURN(options.retention, ParseRetentionPolicy(config.backup_retention));
+  return options;
+}
+
+}  // namespace kb::cli

@@ -1,0 +1,354 @@
+// The byte-level structures of the repository format: names and their validators, pack framing
+// and tables, index objects, the chunk map, and manifests (including hostile ones: "../x",
+// "/etc/passwd", "a//b").
+#include <gtest/gtest.h>
+
+#include "backup/chunk_index.h"
+#include "backup/pack.h"
+#include "backup/repository_format.h"
+#include "backup/sealed_box.h"
+#include "common/crypto_util.h"
+
+namespace kb::backup {
+namespace {
+
+using nlohmann::json;
+
+const std::string kKey(32, 'k');
+
+TEST(NamesTest, PackKeysUseTheFirstTwoHexDigits) {
+  std::string id = Sha256Hex("x");
+  EXPECT_EQ(PackKey(id), "data/" + id.substr(0, 2) + "/" + id);
+  EXPECT_EQ(*PackIdFromKey(PackKey(id)), id);
+  EXPECT_FALSE(PackIdFromKey("data/zz/" + id).has_value());
+  EXPECT_FALSE(PackIdFromKey("data/" + id).has_value());
+  EXPECT_FALSE(PackIdFromKey(PackKey(id) + "x").has_value());
+}
+
+TEST(NamesTest, SnapshotIdsSortByTime) {
+  std::string a = NewSnapshotId(1'795'688'400'000);
+  EXPECT_TRUE(IsSnapshotId(a)) << a;
+  EXPECT_EQ(a.substr(0, 17), "20261126T102000Z-");
+  std::string b = NewSnapshotId(1'795'688'401'000);
+  EXPECT_LT(a.substr(0, 16), b.substr(0, 16));
+  EXPECT_FALSE(IsSnapshotId("20261126T102000Z-ABCDEF01"));
+  EXPECT_FALSE(IsSnapshotId("../etc"));
+  EXPECT_TRUE(IsRandomId(NewRandomId()));
+}
+
+TEST(NamesTest, ManifestPathsRefuseTraversalAndOddBytes) {
+  for (const std::string ok : {"kb.db", "index/VECTOR_INDEX", "a/b/c.d", "..a", "a..", "_-.x"}) {
+    EXPECT_TRUE(ValidateManifestPath(ok, "t").ok()) << ok;
+  }
+  for (const std::string& bad : std::vector<std::string>{
+           "", "../x", "/etc/passwd", "a//b", "a/../b", "./a", "a/.", "a/", "a\\b", "a b", "é",
+           std::string("a\0b", 3), std::string(256, 'a')}) {
+    Status s = ValidateManifestPath(bad, "snapshots/x");
+    EXPECT_EQ(s.code(), Code::kCorruption) << bad;
+    EXPECT_NE(s.message().find("snapshots/x"), std::string::npos);
+  }
+  EXPECT_TRUE(ValidateProjectId("p-alpha_1", "t").ok());
+  EXPECT_FALSE(ValidateProjectId("a/b", "t").ok());
+  EXPECT_FALSE(ValidateProjectId("..", "t").ok());
+}
+
+TEST(NamesTest, QuotedNamesCannotForgeLogLines) { EXPECT_EQ(QuoteName("a\nb"), "'a\\x0ab'"); }
+
+// --- packs ---
+
+FormatLimits Limits() { return FormatLimits{4096, 65536, 64}; }
+
+BlockEntry DataBlock(const ChunkIdHasher& h, const std::vector<std::string>& chunks,
+                     std::string* raw) {
+  BlockEntry e;
+  for (const std::string& c : chunks) {
+    e.chunks.push_back(ChunkEntry{h.Hash(c), static_cast<uint32_t>(c.size())});
+    raw->append(c);
+  }
+  e.raw_length = static_cast<uint32_t>(raw->size());
+  return e;
+}
+
+TEST(PackTest, BuildsAndReadsBackItsTable) {
+  ChunkIdHasher h(std::string(32, 'i'));
+  PackBuilder b;
+  std::string raw1, raw2;
+  BlockEntry e1 = DataBlock(h, {"page one", "page two"}, &raw1);
+  BlockEntry e2 = DataBlock(h, {"tree-ish"}, &raw2);
+  e2.kind = ChunkKind::kData;
+  b.AddBlock(SealCompressed(kKey, kBlockAad, raw1, 1), e1);
+  b.AddBlock(SealCompressed(kKey, kBlockAad, raw2, 1), e2);
+  PackBuilder::Finished pack = b.Finish(kKey, 1);
+  EXPECT_EQ(pack.id, Sha256Hex(pack.bytes));
+  EXPECT_EQ(pack.bytes.substr(0, 4), "KBPK");
+  EXPECT_EQ(pack.bytes.substr(pack.bytes.size() - 4), "KBPT");
+  auto table = ReadPackTable(pack.bytes, kKey, Limits());
+  ASSERT_TRUE(table.ok()) << table.status().ToString();
+  ASSERT_EQ(table->size(), 2u);
+  EXPECT_EQ((*table)[0].offset, 8u);
+  EXPECT_EQ((*table)[1].offset, (*table)[0].offset + (*table)[0].length);
+  EXPECT_EQ((*table)[0].chunks[1].id, h.Hash("page two"));
+  const BlockEntry& t0 = (*table)[0];
+  auto plain = OpenBlock(std::string_view(pack.bytes).substr(t0.offset, t0.length), kKey, t0);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(*plain, "page onepage two");
+  EXPECT_TRUE(CheckBlockChunks(*plain, t0, h).ok());
+  std::string altered = *plain;
+  altered[0] ^= 1;
+  EXPECT_EQ(CheckBlockChunks(altered, t0, h).code(), Code::kCorruption);
+}
+
+TEST(PackTest, DamagedFramingIsCorruptionAndNewerVersionsAreRefused) {
+  ChunkIdHasher h(std::string(32, 'i'));
+  PackBuilder b;
+  std::string raw;
+  BlockEntry e = DataBlock(h, {"x"}, &raw);
+  b.AddBlock(SealCompressed(kKey, kBlockAad, raw, 1), e);
+  std::string pack = b.Finish(kKey, 1).bytes;
+  std::string bad_magic = pack;
+  bad_magic[0] = 'X';
+  EXPECT_EQ(ReadPackTable(bad_magic, kKey, Limits()).status().code(), Code::kCorruption);
+  std::string v2 = pack;
+  v2[4] = 2;
+  auto newer = ReadPackTable(v2, kKey, Limits());
+  EXPECT_EQ(newer.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(newer.status().message().find("version 2"), std::string::npos);
+  EXPECT_EQ(ReadPackTable(pack.substr(0, pack.size() - 3), kKey, Limits()).status().code(),
+            Code::kCorruption);
+  std::string table_flip = pack;
+  table_flip[pack.size() - 12] ^= 1;
+  EXPECT_EQ(ReadPackTable(table_flip, kKey, Limits()).status().code(), Code::kCorruption);
+  std::string huge_length = pack;
+  huge_length[pack.size() - 5] = '\x7f';
+  EXPECT_EQ(ReadPackTable(huge_length, kKey, Limits()).status().code(), Code::kCorruption);
+}
+
+TEST(BlockEntryTest, RefusesEntriesOutsideTheLimits) {
+  auto decode = [](const BlockEntry& e) {
+    std::string bytes;
+    ByteWriter w(&bytes);
+    EncodeBlockEntry(e, w);
+    ByteReader r(bytes);
+    BlockEntry out;
+    return DecodeBlockEntry(r, Limits(), &out);
+  };
+  BlockEntry good;
+  good.offset = 8;
+  good.length = 100;
+  good.chunks = {ChunkEntry{{}, 4096}};
+  good.raw_length = 4096;
+  EXPECT_TRUE(decode(good).ok());
+  BlockEntry too_long = good;
+  too_long.chunks[0].length = 4097;  // a data chunk longer than chunk_size
+  too_long.raw_length = 4097;
+  EXPECT_EQ(decode(too_long).code(), Code::kCorruption);
+  BlockEntry bad_sum = good;
+  bad_sum.raw_length = 4000;
+  EXPECT_EQ(decode(bad_sum).code(), Code::kCorruption);
+  BlockEntry tree = good;
+  tree.kind = ChunkKind::kTree;
+  tree.chunks[0].length = 33;  // not a multiple of 32
+  tree.raw_length = 33;
+  EXPECT_EQ(decode(tree).code(), Code::kCorruption);
+  BlockEntry empty = good;
+  empty.chunks.clear();
+  empty.raw_length = 0;
+  EXPECT_EQ(decode(empty).code(), Code::kCorruption);
+}
+
+// --- index and chunk map ---
+
+TEST(IndexTest, EncodesAndDecodesPacks) {
+  ChunkIdHasher h(std::string(32, 'i'));
+  IndexedPack p;
+  p.id = Sha256Hex("pack");
+  p.size = 1000;
+  BlockEntry b;
+  b.offset = 8;
+  b.length = 100;
+  b.chunks = {ChunkEntry{h.Hash("a"), 1}, ChunkEntry{h.Hash("bb"), 2}};
+  b.raw_length = 3;
+  p.blocks = {b};
+  std::string plain = EncodeIndex({p, p});
+  std::vector<IndexedPack> seen;
+  ASSERT_TRUE(DecodeIndex(plain, Limits(), [&](IndexedPack&& x) {
+                seen.push_back(std::move(x));
+                return Status::OK();
+              }).ok());
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].id, p.id);
+  EXPECT_EQ(seen[0].blocks[0].chunks[1].id, h.Hash("bb"));
+  std::string v9 = plain;
+  v9[4] = 9;
+  EXPECT_EQ(DecodeIndex(v9, Limits(), [](IndexedPack&&) { return Status::OK(); }).code(),
+            Code::kFailedPrecondition);
+  EXPECT_EQ(DecodeIndex(plain.substr(0, plain.size() - 1), Limits(),
+                        [](IndexedPack&&) { return Status::OK(); })
+                .code(),
+            Code::kCorruption);
+  IndexedPack outside = p;
+  outside.blocks[0].offset = 990;  // beyond the pack's end
+  EXPECT_EQ(
+      DecodeIndex(EncodeIndex({outside}), Limits(), [](IndexedPack&&) { return Status::OK(); })
+          .code(),
+      Code::kCorruption);
+}
+
+TEST(ChunkMapTest, FindsEveryInsertedIdAcrossGrowth) {
+  ChunkIdHasher h(std::string(32, 'i'));
+  ChunkMap map;
+  uint32_t pack = map.AddPack(PackInfo{Sha256Hex("p"), 100, {}});
+  const int n = 50'000;
+  for (int i = 0; i < n; ++i) {
+    EXPECT_TRUE(map.Insert(h.Hash(std::to_string(i)),
+                           ChunkLocation{pack, static_cast<uint32_t>(i), 0, 4096}));
+  }
+  EXPECT_FALSE(map.Insert(h.Hash("7"), ChunkLocation{pack, 0, 0, 1}));
+  EXPECT_EQ(map.size(), static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    const ChunkLocation* loc = map.Find(h.Hash(std::to_string(i)));
+    ASSERT_NE(loc, nullptr);
+    EXPECT_EQ(loc->block, static_cast<uint32_t>(i));
+  }
+  EXPECT_EQ(map.Find(h.Hash("absent")), nullptr);
+  EXPECT_EQ(map.AddPack(PackInfo{Sha256Hex("p"), 100, {}}), pack);
+}
+
+TEST(ChunkMapTest, LoadedChunksCostAbout48BytesAndTheFirstPackWins) {
+  ChunkIdHasher h(std::string(32, 'i'));
+  const int blocks = 50, per_block = 1000;
+  IndexedPack p;
+  p.id = Sha256Hex("p1");
+  p.size = 1 << 20;
+  for (int b = 0; b < blocks; ++b) {
+    BlockEntry e;
+    for (int c = 0; c < per_block; ++c) {
+      e.chunks.push_back(ChunkEntry{h.Hash(std::to_string(b * per_block + c)), 4096});
+    }
+    p.blocks.push_back(std::move(e));
+  }
+  IndexedPack dup = p;  // the same chunks in a second pack
+  dup.id = Sha256Hex("p2");
+  ChunkMap map;
+  map.AddIndexedPack(p);
+  map.AddIndexedPack(dup);
+  map.Seal();
+  const size_t n = blocks * per_block;
+  EXPECT_EQ(map.size(), n);
+  EXPECT_LE(map.table_bytes(), n * 48 + 1024 * 48);  // the format's ~48 bytes per chunk
+  const ChunkLocation* loc = map.Find(h.Hash("1234"));
+  ASSERT_NE(loc, nullptr);
+  EXPECT_EQ(map.pack(loc->pack).id, p.id);
+  EXPECT_EQ(loc->block, 1u);
+  EXPECT_EQ(loc->offset, 234u * 4096);
+  EXPECT_FALSE(map.Insert(h.Hash("1234"), ChunkLocation{}));
+  EXPECT_TRUE(map.Insert(h.Hash("new"), ChunkLocation{0, 0, 0, 1}));
+  EXPECT_TRUE(map.Contains(h.Hash("new")));
+}
+
+// --- manifests ---
+
+json GoodManifest() {
+  std::string tree(64, 'a');
+  return json{
+      {"format", "knowledgebeast-snapshot"},
+      {"version", 1},
+      {"id", "20261126T130000Z-7c1e9a02"},
+      {"time", "2026-11-26T13:00:00.123Z"},
+      {"finished", "2026-11-26T13:00:04.500Z"},
+      {"hostname", "kb-1"},
+      {"kb_version", "0.1.0"},
+      {"trigger", "manual"},
+      {"scope", "full"},
+      {"tags", {"nightly"}},
+      {"catalog",
+       {{"files", {{{"path", "catalog.db"}, {"size", 10}, {"mode", 384}, {"trees", {tree}}}}}}},
+      {"projects",
+       {{{"id", "p1"},
+         {"name", "handbook"},
+         {"deleted", false},
+         {"catalog_row", {{"x", 1}}},
+         {"lsn", 1234},
+         {"content_checksum", std::string(64, '0')},
+         {"counts", {{"documents", 10}}},
+         {"embedder", {{"dimension", 384}}},
+         {"index_lsn", 1200},
+         {"files", {{{"path", "kb.db"}, {"size", 0}, {"mode", 384}, {"trees", json::array()}}}}}}},
+      {"stats", {{"files", 2}, {"bytes", 10}}}};
+}
+
+TEST(ManifestTest, RoundTripsThroughJson) {
+  auto m = SnapshotManifest::FromJson(GoodManifest());
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->projects[0].lsn, 1234);
+  EXPECT_EQ(m->catalog_files[0].mode, 0600);
+  auto again = SnapshotManifest::FromJson(m->ToJson());
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->ToJson(), m->ToJson());
+}
+
+TEST(ManifestTest, IgnoresUnknownFields) {
+  json j = GoodManifest();
+  j["future_field"] = {1, 2, 3};
+  j["projects"][0]["another"] = "x";
+  EXPECT_TRUE(SnapshotManifest::FromJson(j).ok());
+}
+
+TEST(ManifestTest, RefusesHostilePaths) {
+  for (const std::string bad : {"../x", "/etc/passwd", "a//b", "a/../../b", ".", ""}) {
+    json j = GoodManifest();
+    j["catalog"]["files"][0]["path"] = bad;
+    auto m = SnapshotManifest::FromJson(j);
+    EXPECT_EQ(m.status().code(), Code::kCorruption) << bad;
+    json p = GoodManifest();
+    p["projects"][0]["files"][0]["path"] = bad;
+    EXPECT_EQ(SnapshotManifest::FromJson(p).status().code(), Code::kCorruption) << bad;
+  }
+  for (const std::string bad : {"..", "a/b", "/x", ""}) {
+    json j = GoodManifest();
+    j["projects"][0]["id"] = bad;
+    EXPECT_EQ(SnapshotManifest::FromJson(j).status().code(), Code::kCorruption) << bad;
+  }
+}
+
+TEST(ManifestTest, RefusesInconsistentFiles) {
+  auto refuse = [](json j, const char* why) {
+    EXPECT_EQ(SnapshotManifest::FromJson(j).status().code(), Code::kCorruption) << why;
+  };
+  json dup = GoodManifest();
+  dup["catalog"]["files"].push_back(dup["catalog"]["files"][0]);
+  refuse(dup, "duplicate path");
+  json dir = GoodManifest();
+  dir["catalog"]["files"].push_back(
+      {{"path", "catalog.db/inner"}, {"size", 0}, {"mode", 384}, {"trees", json::array()}});
+  refuse(dir, "a file is also a directory");
+  json neg = GoodManifest();
+  neg["catalog"]["files"][0]["size"] = -1;
+  refuse(neg, "negative size");
+  json tree = GoodManifest();
+  tree["catalog"]["files"][0]["trees"][0] = "ABC";
+  refuse(tree, "bad tree id");
+  json no_trees = GoodManifest();
+  no_trees["catalog"]["files"][0]["trees"] = json::array();
+  refuse(no_trees, "data without trees");
+  json id = GoodManifest();
+  id["id"] = "../../x";
+  refuse(id, "bad id");
+  json dup_project = GoodManifest();
+  dup_project["projects"].push_back(dup_project["projects"][0]);
+  refuse(dup_project, "duplicate project");
+  json mode = GoodManifest();
+  mode["catalog"]["files"][0]["mode"] = 070000;
+  refuse(mode, "mode out of range");
+}
+
+TEST(ManifestTest, NewerVersionIsFailedPrecondition) {
+  json j = GoodManifest();
+  j["version"] = 2;
+  auto m = SnapshotManifest::FromJson(j);
+  EXPECT_EQ(m.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(m.status().message().find("version 2; this binary reads version 1"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace kb::backup

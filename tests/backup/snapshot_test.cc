@@ -1,0 +1,393 @@
+// CreateSnapshot + RestoreFiles on real files (generated trees with real SQLite databases):
+// byte-identical round trips, deduplication across snapshots and at SQLite page granularity,
+// the write order and statistics, listing and forgetting, the lock protocol, and the checks
+// RestoreFiles makes on its target and on the manifest it is given.
+#include "backup/snapshot.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "backup/backup.h"
+#include "backup/chunk_index.h"
+#include "backup/locks.h"
+#include "backup/repository_format.h"
+#include "faulty_blob_store.h"
+#include "repository_test_util.h"
+
+namespace kb::backup {
+namespace {
+
+namespace fs = std::filesystem;
+using kb::testing::DirContents;
+using kb::testing::MemoryRepo;
+
+class SnapshotTest : public ::testing::Test {
+ protected:
+  SnapshotManifest Backup(const SnapshotSource& source, BackupOptions options = {}) {
+    auto m = r_.repo->CreateSnapshot(source, options);
+    EXPECT_TRUE(m.ok()) << m.status().ToString();
+    return m.ok() ? *m : SnapshotManifest{};
+  }
+  std::string Target(const std::string& name) { return dir_.Sub(name); }
+
+  kb::testing::TempDir dir_;
+  MemoryRepo r_;
+};
+
+TEST_F(SnapshotTest, RoundTripRestoresIdenticalBytesAndModes) {
+  auto tree = kb::testing::MakeSourceTree(dir_.Sub("src"));
+  BackupOptions options;
+  options.tags = {"nightly"};
+  SnapshotManifest m = Backup(tree.source, options);
+  EXPECT_EQ(m.scope, "full");
+  EXPECT_EQ(m.tags, std::vector<std::string>{"nightly"});
+  EXPECT_EQ(m.stats.files, 7);
+  ASSERT_EQ(m.projects.size(), 2u);
+  EXPECT_EQ(m.projects[0].lsn, 42);  // metadata from source.projects[i].meta
+  EXPECT_EQ(m.projects[0].embedder["dimension"], 384);
+
+  auto read = r_.repo->ReadSnapshot(m.id);
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ(read->ToJson(), m.ToJson());
+  ASSERT_TRUE(r_.repo->RestoreFiles(*read, {}, Target("out")).ok());
+  EXPECT_EQ(DirContents(Target("out")), kb::testing::ExpectedRestore(tree));
+  EXPECT_EQ(fs::status(Target("out") + "/projects/p-beta/notes.txt").permissions() & fs::perms::all,
+            fs::perms(0640));
+  EXPECT_EQ(fs::status(Target("out") + "/projects/p-alpha/index/VECTOR_INDEX").permissions() &
+                fs::perms::all,
+            fs::perms(0644));
+  EXPECT_EQ(fs::file_size(Target("out") + "/projects/p-beta/empty.txt"), 0u);
+}
+
+TEST_F(SnapshotTest, RestoresOneProjectWithoutTheCatalog) {
+  auto tree = kb::testing::MakeSourceTree(dir_.Sub("src"));
+  SnapshotManifest m = Backup(tree.source);
+  ASSERT_TRUE(r_.repo->RestoreFiles(m, {"p-beta"}, Target("out")).ok());
+  auto got = DirContents(Target("out"));
+  EXPECT_EQ(got.size(), 3u);
+  EXPECT_EQ(got.count("catalog.db"), 0u);
+  EXPECT_EQ(got["projects/p-beta/notes.txt"], "ten bytes!");
+  EXPECT_EQ(r_.repo->RestoreFiles(m, {"nope"}, Target("none")).code(), Code::kNotFound);
+  EXPECT_FALSE(fs::exists(Target("none")));
+}
+
+TEST_F(SnapshotTest, SecondSnapshotOfUnchangedDataAddsNoChunks) {
+  auto tree = kb::testing::MakeSourceTree(dir_.Sub("src"));
+  SnapshotManifest first = Backup(tree.source);
+  EXPECT_GT(first.stats.new_chunks, 100);
+  size_t packs = r_.store->Keys("data/").size();
+  SnapshotManifest second = Backup(tree.source);
+  EXPECT_EQ(second.stats.new_chunks, 0);
+  EXPECT_EQ(second.stats.added_bytes, 0);
+  EXPECT_EQ(second.stats.chunks, first.stats.chunks);
+  EXPECT_EQ(r_.store->Keys("data/").size(), packs);
+  // Only the manifest was added (no pack, no index object).
+  EXPECT_EQ(second.stats.added_stored_bytes,
+            static_cast<int64_t>(r_.store->Raw(SnapshotKey(second.id)).size()));
+  ASSERT_TRUE(r_.repo->RestoreFiles(second, {}, Target("out")).ok());
+  EXPECT_EQ(DirContents(Target("out")), kb::testing::ExpectedRestore(tree));
+}
+
+TEST_F(SnapshotTest, ChangedSqlitePagesAreTheOnlyNewChunks) {
+  auto tree = kb::testing::MakeSourceTree(dir_.Sub("src"), 2000);  // kb.db ~ 2.3 MB
+  SnapshotManifest first = Backup(tree.source);
+  // Rewrite 5 rows spread over the file: each lives in one page (1 KB rows, 4 KiB pages).
+  kb::testing::UpdateSqliteRows(tree.ProjectPath("p-alpha", "kb.db"), {3, 500, 1000, 1500, 1990},
+                                77);
+  SnapshotManifest second = Backup(tree.source);
+  const int64_t data_pages = second.stats.new_chunks;
+  // 5 leaf pages + the header page (change counter) + the trees above them (at most one per
+  // changed page, fanout 64) — a tiny fraction of the ~580 chunks of the file.
+  EXPECT_GE(data_pages, 6);
+  EXPECT_LE(data_pages, 6 + 6);
+  EXPECT_LT(second.stats.added_bytes, 13 * 4096);
+  ASSERT_TRUE(r_.repo->RestoreFiles(second, {}, Target("out")).ok());
+  EXPECT_EQ(DirContents(Target("out")), kb::testing::ExpectedRestore(tree));
+  // The first snapshot still restores the old database.
+  ASSERT_TRUE(r_.repo->RestoreFiles(first, {}, Target("old")).ok());
+  EXPECT_NE(DirContents(Target("old"))["projects/p-alpha/kb.db"],
+            DirContents(Target("out"))["projects/p-alpha/kb.db"]);
+}
+
+TEST_F(SnapshotTest, LargeFileIsStreamedThroughManyPacksAndTrees) {
+  kb::testing::WriteBytes(dir_.Sub("big.bin"), kb::testing::TestBytes(5'000'000, 11, false));
+  SnapshotSource source;
+  source.catalog_files.push_back(kb::testing::Src("big.bin", dir_.Sub("big.bin")));
+  SnapshotManifest m = Backup(source);
+  // 5 MB of incompressible data: >= 5 packs of 1 MiB; 4 KiB chunks, fanout 64 -> 20 trees.
+  EXPECT_GE(r_.store->Keys("data/").size(), 5u);
+  EXPECT_EQ(m.catalog_files[0].trees.size(), (5'000'000 / 4096 + 1 + 63) / 64);
+  EXPECT_EQ(m.catalog_files[0].size, 5'000'000);
+  ASSERT_TRUE(r_.repo->RestoreFiles(m, {}, Target("out")).ok());
+  EXPECT_TRUE(kb::testing::ReadBytes(Target("out") + "/big.bin") ==
+              kb::testing::ReadBytes(dir_.Sub("big.bin")));
+}
+
+TEST_F(SnapshotTest, RepeatedContentWithinOneBackupIsStoredOnce) {
+  std::string page = kb::testing::TestBytes(4096, 5, false);
+  std::string same;
+  for (int i = 0; i < 50; ++i) same += page;
+  kb::testing::WriteBytes(dir_.Sub("a"), same);
+  kb::testing::WriteBytes(dir_.Sub("b"), same);
+  SnapshotSource source;
+  source.catalog_files = {kb::testing::Src("a", dir_.Sub("a")),
+                          kb::testing::Src("b", dir_.Sub("b"))};
+  SnapshotManifest m = Backup(source);
+  EXPECT_EQ(m.stats.new_chunks, 2);  // one data chunk, one tree (both files share it)
+  EXPECT_EQ(m.stats.chunks, 2 * (50 + 1));
+  EXPECT_EQ(m.catalog_files[0].trees, m.catalog_files[1].trees);
+  ASSERT_TRUE(r_.repo->RestoreFiles(m, {}, Target("out")).ok());
+  EXPECT_EQ(kb::testing::ReadBytes(Target("out") + "/b"), same);
+}
+
+TEST_F(SnapshotTest, WorkerThreadsProduceTheSameSnapshot) {
+  auto tree = kb::testing::MakeSourceTree(dir_.Sub("src"), 1500);
+  BackupOptions one;
+  one.threads = 1;
+  SnapshotManifest a = Backup(tree.source, one);
+  MemoryRepo other;
+  BackupOptions four;
+  four.threads = 4;
+  auto b = other.repo->CreateSnapshot(tree.source, four);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(a.stats.new_chunks, b->stats.new_chunks);
+  EXPECT_EQ(a.stats.added_bytes, b->stats.added_bytes);
+  ASSERT_TRUE(other.repo->RestoreFiles(*b, {}, Target("out")).ok());
+  EXPECT_EQ(DirContents(Target("out")), kb::testing::ExpectedRestore(tree));
+}
+
+TEST_F(SnapshotTest, StatsAndProgressDescribeTheRun) {
+  auto tree = kb::testing::MakeSourceTree(dir_.Sub("src"), 5000);  // kb.db ~ 5.7 MB
+  int64_t total = 0, calls = 0, last = 0;
+  BackupOptions options;
+  options.progress = [&](int64_t done, int64_t all) {
+    EXPECT_GE(done, last);
+    last = done;
+    total = all;
+    ++calls;
+  };
+  auto before = r_.store->Snapshot();
+  SnapshotManifest m = Backup(tree.source, options);
+  EXPECT_GE(calls, 2);
+  EXPECT_EQ(last, m.stats.bytes);
+  EXPECT_EQ(total, m.stats.bytes);
+  int64_t bytes = 0;
+  for (const auto& f : m.catalog_files) bytes += f.size;
+  for (const auto& p : m.projects) {
+    for (const auto& f : p.files) bytes += f.size;
+  }
+  EXPECT_EQ(m.stats.bytes, bytes);
+  // added_stored_bytes is exactly the size of every object the backup added.
+  int64_t added = 0;
+  for (const auto& [key, value] : r_.store->Snapshot()) {
+    if (!before.count(key)) added += static_cast<int64_t>(value.size());
+  }
+  EXPECT_EQ(m.stats.added_stored_bytes, added);
+  EXPECT_GE(m.stats.duration_ms, 0);
+  EXPECT_FALSE(m.finished.empty());
+  EXPECT_TRUE(r_.store->Keys("locks/").empty());  // released
+}
+
+TEST_F(SnapshotTest, WriteOrderIsLockDataIndexManifestThenUnlock) {
+  kb::testing::WriteBytes(dir_.Sub("big.bin"), kb::testing::TestBytes(3'000'000, 12, false));
+  SnapshotSource source;
+  source.catalog_files.push_back(kb::testing::Src("big.bin", dir_.Sub("big.bin")));
+  auto faults = std::make_shared<kb::testing::Faults>();
+  auto repo =
+      Repository::Open(std::make_unique<kb::testing::FaultyBlobStore>(r_.store->Handle(), faults),
+                       kb::testing::Passphrase(), &r_.clock);
+  ASSERT_TRUE(repo.ok());
+  auto m = (*repo)->CreateSnapshot(source, {});
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  std::vector<std::string> kinds;
+  for (const std::string& entry : faults->log) {
+    std::string kind = entry.substr(0, entry.find('/'));
+    if (kinds.empty() || kinds.back() != kind) kinds.push_back(kind);
+  }
+  EXPECT_EQ(kinds, (std::vector<std::string>{"put locks", "put data", "put index", "put snapshots",
+                                             "delete locks"}))
+      << kb::testing::Joined(faults->log);
+}
+
+TEST_F(SnapshotTest, ListReadAndForget) {
+  auto tree = kb::testing::MakeSourceTree(dir_.Sub("src"));
+  SnapshotManifest a = Backup(tree.source);
+  r_.clock.Advance(2000);
+  BackupOptions api;
+  api.trigger = "api";
+  SnapshotManifest b = Backup(tree.source, api);
+  auto list = r_.repo->ListSnapshots();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].id, a.id);  // newest last
+  EXPECT_EQ((*list)[1].id, b.id);
+  EXPECT_EQ((*list)[1].trigger, "api");
+  EXPECT_EQ((*list)[1].projects, (std::vector<std::string>{"alpha", "beta"}));
+  EXPECT_EQ((*list)[1].verified, "");
+  EXPECT_TRUE((*list)[1].problem.empty());
+
+  ASSERT_TRUE(r_.repo->Verify({a.id}, {}).ok());
+  list = r_.repo->ListSnapshots();
+  EXPECT_FALSE((*list)[0].verified.empty());
+  EXPECT_EQ((*list)[1].verified, "");
+
+  ASSERT_TRUE(r_.repo->ForgetSnapshot(a.id).ok());
+  EXPECT_FALSE(r_.store->Stat(VerifiedKey(a.id)).ok());
+  EXPECT_EQ(r_.repo->ReadSnapshot(a.id).status().code(), Code::kNotFound);
+  EXPECT_EQ(r_.repo->ForgetSnapshot(a.id).code(), Code::kNotFound);
+  EXPECT_EQ(r_.repo->ForgetSnapshot("../config").code(), Code::kInvalidArgument);
+  EXPECT_EQ(r_.repo->ListSnapshots()->size(), 1u);
+}
+
+TEST_F(SnapshotTest, AnUnreadableManifestIsListedWithItsProblem) {
+  auto tree = kb::testing::MakeSourceTree(dir_.Sub("src"));
+  SnapshotManifest a = Backup(tree.source);
+  r_.store->FlipByte(SnapshotKey(a.id), 40);
+  auto list = r_.repo->ListSnapshots();
+  ASSERT_TRUE(list.ok()) << list.status().ToString();
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_NE((*list)[0].problem.find("snapshots/" + a.id), std::string::npos);
+}
+
+TEST_F(SnapshotTest, InvalidSourcesAreRefusedBeforeAnythingIsWritten) {
+  auto before = r_.store->Snapshot();
+  SnapshotSource bad;
+  bad.catalog_files.push_back(kb::testing::Src("../escape", dir_.Sub("x")));
+  EXPECT_EQ(r_.repo->CreateSnapshot(bad, {}).status().code(), Code::kInvalidArgument);
+  SnapshotSource dup;
+  ProjectSource p;
+  p.meta.id = "a/b";
+  dup.projects.push_back(p);
+  EXPECT_EQ(r_.repo->CreateSnapshot(dup, {}).status().code(), Code::kInvalidArgument);
+  SnapshotSource projects_with_catalog;
+  projects_with_catalog.scope = "projects";
+  projects_with_catalog.catalog_files.push_back(kb::testing::Src("catalog.db", dir_.Sub("x")));
+  EXPECT_EQ(r_.repo->CreateSnapshot(projects_with_catalog, {}).status().code(),
+            Code::kInvalidArgument);
+  BackupOptions trigger;
+  trigger.trigger = "whenever";
+  EXPECT_EQ(r_.repo->CreateSnapshot(SnapshotSource{}, trigger).status().code(),
+            Code::kInvalidArgument);
+  EXPECT_EQ(r_.store->Snapshot(), before);
+}
+
+TEST_F(SnapshotTest, AMissingSourceFileFailsAndCommitsNothing) {
+  SnapshotSource source;
+  source.catalog_files.push_back(kb::testing::Src("catalog.db", dir_.Sub("absent.db")));
+  auto m = r_.repo->CreateSnapshot(source, {});
+  EXPECT_EQ(m.status().code(), Code::kIOError);
+  EXPECT_TRUE(r_.store->Keys("snapshots/").empty());
+  EXPECT_TRUE(r_.store->Keys("locks/").empty());
+}
+
+TEST_F(SnapshotTest, ABackupWhoseLockWentStaleWritesNoManifest) {
+  auto tree = kb::testing::MakeSourceTree(dir_.Sub("src"));
+  auto faults = std::make_shared<kb::testing::Faults>();
+  auto repo =
+      Repository::Open(std::make_unique<kb::testing::FaultyBlobStore>(r_.store->Handle(), faults),
+                       kb::testing::Passphrase(), &r_.clock);
+  ASSERT_TRUE(repo.ok());
+  // While the data is written, 26 minutes pass without a refresh (a suspended process): past
+  // stale_after - max_clock_skew, another host may already consider the lock dead.
+  faults->hook_prefix = "index/";
+  faults->hook = [&](const std::string&) { r_.clock.Advance(26 * 60 * 1000); };
+  auto m = (*repo)->CreateSnapshot(tree.source, {});
+  ASSERT_EQ(m.status().code(), Code::kUnavailable);
+  EXPECT_NE(m.status().message().find("lock"), std::string::npos);
+  EXPECT_TRUE(r_.store->Keys("snapshots/").empty());
+}
+
+TEST_F(SnapshotTest, ABackupWhoseLockWasRemovedWritesNoManifest) {
+  auto tree = kb::testing::MakeSourceTree(dir_.Sub("src"));
+  auto faults = std::make_shared<kb::testing::Faults>();
+  auto repo =
+      Repository::Open(std::make_unique<kb::testing::FaultyBlobStore>(r_.store->Handle(), faults),
+                       kb::testing::Passphrase(), &r_.clock);
+  ASSERT_TRUE(repo.ok());
+  faults->hook_prefix = "index/";
+  faults->hook = [&](const std::string&) {
+    for (const std::string& lock : r_.store->Keys("locks/")) r_.store->Remove(lock);
+  };
+  auto m = (*repo)->CreateSnapshot(tree.source, {});
+  ASSERT_EQ(m.status().code(), Code::kUnavailable);
+  EXPECT_TRUE(r_.store->Keys("snapshots/").empty());
+}
+
+TEST_F(SnapshotTest, LockRefreshKeepsTheLockAndNeverRecreatesARemovedOne) {
+  auto ctx = kb::testing::OpenTestContext(r_.store.get(), &r_.clock);
+  LockTiming fast;
+  fast.refresh_ms = 5;
+  auto lock = LockKeeper::Acquire(*ctx, "backup", fast);
+  ASSERT_TRUE(lock.ok());
+  std::string key = LockKey((*lock)->record().id);
+  int64_t created = (*lock)->record().created_ms;
+  r_.clock.Advance(60'000);
+  Result<LockRecord> stored = Status::NotFound("not read yet");
+  for (int spin = 0; spin < 5000; ++spin) {  // the refresh thread runs every 5 ms
+    stored = ReadLock(*ctx, (*lock)->record().id);
+    if (stored.ok() && stored->refreshed_ms == created + 60'000) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->created_ms, created);
+  EXPECT_EQ(stored->refreshed_ms, created + 60'000);
+  EXPECT_TRUE((*lock)->CheckHeld().ok());
+  r_.store->Remove(key);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(r_.store->Stat(key).ok()) << "a removed lock was re-created";
+  EXPECT_EQ((*lock)->CheckHeld().code(), Code::kUnavailable);
+}
+
+// --- RestoreFiles: its target and the manifest it is handed ---
+
+TEST_F(SnapshotTest, RestoreRefusesANonEmptyTargetAndTouchesNothing) {
+  auto tree = kb::testing::MakeSourceTree(dir_.Sub("src"));
+  SnapshotManifest m = Backup(tree.source);
+  kb::testing::WriteBytes(Target("busy") + "/keep.txt", "mine");
+  EXPECT_EQ(r_.repo->RestoreFiles(m, {}, Target("busy")).code(), Code::kFailedPrecondition);
+  EXPECT_EQ(DirContents(Target("busy")).size(), 1u);
+  kb::testing::WriteBytes(Target("file"), "x");
+  EXPECT_EQ(r_.repo->RestoreFiles(m, {}, Target("file")).code(), Code::kFailedPrecondition);
+  fs::create_directories(Target("empty"));
+  EXPECT_TRUE(r_.repo->RestoreFiles(m, {}, Target("empty")).ok());
+}
+
+TEST_F(SnapshotTest, RestoreRefusesHostileManifestPaths) {
+  auto tree = kb::testing::MakeSourceTree(dir_.Sub("src"));
+  SnapshotManifest good = Backup(tree.source);
+  for (const std::string bad : {"../x", "/etc/passwd", "a//b", "../../../../tmp/evil", "."}) {
+    SnapshotManifest m = good;
+    m.catalog_files[0].path = bad;
+    Status s = r_.repo->RestoreFiles(m, {}, Target("out"));
+    EXPECT_EQ(s.code(), Code::kCorruption) << bad;
+    EXPECT_TRUE(kb::testing::DirIsEmptyOrAbsent(Target("out"))) << bad;
+    SnapshotManifest p = good;
+    p.projects[0].id = bad;
+    EXPECT_EQ(r_.repo->RestoreFiles(p, {}, Target("out")).code(), Code::kCorruption) << bad;
+  }
+  EXPECT_FALSE(fs::exists(dir_.path() + "/x"));
+  EXPECT_FALSE(fs::exists("/tmp/evil"));
+}
+
+TEST_F(SnapshotTest, RestoreRefusesASizeThatDisagreesWithTheChunks) {
+  auto tree = kb::testing::MakeSourceTree(dir_.Sub("src"));
+  SnapshotManifest m = Backup(tree.source);
+  m.projects[1].files[2].size += 1;  // notes.txt
+  Status s = r_.repo->RestoreFiles(m, {}, Target("out"));
+  EXPECT_EQ(s.code(), Code::kCorruption);
+  EXPECT_NE(s.message().find("notes.txt"), std::string::npos);
+  EXPECT_FALSE(fs::exists(Target("out")));
+  m.projects[1].files[2].size -= 2;
+  EXPECT_EQ(r_.repo->RestoreFiles(m, {}, Target("out")).code(), Code::kCorruption);
+  // Two files with one path: the second cannot be created over the first.
+  SnapshotManifest twice = Backup(tree.source);
+  twice.catalog_files.push_back(twice.catalog_files[0]);
+  EXPECT_FALSE(r_.repo->RestoreFiles(twice, {}, Target("out")).ok());
+  EXPECT_FALSE(fs::exists(Target("out")));
+}
+
+}  // namespace
+}  // namespace kb::backup
