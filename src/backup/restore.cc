@@ -32,12 +32,6 @@ std::string CompactTime(int64_t ms) {
   return out + "Z";
 }
 
-Status RenamePath(const std::string& from, const std::string& to) {
-  if (std::rename(from.c_str(), to.c_str()) != 0) {
-    return Status::IOError("rename " + from + " -> " + to + ": " + std::strerror(errno));
-  }
-  return Status::OK();
-}
 
 std::string ParentDir(const std::string& path) {
   fs::path p = fs::path(path).lexically_normal();

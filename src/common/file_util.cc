@@ -1,5 +1,7 @@
 #include "common/file_util.h"
 
+#include <cstdio>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -107,6 +109,13 @@ int64_t DirectorySize(const std::string& path) {
     if (it->is_regular_file(ec2)) total += static_cast<int64_t>(it->file_size(ec2));
   }
   return total;
+}
+
+Status RenamePath(const std::string& from, const std::string& to) {
+  if (std::rename(from.c_str(), to.c_str()) != 0) {
+    return Status::IOError("rename " + from + " -> " + to + ": " + std::strerror(errno));
+  }
+  return Status::OK();
 }
 
 }  // namespace kb

@@ -19,6 +19,9 @@ Result<std::string> ReadFile(const std::string& path);
 // Writes `data` to `path` atomically and durably (temp + fsync + rename + fsync dir).
 Status AtomicWriteFile(const std::string& path, std::string_view data);
 
+// rename(2): moves a file or directory within one file system; IOError naming both paths.
+Status RenamePath(const std::string& from, const std::string& to);
+
 // fsync a file or a directory by path.
 Status FsyncPath(const std::string& path);
 

@@ -488,18 +488,6 @@ Status KnowledgeBase::DeleteProject(const std::string& id_or_name, const Actor& 
   return Status::OK();
 }
 
-namespace {
-
-// rename(2) with the errno in the message.
-Status RenamePath(const std::string& from, const std::string& to) {
-  if (std::rename(from.c_str(), to.c_str()) != 0) {
-    return Status::IOError("rename " + from + " -> " + to + ": " + std::strerror(errno));
-  }
-  return Status::OK();
-}
-
-}  // namespace
-
 Status KnowledgeBase::ReplaceProject(const ProjectRecord& record, const std::string& staged_dir,
                                      const std::string& aside_dir, const Actor& actor) {
   // Name clash with another live project: refuse before touching anything.

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "store/sqlite.h"
+#include "process.h"
 #include "test_util.h"
 
 namespace kb {
@@ -28,47 +29,12 @@ struct Ran {
   std::string err;
 };
 
-std::string ReadAll(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 class CheckCommandTest : public ::testing::Test {
  protected:
   // Runs the binary with `args` in the temp dir, without any KB_* variable of the caller's.
   Ran Run(const std::vector<std::string>& args) {
-    const std::string out = dir_.Sub("out.txt"), err = dir_.Sub("err.txt");
-    std::vector<std::string> argv_s = {KB_CLI_BINARY};
-    argv_s.insert(argv_s.end(), args.begin(), args.end());
-    std::vector<std::string> env_s;
-    for (char** e = environ; *e != nullptr; ++e) {
-      if (std::strncmp(*e, "KB_", 3) != 0) env_s.emplace_back(*e);
-    }
-    std::vector<char*> argv, envp;
-    for (auto& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    for (auto& e : env_s) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    pid_t pid = fork();
-    if (pid == 0) {
-      int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      if (o < 0 || e < 0 || chdir(dir_.path().c_str()) != 0) _exit(127);
-      dup2(o, 1);
-      dup2(e, 2);
-      execve(argv[0], argv.data(), envp.data());
-      _exit(127);
-    }
-    int status = 0;
-    Ran r;
-    if (waitpid(pid, &status, 0) == pid) {
-      r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    r.out = ReadAll(out);
-    r.err = ReadAll(err);
-    return r;
+    kb::testing::CliRun r = kb::testing::RunProcess(KB_CLI_BINARY, args, {}, dir_.path());
+    return Ran{r.exit_code, r.out, r.err};
   }
 
   std::string Data() const { return dir_.Sub("data"); }

@@ -17,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "process.h"
 #include "test_util.h"
 
 namespace kb {
@@ -32,56 +33,14 @@ struct RunResult {
   std::string err;
 };
 
-std::string Slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+std::string Slurp(const std::string& path) { return kb::testing::ReadWholeFile(path); }
 
-// The parent's environment without any KB_* variable (so a developer's shell cannot change a
-// test's outcome), plus `extra`.
-std::vector<std::string> ChildEnvironment(const std::map<std::string, std::string>& extra) {
-  std::vector<std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    if (std::strncmp(*e, "KB_", 3) != 0) env.emplace_back(*e);
-  }
-  for (const auto& [k, v] : extra) env.push_back(k + "=" + v);
-  return env;
-}
-
-// Starts the binary with stdout/stderr redirected to files; returns the pid.
 pid_t Spawn(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
             const std::string& cwd, const std::string& out_path, const std::string& err_path) {
-  std::vector<std::string> argv_s = {KB_CLI_BINARY};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<std::string> env_s = ChildEnvironment(env);
-  std::vector<char*> argv, envp;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  for (auto& e : env_s) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  pid_t pid = fork();
-  if (pid == 0) {
-    int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int in = open("/dev/null", O_RDONLY);
-    if (out < 0 || err < 0 || in < 0 || chdir(cwd.c_str()) != 0) _exit(127);
-    dup2(in, 0);
-    dup2(out, 1);
-    dup2(err, 2);
-    execve(argv[0], argv.data(), envp.data());
-    _exit(127);
-  }
-  return pid;
+  return kb::testing::SpawnProcess(KB_CLI_BINARY, args, env, cwd, out_path, err_path);
 }
 
-int WaitExit(pid_t pid) {
-  int status = 0;
-  if (waitpid(pid, &status, 0) != pid) return -1;
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return 128 + WTERMSIG(status);  // a crash shows up as >= 128
-}
+int WaitExit(pid_t pid) { return kb::testing::WaitProcess(pid); }
 
 // The first API key secret ("kb_" + at least 20 base64url characters) in `text`, or "".
 // (Hand-rolled rather than std::regex, which trips GCC 12's -Wmaybe-uninitialized under ASan.)

@@ -12,7 +12,7 @@
 #include <set>
 #include <thread>
 
-#include "cli_process.h"
+#include "process.h"
 #include "server_process.h"
 #include "test_util.h"
 

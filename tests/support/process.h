@@ -1,6 +1,7 @@
-// Runs the real `knowledgebeast` binary as a child process, as users and scripts run it: judged
-// by its exit code, stdout and stderr. The child's environment is the parent's without any KB_*
-// variable (a developer's shell cannot change a test's outcome), plus what the test passes.
+// Runs a program (the real `knowledgebeast` binary) as a child process, as users and scripts run
+// it: judged by its exit code, stdout and stderr. The child's environment is the parent's without
+// any KB_* variable (a developer's shell cannot change a test's outcome), plus what the test
+// passes.
 #pragma once
 
 #include <sys/types.h>
@@ -28,6 +29,9 @@ pid_t SpawnProcess(const std::string& binary, const std::vector<std::string>& ar
                    const std::string& err_path);
 // Waits for the child; its exit code, or 128 + signal.
 int WaitProcess(pid_t pid);
+
+// A whole file's bytes ("" if it cannot be read).
+std::string ReadWholeFile(const std::string& path);
 
 // Runs to completion. Output files are written in `cwd`.
 CliRun RunProcess(const std::string& binary, const std::vector<std::string>& args,

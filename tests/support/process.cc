@@ -1,4 +1,4 @@
-#include "cli_process.h"
+#include "process.h"
 
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -12,14 +12,14 @@ extern char** environ;
 
 namespace kb::testing {
 
-namespace {
-
-std::string Slurp(const std::string& path) {
+std::string ReadWholeFile(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
 }
+
+namespace {
 
 std::vector<std::string> ChildEnvironment(const EnvMap& extra) {
   std::vector<std::string> env;
@@ -72,8 +72,8 @@ CliRun RunProcess(const std::string& binary, const std::vector<std::string>& arg
   const std::string out = cwd + "/.cli-stdout", err = cwd + "/.cli-stderr";
   CliRun r;
   r.exit_code = WaitProcess(SpawnProcess(binary, args, env, cwd, out, err));
-  r.out = Slurp(out);
-  r.err = Slurp(err);
+  r.out = ReadWholeFile(out);
+  r.err = ReadWholeFile(err);
   return r;
 }
 
