@@ -105,7 +105,17 @@ TEST_F(CliTest, EveryCommandHasHelp) {
                                        {"projects", "create"},
                                        {"stats"},
                                        {"keys"},
-                                       {"keys", "create"}}) {
+                                       {"keys", "create"},
+                                       {"check"},
+                                       {"repo", "init"},
+                                       {"repo", "check"},
+                                       {"repo", "key", "add"},
+                                       {"backup"},
+                                       {"backup", "list"},
+                                       {"backup", "verify"},
+                                       {"backup", "forget"},
+                                       {"prune"},
+                                       {"restore"}}) {
     cmd.push_back("--help");
     RunResult r = Run(cmd);
     EXPECT_EQ(r.exit_code, 0) << cmd[0];
