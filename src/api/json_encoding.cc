@@ -122,6 +122,38 @@ json EncodeStats(const KbStats& s) {
           {"per_project", std::move(per)}};
 }
 
+json EncodeSnapshotSummary(const backup::SnapshotSummary& s) {
+  json j = {{"id", s.id},           {"time", s.time},         {"trigger", s.trigger},
+            {"scope", s.scope},     {"projects", s.projects}, {"bytes", s.bytes},
+            {"added_bytes", s.added_stored_bytes},
+            {"verified", s.verified.empty() ? json(nullptr) : json(s.verified)}};
+  if (!s.problem.empty()) j["problem"] = s.problem;
+  return j;
+}
+
+json EncodeSnapshot(const backup::SnapshotManifest& m) {
+  json projects = json::array();
+  for (const auto& p : m.projects) {
+    projects.push_back({{"id", p.id}, {"name", p.name}, {"lsn", p.lsn}, {"deleted", p.deleted},
+                        {"counts", p.counts}});
+  }
+  return {{"id", m.id},
+          {"time", m.time},
+          {"finished", m.finished},
+          {"trigger", m.trigger},
+          {"scope", m.scope},
+          {"tags", m.tags},
+          {"projects", projects},
+          {"stats",
+           {{"files", m.stats.files},
+            {"bytes", m.stats.bytes},
+            {"chunks", m.stats.chunks},
+            {"new_chunks", m.stats.new_chunks},
+            {"added_bytes", m.stats.added_bytes},
+            {"added_stored_bytes", m.stats.added_stored_bytes},
+            {"duration_ms", m.stats.duration_ms}}}};
+}
+
 json EncodeIntegritySummary(const std::optional<IntegritySummary>& s) {
   if (!s) return nullptr;
   return {{"status", std::string(CheckSeverityName(s->status))},

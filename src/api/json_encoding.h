@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "backup/backup.h"
 #include "kb/knowledge_base.h"
 
 namespace kb::api {
@@ -26,6 +27,9 @@ nlohmann::json EncodeHit(const QueryHit& h);
 nlohmann::json EncodeQueryResponse(const QueryRequest& req, const QueryResponse& resp);
 nlohmann::json EncodeKey(const ApiKeyRecord& k);
 nlohmann::json EncodeStats(const KbStats& s);
+// A row of the snapshot list, and a whole snapshot's summary (docs/API.md "Backups").
+nlohmann::json EncodeSnapshotSummary(const backup::SnapshotSummary& s);
+nlohmann::json EncodeSnapshot(const backup::SnapshotManifest& m);
 // /health's "integrity" object; null before the first check.
 nlohmann::json EncodeIntegritySummary(const std::optional<IntegritySummary>& s);
 

@@ -1,6 +1,7 @@
 // Backup and restore routes (admin, unrestricted keys only): run a backup now, list snapshots,
 // verify them, restore one project into the running server. docs/API.md "Backups".
 #include "api/http_status.h"
+#include "api/json_encoding.h"
 #include "api/request_decoding.h"
 #include "api/router.h"
 #include "backup/service.h"
@@ -42,36 +43,6 @@ Status OnlyFields(const json& body, std::initializer_list<const char*> allowed) 
     if (!known) return Status::InvalidArgument("unknown field '" + it.key() + "'");
   }
   return Status::OK();
-}
-
-json SummaryJson(const backup::SnapshotSummary& s) {
-  return {{"id", s.id},           {"time", s.time},         {"trigger", s.trigger},
-          {"scope", s.scope},     {"projects", s.projects}, {"bytes", s.bytes},
-          {"added_bytes", s.added_stored_bytes},
-          {"verified", s.verified.empty() ? json(nullptr) : json(s.verified)}};
-}
-
-json ManifestJson(const backup::SnapshotManifest& m) {
-  json projects = json::array();
-  for (const auto& p : m.projects) {
-    projects.push_back({{"id", p.id}, {"name", p.name}, {"lsn", p.lsn}, {"deleted", p.deleted},
-                        {"counts", p.counts}});
-  }
-  return {{"id", m.id},
-          {"time", m.time},
-          {"finished", m.finished},
-          {"trigger", m.trigger},
-          {"scope", m.scope},
-          {"tags", m.tags},
-          {"projects", projects},
-          {"stats",
-           {{"files", m.stats.files},
-            {"bytes", m.stats.bytes},
-            {"chunks", m.stats.chunks},
-            {"new_chunks", m.stats.new_chunks},
-            {"added_bytes", m.stats.added_bytes},
-            {"added_stored_bytes", m.stats.added_stored_bytes},
-            {"duration_ms", m.stats.duration_ms}}}};
 }
 
 // Decodes {"snapshot"?, "before"?, "latest_valid"?, "merge"?}.
@@ -128,14 +99,14 @@ std::vector<Route> MakeBackupRoutes(ApiContext* api) {
     KB_ASSIGN_OR_RETURN(auto projects, StringList(body, "projects"));
     KB_ASSIGN_OR_RETURN(auto tags, StringList(body, "tags"));
     KB_ASSIGN_OR_RETURN(auto manifest, api->backups->RunBackup("api", projects, tags));
-    return Reply::Json(201, {{"snapshot", ManifestJson(manifest)}});
+    return Reply::Json(201, {{"snapshot", EncodeSnapshot(manifest)}});
   });
 
   add("GET", "/api/v1/admin/backups", [api](RequestContext&) -> Result<Reply> {
     if (!api->backups) return NotConfigured();
     KB_ASSIGN_OR_RETURN(auto list, api->backups->ListSnapshots());
     json arr = json::array();
-    for (auto it = list.rbegin(); it != list.rend(); ++it) arr.push_back(SummaryJson(*it));
+    for (auto it = list.rbegin(); it != list.rend(); ++it) arr.push_back(EncodeSnapshotSummary(*it));
     const size_t n = arr.size();
     return Reply::Json(200, {{"snapshots", std::move(arr)},
                              {"count", n},

@@ -379,14 +379,13 @@ namespace {
 
 // Snapshots the live state of one project into `repo` before it is replaced.
 Result<std::string> PreRestoreSnapshot(Repository& repo, KnowledgeBase& kb,
-                                       const std::string& project_id, const std::string& work) {
+                                       const std::string& project_id) {
   SourceOptions so;
   so.projects = {project_id};
-  KB_ASSIGN_OR_RETURN(PreparedSource prepared,
-                      PrepareSnapshotSource(kb.options().data_dir, work + "/pre-restore", so));
   BackupOptions bo;
   bo.trigger = "pre-restore";
-  KB_ASSIGN_OR_RETURN(SnapshotManifest m, repo.CreateSnapshot(prepared.source(), bo));
+  KB_ASSIGN_OR_RETURN(SnapshotManifest m,
+                      BackupDataDirectory(repo, kb.options().data_dir, so, bo));
   return m.id;
 }
 
@@ -461,7 +460,7 @@ Result<ProjectRestoreReport> RestoreProject(Repository& repo, const SnapshotMani
   } else {
     if (options.pre_restore_snapshot && kb.GetProject(meta->id).ok()) {
       KB_ASSIGN_OR_RETURN(report.pre_restore_snapshot,
-                          PreRestoreSnapshot(repo, kb, meta->id, work));
+                          PreRestoreSnapshot(repo, kb, meta->id));
     }
     KB_RETURN_IF_ERROR(MakeDirs(data_dir + "/restored-aside"));
     report.moved_aside = data_dir + "/restored-aside/" + meta->id + "-" +

@@ -110,14 +110,10 @@ Result<SnapshotManifest> BackupService::RunBackup(const std::string& trigger,
     KB_ASSIGN_OR_RETURN(Repository * repo, Repo());
     SourceOptions so;
     so.projects = projects;
-    const std::string staging = kb_->options().data_dir + "/.backup-staging-" +
-                                HexEncode(RandomBytes(6));
-    KB_ASSIGN_OR_RETURN(PreparedSource prepared,
-                        PrepareSnapshotSource(kb_->options().data_dir, staging, so));
     BackupOptions bo;
     bo.trigger = trigger;
     bo.tags = tags;
-    return repo->CreateSnapshot(prepared.source(), bo);
+    return BackupDataDirectory(*repo, kb_->options().data_dir, so, bo);
   }();
   if (!result.ok()) {
     counters_.failures++;

@@ -666,4 +666,12 @@ Result<PreparedSource> PrepareSnapshotSource(const std::string& data_dir,
   return prepared;
 }
 
+Result<SnapshotManifest> BackupDataDirectory(Repository& repo, const std::string& data_dir,
+                                             const SourceOptions& source,
+                                             const BackupOptions& options) {
+  const std::string staging = data_dir + "/.backup-staging-" + HexEncode(RandomBytes(6));
+  KB_ASSIGN_OR_RETURN(PreparedSource prepared, PrepareSnapshotSource(data_dir, staging, source));
+  return repo.CreateSnapshot(prepared.source(), options);
+}
+
 }  // namespace kb::backup

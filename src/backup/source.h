@@ -116,6 +116,14 @@ Result<PreparedSource> PrepareSnapshotSource(const std::string& data_dir,
                                              const std::string& staging_dir,
                                              const SourceOptions& options = {});
 
+// One backup of a data directory: stages consistent copies under
+// `<data_dir>/.backup-staging-<random>` (same file system, so index files are hard-linked),
+// writes them to `repo` as one snapshot, and removes the staging directory. What `backup`, the
+// server's schedule and the pre-restore snapshot all do.
+Result<SnapshotManifest> BackupDataDirectory(Repository& repo, const std::string& data_dir,
+                                             const SourceOptions& source,
+                                             const BackupOptions& options);
+
 // Copies the SQLite database `source_path` (live, possibly in WAL mode and being written) into
 // the new file `dest_path` (which must not exist) with the online backup API: one committed state,
 // same page size and page layout. The copy is not fsynced (staging copies are disposable).

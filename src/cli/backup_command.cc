@@ -7,6 +7,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "api/json_encoding.h"
 #include "backup/backup.h"
 #include "backup/restore.h"
 #include "backup/retention.h"
@@ -15,7 +16,6 @@
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "common/clock.h"
-#include "common/crypto_util.h"
 #include "common/file_util.h"
 #include "kb/knowledge_base.h"
 
@@ -90,13 +90,6 @@ std::unique_ptr<backup::Repository> OpenRepo(const RepoOptions& o, int* exit_cod
   }
   if (out_config) *out_config = *config;
   return std::move(repo).value();
-}
-
-Json SummaryJson(const backup::SnapshotSummary& s) {
-  return {{"id", s.id},         {"time", s.time},       {"trigger", s.trigger},
-          {"scope", s.scope},   {"projects", s.projects}, {"bytes", s.bytes},
-          {"added_bytes", s.added_stored_bytes},
-          {"verified", s.verified.empty() ? Json(nullptr) : Json(s.verified)}};
 }
 
 // --- repo ------------------------------------------------------------------------------------
@@ -208,14 +201,10 @@ int RunBackup(const RepoOptions& o) {
   if (!repo) return exit_code;
   backup::SourceOptions so;
   so.projects = o.projects;
-  const std::string staging =
-      config.data_dir + "/.backup-staging-" + HexEncode(RandomBytes(6));
-  auto prepared = backup::PrepareSnapshotSource(config.data_dir, staging, so);
-  if (!prepared.ok()) return ReportError(prepared.status());
   backup::BackupOptions bo;
   bo.trigger = "manual";
   bo.tags = o.tags;
-  auto m = repo->CreateSnapshot(prepared->source(), bo);
+  auto m = backup::BackupDataDirectory(*repo, config.data_dir, so, bo);
   if (!m.ok()) return ReportError(m.status());
   if (o.common.json) {
     PrintJson({{"snapshot", m->id},
@@ -243,7 +232,7 @@ int RunBackupList(const RepoOptions& o) {
   if (!list.ok()) return ReportError(list.status());
   if (o.common.json) {
     Json arr = Json::array();
-    for (const auto& s : *list) arr.push_back(SummaryJson(s));
+    for (const auto& s : *list) arr.push_back(api::EncodeSnapshotSummary(s));
     PrintJson({{"snapshots", arr}, {"count", list->size()}});
     return kExitOk;
   }
