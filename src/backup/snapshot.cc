@@ -13,6 +13,7 @@
 #include "backup/pack_writer.h"
 #include "backup/repository_format.h"
 #include "backup/sealed_box.h"
+#include "common/file_util.h"
 #include "common/clock.h"
 #include "common/logging.h"
 
@@ -26,20 +27,6 @@ namespace {
 
 constexpr int64_t kProgressEveryBytes = 4 << 20;
 constexpr int kMaxThreads = 16;
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 Status ErrnoStatus(const std::string& what, const std::string& path) {
   return Status::IOError(what + " " + path + ": " + strerror(errno));
@@ -61,7 +48,7 @@ class SnapshotWriter {
     SnapshotFile file;
     file.path = source.path;
     file.mode = source.mode & 07777;
-    Fd fd(open(source.local_path.c_str(), O_RDONLY | O_CLOEXEC));
+    ScopedFd fd(open(source.local_path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) return ErrnoStatus("cannot open", source.local_path);
     std::vector<ChunkId> group;
     size_t filled = 0;

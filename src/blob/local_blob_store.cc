@@ -25,27 +25,6 @@ Status ErrnoStatus(std::string_view what, const std::string& path, int err) {
   return Status::IOError(std::string(what) + " " + path + ": " + strerror(err));
 }
 
-// Closes a file descriptor when it goes out of scope.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  // Closes now and reports the error close() returned.
-  int Close() {
-    int rc = close(fd_);
-    fd_ = -1;
-    return rc;
-  }
-
- private:
-  int fd_;
-};
-
 Status WriteAll(int fd, std::string_view data, const std::string& path) {
   while (!data.empty()) {
     ssize_t n = write(fd, data.data(), data.size());
@@ -159,7 +138,7 @@ Status LocalBlobStore::Put(std::string_view key, std::string_view data) {
   const std::string path = PathOf(key);
   const std::string dir = ParentDir(path);
   const std::string tmp = dir + "/" + std::string(kTempPrefix) + HexEncode(RandomBytes(8));
-  Fd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  ScopedFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (fd.get() < 0) {
     if (errno == ENOENT) {
       return Status::FailedPrecondition("blob store directory " + Describe() + " disappeared");
@@ -188,7 +167,7 @@ Result<std::string> LocalBlobStore::GetRange(std::string_view key, int64_t offse
     return Status::InvalidArgument("negative range of '" + std::string(key) + "'");
   }
   const std::string path = PathOf(key);
-  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) {
     if (errno == ENOENT || errno == ENOTDIR) {
       return Status::NotFound("no object '" + std::string(key) + "' in " + Describe());

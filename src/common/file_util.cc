@@ -118,4 +118,14 @@ Status RenamePath(const std::string& from, const std::string& to) {
   return Status::OK();
 }
 
+ScopedFd::~ScopedFd() {
+  if (fd_ >= 0) close(fd_);
+}
+
+int ScopedFd::Close() {
+  int rc = close(fd_);
+  fd_ = -1;
+  return rc;
+}
+
 }  // namespace kb

@@ -13,6 +13,21 @@
 
 namespace kb {
 
+// Closes a file descriptor when it goes out of scope.
+class ScopedFd {
+ public:
+  explicit ScopedFd(int fd) : fd_(fd) {}
+  ~ScopedFd();
+  ScopedFd(const ScopedFd&) = delete;
+  ScopedFd& operator=(const ScopedFd&) = delete;
+  int get() const { return fd_; }
+  // Closes now and returns what close() returned.
+  int Close();
+
+ private:
+  int fd_;
+};
+
 // Reads a whole file. NotFound if it does not exist.
 Result<std::string> ReadFile(const std::string& path);
 

@@ -434,6 +434,29 @@ void RunCheck(std::string_view name, CheckSeverity severity, DatabaseCheckReport
   if (!s.ok()) r->Add(name, severity, "could not be completed: " + s.message());
 }
 
+// A database opened read-only with one read transaction, so every check of the file sees the
+// same snapshot. Members in this order: the transaction ends before the connection closes.
+struct CheckedFile {
+  std::unique_ptr<sql::Database> db;
+  sql::Transaction tx;
+};
+
+// Opens r->path for checking; nullopt, with the problem recorded in `r`, if it cannot be opened
+// or read.
+std::optional<CheckedFile> OpenForChecks(DatabaseCheckReport* r) {
+  auto db = OpenReadOnly(r->path);
+  if (!db.ok()) {
+    r->Add(kCheckSqlite, CheckSeverity::kUnhealthy, "cannot open: " + db.status().message());
+    return std::nullopt;
+  }
+  auto tx = sql::Transaction::Begin(db->get(), sql::Transaction::Mode::kDeferred);
+  if (!tx.ok()) {
+    r->Add(kCheckSqlite, CheckSeverity::kUnhealthy, "cannot read: " + tx.status().message());
+    return std::nullopt;
+  }
+  return CheckedFile{std::move(db).value(), std::move(tx).value()};
+}
+
 // The database checks of one kb.db; the meta row if the file could be interpreted.
 std::optional<MetaInfo> CheckProjectDatabase(const ExpectedProject& expected,
                                              DatabaseCheckReport* r) {
@@ -441,21 +464,13 @@ std::optional<MetaInfo> CheckProjectDatabase(const ExpectedProject& expected,
     r->Add(kCheckSqlite, CheckSeverity::kUnhealthy, "the database file is missing");
     return std::nullopt;
   }
-  auto db = OpenReadOnly(r->path);
-  if (!db.ok()) {
-    r->Add(kCheckSqlite, CheckSeverity::kUnhealthy, "cannot open: " + db.status().message());
-    return std::nullopt;
-  }
-  // One snapshot for every check of this file.
-  auto tx = sql::Transaction::Begin(db->get(), sql::Transaction::Mode::kDeferred);
-  if (!tx.ok()) {
-    r->Add(kCheckSqlite, CheckSeverity::kUnhealthy, "cannot read: " + tx.status().message());
-    return std::nullopt;
-  }
-  CheckSqliteIntegrity(db->get(), r);
-  std::optional<MetaInfo> meta = CheckProjectSchema(db->get(), expected, r);
+  std::optional<CheckedFile> file = OpenForChecks(r);
+  if (!file) return std::nullopt;
+  sql::Database* db = file->db.get();
+  CheckSqliteIntegrity(db, r);
+  std::optional<MetaInfo> meta = CheckProjectSchema(db, expected, r);
   if (!meta) return std::nullopt;
-  sql::Database* d = db->get();
+  sql::Database* d = db;
   RunCheck(kCheckJournal, CheckSeverity::kUnhealthy, r, [&] { return CheckJournal(d, *meta, r); });
   RunCheck(kCheckChunks, CheckSeverity::kUnhealthy, r, [&] { return CheckChunks(d, *meta, r); });
   RunCheck(kCheckContentChecksum, CheckSeverity::kUnhealthy, r,
@@ -530,20 +545,13 @@ Result<std::vector<ExpectedProject>> ReadCatalogProjects(sql::Database* db) {
 
 // Checks catalog.db; the projects it lists, or nullopt if they cannot be read.
 std::optional<std::vector<ExpectedProject>> CheckCatalog(DatabaseCheckReport* r) {
-  auto db = OpenReadOnly(r->path);
-  if (!db.ok()) {
-    r->Add(kCheckSqlite, CheckSeverity::kUnhealthy, "cannot open: " + db.status().message());
-    return std::nullopt;
-  }
-  auto tx = sql::Transaction::Begin(db->get(), sql::Transaction::Mode::kDeferred);
-  if (!tx.ok()) {
-    r->Add(kCheckSqlite, CheckSeverity::kUnhealthy, "cannot read: " + tx.status().message());
-    return std::nullopt;
-  }
-  CheckSqliteIntegrity(db->get(), r);
+  std::optional<CheckedFile> file = OpenForChecks(r);
+  if (!file) return std::nullopt;
+  sql::Database* db = file->db.get();
+  CheckSqliteIntegrity(db, r);
   std::string note;
-  if (!CheckFileIdentity(db->get(), store::CatalogSchema(), r, &note)) return std::nullopt;
-  auto projects = ReadCatalogProjects(db->get());
+  if (!CheckFileIdentity(db, store::CatalogSchema(), r, &note)) return std::nullopt;
+  auto projects = ReadCatalogProjects(db);
   if (!projects.ok()) {
     r->Add(kCheckSchema, CheckSeverity::kUnhealthy,
            "the projects table is unreadable: " + projects.status().message());
