@@ -35,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "common/audit_sink.h"
 #include "common/clock.h"
 #include "common/status.h"
 #include "embed/embedder.h"
@@ -87,6 +88,9 @@ struct KbOptions {
   // direct-mode CLI commands and tests do not read every database; `serve` passes
   // kDefaultIntegrityCheckIntervalMs unless configured otherwise).
   int64_t integrity_check_interval_ms = 0;
+  // Where background actions (purge, restore, integrity repairs) are recorded with the actor
+  // "system". Null = not recorded. Must outlive the KnowledgeBase.
+  AuditSink* audit = nullptr;
 };
 
 // Who is acting: the key id for API calls, "cli" for the CLI, "system" for background work.
