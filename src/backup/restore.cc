@@ -11,6 +11,7 @@
 
 #include "backup/source.h"
 #include "common/crypto_util.h"
+#include "common/dir_lock.h"
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "store/project_store.h"
@@ -306,6 +307,13 @@ Result<WholeRestoreReport> RestoreDataDirectory(Repository& repo, const Snapshot
   KB_RETURN_IF_ERROR(MakeDirs(ParentDir(data_dir)));
   if (PathExists(staging)) return Status::AlreadyExists(staging + " exists");
 
+  // Held from before the download until the old directory has moved aside: a server running on
+  // it is refused up front (before gigabytes are fetched), and none can start on it meanwhile.
+  // The restored directory is protected by its RESTORE_IN_PROGRESS marker until it is complete.
+  std::unique_ptr<DataDirLock> lock;
+  if (PathExists(data_dir)) {
+    KB_ASSIGN_OR_RETURN(lock, DataDirLock::Acquire(data_dir, "restore"));
+  }
   WholeRestoreReport report;
   report.snapshot_id = manifest.id;
   report.data_dir = data_dir;

@@ -15,6 +15,7 @@
 #include "cli/backup_settings.h"
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "common/dir_lock.h"
 #include "common/clock.h"
 #include "common/file_util.h"
 #include "kb/knowledge_base.h"
@@ -435,7 +436,14 @@ int RunRestore(const RepoOptions& o) {
     }
     return kExitOk;
   }
-  // One or more projects, into the data directory opened directly (no server may run on it).
+  // One or more projects, into the data directory opened directly: no server may run on it
+  // (its open stores and indexes would not see the swap; use the API against a running server).
+  auto lock = DataDirLock::Acquire(config.data_dir, "restore");
+  if (!lock.ok()) {
+    return ReportError(lock.status().WithContext(
+        "restore --project needs the data directory to itself; against a running server use "
+        "--url (POST /api/v1/admin/projects/{project}/restore)"));
+  }
   KbOptions kb_options;
   kb_options.data_dir = config.data_dir;
   kb_options.index_save_interval_ms = 0;

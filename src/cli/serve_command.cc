@@ -17,6 +17,8 @@
 #include "cli/backup_settings.h"
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "common/dir_lock.h"
+#include "common/file_util.h"
 #include "common/logging.h"
 
 namespace kb::cli {
@@ -61,6 +63,12 @@ int RunServe(const CommonOptions& common) {
   // The server checks its data directory in the background: once after start, then periodically.
   kb_options.integrity_check_interval_ms =
       config->integrity_check_interval_ms.value_or(kDefaultIntegrityCheckIntervalMs);
+  // One server per data directory, and no whole restore under a running one (dir_lock.h).
+  if (Status s = MakeDirs(config->data_dir); !s.ok()) {
+    return ReportError(s.WithContext("cannot create " + config->data_dir));
+  }
+  Result<std::unique_ptr<DataDirLock>> lock = DataDirLock::Acquire(config->data_dir, "server");
+  if (!lock.ok()) return ReportError(lock.status());
   Result<std::unique_ptr<KnowledgeBase>> kb = KnowledgeBase::Open(kb_options);
   if (!kb.ok()) return ReportError(kb.status().WithContext("cannot open " + config->data_dir));
   Result<std::optional<std::string>> admin = (*kb)->EnsureAdminKey(config->admin_token);

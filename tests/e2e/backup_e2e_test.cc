@@ -200,6 +200,36 @@ TEST_F(BackupE2eTest, AHalfRestoredDirectoryIsRefused) {
   EXPECT_NE(server.Log().find("restore"), std::string::npos) << server.Log();
 }
 
+TEST_F(BackupE2eTest, RestoresAndASecondServerAreRefusedWhileAServerRuns) {
+  WriteDocs(dir_.Sub("docs"), "zeta", 3);
+  Ingest(Data(), "z", dir_.Sub("docs"));
+  InitRepo();
+  ASSERT_FALSE(Backup(Data()).empty());
+  {
+    ServerProcess server(Data(), dir_.Sub("server.log"));
+    ASSERT_TRUE(server.Start()) << server.Log();
+    CliRun whole = Cli({"restore", "--repo", RepoUrl(), "--data-dir", Data()});
+    EXPECT_NE(whole.exit_code, 0);
+    EXPECT_NE(whole.err.find("in use"), std::string::npos) << whole.err;
+    EXPECT_NE(whole.err.find("\"role\":\"server\""), std::string::npos) << whole.err;
+    CliRun one = Cli({"restore", "--repo", RepoUrl(), "--data-dir", Data(), "--project", "z"});
+    EXPECT_NE(one.exit_code, 0);
+    EXPECT_NE(one.err.find("--url"), std::string::npos) << one.err;
+    ServerProcess second(Data(), dir_.Sub("second.log"));
+    EXPECT_FALSE(second.Start(10000));
+    EXPECT_NE(second.Log().find("in use"), std::string::npos) << second.Log();
+    // Nothing was moved, staged or left behind (the server's own files aside).
+    for (const auto& e : fs::directory_iterator(dir_.path())) {
+      const std::string name = e.path().filename().string();
+      EXPECT_EQ(name.find("before-restore"), std::string::npos) << name;
+      EXPECT_EQ(name.find("restoring"), std::string::npos) << name;
+    }
+  }
+  // Once the server is gone the same restore goes through.
+  CliRun after = Cli({"restore", "--repo", RepoUrl(), "--data-dir", Data()});
+  EXPECT_EQ(after.exit_code, 0) << after.err;
+}
+
 TEST_F(BackupE2eTest, DamagedNewestSnapshotIsNamedAndLatestValidSkipsIt) {
   WriteDocs(dir_.Sub("docs"), "zeta", 6);
   Ingest(Data(), "z", dir_.Sub("docs"));
