@@ -4,6 +4,7 @@
 #include <httplib.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <filesystem>
 
@@ -44,6 +45,13 @@ Status Configure(SSL_CTX& ctx, const std::string& cert_file, const std::string& 
                                    "' (PEM expected): " + OpenSslErrors());
   }
   if (SSL_CTX_use_PrivateKey_file(&ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    // OpenSSL compares the key with the loaded certificate here already.
+    const unsigned long e = ERR_peek_last_error();
+    if (ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH) {
+      return Status::InvalidArgument("the TLS private key '" + key_file +
+                                     "' does not match the certificate '" + cert_file +
+                                     "': " + OpenSslErrors());
+    }
     return Status::InvalidArgument("cannot load the TLS private key '" + key_file +
                                    "' (unencrypted PEM expected): " + OpenSslErrors());
   }
