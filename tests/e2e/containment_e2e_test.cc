@@ -249,7 +249,7 @@ TEST_F(ContainmentE2eTest, RateLimitAnswers429WithRetryAfter) {
   const std::string b = NewKey("read");
   for (int i = 0; i < 3; ++i) ASSERT_EQ(Do("GET", "/api/v1/projects", a).status, 200) << i;
   HttpResp limited = Do("GET", "/api/v1/projects", a);
-  ExpectError(limited, 429, "resource_exhausted", {"rate limit"});
+  ExpectError(limited, 429, "rate_limited", {"rate limit"});
   auto it = limited.headers.find("Retry-After");
   ASSERT_NE(it, limited.headers.end()) << limited.raw;
   const int retry = std::atoi(it->second.c_str());
