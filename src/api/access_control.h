@@ -132,8 +132,8 @@ enum class RouteKind {
   kPublic,        // no authentication: /health, /ready
   kRead,          // reads data: GET/HEAD, and POST routes needing only read scope (queries)
   kAdminControl,  // node administration that does not change knowledge data: keys, backups,
-                  // integrity checks, containment itself
-  kWrite,         // changes knowledge data (projects, documents, restores)
+                  // integrity checks, audit, containment itself
+  kWrite,         // changes knowledge data (projects, documents, restores, undelete, purge)
 };
 
 // `scope` is the route's; nullopt = unauthenticated route.

@@ -72,6 +72,11 @@ Result<Json> Send(const Config& config, const std::string& method, const std::st
   httplib::Result r = method == "GET"    ? client.Get(path)
                       : method == "PUT" ? client.Put(path, text, "application/json")
                                         : client.Post(path, text, "application/json");
+  if (!r && r.error() == httplib::Error::SSLServerVerification) {
+    return Status::Unavailable("cannot reach " + config.url +
+                               ": its TLS certificate is not trusted (for a private CA, point "
+                               "SSL_CERT_FILE at the CA's PEM file)");
+  }
   if (!r) {
     return Status::Unavailable("cannot reach " + config.url + ": " + httplib::to_string(r.error()));
   }

@@ -282,6 +282,9 @@ TEST(ModeTest, RoutesAreClassifiedByWhatTheyDo) {
   EXPECT_EQ(ClassifyRoute("POST", "/api/v1/admin/projects/{project}/restore", kAdmin),
             RouteKind::kWrite);
   EXPECT_EQ(ClassifyRoute("POST", "/api/v1/admin/restore", kAdmin), RouteKind::kWrite);
+  EXPECT_EQ(ClassifyRoute("POST", "/api/v1/admin/purge", kAdmin), RouteKind::kWrite);
+  EXPECT_EQ(ClassifyRoute("GET", "/api/v1/admin/deleted", kAdmin), RouteKind::kAdminControl);
+  EXPECT_EQ(ClassifyRoute("GET", "/api/v1/admin/audit", kAdmin), RouteKind::kAdminControl);
   EXPECT_EQ(ClassifyRoute("POST", "/api/v1/admin/lockdown", kAdmin), RouteKind::kAdminControl);
   EXPECT_EQ(ClassifyRoute("PUT", "/api/v1/admin/ip-rules", kAdmin), RouteKind::kAdminControl);
   EXPECT_EQ(ClassifyRoute("DELETE", "/api/v1/admin/api-keys/{id}", kAdmin),
