@@ -33,6 +33,8 @@ class BackupService;
 
 namespace kb::api {
 
+class AccessControl;
+
 // What one request carries through the middleware into its handler.
 struct RequestContext {
   const httplib::Request& http;
@@ -92,6 +94,7 @@ struct Route {
 struct ApiContext {
   KnowledgeBase* kb = nullptr;
   backup::BackupService* backups = nullptr;  // null: backup routes answer 503
+  AccessControl* access = nullptr;  // lockdown, address rules, rate limits (access_control.h)
   MetricsRegistry* metrics = nullptr;
   int64_t started_mono_us = 0;
   bool metrics_require_auth = false;
@@ -103,6 +106,7 @@ struct ApiContext {
 std::vector<Route> MakeV1Routes(ApiContext* ctx);
 std::vector<Route> MakeV2Routes(ApiContext* ctx);
 std::vector<Route> MakeBackupRoutes(ApiContext* ctx);  // routes_backup.cc
+std::vector<Route> MakeContainmentRoutes(ApiContext* ctx);  // routes_containment.cc
 
 class Router {
  public:

@@ -3,6 +3,7 @@
 // encodes (json_encoding.h). Errors are returned as Status and mapped in http_status.cc.
 #include <algorithm>
 
+#include "api/access_control.h"
 #include "api/http_status.h"
 #include "api/json_encoding.h"
 #include "api/request_decoding.h"
@@ -147,18 +148,22 @@ std::vector<Route> MakeV1Routes(ApiContext* api) {
   add("GET", "/health", std::nullopt, "", false, [api](RequestContext&) -> Result<Reply> {
     HealthReport h = api->kb->Health();
     const int64_t uptime = (MonotonicMicros() - api->started_mono_us) / 1'000'000;
-    return Reply::Json(h.status == "unhealthy" ? 503 : 200,
-                       {{"status", h.status},
-                        {"version", KB_VERSION},
-                        {"uptime_seconds", uptime},
-                        {"checks",
-                         {{"ready", h.ready},
-                          {"problems", h.problems},
-                          {"integrity", EncodeIntegritySummary(h.integrity)}}}});
+    json body = {{"status", h.status},
+                 {"version", KB_VERSION},
+                 {"uptime_seconds", uptime},
+                 {"checks",
+                  {{"ready", h.ready},
+                   {"problems", h.problems},
+                   {"integrity", EncodeIntegritySummary(h.integrity)}}}};
+    // The mode only: its reason may describe an incident, and these routes are public.
+    if (api->access) body["mode"] = std::string(ServiceModeName(api->access->mode().mode));
+    return Reply::Json(h.status == "unhealthy" ? 503 : 200, std::move(body));
   });
   add("GET", "/ready", std::nullopt, "", false, [api](RequestContext&) -> Result<Reply> {
     const bool ready = api->kb->Ready();
-    return Reply::Json(ready ? 200 : 503, {{"ready", ready}});
+    json body = {{"ready", ready}};
+    if (api->access) body["mode"] = std::string(ServiceModeName(api->access->mode().mode));
+    return Reply::Json(ready ? 200 : 503, std::move(body));
   });
   // Authenticated only when ServerOptions::metrics_require_auth (decided in the middleware).
   add("GET", "/metrics", kRead, "", false, [api](RequestContext&) -> Result<Reply> {

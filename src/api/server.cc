@@ -10,6 +10,7 @@
 #include "api/json_encoding.h"
 #include "api/metrics.h"
 #include "api/router.h"
+#include "api/tls.h"
 #include "backup/service.h"
 #include "common/clock.h"
 #include "common/crypto_util.h"
@@ -94,9 +95,22 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(KnowledgeBase* kb,
   ApiServer* self = server.get();
   self->RegisterMetrics();
 
+  // The containment settings are read through a connection of our own: they belong to the HTTP
+  // layer, and the catalog is SQLite in WAL mode, so two connections are as good as one.
+  KB_ASSIGN_OR_RETURN(self->containment_catalog_,
+                      Catalog::Open(kb->options().data_dir + "/catalog.db", kb->clock()));
+  api::AccessControlOptions access;
+  access.rate.per_second = options.rate_limit_per_second;
+  access.rate.burst = options.rate_limit_burst;
+  access.poll_interval_ms = options.containment_poll_ms;
+  access.clock = kb->clock();
+  KB_ASSIGN_OR_RETURN(self->access_,
+                      api::AccessControl::Open(self->containment_catalog_.get(), access));
+
   self->ctx_ = std::make_unique<api::ApiContext>();
   self->ctx_->kb = kb;
   self->ctx_->backups = options.backups;
+  self->ctx_->access = self->access_.get();
   self->ctx_->metrics = self->metrics_.get();
   self->ctx_->started_mono_us = MonotonicMicros();
   self->ctx_->metrics_require_auth = options.metrics_require_auth;
@@ -106,8 +120,18 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(KnowledgeBase* kb,
   for (auto& r : api::MakeV1Routes(self->ctx_.get())) self->router_->Add(std::move(r));
   for (auto& r : api::MakeV2Routes(self->ctx_.get())) self->router_->Add(std::move(r));
   for (auto& r : api::MakeBackupRoutes(self->ctx_.get())) self->router_->Add(std::move(r));
+  for (auto& r : api::MakeContainmentRoutes(self->ctx_.get())) self->router_->Add(std::move(r));
 
-  self->http_ = std::make_unique<httplib::Server>();
+  const bool tls = !options.tls_cert_file.empty() || !options.tls_key_file.empty();
+  if (tls) {
+    if (options.tls_cert_file.empty() || options.tls_key_file.empty()) {
+      return Status::InvalidArgument("HTTPS needs both tls_cert_file and tls_key_file");
+    }
+    KB_ASSIGN_OR_RETURN(self->http_,
+                        api::MakeTlsServer(options.tls_cert_file, options.tls_key_file));
+  } else {
+    self->http_ = std::make_unique<httplib::Server>();
+  }
   httplib::Server& http = *self->http_;
   const int threads = options.threads;
   http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
@@ -182,7 +206,9 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(KnowledgeBase* kb,
   while (!http.is_running() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  LogInfo("listening", api::DumpJson({{"host", options.host}, {"port", self->port_}}));
+  LogInfo("listening", api::DumpJson({{"host", options.host},
+                                      {"port", self->port_},
+                                      {"scheme", tls ? "https" : "http"}}));
   return server;
 }
 
@@ -352,7 +378,14 @@ void ApiServer::Dispatch(const httplib::Request& req, httplib::Response& res) {
       v2 = req.path.rfind("/api/v2/", 0) == 0;
     }
 
-    if (req.method == "OPTIONS") {
+    // Address rules come first, before anything about the request is believed.
+    const Status address = access_->CheckAddress(req.remote_addr);
+    if (!address.ok()) {
+      fail(address);
+      LogInfo("access refused", api::DumpJson({{"request_id", ctx.request_id},
+                                               {"remote", req.remote_addr},
+                                               {"reason", address.message()}}));
+    } else if (req.method == "OPTIONS") {
       if (outcome == api::Router::Outcome::kNotFound) {
         fail(Status::NotFound("no route for " + req.path));
       } else if (!req.get_header_value("Access-Control-Request-Method").empty() && !cors_ok) {
@@ -421,6 +454,13 @@ void ApiServer::Dispatch(const httplib::Request& req, httplib::Response& res) {
           }
         }
       }
+      // Rate limit (429), then the authentication outcome, then the service mode (503).
+      int64_t retry_after = 0;
+      auth = access_->Admit(
+          api::ClassifyRoute(route.method, route.pattern,
+                             needs_auth ? route.scope : std::optional<KeyScope>()),
+          ctx.key ? &*ctx.key : nullptr, auth, req.remote_addr, &retry_after);
+      if (retry_after > 0) res.set_header("Retry-After", std::to_string(retry_after));
       if (!auth.ok()) {
         fail(auth);
         LogInfo("access refused", api::DumpJson({{"request_id", ctx.request_id},

@@ -2,7 +2,8 @@
 // Python-compatible v2 API, /health, /ready and /metrics. Routes: docs/API.md.
 //
 // Every request passes one middleware (server.cc, Dispatch): request id (X-Request-ID echoed if
-// sane, else generated), route lookup (404/405), CORS, authentication and scope/project checks,
+// sane, else generated), the address rules (403), route lookup (404/405), CORS, authentication
+// and scope/project checks, rate limit (429) and service mode (503) (api/access_control.h),
 // the handler, Status -> HTTP mapping (http_status.cc), security headers, metrics and one JSON
 // access-log line. No exception leaves a handler: escaped ones become 500 with a request id.
 //
@@ -22,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/access_control.h"
 #include "common/status.h"
 #include "kb/knowledge_base.h"
 
@@ -60,12 +62,21 @@ struct ServerOptions {
   int threads = kDefaultServerThreads;
   // Backups (routes under /api/v1/admin/backups, kb_backup_* metrics); must outlive the server.
   backup::BackupService* backups = nullptr;
+  // Containment (api/access_control.h). The service mode and address rules are not options:
+  // they live in the catalog, change at run time and survive restarts.
+  double rate_limit_per_second = api::kDefaultRatePerSecond;  // 0 = no rate limit
+  double rate_limit_burst = api::kDefaultRateBurst;
+  int64_t containment_poll_ms = api::kContainmentPollIntervalMs;
+  // HTTPS when both are set: PEM certificate (chain) and private key; TLS 1.2 or newer only.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 class ApiServer {
  public:
   // Binds host:port and starts serving in the background. IOError naming the address if it
-  // cannot bind (in use, bad host); InvalidArgument for nonsensical options.
+  // cannot bind (in use, bad host); InvalidArgument for nonsensical options and for a TLS
+  // certificate or key that cannot be loaded or do not match (naming the file and why).
   static Result<std::unique_ptr<ApiServer>> Start(KnowledgeBase* kb, const ServerOptions& options);
   ~ApiServer();
   ApiServer(const ApiServer&) = delete;
@@ -93,6 +104,8 @@ class ApiServer {
   ServerOptions options_;
   int port_ = 0;
   std::unique_ptr<api::MetricsRegistry> metrics_;
+  std::unique_ptr<Catalog> containment_catalog_;  // own connection for the containment settings
+  std::unique_ptr<api::AccessControl> access_;
   std::unique_ptr<api::ApiContext> ctx_;
   std::unique_ptr<api::Router> router_;
   std::unique_ptr<httplib::Server> http_;

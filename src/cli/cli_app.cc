@@ -99,6 +99,8 @@ int Run(int argc, char** argv) {
   RegisterKeysCommand(&app, &registry);
   RegisterCheckCommand(&app, &registry);
   RegisterBackupCommands(&app, &registry);
+  RegisterLockdownCommand(&app, &registry);
+  RegisterIpRulesCommand(&app, &registry);
 
   try {
     app.parse(argc, argv);

@@ -74,5 +74,8 @@ void RegisterKeysCommand(CLI::App* root, CommandRegistry* registry);
 void RegisterCheckCommand(CLI::App* root, CommandRegistry* registry);
 // repo, backup, prune, restore (backup_command.cc).
 void RegisterBackupCommands(CLI::App* root, CommandRegistry* registry);
+// lockdown on | read-only | off | status; ip-rules show | clear (lockdown_command.cc).
+void RegisterLockdownCommand(CLI::App* root, CommandRegistry* registry);
+void RegisterIpRulesCommand(CLI::App* root, CommandRegistry* registry);
 
 }  // namespace kb::cli

@@ -26,6 +26,7 @@ enum class Kind {
   kString,
   kPort,
   kPositiveInt,
+  kCount,
   kSize,
   kBool,
   kList,
@@ -99,6 +100,15 @@ const std::vector<Setting>& Table() {
        [](Config* c, Value&& v) { c->backup_s3_path_style = Take<bool>(std::move(v)); }},
       {"api_key", "KB_API_KEY", "--api-key", Kind::kString,
        [](Config* c, Value&& v) { c->api_key = Take<std::string>(std::move(v)); }},
+      {"rate_limit_per_second", "KB_RATE_LIMIT_PER_SECOND", "--rate-limit-per-second",
+       Kind::kCount,
+       [](Config* c, Value&& v) { c->rate_limit_per_second = Take<int64_t>(std::move(v)); }},
+      {"rate_limit_burst", "KB_RATE_LIMIT_BURST", "--rate-limit-burst", Kind::kPositiveInt,
+       [](Config* c, Value&& v) { c->rate_limit_burst = Take<int64_t>(std::move(v)); }},
+      {"tls_cert_file", "KB_TLS_CERT_FILE", "--tls-cert-file", Kind::kString,
+       [](Config* c, Value&& v) { c->tls_cert_file = Take<std::string>(std::move(v)); }},
+      {"tls_key_file", "KB_TLS_KEY_FILE", "--tls-key-file", Kind::kString,
+       [](Config* c, Value&& v) { c->tls_key_file = Take<std::string>(std::move(v)); }},
   };
   return kTable;
 }
@@ -118,6 +128,8 @@ std::string_view KindDescription(Kind kind) {
       return "an integer port 0..65535";
     case Kind::kPositiveInt:
       return "a positive integer";
+    case Kind::kCount:
+      return "an integer >= 0";
     case Kind::kSize:
       return "a positive number of bytes";
     case Kind::kBool:
@@ -144,6 +156,9 @@ Status BadValue(std::string_view where, std::string_view text, Kind kind) {
 // Range checks shared by text and JSON sources.
 Status CheckInteger(std::string_view where, int64_t n, std::string_view text, Kind kind) {
   if (kind == Kind::kPort && (n < 0 || n > 65535)) return BadValue(where, text, kind);
+  if (kind == Kind::kCount && (n < 0 || n > std::numeric_limits<int>::max())) {
+    return BadValue(where, text, kind);
+  }
   if ((kind == Kind::kSize || kind == Kind::kPositiveInt) && n <= 0) {
     return BadValue(where, text, kind);
   }
@@ -194,6 +209,7 @@ Result<Value> FromText(std::string_view where, std::string_view raw, Kind kind) 
       return Value(std::string(raw));
     case Kind::kPort:
     case Kind::kPositiveInt:
+    case Kind::kCount:
     case Kind::kSize: {
       int64_t n = 0;
       auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
@@ -268,6 +284,7 @@ Result<Value> FromJson(std::string_view where, const Json& j, Kind kind) {
       return FromText(where, j.get<std::string>(), kind);
     case Kind::kPort:
     case Kind::kPositiveInt:
+    case Kind::kCount:
     case Kind::kSize: {
       if (j.is_number_unsigned()) {
         uint64_t u = j.get<uint64_t>();
@@ -362,6 +379,10 @@ Status ApplyFlags(const FlagValues& flags, Config* config) {
       {"integrity_check_interval", &flags.integrity_check_interval},
       {"backup_repository", &flags.backup_repository},
       {"backup_key_file", &flags.backup_key_file},
+      {"rate_limit_per_second", &flags.rate_limit_per_second},
+      {"rate_limit_burst", &flags.rate_limit_burst},
+      {"tls_cert_file", &flags.tls_cert_file},
+      {"tls_key_file", &flags.tls_key_file},
   };
   for (const auto& [key, value] : given) {
     if (!value->has_value()) continue;

@@ -54,6 +54,14 @@ struct Config {
   // How often `serve` checks the data directory (a duration; also once at start). Unset =
   // kDefaultIntegrityCheckIntervalMs (src/kb/knowledge_base.h); 0 = no background checks.
   std::optional<int64_t> integrity_check_interval_ms;
+  // Rate limits per API key (and per address for requests without a valid key): requests per
+  // second and bucket size. Unset = api::kDefaultRatePerSecond / kDefaultRateBurst
+  // (src/api/access_control.h); rate 0 = no limit.
+  std::optional<int64_t> rate_limit_per_second;
+  std::optional<int64_t> rate_limit_burst;
+  // HTTPS: PEM certificate (chain) and private key; both or neither.
+  std::string tls_cert_file;
+  std::string tls_key_file;
   // Client commands: a running server's base URL (switches them to remote mode) and its key.
   std::string url;
   std::string api_key;
@@ -92,6 +100,10 @@ struct FlagValues {
   std::optional<std::string> integrity_check_interval;
   std::optional<std::string> backup_repository;  // --repo
   std::optional<std::string> backup_key_file;    // --key-file
+  std::optional<std::string> rate_limit_per_second;
+  std::optional<std::string> rate_limit_burst;
+  std::optional<std::string> tls_cert_file;
+  std::optional<std::string> tls_key_file;
 };
 
 // Builds the effective configuration from all four layers. InvalidArgument (naming the key,

@@ -39,6 +39,12 @@ ServerOptions MakeServerOptions(const Config& config) {
   options.cors_origins = config.cors_origins;
   options.metrics_require_auth = config.metrics_require_auth;
   if (config.threads) options.threads = *config.threads;
+  if (config.rate_limit_per_second) {
+    options.rate_limit_per_second = static_cast<double>(*config.rate_limit_per_second);
+  }
+  if (config.rate_limit_burst) options.rate_limit_burst = static_cast<double>(*config.rate_limit_burst);
+  options.tls_cert_file = config.tls_cert_file;
+  options.tls_key_file = config.tls_key_file;
   return options;
 }
 
@@ -95,7 +101,8 @@ int RunServe(const CommonOptions& common) {
     (*kb)->Close();
     return ReportError(server.status().WithContext("cannot start the server"));
   }
-  std::string url = "http://" + HostForUrl(config->host) + ":" + std::to_string((*server)->port());
+  const bool https = !config->tls_cert_file.empty();
+  std::string url = (https ? "https://" : "http://") + HostForUrl(config->host) + ":" + std::to_string((*server)->port());
   std::cout << "KnowledgeBeast " << KB_VERSION << " serving " << config->data_dir << " at " << url
             << std::endl;
   LogInfo(
@@ -156,7 +163,9 @@ void RegisterServeCommand(CLI::App* root, CommandRegistry* registry) {
       "Prints the URL it serves. On the first start of a data directory it also prints the "
       "admin API key, once: only its hash is stored. SIGINT or SIGTERM stops it cleanly (in-flight "
       "requests finish, vector indexes are saved). Logs are JSON lines on stderr unless "
-      "--log-format text. Settings: docs/CONFIG.md.");
+      "--log-format text. The service mode (knowledgebeast lockdown) and the address rules "
+      "(/api/v1/admin/ip-rules) are kept in the data directory and apply from the first "
+      "request. Settings: docs/CONFIG.md.");
   AddConfigOptions(cmd, common.get());
   AddOptionalString(cmd, "--host", &common->flags.host,
                     "listen address (default 127.0.0.1; $KB_HOST)");
@@ -173,6 +182,17 @@ void RegisterServeCommand(CLI::App* root, CommandRegistry* registry) {
   AddOptionalString(cmd, "--integrity-check-interval", &common->flags.integrity_check_interval,
                     "check every database and vector index once at start and then this often, "
                     "e.g. 12h; 0 = never (default 24h; $KB_INTEGRITY_CHECK_INTERVAL)");
+  AddOptionalString(cmd, "--rate-limit-per-second", &common->flags.rate_limit_per_second,
+                    "requests per second per API key (and per address without a valid key); "
+                    "0 = no limit (default 1000; $KB_RATE_LIMIT_PER_SECOND)");
+  AddOptionalString(cmd, "--rate-limit-burst", &common->flags.rate_limit_burst,
+                    "requests a key may make at once before the rate applies "
+                    "(default 2000; $KB_RATE_LIMIT_BURST)");
+  AddOptionalString(cmd, "--tls-cert-file", &common->flags.tls_cert_file,
+                    "serve HTTPS with this PEM certificate (chain); needs --tls-key-file "
+                    "($KB_TLS_CERT_FILE)");
+  AddOptionalString(cmd, "--tls-key-file", &common->flags.tls_key_file,
+                    "the PEM private key of --tls-cert-file, unencrypted ($KB_TLS_KEY_FILE)");
   registry->Add(cmd, [common] { return RunServe(*common); });
 }
 

@@ -115,7 +115,9 @@ TEST_F(CliTest, EveryCommandHasHelp) {
                                        {"backup", "verify"},
                                        {"backup", "forget"},
                                        {"prune"},
-                                       {"restore"}}) {
+                                       {"restore"},
+                                       {"lockdown"},
+                                       {"ip-rules"}}) {
     cmd.push_back("--help");
     RunResult r = Run(cmd);
     EXPECT_EQ(r.exit_code, 0) << cmd[0];
@@ -124,6 +126,12 @@ TEST_F(CliTest, EveryCommandHasHelp) {
   RunResult ingest = Run({"ingest", "--help"});
   EXPECT_NE(ingest.out.find("--url"), std::string::npos);
   EXPECT_NE(ingest.out.find("no server has it open"), std::string::npos) << ingest.out;
+  RunResult lockdown = Run({"lockdown", "--help"});
+  EXPECT_NE(lockdown.out.find("read-only"), std::string::npos) << lockdown.out;
+  EXPECT_NE(lockdown.out.find("within about a second"), std::string::npos) << lockdown.out;
+  RunResult serve = Run({"serve", "--help"});
+  EXPECT_NE(serve.out.find("--tls-cert-file"), std::string::npos) << serve.out;
+  EXPECT_NE(serve.out.find("--rate-limit-per-second"), std::string::npos) << serve.out;
 }
 
 TEST_F(CliTest, InitPrintsTheAdminKeyOnlyTheFirstTime) {

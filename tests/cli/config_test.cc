@@ -206,6 +206,40 @@ TEST(ConfigTest, IntegrityCheckIntervalIsADuration) {
   EXPECT_FALSE(LoadConfig(flags, FakeEnv({})).ok());
 }
 
+TEST(ConfigTest, RateLimitsAndTlsFromEveryLayer) {
+  TempDir dir;
+  WriteTestFile(dir.Sub("kb.json"),
+                R"({"rate_limit_per_second": 0, "rate_limit_burst": 5, "tls_cert_file": "c.pem"})");
+  FlagValues flags;
+  flags.config_file = dir.Sub("kb.json");
+  Result<Config> c = LoadConfig(flags, FakeEnv({{"KB_TLS_KEY_FILE", "k.pem"}}));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->rate_limit_per_second, 0) << "0 = rate limiting off";
+  EXPECT_EQ(c->rate_limit_burst, 5);
+  EXPECT_EQ(c->tls_cert_file, "c.pem");
+  EXPECT_EQ(c->tls_key_file, "k.pem");
+  flags.rate_limit_per_second = "25";
+  flags.tls_cert_file = "other.pem";
+  c = LoadConfig(flags, FakeEnv({}));
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->rate_limit_per_second, 25);
+  EXPECT_EQ(c->tls_cert_file, "other.pem");
+
+  Config defaults;
+  EXPECT_FALSE(defaults.rate_limit_per_second.has_value()) << "unset = the API layer's default";
+  flags = FlagValues();
+  flags.rate_limit_per_second = "-1";
+  Result<Config> negative = LoadConfig(flags, FakeEnv({}));
+  ASSERT_FALSE(negative.ok());
+  EXPECT_NE(negative.status().message().find("--rate-limit-per-second"), std::string::npos);
+  flags = FlagValues();
+  EXPECT_FALSE(LoadConfig(flags, FakeEnv({{"KB_RATE_LIMIT_BURST", "0"}})).ok());
+  EXPECT_FALSE(LoadConfig(flags, FakeEnv({{"KB_RATE_LIMIT_PER_SECOND", "fast"}})).ok());
+  WriteTestFile(dir.Sub("bad.json"), R"({"rate_limit_per_second": "100"})");
+  flags.config_file = dir.Sub("bad.json");
+  EXPECT_FALSE(LoadConfig(flags, FakeEnv({})).ok()) << "wrong JSON type";
+}
+
 TEST(ConfigTest, EveryFileKeyHasAnEnvironmentVariable) {
   for (const SettingInfo& s : AllSettings()) {
     EXPECT_FALSE(s.key.empty());

@@ -107,7 +107,14 @@ std::string ServerProcess::Log() const {
 }
 
 std::unique_ptr<httplib::Client> ServerProcess::Client() const {
-  auto c = std::make_unique<httplib::Client>("127.0.0.1", port_);
+  std::unique_ptr<httplib::Client> c;
+  if (tls_ca_file_.empty()) {
+    c = std::make_unique<httplib::Client>("127.0.0.1", port_);
+  } else {
+    c = std::make_unique<httplib::Client>("https://127.0.0.1:" + std::to_string(port_));
+    c->set_ca_cert_path(tls_ca_file_.c_str());
+    c->enable_server_certificate_verification(true);
+  }
   c->set_read_timeout(60, 0);
   c->set_write_timeout(60, 0);
   return c;

@@ -26,6 +26,9 @@ class ServerProcess {
                 std::vector<std::string> extra_args = {});
   ~ServerProcess();
 
+  // Speak HTTPS to the server (which must be started with --tls-cert-file/--tls-key-file),
+  // verifying its certificate against `ca_file`.
+  void UseTls(std::string ca_file) { tls_ca_file_ = std::move(ca_file); }
   // Starts the child and waits until GET /ready answers 200 (false on timeout or early exit).
   bool Start(int timeout_ms = 30000);
   // Sends `signal` and reaps the child. SIGTERM waits for a clean stop (SIGKILL after 15 s).
@@ -41,6 +44,7 @@ class ServerProcess {
   std::string data_dir_;
   std::string log_path_;
   std::vector<std::string> extra_args_;
+  std::string tls_ca_file_;
   int port_ = 0;
   pid_t pid_ = -1;
 };

@@ -1,0 +1,104 @@
+// The containment admin routes: the service mode (lockdown / read-only) and the address rules.
+// docs/API.md is the contract. Both are admin-only and stay usable in every mode, so that the
+// administrator who set a mode can always lift it (ClassifyRoute: kAdminControl).
+#include "api/access_control.h"
+#include "api/json_encoding.h"
+#include "api/request_decoding.h"
+#include "api/router.h"
+
+namespace kb::api {
+
+using nlohmann::json;
+
+namespace {
+
+Status OnlyFields(const json& body, std::initializer_list<const char*> allowed) {
+  for (auto it = body.begin(); it != body.end(); ++it) {
+    bool known = false;
+    for (const char* a : allowed) known = known || it.key() == a;
+    if (!known) return Status::InvalidArgument("unknown field '" + it.key() + "'");
+  }
+  return Status::OK();
+}
+
+Result<json> Body(const RequestContext& ctx) {
+  const std::string type = ctx.http.get_header_value("Content-Type");
+  if (!type.empty() && type.find("json") == std::string::npos) {
+    return Status::UnsupportedMedia("send the body as application/json (got '" + type + "')");
+  }
+  return ParseJsonObject(ctx.http.body);
+}
+
+json RulesReply(const AddressRules& rules, const RequestContext& ctx) {
+  json body = rules.ToJson();
+  body["your_address"] = ctx.http.remote_addr;
+  return body;
+}
+
+}  // namespace
+
+std::vector<Route> MakeContainmentRoutes(ApiContext* api) {
+  std::vector<Route> routes;
+  auto add = [&](const char* method, const char* pattern, RouteHandler handler) {
+    routes.push_back(Route{method, pattern, KeyScope::kAdmin, "", /*unrestricted_only=*/true,
+                           std::move(handler)});
+  };
+
+  add("GET", "/api/v1/admin/lockdown", [api](RequestContext&) -> Result<Reply> {
+    return Reply::Json(200, api->access->mode().ToJson());
+  });
+
+  // {"mode": "lockdown" | "read_only" | "off", "reason": "..."}; reason required unless "off".
+  add("POST", "/api/v1/admin/lockdown", [api](RequestContext& ctx) -> Result<Reply> {
+    KB_ASSIGN_OR_RETURN(json body, Body(ctx));
+    KB_RETURN_IF_ERROR(OnlyFields(body, {"mode", "reason"}));
+    if (!body.contains("mode") || !body["mode"].is_string()) {
+      return Status::InvalidArgument(
+          "field 'mode' is required: one of \"lockdown\", \"read_only\", \"off\"");
+    }
+    std::optional<ServiceMode> mode = ParseServiceMode(body["mode"].get_ref<const std::string&>());
+    if (!mode) {
+      return Status::InvalidArgument(
+          "field 'mode' must be one of \"lockdown\", \"read_only\", \"off\"");
+    }
+    std::string reason;
+    if (body.contains("reason")) {
+      if (!body["reason"].is_string()) {
+        return Status::InvalidArgument("field 'reason' must be a string");
+      }
+      reason = body["reason"].get<std::string>();
+    }
+    KB_ASSIGN_OR_RETURN(ModeState m, api->access->SetMode(*mode, reason, ctx.actor.id));
+    return Reply::Json(200, m.ToJson());
+  });
+
+  add("GET", "/api/v1/admin/ip-rules", [api](RequestContext& ctx) -> Result<Reply> {
+    return Reply::Json(200, RulesReply(api->access->rules(), ctx));
+  });
+
+  // Replaces both lists: {"allow": [...], "deny": [...], "force"?: bool}. A missing list is
+  // empty. Rules that would refuse the caller's own address are 409 unless "force" is true.
+  add("PUT", "/api/v1/admin/ip-rules", [api](RequestContext& ctx) -> Result<Reply> {
+    KB_ASSIGN_OR_RETURN(json body, Body(ctx));
+    KB_RETURN_IF_ERROR(OnlyFields(body, {"allow", "deny", "force"}));
+    bool force = false;
+    if (body.contains("force")) {
+      if (!body["force"].is_boolean()) return Status::InvalidArgument("field 'force' must be a boolean");
+      force = body["force"].get<bool>();
+    }
+    KB_ASSIGN_OR_RETURN(AddressRules rules, DecodeAddressRules(body));
+    if (!force) {
+      Status own = rules.Check(ctx.http.remote_addr);
+      if (!own.ok()) {
+        return Status::FailedPrecondition(
+            "these rules would lock you out: " + own.message() +
+            ". Send \"force\": true to apply them anyway");
+      }
+    }
+    KB_RETURN_IF_ERROR(api->access->SetRules(rules, ctx.actor.id));
+    return Reply::Json(200, RulesReply(api->access->rules(), ctx));
+  });
+  return routes;
+}
+
+}  // namespace kb::api
