@@ -89,13 +89,16 @@ Result<Cidr> Cidr::Parse(std::string_view text) {
   int prefix = max_prefix;
   if (slash != std::string_view::npos) {
     std::string_view p = text.substr(slash + 1);
-    if (p.empty() || p.size() > 3) return bad("the prefix length must be 0 to " + std::to_string(max_prefix));
+    if (p.empty() || p.size() > 3)
+      return bad("the prefix length must be 0 to " + std::to_string(max_prefix));
     prefix = 0;
     for (char c : p) {
-      if (c < '0' || c > '9') return bad("the prefix length must be 0 to " + std::to_string(max_prefix));
+      if (c < '0' || c > '9')
+        return bad("the prefix length must be 0 to " + std::to_string(max_prefix));
       prefix = prefix * 10 + (c - '0');
     }
-    if (prefix > max_prefix) return bad("the prefix length must be 0 to " + std::to_string(max_prefix));
+    if (prefix > max_prefix)
+      return bad("the prefix length must be 0 to " + std::to_string(max_prefix));
   }
   Cidr out;
   out.network_ = *addr;
@@ -362,9 +365,9 @@ Result<AddressRules> LoadAddressRules(Catalog* catalog) {
 Result<ModeState> StoreMode(Catalog* catalog, ServiceMode mode, const std::string& reason,
                             const std::string& set_by, int64_t now_ms) {
   if (mode != ServiceMode::kOff && TrimWhitespace(reason).empty()) {
-    return Status::InvalidArgument(
-        "field 'reason' is required for mode '" + std::string(ServiceModeName(mode)) +
-        "': say why; refused clients are shown it");
+    return Status::InvalidArgument("field 'reason' is required for mode '" +
+                                   std::string(ServiceModeName(mode)) +
+                                   "': say why; refused clients are shown it");
   }
   KB_RETURN_IF_ERROR(ValidateLabel("reason", reason, kMaxModeReasonBytes));
   ModeState m{mode, reason, now_ms, set_by};
@@ -478,9 +481,8 @@ Result<ModeState> AccessControl::SetMode(ServiceMode mode, const std::string& re
   KB_ASSIGN_OR_RETURN(ModeState m, StoreMode(catalog_, mode, reason, by, clock_->NowMillis()));
   std::lock_guard lock(mu_);
   mode_ = m;
-  LogWarn("service mode set", Dump(json{{"mode", std::string(ServiceModeName(mode))},
-                                        {"reason", reason},
-                                        {"by", by}}));
+  LogWarn("service mode set",
+          Dump(json{{"mode", std::string(ServiceModeName(mode))}, {"reason", reason}, {"by", by}}));
   return m;
 }
 

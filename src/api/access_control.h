@@ -54,7 +54,7 @@ inline constexpr double kDefaultRateBurst = 2000;
 inline constexpr size_t kMaxRateBuckets = 65536;
 // How stale the mode and address rules may be before a request re-reads them.
 inline constexpr int64_t kContainmentPollIntervalMs = 1000;
-inline constexpr size_t kMaxAddressRules = 1000;    // per list
+inline constexpr size_t kMaxAddressRules = 1000;     // per list
 inline constexpr size_t kMaxAddressRuleLength = 64;  // characters per entry
 inline constexpr size_t kMaxModeReasonBytes = 1000;
 // Catalog settings keys (docs/format/DATABASE.md).
@@ -176,7 +176,7 @@ class RateLimiter {
   RateLimitOptions options_;
   const Clock* clock_;
   mutable std::mutex mu_;
-  std::list<std::string> lru_;  // most recent first; guarded by mu_
+  std::list<std::string> lru_;                       // most recent first; guarded by mu_
   std::unordered_map<std::string, Bucket> buckets_;  // guarded by mu_
 };
 
@@ -203,7 +203,7 @@ class AccessControl {
   // Loads the stored mode and rules of `catalog` (which must outlive the object). Fails if they
   // cannot be read or decoded, or if the options are nonsensical.
   static Result<std::unique_ptr<AccessControl>> Open(Catalog* catalog,
-                                                      AccessControlOptions options);
+                                                     AccessControlOptions options);
 
   // First check of every request: PermissionDenied if the address rules refuse `remote_address`.
   Status CheckAddress(std::string_view remote_address);
@@ -233,8 +233,8 @@ class AccessControl {
   RateLimiter limiter_;
   std::mutex refresh_mu_;  // one re-read at a time; others use the current state
   std::mutex mu_;
-  ModeState mode_;         // guarded by mu_
-  AddressRules rules_;     // guarded by mu_
+  ModeState mode_;            // guarded by mu_
+  AddressRules rules_;        // guarded by mu_
   int64_t loaded_at_ms_ = 0;  // guarded by mu_
 };
 

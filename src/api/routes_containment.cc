@@ -83,16 +83,16 @@ std::vector<Route> MakeContainmentRoutes(ApiContext* api) {
     KB_RETURN_IF_ERROR(OnlyFields(body, {"allow", "deny", "force"}));
     bool force = false;
     if (body.contains("force")) {
-      if (!body["force"].is_boolean()) return Status::InvalidArgument("field 'force' must be a boolean");
+      if (!body["force"].is_boolean())
+        return Status::InvalidArgument("field 'force' must be a boolean");
       force = body["force"].get<bool>();
     }
     KB_ASSIGN_OR_RETURN(AddressRules rules, DecodeAddressRules(body));
     if (!force) {
       Status own = rules.Check(ctx.http.remote_addr);
       if (!own.ok()) {
-        return Status::FailedPrecondition(
-            "these rules would lock you out: " + own.message() +
-            ". Send \"force\": true to apply them anyway");
+        return Status::FailedPrecondition("these rules would lock you out: " + own.message() +
+                                          ". Send \"force\": true to apply them anyway");
       }
     }
     KB_RETURN_IF_ERROR(api->access->SetRules(rules, ctx.actor.id));

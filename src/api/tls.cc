@@ -27,7 +27,8 @@ std::string OpenSslErrors() {
 Status CheckReadable(const char* what, const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
-    return Status::InvalidArgument(std::string(what) + " '" + path + "' does not exist or is not a file");
+    return Status::InvalidArgument(std::string(what) + " '" + path +
+                                   "' does not exist or is not a file");
   }
   return Status::OK();
 }
@@ -38,8 +39,8 @@ Status Configure(SSL_CTX& ctx, const std::string& cert_file, const std::string& 
     return Status::Internal("cannot require " + std::string(kMinTlsVersionName) + ": " +
                             OpenSslErrors());
   }
-  SSL_CTX_set_options(&ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                                SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_options(
+      &ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   if (SSL_CTX_use_certificate_chain_file(&ctx, cert_file.c_str()) != 1) {
     return Status::InvalidArgument("cannot load the TLS certificate '" + cert_file +
                                    "' (PEM expected): " + OpenSslErrors());
@@ -74,7 +75,8 @@ Result<std::unique_ptr<httplib::Server>> MakeTlsServer(const std::string& cert_f
     configured = Configure(ctx, cert_file, key_file);
     return configured.ok();
   });
-  if (!server->is_valid()) return configured.ok() ? Status::Internal("TLS set-up failed") : configured;
+  if (!server->is_valid())
+    return configured.ok() ? Status::Internal("TLS set-up failed") : configured;
   return std::unique_ptr<httplib::Server>(std::move(server));
 }
 

@@ -69,7 +69,7 @@ Result<Json> Send(const Config& config, const std::string& method, const std::st
   if (!config.api_key.empty()) client.set_bearer_token_auth(config.api_key.c_str());
   const std::string text =
       body ? body->dump(-1, ' ', false, Json::error_handler_t::replace) : std::string();
-  httplib::Result r = method == "GET"    ? client.Get(path)
+  httplib::Result r = method == "GET"   ? client.Get(path)
                       : method == "PUT" ? client.Put(path, text, "application/json")
                                         : client.Post(path, text, "application/json");
   if (!r && r.error() == httplib::Error::SSLServerVerification) {
@@ -89,10 +89,10 @@ Result<Json> Send(const Config& config, const std::string& method, const std::st
 Result<api::ModeState> Remote(const Config& config, std::optional<api::ServiceMode> mode,
                               const std::string& reason) {
   constexpr char kPath[] = "/api/v1/admin/lockdown";
-  KB_ASSIGN_OR_RETURN(
-      Json j, mode ? Send(config, "POST", kPath,
-                          Json{{"mode", std::string(api::ServiceModeName(*mode))}, {"reason", reason}})
-                   : Send(config, "GET", kPath, std::nullopt));
+  KB_ASSIGN_OR_RETURN(Json j, mode ? Send(config, "POST", kPath,
+                                          Json{{"mode", std::string(api::ServiceModeName(*mode))},
+                                               {"reason", reason}})
+                                   : Send(config, "GET", kPath, std::nullopt));
   api::ModeState m;
   m.mode = api::ParseServiceMode(j.value("mode", "")).value_or(api::ServiceMode::kOff);
   m.reason = j.value("reason", "");
@@ -105,7 +105,8 @@ Result<std::unique_ptr<Catalog>> OpenCatalog(const Config& config) {
   const std::string path = config.data_dir + "/catalog.db";
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
-    return Status::NotFound(config.data_dir + " is not a data directory (no catalog.db); run "
+    return Status::NotFound(config.data_dir +
+                            " is not a data directory (no catalog.db); run "
                             "'knowledgebeast init' or give --data-dir");
   }
   return Catalog::Open(path, SystemClock::Default());
@@ -120,7 +121,8 @@ Result<api::ModeState> Direct(const Config& config, std::optional<api::ServiceMo
 
 int RunLockdown(const LockdownOptions& opts) {
   int exit_code = kExitOk;
-  std::optional<Config> config = LoadCommandConfig(opts.common, /*server_defaults=*/false, &exit_code);
+  std::optional<Config> config =
+      LoadCommandConfig(opts.common, /*server_defaults=*/false, &exit_code);
   if (!config) return exit_code;
   const std::optional<api::ServiceMode> mode = ActionMode(opts.action);
   if (!mode && opts.action != "status") {
@@ -129,7 +131,8 @@ int RunLockdown(const LockdownOptions& opts) {
   const bool remote = !config->url.empty();
   Result<api::ModeState> state =
       remote ? Remote(*config, mode, opts.reason) : Direct(*config, mode, opts.reason);
-  if (!state.ok()) return ReportError(state.status(), state.status().code() == Code::kInvalidArgument);
+  if (!state.ok())
+    return ReportError(state.status(), state.status().code() == Code::kInvalidArgument);
   if (opts.common.json) {
     PrintJson(state->ToJson());
     return kExitOk;
@@ -164,14 +167,16 @@ struct IpRulesOptions {
 
 int RunIpRules(const IpRulesOptions& opts) {
   int exit_code = kExitOk;
-  std::optional<Config> config = LoadCommandConfig(opts.common, /*server_defaults=*/false, &exit_code);
+  std::optional<Config> config =
+      LoadCommandConfig(opts.common, /*server_defaults=*/false, &exit_code);
   if (!config) return exit_code;
   const bool clear = opts.action == "clear";
   Json rules;
   if (!config->url.empty()) {
     constexpr char kPath[] = "/api/v1/admin/ip-rules";
-    Result<Json> r = clear ? Send(*config, "PUT", kPath, Json{{"allow", Json::array()}, {"deny", Json::array()}})
-                           : Send(*config, "GET", kPath, std::nullopt);
+    Result<Json> r =
+        clear ? Send(*config, "PUT", kPath, Json{{"allow", Json::array()}, {"deny", Json::array()}})
+              : Send(*config, "GET", kPath, std::nullopt);
     if (!r.ok()) return ReportError(r.status());
     rules = std::move(r).value();
   } else {

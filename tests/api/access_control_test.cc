@@ -395,9 +395,8 @@ TEST_F(AccessControlTest, AChangeThroughAnotherConnectionIsSeenAfterThePollInter
   // What `knowledgebeast lockdown on --data-dir` does, from another process.
   auto other = Catalog::Open(dir_.Sub("catalog.db"), &clock_);
   ASSERT_TRUE(other.ok());
-  ASSERT_TRUE(StoreMode(other->get(), ServiceMode::kReadOnly, "disk swap", "cli",
-                        clock_.NowMillis())
-                  .ok());
+  ASSERT_TRUE(
+      StoreMode(other->get(), ServiceMode::kReadOnly, "disk swap", "cli", clock_.NowMillis()).ok());
   EXPECT_EQ(ac->mode().mode, ServiceMode::kOff) << "not re-read before the interval";
   clock_.Advance(1000);
   EXPECT_EQ(ac->mode().mode, ServiceMode::kReadOnly);

@@ -122,10 +122,9 @@ TEST_F(ContainmentE2eTest, LockdownServesOnlyAdminsSurvivesRestartAndLifts) {
 
   HttpResp bad = Do("POST", "/api/v1/admin/lockdown", kE2eAdminToken, R"({"mode":"lockdown"})");
   ExpectError(bad, 400, "invalid_argument", {"reason"});
-  ExpectError(Do("POST", "/api/v1/admin/lockdown", kE2eAdminToken, R"({"mode":"sideways"})"),
-              400, "invalid_argument", {"mode"});
-  ExpectError(Do("POST", "/api/v1/admin/lockdown", read,
-                 R"({"mode":"lockdown","reason":"x"})"),
+  ExpectError(Do("POST", "/api/v1/admin/lockdown", kE2eAdminToken, R"({"mode":"sideways"})"), 400,
+              "invalid_argument", {"mode"});
+  ExpectError(Do("POST", "/api/v1/admin/lockdown", read, R"({"mode":"lockdown","reason":"x"})"),
               403, "permission_denied", {});
 
   HttpResp set = Do("POST", "/api/v1/admin/lockdown", kE2eAdminToken,
@@ -223,8 +222,7 @@ TEST_F(ContainmentE2eTest, CliSetsTheModeInTheDataDirectoryOfARunningAndAStopped
 
   // Through the server (--url) as well.
   const std::string url = "http://127.0.0.1:" + std::to_string(server_->port());
-  CliResult remote_bad =
-      Cli({"lockdown", "off", "--url", url, "--api-key", read});
+  CliResult remote_bad = Cli({"lockdown", "off", "--url", url, "--api-key", read});
   EXPECT_NE(remote_bad.exit_code, 0) << remote_bad.output;
   CliResult remote = Cli({"lockdown", "off", "--url", url, "--api-key", kE2eAdminToken, "--json"});
   ASSERT_EQ(remote.exit_code, 0) << remote.output;
@@ -233,7 +231,8 @@ TEST_F(ContainmentE2eTest, CliSetsTheModeInTheDataDirectoryOfARunningAndAStopped
 
   // A stopped server starts in the mode the data directory holds.
   server_->Stop(SIGTERM);
-  CliResult ro = Cli({"lockdown", "read-only", "--reason", "offline maintenance", "--data-dir", data});
+  CliResult ro =
+      Cli({"lockdown", "read-only", "--reason", "offline maintenance", "--data-dir", data});
   ASSERT_EQ(ro.exit_code, 0) << ro.output;
   StartServer();
   EXPECT_EQ(Do("GET", "/health", "").body["mode"], "read_only");
@@ -261,7 +260,8 @@ TEST_F(ContainmentE2eTest, RateLimitAnswers429WithRetryAfter) {
   EXPECT_EQ(Do("GET", "/api/v1/projects", a).status, 200) << "refilled after Retry-After";
   // Unauthenticated requests are limited per address: key guessing is slowed too.
   int last = 0;
-  for (int i = 0; i < 6; ++i) last = Do("GET", "/api/v1/projects", "kb_guess" + std::to_string(i)).status;
+  for (int i = 0; i < 6; ++i)
+    last = Do("GET", "/api/v1/projects", "kb_guess" + std::to_string(i)).status;
   EXPECT_EQ(last, 429);
 }
 
@@ -275,8 +275,8 @@ TEST_F(ContainmentE2eTest, AddressRulesRefuseWith403AndGuardTheAdminsOwnAddress)
   ExpectError(Do("PUT", "/api/v1/admin/ip-rules", kE2eAdminToken,
                  R"({"deny":["203.0.113.0/24","10.0.0.300/8"]})"),
               400, "invalid_argument", {"'deny' entry 1", "10.0.0.300/8"});
-  ExpectError(Do("PUT", "/api/v1/admin/ip-rules", kE2eAdminToken, R"({"deny":"10.0.0.0/8"})"),
-              400, "invalid_argument", {"deny"});
+  ExpectError(Do("PUT", "/api/v1/admin/ip-rules", kE2eAdminToken, R"({"deny":"10.0.0.0/8"})"), 400,
+              "invalid_argument", {"deny"});
   ExpectError(Do("PUT", "/api/v1/admin/ip-rules", kE2eAdminToken, R"({"allow":["10.0.0.0/8"]})"),
               409, "failed_precondition", {"lock you out", "127.0.0.1", "force"});
   ExpectError(Do("PUT", "/api/v1/admin/ip-rules", kE2eAdminToken, R"({"deny":["127.0.0.0/8"]})"),
@@ -296,8 +296,8 @@ TEST_F(ContainmentE2eTest, AddressRulesRefuseWith403AndGuardTheAdminsOwnAddress)
       << "rules survive a restart";
 
   // Forced: our own address is denied, before authentication, on every route.
-  HttpResp forced = Do("PUT", "/api/v1/admin/ip-rules", kE2eAdminToken,
-                       R"({"deny":["127.0.0.1"],"force":true})");
+  HttpResp forced =
+      Do("PUT", "/api/v1/admin/ip-rules", kE2eAdminToken, R"({"deny":["127.0.0.1"],"force":true})");
   ASSERT_EQ(forced.status, 200) << forced.raw;
   ExpectError(Do("GET", "/api/v1/projects"), 403, "permission_denied", {"127.0.0.1", "denied"});
   ExpectError(Do("GET", "/health", ""), 403, "permission_denied", {});
@@ -338,12 +338,13 @@ TEST_F(ContainmentE2eTest, HttpsRoundTripAndPlainHttpIsRefused) {
 
   // A client that offers only TLS 1.1 (its own security level lowered so that it really does)
   // is refused.
-  const std::string old_tls = "echo | openssl s_client -connect 127.0.0.1:" +
-                              std::to_string(server_->port()) +
-                              " -tls1_1 -cipher DEFAULT@SECLEVEL=0 > /dev/null 2>&1";
+  const std::string old_tls =
+      "echo | openssl s_client -connect 127.0.0.1:" + std::to_string(server_->port()) +
+      " -tls1_1 -cipher DEFAULT@SECLEVEL=0 > /dev/null 2>&1";
   EXPECT_NE(std::system(old_tls.c_str()), 0);
-  const std::string tls12 = "echo | openssl s_client -connect 127.0.0.1:" +
-                            std::to_string(server_->port()) + " -tls1_2 > /dev/null 2>&1";
+  const std::string tls12 =
+      "echo | openssl s_client -connect 127.0.0.1:" + std::to_string(server_->port()) +
+      " -tls1_2 > /dev/null 2>&1";
   EXPECT_EQ(std::system(tls12.c_str()), 0);
 }
 
@@ -353,8 +354,8 @@ TEST_F(ContainmentE2eTest, BadTlsFilesFailServeAtStartWithAClearMessage) {
   for (auto [c, k] : {std::pair{c1, k1}, std::pair{c2, k2}}) {
     const std::string gen =
         "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
-        "-subj /CN=127.0.0.1 -keyout " + ShellQuote(k) + " -out " + ShellQuote(c) +
-        " > /dev/null 2>&1";
+        "-subj /CN=127.0.0.1 -keyout " +
+        ShellQuote(k) + " -out " + ShellQuote(c) + " > /dev/null 2>&1";
     ASSERT_EQ(std::system(gen.c_str()), 0);
   }
   WriteTestFile(dir_.Sub("garbage.pem"), "-----BEGIN CERTIFICATE-----\nnope\n");
