@@ -103,6 +103,8 @@ struct ApiContext {
 std::vector<Route> MakeV1Routes(ApiContext* ctx);
 std::vector<Route> MakeV2Routes(ApiContext* ctx);
 std::vector<Route> MakeBackupRoutes(ApiContext* ctx);  // routes_backup.cc
+// Soft-delete administration and the key lifecycle (routes_lifecycle.cc).
+std::vector<Route> MakeLifecycleRoutes(ApiContext* ctx);
 
 class Router {
  public:

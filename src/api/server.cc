@@ -106,6 +106,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(KnowledgeBase* kb,
   for (auto& r : api::MakeV1Routes(self->ctx_.get())) self->router_->Add(std::move(r));
   for (auto& r : api::MakeV2Routes(self->ctx_.get())) self->router_->Add(std::move(r));
   for (auto& r : api::MakeBackupRoutes(self->ctx_.get())) self->router_->Add(std::move(r));
+  for (auto& r : api::MakeLifecycleRoutes(self->ctx_.get())) self->router_->Add(std::move(r));
 
   self->http_ = std::make_unique<httplib::Server>();
   httplib::Server& http = *self->http_;

@@ -61,6 +61,8 @@ int RunServe(const CommonOptions& common) {
   // The server checks its data directory in the background: once after start, then periodically.
   kb_options.integrity_check_interval_ms =
       config->integrity_check_interval_ms.value_or(kDefaultIntegrityCheckIntervalMs);
+  // The purge job: items soft-deleted longer than deletion_grace_period go for good.
+  kb_options.purge_interval_ms = config->purge_interval_ms.value_or(kDefaultPurgeIntervalMs);
   Result<std::unique_ptr<KnowledgeBase>> kb = KnowledgeBase::Open(kb_options);
   if (!kb.ok()) return ReportError(kb.status().WithContext("cannot open " + config->data_dir));
   Result<std::optional<std::string>> admin = (*kb)->EnsureAdminKey(config->admin_token);
@@ -165,6 +167,9 @@ void RegisterServeCommand(CLI::App* root, CommandRegistry* registry) {
   AddOptionalString(cmd, "--integrity-check-interval", &common->flags.integrity_check_interval,
                     "check every database and vector index once at start and then this often, "
                     "e.g. 12h; 0 = never (default 24h; $KB_INTEGRITY_CHECK_INTERVAL)");
+  AddOptionalString(cmd, "--deletion-grace-period", &common->flags.deletion_grace_period,
+                    "purge soft-deleted documents and projects this long after deletion, e.g. "
+                    "7d (default 30d; $KB_DELETION_GRACE_PERIOD)");
   registry->Add(cmd, [common] { return RunServe(*common); });
 }
 
