@@ -900,7 +900,9 @@ Status SqliteProjectStore::ApplyLocked(const JournalEntry& entry, store::Content
     KB_ASSIGN_OR_RETURN(auto p, store::DecodePurgePayload(entry.payload));
     KB_ASSIGN_OR_RETURN(auto doc, LoadDocument(db, p.document_id));
     if (!doc) return Status::Corruption("purge_document: no document " + p.document_id);
-    return WritePurge(db, *doc, sum);
+    KB_RETURN_IF_ERROR(WritePurge(db, *doc, sum));
+    // A copy forgets the content too: its journal is a journal source in turn.
+    return ScrubJournal(db, p.document_id, entry.lsn);
   }
   return Status::Corruption("journal entry " + std::to_string(entry.lsn) + ": unknown op '" +
                             entry.op + "'");
@@ -909,6 +911,11 @@ Status SqliteProjectStore::ApplyLocked(const JournalEntry& entry, store::Content
 Status SqliteProjectStore::ApplyJournalEntry(const JournalEntry& entry) {
   std::lock_guard<std::mutex> lock(write_mu_);
   sql::Database* db = writer_.get();
+  std::optional<SecureDeleteScope> secure;
+  if (entry.op == store::kOpPurgeDocument) {
+    KB_ASSIGN_OR_RETURN(auto scope, SecureDeleteScope::Enable(db));
+    secure.emplace(std::move(scope));
+  }
   KB_ASSIGN_OR_RETURN(auto tx, sql::Transaction::Begin(db));
   KB_ASSIGN_OR_RETURN(MetaRow meta, LoadMeta(db));
   if (entry.lsn != meta.last_lsn + 1) {
