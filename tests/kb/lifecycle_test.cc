@@ -50,13 +50,14 @@ class LifecycleTest : public ::testing::Test {
  protected:
   void SetUp() override { Reopen(); }
 
-  void Reopen() {
+  void Reopen(int64_t purge_interval_ms = 0) {
     kb_.reset();
     KbOptions o;
     o.data_dir = dir_.Sub("data");
     o.clock = &clock_;
     o.index_save_interval_ms = 0;
     o.audit = &sink_;
+    o.purge_interval_ms = purge_interval_ms;
     auto r = KnowledgeBase::Open(o);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     kb_ = std::move(r).value();
@@ -346,6 +347,32 @@ TEST_F(LifecycleTest, PurgeRemovesOnlyWhatOutlivedTheGracePeriod) {
   Reopen();
   EXPECT_EQ(Find(Ask("archive", "grey herons"), young.id), nullptr);  // still soft-deleted
   EXPECT_EQ(LiveDocuments("archive"), 1);
+}
+
+// The server's background job: with purge_interval set, what is due goes without any call.
+TEST_F(LifecycleTest, BackgroundPurgeJobRunsOnItsOwn) {
+  MakeProject("bg");
+  DocumentRecord d = Put("bg", "d.md", kHerons);
+  ASSERT_TRUE(kb_->DeleteDocument("bg", d.id, actor_).ok());
+  clock_.Advance(31 * kDay);
+  Reopen(/*purge_interval_ms=*/20);
+  // The audit event is recorded once the run has also compacted the project.
+  auto recorded = [&] {
+    for (const AuditEvent& e : sink_.events()) {
+      if (e.action == "purge" && e.actor_id == "system" && e.document_ids.size() == 1 &&
+          e.document_ids[0] == d.id) {
+        return true;
+      }
+    }
+    return false;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!recorded() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(recorded());
+  EXPECT_EQ(kb_->ListDeleted("bg", 10, 0)->total, 0);
+  kb_->Close();  // stops the job promptly
 }
 
 TEST_F(LifecycleTest, RotationWithAndWithoutOverlap) {
