@@ -172,7 +172,8 @@ TEST_F(LifecycleTest, DeleteVanishesAtOnceAndRestoreBringsBackSameIdsAndScores) 
   EXPECT_EQ(kb_->ListDeleted("nature", 10, 0)->total, 0);
   // And after a restart (index saved and reloaded, or caught up from the journal).
   Reopen();
-  const QueryHit* reloaded = Find(Ask("nature", "grey herons fish"), herons.id);
+  const auto reloaded_hits = Ask("nature", "grey herons fish");
+  const QueryHit* reloaded = Find(reloaded_hits, herons.id);
   ASSERT_NE(reloaded, nullptr);
   EXPECT_NEAR(reloaded->score, original.score, 1e-9);
 }
