@@ -107,18 +107,16 @@ ApiKeyRecord DecodeKey(const Json& j) {
   return k;
 }
 
-std::optional<int64_t> OptTimeOf(const Json& j, const char* key) { return OptTime(j, key); }
-
 ProjectRecord DecodeDeletedProject(const Json& j) {
   ProjectRecord p = DecodeProject(j);
-  p.deleted_at_ms = OptTimeOf(j, "deleted_at");
+  p.deleted_at_ms = OptTime(j, "deleted_at");
   p.deleted_by = Str(j, "deleted_by");
   return p;
 }
 
 DocumentRecord DecodeDeletedDocument(const Json& j) {
   DocumentRecord d = DecodeDocument(j);
-  d.deleted_at_ms = OptTimeOf(j, "deleted_at");
+  d.deleted_at_ms = OptTime(j, "deleted_at");
   d.deleted_by = Str(j, "deleted_by");
   return d;
 }
