@@ -98,7 +98,58 @@ json EncodeKey(const ApiKeyRecord& k) {
           {"created_at", FormatIso8601(k.created_at_ms)},
           {"expires_at", OptTime(k.expires_at_ms)},
           {"revoked_at", OptTime(k.revoked_at_ms)},
-          {"last_used_at", OptTime(k.last_used_at_ms)}};
+          {"revoked_reason", k.revoked_at_ms ? json(k.revoked_reason) : json(nullptr)},
+          {"last_used_at", OptTime(k.last_used_at_ms)},
+          {"rotated_at", OptTime(k.rotated_at_ms)},
+          {"previous_secret_expires_at", OptTime(k.previous_expires_at_ms)}};
+}
+
+json EncodeDeletedProject(const ProjectRecord& p) {
+  json j = EncodeProject(p);
+  j["deleted_at"] = OptTime(p.deleted_at_ms);
+  j["deleted_by"] = p.deleted_by;
+  return j;
+}
+
+json EncodeDeletedDocument(const DocumentRecord& d) {
+  json j = EncodeDocument(d);
+  j["deleted_at"] = OptTime(d.deleted_at_ms);
+  j["deleted_by"] = d.deleted_by;
+  return j;
+}
+
+json EncodeRestoreDeletedReport(const RestoreDeletedReport& r) {
+  json skipped = json::array();
+  for (const RestoreSkip& s : r.skipped) {
+    skipped.push_back({{"id", s.id}, {"reason", s.reason}, {"detail", s.detail}});
+  }
+  return {{"project", {{"id", r.project_id}, {"name", r.project_name}}},
+          {"project_restored", r.project_restored},
+          {"restored", {{"documents", r.restored_documents}}},
+          {"counts",
+           {{"projects", r.project_restored ? 1 : 0},
+            {"documents", r.restored_documents.size()},
+            {"skipped", r.skipped.size()}}},
+          {"skipped", std::move(skipped)}};
+}
+
+json EncodePurgeReport(const PurgeReport& r) {
+  auto item = [](const PurgedItem& i) {
+    json j = {{"project_id", i.project_id},
+              {"project_name", i.project_name},
+              {"deleted_at", FormatIso8601(i.deleted_at_ms)},
+              {"deleted_by", i.deleted_by}};
+    if (!i.document_id.empty()) j["document_id"] = i.document_id;
+    return j;
+  };
+  json projects = json::array(), documents = json::array();
+  for (const auto& p : r.projects) projects.push_back(item(p));
+  for (const auto& d : r.documents) documents.push_back(item(d));
+  return {{"dry_run", r.dry_run},
+          {"cutoff", FormatIso8601(r.cutoff_ms)},
+          {"projects", std::move(projects)},
+          {"documents", std::move(documents)},
+          {"problems", r.problems}};
 }
 
 json EncodeStats(const KbStats& s) {

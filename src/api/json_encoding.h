@@ -26,6 +26,12 @@ nlohmann::json EncodeDocument(const DocumentRecord& d);
 nlohmann::json EncodeHit(const QueryHit& h);
 nlohmann::json EncodeQueryResponse(const QueryRequest& req, const QueryResponse& resp);
 nlohmann::json EncodeKey(const ApiKeyRecord& k);
+// Soft-delete administration (docs/API.md): records with deleted_at/deleted_by, the restore
+// report, the purge report (CLI --json).
+nlohmann::json EncodeDeletedProject(const ProjectRecord& p);
+nlohmann::json EncodeDeletedDocument(const DocumentRecord& d);
+nlohmann::json EncodeRestoreDeletedReport(const RestoreDeletedReport& r);
+nlohmann::json EncodePurgeReport(const PurgeReport& r);
 nlohmann::json EncodeStats(const KbStats& s);
 // A row of the snapshot list, and a whole snapshot's summary (docs/API.md "Backups").
 nlohmann::json EncodeSnapshotSummary(const backup::SnapshotSummary& s);

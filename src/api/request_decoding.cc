@@ -344,7 +344,7 @@ Result<CreateKeyRequest> DecodeKeyCommon(const json& j, bool v2) {
   std::string scope;
   bool has_scope = false;
   KB_RETURN_IF_ERROR(GetString(j, "scope", &scope, &has_scope));
-  if (v2 && !has_scope && Find(j, "scopes")) {
+  if (!has_scope && Find(j, "scopes")) {
     // The Python API lists scopes; ours nest, so the widest one listed wins.
     std::vector<std::string> scopes;
     KB_RETURN_IF_ERROR(GetStringList(j, "scopes", &scopes));
@@ -362,13 +362,25 @@ Result<CreateKeyRequest> DecodeKeyCommon(const json& j, bool v2) {
     if (!parsed) return Status::InvalidArgument("field 'scope' must be read, write or admin");
     k.scope = *parsed;
   } else if (!v2) {
-    return Status::InvalidArgument("field 'scope' is required (read, write or admin)");
+    return Status::InvalidArgument("field 'scope' or 'scopes' is required (read, write or admin)");
   }
   if (!v2) KB_RETURN_IF_ERROR(GetStringList(j, "projects", &k.projects));
   std::optional<int64_t> days;
   KB_RETURN_IF_ERROR(GetInt(j, "expires_in_days", 1, kMaxKeyExpiryDays, &days));
   if (v2 && !days) KB_RETURN_IF_ERROR(GetInt(j, "expires_days", 1, kMaxKeyExpiryDays, &days));
   if (days) k.expires_in_days = static_cast<int>(*days);
+  if (!v2) {
+    std::optional<std::string> at;
+    KB_RETURN_IF_ERROR(GetOptString(j, "expires_at", &at));
+    if (at) {
+      auto ms = ParseIso8601(*at);
+      if (!ms) return Status::InvalidArgument("field 'expires_at' must be an ISO-8601 time");
+      if (days) {
+        return Status::InvalidArgument("give 'expires_in_days' or 'expires_at', not both");
+      }
+      k.expires_at_ms = *ms;
+    }
+  }
   return k;
 }
 
@@ -576,6 +588,53 @@ Result<QueryRequest> DecodeQueryParams(const QueryParams& params) {
 
 Result<CreateKeyRequest> DecodeCreateKey(const json& j) {
   return Guarded<CreateKeyRequest>([&] { return DecodeKeyCommon(j, /*v2=*/false); });
+}
+
+Result<int64_t> DecodeRotateKey(const std::string& body) {
+  return Guarded<int64_t>([&]() -> Result<int64_t> {
+    if (body.empty()) return int64_t{0};
+    KB_ASSIGN_OR_RETURN(json j, ParseJsonObject(body));
+    std::optional<int64_t> overlap;
+    KB_RETURN_IF_ERROR(GetInt(j, "overlap_seconds", 0, kMaxRotationOverlapSeconds, &overlap));
+    return overlap.value_or(0);
+  });
+}
+
+Result<bool> DecodeRevokeAll(const std::string& body) {
+  return Guarded<bool>([&]() -> Result<bool> {
+    if (body.empty()) return false;
+    KB_ASSIGN_OR_RETURN(json j, ParseJsonObject(body));
+    bool include_admin = false;
+    KB_RETURN_IF_ERROR(GetBool(j, "include_admin", &include_admin));
+    return include_admin;
+  });
+}
+
+Result<RestoreDeletedRequest> DecodeRestoreDeleted(const json& j) {
+  return Guarded<RestoreDeletedRequest>([&]() -> Result<RestoreDeletedRequest> {
+    KB_RETURN_IF_ERROR(RequireObject(j));
+    RestoreDeletedRequest r;
+    KB_RETURN_IF_ERROR(GetString(j, "project", &r.project));
+    if (r.project.empty()) return Status::InvalidArgument("field 'project' is required");
+    std::optional<std::string> before;
+    KB_RETURN_IF_ERROR(GetOptString(j, "before", &before));
+    if (before) {
+      r.before_ms = ParseIso8601(*before);
+      if (!r.before_ms) {
+        return Status::InvalidArgument(
+            "field 'before' must be an ISO-8601 time, e.g. 2026-01-31T12:00:00Z");
+      }
+    }
+    KB_RETURN_IF_ERROR(GetStringList(j, "document_ids", &r.document_ids));
+    if (r.document_ids.size() > kMaxRestoreDocumentIds) {
+      return Status::InvalidArgument("field 'document_ids' holds more than " +
+                                     std::to_string(kMaxRestoreDocumentIds) + " ids");
+    }
+    if (!r.before_ms && r.document_ids.empty()) {
+      return Status::InvalidArgument("give 'before' or a non-empty 'document_ids'");
+    }
+    return r;
+  });
 }
 
 Result<CreateKeyRequest> DecodeV2CreateKey(const json& j) {

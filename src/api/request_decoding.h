@@ -87,8 +87,19 @@ struct CreateKeyRequest {
   KeyScope scope = KeyScope::kRead;
   std::vector<std::string> projects;  // ids or names, resolved by the route
   std::optional<int> expires_in_days;
+  std::optional<int64_t> expires_at_ms;  // v1 "expires_at" (ISO-8601), instead of the days
 };
+// {name, scope | scopes: [...] (the widest listed wins: scopes nest), projects?,
+//  expires_in_days? | expires_at?}
 Result<CreateKeyRequest> DecodeCreateKey(const nlohmann::json& j);
+
+// --- key lifecycle and soft-delete administration (docs/API.md) ---
+// {overlap_seconds?: 0..kMaxRotationOverlapSeconds}; an empty body is allowed.
+Result<int64_t> DecodeRotateKey(const std::string& body);
+// {include_admin?: bool}; an empty body is allowed.
+Result<bool> DecodeRevokeAll(const std::string& body);
+// {project, before?: ISO-8601, document_ids?: [...]}: at least one of before / document_ids.
+Result<RestoreDeletedRequest> DecodeRestoreDeleted(const nlohmann::json& j);
 
 // --- the Python-compatible v2 API ---
 // {name, description, embedding_model, metadata}. `embedding_model` is recorded in the project

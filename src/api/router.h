@@ -107,6 +107,8 @@ std::vector<Route> MakeV1Routes(ApiContext* ctx);
 std::vector<Route> MakeV2Routes(ApiContext* ctx);
 std::vector<Route> MakeBackupRoutes(ApiContext* ctx);  // routes_backup.cc
 std::vector<Route> MakeContainmentRoutes(ApiContext* ctx);  // routes_containment.cc
+// Soft-delete administration and the key lifecycle (routes_lifecycle.cc).
+std::vector<Route> MakeLifecycleRoutes(ApiContext* ctx);
 
 class Router {
  public:

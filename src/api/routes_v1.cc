@@ -310,8 +310,9 @@ std::vector<Route> MakeV1Routes(ApiContext* api) {
           }
           ids.push_back(project->id);
         }
-        KB_ASSIGN_OR_RETURN(CreatedKey k, api->kb->CreateKey(req.name, req.scope, ids,
-                                                             req.expires_in_days, ctx.actor));
+        KB_ASSIGN_OR_RETURN(CreatedKey k,
+                            api->kb->CreateKey(req.name, req.scope, ids, req.expires_in_days,
+                                               ctx.actor, req.expires_at_ms));
         return Reply::Json(201, {{"key", EncodeKey(k.record)}, {"secret", k.secret}});
       });
   add("GET", "/api/v1/admin/api-keys", kAdmin, "", true, [api](RequestContext&) -> Result<Reply> {

@@ -121,6 +121,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(KnowledgeBase* kb,
   for (auto& r : api::MakeV2Routes(self->ctx_.get())) self->router_->Add(std::move(r));
   for (auto& r : api::MakeBackupRoutes(self->ctx_.get())) self->router_->Add(std::move(r));
   for (auto& r : api::MakeContainmentRoutes(self->ctx_.get())) self->router_->Add(std::move(r));
+  for (auto& r : api::MakeLifecycleRoutes(self->ctx_.get())) self->router_->Add(std::move(r));
 
   const bool tls = !options.tls_cert_file.empty() || !options.tls_key_file.empty();
   if (tls) {

@@ -42,6 +42,18 @@ class Backend {
                                        std::optional<int> expires_in_days) = 0;
   virtual Result<std::vector<ApiKeyRecord>> ListKeys() = 0;
   virtual Status RevokeKey(const std::string& key_id) = 0;
+  virtual Result<CreatedKey> RotateKey(const std::string& key_id, int64_t overlap_seconds) = 0;
+  // Remote: every key but the one the CLI authenticates with (or all, with include_admin).
+  // Direct: include_admin is required (KnowledgeBase::RevokeAllKeys).
+  virtual Result<RevokeAllResult> RevokeAllKeys(bool include_admin) = 0;
+  virtual Status ReinstateKey(const std::string& key_id) = 0;
+
+  // Soft-delete administration.
+  virtual Result<RestoreDeletedReport> RestoreDeleted(const RestoreDeletedRequest& req) = 0;
+  virtual Result<DeletedListing> ListDeleted(const std::string& project, int64_t limit,
+                                             int64_t offset) = 0;
+  // Direct mode only: the server purges on its own every purge_interval.
+  virtual Result<PurgeReport> Purge(bool dry_run) = 0;
 
   // Saves indexes (direct mode); a no-op remotely. Also done on destruction.
   virtual void Close() {}

@@ -98,6 +98,7 @@ int Run(int argc, char** argv) {
   RegisterStatsCommand(&app, &registry);
   RegisterKeysCommand(&app, &registry);
   RegisterCheckCommand(&app, &registry);
+  RegisterDeletionCommands(&app, &registry);
   RegisterBackupCommands(&app, &registry);
   RegisterLockdownCommand(&app, &registry);
   RegisterIpRulesCommand(&app, &registry);

@@ -72,6 +72,8 @@ void RegisterProjectsCommand(CLI::App* root, CommandRegistry* registry);
 void RegisterStatsCommand(CLI::App* root, CommandRegistry* registry);
 void RegisterKeysCommand(CLI::App* root, CommandRegistry* registry);
 void RegisterCheckCommand(CLI::App* root, CommandRegistry* registry);
+// purge, undelete, deleted (deletion_command.cc).
+void RegisterDeletionCommands(CLI::App* root, CommandRegistry* registry);
 // repo, backup, prune, restore (backup_command.cc).
 void RegisterBackupCommands(CLI::App* root, CommandRegistry* registry);
 // lockdown on | read-only | off | status; ip-rules show | clear (lockdown_command.cc).

@@ -62,6 +62,12 @@ struct Config {
   // HTTPS: PEM certificate (chain) and private key; both or neither.
   std::string tls_cert_file;
   std::string tls_key_file;
+  // Soft-deleted documents and projects are purged this long after deletion (a duration). Unset
+  // = kDefaultDeletionGracePeriodMs (30 days). Used by `serve` and by `purge`.
+  std::optional<int64_t> deletion_grace_period_ms;
+  // How often `serve` runs the purge job (a duration). Unset = kDefaultPurgeIntervalMs (1 h);
+  // 0 = never (then only `knowledgebeast purge` purges).
+  std::optional<int64_t> purge_interval_ms;
   // Client commands: a running server's base URL (switches them to remote mode) and its key.
   std::string url;
   std::string api_key;
@@ -98,6 +104,7 @@ struct FlagValues {
   std::optional<std::string> url;
   std::optional<std::string> api_key;
   std::optional<std::string> integrity_check_interval;
+  std::optional<std::string> deletion_grace_period;
   std::optional<std::string> backup_repository;  // --repo
   std::optional<std::string> backup_key_file;    // --key-file
   std::optional<std::string> rate_limit_per_second;

@@ -36,6 +36,23 @@ class DirectBackend final : public Backend {
   }
   Result<std::vector<ApiKeyRecord>> ListKeys() override { return kb_->ListKeys(); }
   Status RevokeKey(const std::string& key_id) override { return kb_->RevokeKey(key_id, actor_); }
+  Result<CreatedKey> RotateKey(const std::string& key_id, int64_t overlap_seconds) override {
+    return kb_->RotateKey(key_id, overlap_seconds, actor_);
+  }
+  Result<RevokeAllResult> RevokeAllKeys(bool include_admin) override {
+    return kb_->RevokeAllKeys("", include_admin, actor_);
+  }
+  Status ReinstateKey(const std::string& key_id) override {
+    return kb_->ReinstateKey(key_id, actor_);
+  }
+  Result<RestoreDeletedReport> RestoreDeleted(const RestoreDeletedRequest& req) override {
+    return kb_->RestoreDeleted(req, actor_);
+  }
+  Result<DeletedListing> ListDeleted(const std::string& project, int64_t limit,
+                                     int64_t offset) override {
+    return kb_->ListDeleted(project, limit, offset);
+  }
+  Result<PurgeReport> Purge(bool dry_run) override { return kb_->Purge(dry_run, actor_); }
   void Close() override { kb_->Close(); }
 
  private:
@@ -50,6 +67,9 @@ KbOptions MakeKbOptions(const Config& config) {
   options.data_dir = config.data_dir;
   options.ingest_root = config.ingest_root;
   if (config.max_document_bytes) options.max_document_bytes = *config.max_document_bytes;
+  if (config.deletion_grace_period_ms) {
+    options.deletion_grace_period_ms = *config.deletion_grace_period_ms;
+  }
   return options;
 }
 

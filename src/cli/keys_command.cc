@@ -1,5 +1,6 @@
-// `keys create | list | revoke`: API key administration. A new key's secret is printed once:
-// only its hash is stored, so there is no command that can show it again.
+// `keys create | list | revoke | rotate | revoke-all | reinstate`: API key administration. A
+// new secret (create, rotate, revoke-all --include-admin) is printed once: only its hash is
+// stored, so there is no command that can show it again.
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -20,7 +21,16 @@ struct KeysOptions {
   std::vector<std::string> projects;
   int expires_in_days = 0;
   std::string id;
+  int64_t overlap_seconds = 0;
+  bool include_admin = false;
 };
+
+void PrintSecretOnce(const std::string& what, const CreatedKey& key) {
+  std::cout << what << " " << key.record.id << " (" << KeyScopeName(key.record.scope)
+            << ")\n\nSecret (shown once; it will NOT be shown again - store it now):\n\n    "
+            << key.secret << "\n"
+            << std::endl;
+}
 
 int RunCreate(const KeysOptions& opts) {
   std::optional<KeyScope> scope = ParseKeyScope(opts.scope);
@@ -37,10 +47,7 @@ int RunCreate(const KeysOptions& opts) {
     PrintJson({{"key", api::EncodeKey(key->record)}, {"secret", key->secret}});
     return kExitOk;
   }
-  std::cout << "Created key " << key->record.id << " (" << KeyScopeName(key->record.scope)
-            << ")\n\nSecret (shown once; it will NOT be shown again - store it now):\n\n    "
-            << key->secret << "\n"
-            << std::endl;
+  PrintSecretOnce("Created key", *key);
   return kExitOk;
 }
 
@@ -62,7 +69,10 @@ int RunList(const KeysOptions& opts) {
       std::cout << "  projects:";
       for (const std::string& p : k.projects) std::cout << " " << p;
     }
-    if (k.revoked_at_ms) std::cout << "  REVOKED " << FormatIso8601(*k.revoked_at_ms);
+    if (k.revoked_at_ms) {
+      std::cout << "  REVOKED " << FormatIso8601(*k.revoked_at_ms);
+      if (!k.revoked_reason.empty()) std::cout << " (" << k.revoked_reason << ")";
+    }
     if (k.expires_at_ms) std::cout << "  expires " << FormatIso8601(*k.expires_at_ms);
     std::cout << "\n";
   }
@@ -84,12 +94,71 @@ int RunRevoke(const KeysOptions& opts) {
   return kExitOk;
 }
 
+int RunRotate(const KeysOptions& opts) {
+  int exit_code = kExitOk;
+  std::unique_ptr<Backend> backend = ConnectForCommand(opts.common, &exit_code);
+  if (!backend) return exit_code;
+  Result<CreatedKey> key = backend->RotateKey(opts.id, opts.overlap_seconds);
+  if (!key.ok()) return ReportError(key.status());
+  if (opts.common.json) {
+    PrintJson({{"key", api::EncodeKey(key->record)}, {"secret", key->secret}});
+    return kExitOk;
+  }
+  PrintSecretOnce("Rotated key", *key);
+  if (key->record.previous_expires_at_ms) {
+    std::cout << "The previous secret keeps working until "
+              << FormatIso8601(*key->record.previous_expires_at_ms) << "." << std::endl;
+  } else {
+    std::cout << "The previous secret no longer works." << std::endl;
+  }
+  return kExitOk;
+}
+
+int RunRevokeAll(const KeysOptions& opts) {
+  int exit_code = kExitOk;
+  std::unique_ptr<Backend> backend = ConnectForCommand(opts.common, &exit_code);
+  if (!backend) return exit_code;
+  Result<RevokeAllResult> r = backend->RevokeAllKeys(opts.include_admin);
+  if (!r.ok()) return ReportError(r.status());
+  if (opts.common.json) {
+    Json out = {{"revoked", r->revoked}, {"count", r->revoked.size()}};
+    if (r->new_admin) {
+      out["new_admin_key"] = {{"key", api::EncodeKey(r->new_admin->record)},
+                              {"secret", r->new_admin->secret}};
+    }
+    PrintJson(out);
+    return kExitOk;
+  }
+  std::cout << "Revoked " << r->revoked.size() << " keys\n";
+  for (const std::string& id : r->revoked) std::cout << "  " << id << "\n";
+  std::cout << std::flush;
+  if (r->new_admin) PrintSecretOnce("New admin key", *r->new_admin);
+  return kExitOk;
+}
+
+int RunReinstate(const KeysOptions& opts) {
+  int exit_code = kExitOk;
+  std::unique_ptr<Backend> backend = ConnectForCommand(opts.common, &exit_code);
+  if (!backend) return exit_code;
+  Status status = backend->ReinstateKey(opts.id);
+  if (!status.ok()) return ReportError(status);
+  if (opts.common.json) {
+    PrintJson({{"reinstated", opts.id}});
+  } else {
+    std::cout << "Reinstated key " << opts.id << std::endl;
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 void RegisterKeysCommand(CLI::App* root, CommandRegistry* registry) {
   CLI::App* keys = root->add_subcommand(
-      "keys", "Create, list and revoke API keys (scopes: read < write < admin)");
-  keys->footer(kDirectModeNote);
+      "keys", "Create, list, revoke, rotate and reinstate API keys (scopes: read < write < admin)");
+  keys->footer(std::string(kDirectModeNote) +
+               "\nKeys limited to a project are revoked when it is deleted; `keys reinstate` "
+               "brings such a key back once the project is restored. Revoked keys of any other "
+               "kind stay revoked: create a new key.");
   keys->require_subcommand(1);
 
   auto create = std::make_shared<KeysOptions>();
@@ -112,6 +181,36 @@ void RegisterKeysCommand(CLI::App* root, CommandRegistry* registry) {
   cmd = AddClientSubcommand(keys, "revoke", "Revoke a key at once.", &revoke->common);
   cmd->add_option("id", revoke->id, "key id (key_...)")->required();
   registry->Add(cmd, [revoke] { return RunRevoke(*revoke); });
+
+  auto rotate = std::make_shared<KeysOptions>();
+  cmd = AddClientSubcommand(keys, "rotate",
+                            "Issue a new secret for a key (same id, scope and projects) and print "
+                            "it once.",
+                            &rotate->common);
+  cmd->add_option("id", rotate->id, "key id (key_...)")->required();
+  cmd->add_option("--overlap-seconds", rotate->overlap_seconds,
+                  "keep the old secret valid this many seconds (default 0: it stops at once; "
+                  "at most " + std::to_string(kMaxRotationOverlapSeconds) + ")")
+      ->check(CLI::Range(int64_t{0}, kMaxRotationOverlapSeconds));
+  registry->Add(cmd, [rotate] { return RunRotate(*rotate); });
+
+  auto revoke_all = std::make_shared<KeysOptions>();
+  cmd = AddClientSubcommand(
+      keys, "revoke-all",
+      "Revoke every key except the one this command authenticates with (--url); with "
+      "--include-admin every key, printing a new admin key once.",
+      &revoke_all->common);
+  cmd->add_flag("--include-admin", revoke_all->include_admin,
+                "revoke the calling key and every admin key too, and create a new admin key "
+                "(required without --url: there is no calling key)");
+  registry->Add(cmd, [revoke_all] { return RunRevokeAll(*revoke_all); });
+
+  auto reinstate = std::make_shared<KeysOptions>();
+  cmd = AddClientSubcommand(keys, "reinstate",
+                            "Undo the revocation of a key that a project delete revoked.",
+                            &reinstate->common);
+  cmd->add_option("id", reinstate->id, "key id (key_...)")->required();
+  registry->Add(cmd, [reinstate] { return RunReinstate(*reinstate); });
 }
 
 }  // namespace kb::cli

@@ -101,7 +101,24 @@ ApiKeyRecord DecodeKey(const Json& j) {
   k.expires_at_ms = OptTime(j, "expires_at");
   k.revoked_at_ms = OptTime(j, "revoked_at");
   k.last_used_at_ms = OptTime(j, "last_used_at");
+  k.revoked_reason = Str(j, "revoked_reason");
+  k.rotated_at_ms = OptTime(j, "rotated_at");
+  k.previous_expires_at_ms = OptTime(j, "previous_secret_expires_at");
   return k;
+}
+
+ProjectRecord DecodeDeletedProject(const Json& j) {
+  ProjectRecord p = DecodeProject(j);
+  p.deleted_at_ms = OptTime(j, "deleted_at");
+  p.deleted_by = Str(j, "deleted_by");
+  return p;
+}
+
+DocumentRecord DecodeDeletedDocument(const Json& j) {
+  DocumentRecord d = DecodeDocument(j);
+  d.deleted_at_ms = OptTime(j, "deleted_at");
+  d.deleted_by = Str(j, "deleted_by");
+  return d;
 }
 
 // The API's error code strings are CodeName() of the Status code; fall back on the HTTP status.
@@ -320,6 +337,92 @@ class RemoteBackend final : public Backend {
 
   Status RevokeKey(const std::string& key_id) override {
     return Send("DELETE", "/api/v1/admin/api-keys/" + PathSegment(key_id), "").status();
+  }
+
+  Result<CreatedKey> RotateKey(const std::string& key_id, int64_t overlap_seconds) override {
+    Json body = {{"overlap_seconds", overlap_seconds}};
+    KB_ASSIGN_OR_RETURN(
+        Json j, Send("POST", "/api/v1/admin/api-keys/" + PathSegment(key_id) + "/rotate",
+                     body.dump()));
+    CreatedKey out;
+    out.record = DecodeKey(Unwrap(j, "key"));
+    out.secret = Str(j, "secret");
+    return out;
+  }
+
+  Result<RevokeAllResult> RevokeAllKeys(bool include_admin) override {
+    Json body = {{"include_admin", include_admin}};
+    KB_ASSIGN_OR_RETURN(Json j, Send("POST", "/api/v1/admin/api-keys/revoke-all", body.dump()));
+    RevokeAllResult out;
+    if (auto it = j.find("revoked"); it != j.end() && it->is_array()) {
+      for (const Json& id : *it) {
+        if (id.is_string()) out.revoked.push_back(id.get<std::string>());
+      }
+    }
+    if (auto it = j.find("new_admin_key"); it != j.end() && it->is_object()) {
+      CreatedKey k;
+      k.record = DecodeKey(Unwrap(*it, "key"));
+      k.secret = Str(*it, "secret");
+      out.new_admin = std::move(k);
+    }
+    return out;
+  }
+
+  Status ReinstateKey(const std::string& key_id) override {
+    return Send("POST", "/api/v1/admin/api-keys/" + PathSegment(key_id) + "/reinstate", "")
+        .status();
+  }
+
+  Result<RestoreDeletedReport> RestoreDeleted(const RestoreDeletedRequest& req) override {
+    Json body = {{"project", req.project}};
+    if (req.before_ms) body["before"] = FormatIso8601(*req.before_ms);
+    if (!req.document_ids.empty()) body["document_ids"] = req.document_ids;
+    KB_ASSIGN_OR_RETURN(Json j, Send("POST", "/api/v1/admin/restore", body.dump()));
+    RestoreDeletedReport r;
+    const Json& project = Unwrap(j, "project");
+    r.project_id = Str(project, "id");
+    r.project_name = Str(project, "name");
+    r.project_restored = j.value("project_restored", false);
+    if (auto it = j.find("restored"); it != j.end() && it->is_object()) {
+      if (auto d = it->find("documents"); d != it->end() && d->is_array()) {
+        for (const Json& id : *d) {
+          if (id.is_string()) r.restored_documents.push_back(id.get<std::string>());
+        }
+      }
+    }
+    if (auto it = j.find("skipped"); it != j.end() && it->is_array()) {
+      for (const Json& s : *it) {
+        r.skipped.push_back({Str(s, "id"), Str(s, "reason"), Str(s, "detail")});
+      }
+    }
+    return r;
+  }
+
+  Result<DeletedListing> ListDeleted(const std::string& project, int64_t limit,
+                                     int64_t offset) override {
+    httplib::Params params = {{"limit", std::to_string(limit)},
+                              {"offset", std::to_string(offset)}};
+    if (!project.empty()) params.emplace("project", project);
+    KB_ASSIGN_OR_RETURN(
+        Json j, Decode(client_.Get(httplib::append_query_params("/api/v1/admin/deleted", params))));
+    DeletedListing out;
+    out.total = Int(j, "total");
+    if (auto it = j.find("projects"); it != j.end() && it->is_array()) {
+      for (const Json& p : *it) out.projects.push_back(DecodeDeletedProject(p));
+    }
+    if (auto it = j.find("documents"); it != j.end() && it->is_array()) {
+      for (const Json& d : *it) out.documents.push_back(DecodeDeletedDocument(d));
+    }
+    if (auto it = j.find("project"); it != j.end() && it->is_object()) {
+      out.project = DecodeDeletedProject(*it);
+    }
+    return out;
+  }
+
+  Result<PurgeReport> Purge(bool) override {
+    return Status::FailedPrecondition(
+        "purge works on the data directory (--data-dir, without --url); a running server "
+        "purges on its own every purge_interval");
   }
 
  private:

@@ -75,6 +75,8 @@ int RunServe(const CommonOptions& common) {
   }
   Result<std::unique_ptr<DataDirLock>> lock = DataDirLock::Acquire(config->data_dir, "server");
   if (!lock.ok()) return ReportError(lock.status());
+  // The purge job: items soft-deleted longer than deletion_grace_period go for good.
+  kb_options.purge_interval_ms = config->purge_interval_ms.value_or(kDefaultPurgeIntervalMs);
   Result<std::unique_ptr<KnowledgeBase>> kb = KnowledgeBase::Open(kb_options);
   if (!kb.ok()) return ReportError(kb.status().WithContext("cannot open " + config->data_dir));
   Result<std::optional<std::string>> admin = (*kb)->EnsureAdminKey(config->admin_token);
@@ -193,6 +195,9 @@ void RegisterServeCommand(CLI::App* root, CommandRegistry* registry) {
                     "($KB_TLS_CERT_FILE)");
   AddOptionalString(cmd, "--tls-key-file", &common->flags.tls_key_file,
                     "the PEM private key of --tls-cert-file, unencrypted ($KB_TLS_KEY_FILE)");
+  AddOptionalString(cmd, "--deletion-grace-period", &common->flags.deletion_grace_period,
+                    "purge soft-deleted documents and projects this long after deletion, e.g. "
+                    "7d (default 30d; $KB_DELETION_GRACE_PERIOD)");
   registry->Add(cmd, [common] { return RunServe(*common); });
 }
 

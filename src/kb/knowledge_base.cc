@@ -16,6 +16,7 @@
 #include "common/logging.h"
 #include "common/text_util.h"
 #include "ingest/parser.h"
+#include "kb/project_handle.h"
 #include "kb/query_cache.h"
 #include "search/metadata_filter.h"
 
@@ -86,50 +87,6 @@ std::string NewKeySecret() {
 
 }  // namespace
 
-// One loaded project: its store, index and embedder.
-struct KnowledgeBase::ProjectHandle {
-  std::mutex record_mu;
-  ProjectRecord record;  // guarded by record_mu
-
-  std::string dir;
-  std::unique_ptr<ProjectStore> store;
-  // Replaced only by RebuildIndex, under write_mu and index_ptr_mu: code holding write_mu uses
-  // `index` directly; lock-free readers (queries, stats) take a reference with Index().
-  std::shared_ptr<VectorIndex> index;
-  std::mutex index_ptr_mu;
-  std::unique_ptr<Embedder> embedder;
-  EmbedderSpec spec;
-  ChunkOptions chunking;
-
-  // Serialises commit + index application so that the index reflects a journal prefix.
-  std::mutex write_mu;
-  int64_t applied_lsn = 0;  // guarded by write_mu: the journal position the index reflects
-  bool dirty = false;       // guarded by write_mu: index changed since the last save
-  // guarded by write_mu: an index update failed after a commit. The index is no longer a journal
-  // prefix, so it is never saved again; the next start catches up from the last good save (or
-  // rebuilds).
-  bool index_stale = false;
-  // guarded by write_mu: why the index had to be rebuilt when the project was loaded; the next
-  // integrity check reports it (as repaired) and clears it.
-  std::string load_repair;
-  // Serialises saving the index files with the integrity check reading them. Taken before
-  // write_mu, so that a check reading a large index delays the saver, not the writers.
-  std::mutex save_mu;
-
-  std::atomic<int64_t> generation{0};  // bumped by every write; invalidates the query cache
-  QueryCache<QueryResponse> cache{kQueryCacheEntries};
-
-  ProjectRecord Record() {
-    std::lock_guard<std::mutex> lock(record_mu);
-    return record;
-  }
-  std::shared_ptr<VectorIndex> Index() {
-    std::lock_guard<std::mutex> lock(index_ptr_mu);
-    return index;
-  }
-  std::string index_dir() const { return dir + "/index"; }
-};
-
 KnowledgeBase::KnowledgeBase(const KbOptions& options)
     : options_(options), clock_(options.clock ? options.clock : SystemClock::Default()) {}
 
@@ -156,6 +113,9 @@ Result<std::unique_ptr<KnowledgeBase>> KnowledgeBase::Open(const KbOptions& opti
   if (options.integrity_check_interval_ms > 0) {
     kb->checker_ = std::thread([raw = kb.get()] { raw->CheckerLoop(); });
   }
+  if (options.purge_interval_ms > 0) {
+    kb->purger_ = std::thread([raw = kb.get()] { raw->PurgerLoop(); });
+  }
   return kb;
 }
 
@@ -168,6 +128,7 @@ void KnowledgeBase::Close() {
   saver_cv_.notify_all();
   // A running check notices stopping_ between projects (IntegrityCheckOptions::cancelled).
   if (checker_.joinable()) checker_.join();
+  if (purger_.joinable()) purger_.join();
   if (saver_.joinable()) saver_.join();
   std::vector<std::shared_ptr<ProjectHandle>> handles;
   {
@@ -477,14 +438,19 @@ Result<ProjectRecord> KnowledgeBase::UpdateProject(const std::string& id_or_name
 Status KnowledgeBase::DeleteProject(const std::string& id_or_name, const Actor& actor) {
   KB_ASSIGN_OR_RETURN(auto h, Handle(id_or_name));
   ProjectRecord r = h->Record();
-  KB_RETURN_IF_ERROR(catalog_->MarkProjectDeleted(r.id, actor.id, clock_->NowMillis()));
+  std::vector<std::string> revoked;
+  KB_RETURN_IF_ERROR(
+      catalog_->MarkProjectDeleted(r.id, actor.id, clock_->NowMillis(), &revoked));
   {
     std::unique_lock lock(projects_mu_);
     projects_.erase(r.id);
   }
   Status s = SaveIndex(*h);
   if (!s.ok()) LogWarn("saving vector index failed", json{{"error", s.ToString()}}.dump());
-  LogInfo("project deleted", json{{"project", r.id}, {"actor", actor.id}}.dump());
+  LogInfo("project deleted",
+          json{{"project", r.id}, {"actor", actor.id}, {"revoked_keys", revoked}}.dump());
+  AuditAction(actor, "projects delete", "project.delete", r.id, {}, "ok",
+              revoked.empty() ? "" : "revoked keys limited to it: " + std::to_string(revoked.size()));
   return Status::OK();
 }
 
@@ -1061,7 +1027,8 @@ Result<QueryResponse> KnowledgeBase::Query(const std::string& project, const Que
 Result<CreatedKey> KnowledgeBase::CreateKey(const std::string& name, KeyScope scope,
                                             const std::vector<std::string>& projects,
                                             std::optional<int> expires_in_days,
-                                            const Actor& actor) {
+                                            const Actor& actor,
+                                            std::optional<int64_t> expires_at_ms) {
   if (name.empty()) return Status::InvalidArgument("key name must not be empty");
   KB_RETURN_IF_ERROR(ValidateLabel("name", name, kMaxKeyNameBytes));
   CreatedKey out;
@@ -1076,6 +1043,16 @@ Result<CreatedKey> KnowledgeBase::CreateKey(const std::string& name, KeyScope sc
     }
   }
   const int64_t now = clock_->NowMillis();
+  if (expires_at_ms) {
+    if (expires_in_days) {
+      return Status::InvalidArgument("give expires_in_days or expires_at, not both");
+    }
+    if (*expires_at_ms <= now) return Status::InvalidArgument("expires_at must be in the future");
+    if (*expires_at_ms - now > int64_t{kMaxKeyLifetimeDays} * 86'400'000) {
+      return Status::InvalidArgument("expires_at is more than " +
+                                     std::to_string(kMaxKeyLifetimeDays) + " days away");
+    }
+  }
   out.secret = NewKeySecret();
   out.record.id = "key_" + HexEncode(RandomBytes(8));
   out.record.name = name;
@@ -1084,9 +1061,87 @@ Result<CreatedKey> KnowledgeBase::CreateKey(const std::string& name, KeyScope sc
   out.record.created_by = actor.id;
   out.record.created_at_ms = now;
   if (expires_in_days) out.record.expires_at_ms = now + int64_t{*expires_in_days} * 86'400'000;
+  if (expires_at_ms) out.record.expires_at_ms = *expires_at_ms;
   KB_RETURN_IF_ERROR(catalog_->CreateKey(out.record));
   LogInfo("api key created", json{{"key", out.record.id}, {"actor", actor.id}}.dump());
+  AuditAction(actor, "keys create", "key.create", "", {}, "ok", "key " + out.record.id);
   return out;
+}
+
+Result<CreatedKey> KnowledgeBase::RotateKey(const std::string& key_id, int64_t overlap_seconds,
+                                            const Actor& actor) {
+  if (overlap_seconds < 0 || overlap_seconds > kMaxRotationOverlapSeconds) {
+    return Status::InvalidArgument("overlap_seconds must be between 0 and " +
+                                   std::to_string(kMaxRotationOverlapSeconds));
+  }
+  KB_ASSIGN_OR_RETURN(ApiKeyRecord key, catalog_->GetKey(key_id));
+  if (key.revoked_at_ms) {
+    return Status::FailedPrecondition("api key " + key_id + " is revoked; create a new key");
+  }
+  const int64_t now = clock_->NowMillis();
+  CreatedKey out;
+  out.secret = NewKeySecret();
+  std::optional<int64_t> previous_until;
+  if (overlap_seconds > 0) previous_until = now + overlap_seconds * 1000;
+  KB_RETURN_IF_ERROR(catalog_->RotateKey(key_id, Sha256Hex(out.secret), previous_until, now));
+  KB_ASSIGN_OR_RETURN(out.record, catalog_->GetKey(key_id));
+  LogInfo("api key rotated",
+          json{{"key", key_id}, {"actor", actor.id}, {"overlap_seconds", overlap_seconds}}.dump());
+  AuditAction(actor, "keys rotate", "key.rotate", "", {}, "ok",
+              "key " + key_id + ", overlap " + std::to_string(overlap_seconds) + " s");
+  return out;
+}
+
+Result<RevokeAllResult> KnowledgeBase::RevokeAllKeys(const std::string& caller_key_id,
+                                                     bool include_admin, const Actor& actor) {
+  if (!include_admin && caller_key_id.empty()) {
+    return Status::InvalidArgument(
+        "without a calling key every key would be revoked, leaving no admin key: use "
+        "include_admin, which prints a new admin key");
+  }
+  RevokeAllResult out;
+  std::string keep = caller_key_id;
+  if (include_admin) {
+    // The replacement first: if anything fails after it, an admin key still exists.
+    KB_ASSIGN_OR_RETURN(CreatedKey created,
+                        CreateKey("admin (revoke-all)", KeyScope::kAdmin, {}, std::nullopt, actor));
+    keep = created.record.id;
+    out.new_admin = std::move(created);
+  }
+  KB_ASSIGN_OR_RETURN(out.revoked,
+                      catalog_->RevokeAllKeys(keep, clock_->NowMillis(), kRevokedRevokeAll));
+  LogWarn("all api keys revoked", json{{"actor", actor.id},
+                                       {"revoked", out.revoked.size()},
+                                       {"include_admin", include_admin}}
+                                      .dump());
+  AuditAction(actor, "keys revoke-all", "key.revoke_all", "", {}, "ok",
+              std::to_string(out.revoked.size()) + " keys revoked");
+  return out;
+}
+
+Status KnowledgeBase::ReinstateKey(const std::string& key_id, const Actor& actor) {
+  KB_ASSIGN_OR_RETURN(ApiKeyRecord key, catalog_->GetKey(key_id));
+  if (!key.revoked_at_ms) {
+    return Status::FailedPrecondition("api key " + key_id + " is not revoked");
+  }
+  if (key.revoked_reason != kRevokedProjectDeleted) {
+    return Status::FailedPrecondition(
+        "api key " + key_id + " was revoked " +
+        (key.revoked_reason.empty() ? std::string("by an administrator")
+                                    : "(" + key.revoked_reason + ")") +
+        "; only keys revoked by a project delete can be reinstated: create a new key");
+  }
+  for (const std::string& p : key.projects) {
+    auto project = catalog_->GetProject(p);
+    if (!project.ok() || project->id != p) {
+      return Status::FailedPrecondition("api key " + key_id + " is limited to project " + p +
+                                        ", which is deleted; restore the project first");
+    }
+  }
+  KB_RETURN_IF_ERROR(catalog_->ReinstateKey(key_id));
+  LogInfo("api key reinstated", json{{"key", key_id}, {"actor", actor.id}}.dump());
+  AuditAction(actor, "keys reinstate", "key.reinstate", "", {}, "ok", "key " + key_id);
+  return Status::OK();
 }
 
 Result<std::vector<ApiKeyRecord>> KnowledgeBase::ListKeys() { return catalog_->ListKeys(); }
@@ -1094,15 +1149,19 @@ Result<std::vector<ApiKeyRecord>> KnowledgeBase::ListKeys() { return catalog_->L
 Status KnowledgeBase::RevokeKey(const std::string& key_id, const Actor& actor) {
   KB_ASSIGN_OR_RETURN(ApiKeyRecord key, catalog_->GetKey(key_id));
   if (key.revoked_at_ms) return Status::OK();
-  KB_RETURN_IF_ERROR(catalog_->RevokeKey(key_id, clock_->NowMillis()));
+  KB_RETURN_IF_ERROR(catalog_->RevokeKey(key_id, clock_->NowMillis(), kRevokedByAdmin));
   LogInfo("api key revoked", json{{"key", key_id}, {"actor", actor.id}}.dump());
+  AuditAction(actor, "keys revoke", "key.revoke", "", {}, "ok", "key " + key_id);
   return Status::OK();
 }
 
 Result<ApiKeyRecord> KnowledgeBase::Authenticate(const std::string& secret,
                                                  std::string* out_key_id) {
   if (secret.empty()) return Status::Unauthenticated("missing API key");
-  auto found = catalog_->FindKeyBySecretHash(Sha256Hex(secret));
+  // No cache in front of the catalog: a revocation committed before this read is seen by it,
+  // on every thread (docs/API.md "Key lifecycle").
+  const std::string hash = Sha256Hex(secret);
+  auto found = catalog_->FindKeyBySecretHash(hash);
   if (!found.ok()) {
     if (found.status().code() == Code::kNotFound) return Status::Unauthenticated("unknown API key");
     return found.status();
@@ -1111,6 +1170,12 @@ Result<ApiKeyRecord> KnowledgeBase::Authenticate(const std::string& secret,
   if (out_key_id) *out_key_id = key.id;
   const int64_t now = clock_->NowMillis();
   if (key.revoked_at_ms) return Status::Unauthenticated("API key has been revoked");
+  if (key.secret_hash != hash) {
+    // The secret from before the last rotation: valid only within the overlap.
+    if (!key.previous_expires_at_ms || *key.previous_expires_at_ms <= now) {
+      return Status::Unauthenticated("API key secret was rotated; use the new secret");
+    }
+  }
   if (key.expires_at_ms && *key.expires_at_ms <= now) {
     return Status::Unauthenticated("API key has expired");
   }

@@ -66,6 +66,14 @@ inline constexpr size_t kMaxTitleBytes = 1000;
 inline constexpr size_t kMaxSourceBytes = 4096;
 inline constexpr size_t kMaxDescriptionBytes = 10000;
 inline constexpr size_t kMaxKeyNameBytes = 200;
+// Soft-deleted documents and projects are purged for good this long after their deletion
+// (deletion_grace_period), by a background job every kDefaultPurgeIntervalMs in `serve`.
+inline constexpr int64_t kDefaultDeletionGracePeriodMs = 30LL * 24 * 60 * 60 * 1000;
+inline constexpr int64_t kDefaultPurgeIntervalMs = 60LL * 60 * 1000;
+// A rotated key's previous secret stays valid at most this long (overlap_seconds).
+inline constexpr int64_t kMaxRotationOverlapSeconds = 24LL * 60 * 60;
+// Items a single admin restore may name in document_ids.
+inline constexpr size_t kMaxRestoreDocumentIds = 1000;
 
 // A whole restore writes this file into the directory it builds and removes it as the very last
 // step (src/backup/restore.cc). Open refuses a data directory that still has it: its contents are
@@ -91,6 +99,12 @@ struct KbOptions {
   // Where background actions (purge, restore, integrity repairs) are recorded with the actor
   // "system". Null = not recorded. Must outlive the KnowledgeBase.
   AuditSink* audit = nullptr;
+  // Soft-deleted items older than this are purged by Purge() (docs/CONFIG.md).
+  int64_t deletion_grace_period_ms = kDefaultDeletionGracePeriodMs;
+  // Run Purge() from a background thread every this many ms (first run one interval after
+  // Open). 0 = never in the background (the library default; `serve` passes
+  // kDefaultPurgeIntervalMs unless configured otherwise).
+  int64_t purge_interval_ms = 0;
 };
 
 // Who is acting: the key id for API calls, "cli" for the CLI, "system" for background work.
@@ -230,6 +244,57 @@ struct CreatedKey {
   std::string secret;  // shown once, never stored
 };
 
+struct RevokeAllResult {
+  std::vector<std::string> revoked;     // ids, in id order
+  std::optional<CreatedKey> new_admin;  // include_admin: the replacement admin key, shown once
+};
+
+// One soft-deleted item that Purge() removed (or would remove, on a dry run).
+struct PurgedItem {
+  std::string project_id;
+  std::string project_name;
+  std::string document_id;  // empty for a whole project
+  int64_t deleted_at_ms = 0;
+  std::string deleted_by;
+};
+
+struct PurgeReport {
+  bool dry_run = false;
+  int64_t cutoff_ms = 0;  // items deleted at or before this were due
+  std::vector<PurgedItem> projects;
+  std::vector<PurgedItem> documents;  // of live projects (a purged project's go with it)
+  std::vector<std::string> problems;  // per-item failures; the rest went ahead
+};
+
+struct RestoreDeletedRequest {
+  std::string project;                  // id or name, live or soft-deleted
+  std::optional<int64_t> before_ms;     // everything deleted at or after this
+  std::vector<std::string> document_ids;  // just these (and `before_ms`, if given, applies too)
+};
+
+struct RestoreSkip {
+  std::string id;
+  std::string reason;  // "not_found" | "not_deleted" | "source_taken" | "deleted_before_cutoff"
+  std::string detail;
+};
+
+struct RestoreDeletedReport {
+  std::string project_id;
+  std::string project_name;
+  bool project_restored = false;
+  std::vector<std::string> restored_documents;
+  std::vector<RestoreSkip> skipped;
+};
+
+struct DeletedListing {
+  // Without a project: soft-deleted projects. With one: its soft-deleted documents (and the
+  // project's own record, deleted or not).
+  std::vector<ProjectRecord> projects;
+  std::optional<ProjectRecord> project;
+  std::vector<DocumentRecord> documents;
+  int64_t total = 0;
+};
+
 class KnowledgeBase {
  public:
   // Opens the data directory (creating it if empty), loads every live project's store and
@@ -247,8 +312,28 @@ class KnowledgeBase {
   Result<std::vector<ProjectRecord>> ListProjects();
   Result<ProjectRecord> UpdateProject(const std::string& id_or_name, const UpdateProjectRequest& req,
                                       const Actor& actor);
-  // Soft delete (the project disappears from listings and lookups).
+  // Soft delete (the project disappears from listings and lookups). Every key limited to the
+  // project is revoked at the same time (reason "project_deleted"); undeleting the project does
+  // not bring them back, ReinstateKey does.
   Status DeleteProject(const std::string& id_or_name, const Actor& actor);
+
+  // --- soft delete lifecycle ---
+  // Removes for good what was soft-deleted at or before now - deletion_grace_period: documents
+  // (rows, chunks, keyword-index entries, vector-index entries, their content in the journal;
+  // secure_delete, then the WAL is truncated) and projects (directory and catalog row). With
+  // dry_run nothing changes and the report lists what would go. One run at a time.
+  Result<PurgeReport> Purge(bool dry_run, const Actor& actor);
+  // Brings back soft-deleted documents of a project, and the project itself if it is deleted
+  // (see RestoreDeletedRequest). InvalidArgument without `before_ms` or document ids; NotFound
+  // if no such project; AlreadyExists if a live project took the deleted project's name;
+  // FailedPrecondition if the project was deleted before `before_ms`. Documents whose source a
+  // live document took are skipped and reported, never duplicated. Restored documents keep
+  // their ids and chunk ids and are searchable at once.
+  Result<RestoreDeletedReport> RestoreDeleted(const RestoreDeletedRequest& req,
+                                              const Actor& actor);
+  // Soft-deleted projects (project empty) or one project's soft-deleted documents, newest
+  // deletion first. InvalidArgument for a bad limit/offset; NotFound for an unknown project.
+  Result<DeletedListing> ListDeleted(const std::string& project, int64_t limit, int64_t offset);
 
   // --- documents ---
   // Parses, chunks, embeds and stores one document. Errors: NotFound (project),
@@ -283,11 +368,28 @@ class KnowledgeBase {
 
   // --- API keys ---
   // Creates a key with a fresh random secret ("kb_" + 43 base64url chars).
+  // `expires_at_ms` (absolute, in the future, within the maximum lifetime) is an alternative
+  // to expires_in_days; giving both is InvalidArgument.
   Result<CreatedKey> CreateKey(const std::string& name, KeyScope scope,
                                const std::vector<std::string>& projects,
-                               std::optional<int> expires_in_days, const Actor& actor);
+                               std::optional<int> expires_in_days, const Actor& actor,
+                               std::optional<int64_t> expires_at_ms = std::nullopt);
   Result<std::vector<ApiKeyRecord>> ListKeys();
   Status RevokeKey(const std::string& key_id, const Actor& actor);
+  // Issues a new secret for the key (same id, scope, projects, expiry). With overlap_seconds > 0
+  // (at most kMaxRotationOverlapSeconds) the old secret keeps working until then; otherwise it
+  // stops at once. NotFound; FailedPrecondition for a revoked key.
+  Result<CreatedKey> RotateKey(const std::string& key_id, int64_t overlap_seconds,
+                               const Actor& actor);
+  // Revokes every live key except `caller_key_id`; with include_admin every key, after creating
+  // a new admin key that is returned once. Without a caller (direct-mode CLI) include_admin is
+  // required (InvalidArgument), so that the data directory never ends up with no admin key.
+  Result<RevokeAllResult> RevokeAllKeys(const std::string& caller_key_id, bool include_admin,
+                                        const Actor& actor);
+  // Undoes a revocation caused by a project delete. FailedPrecondition if the key is not
+  // revoked, was revoked for another reason (those may follow a compromise: create a new key),
+  // or one of its projects is still deleted.
+  Status ReinstateKey(const std::string& key_id, const Actor& actor);
   // The key for a presented secret. Unauthenticated if unknown, revoked or expired (the message
   // says which; `out_key_id` is set when the key exists, for the audit log).
   Result<ApiKeyRecord> Authenticate(const std::string& secret, std::string* out_key_id = nullptr);
@@ -352,6 +454,15 @@ class KnowledgeBase {
                                   const Actor& actor);
   void SaverLoop();
   void CheckerLoop();
+  void PurgerLoop();
+  // Records a background ("system") or direct-mode CLI ("cli") action in options_.audit; HTTP
+  // requests are recorded by the server's middleware instead, so other actors are ignored.
+  void AuditAction(const Actor& actor, const std::string& route, const std::string& action,
+                   const std::string& project, std::vector<std::string> document_ids,
+                   const std::string& outcome, const std::string& detail);
+  // Undeletes one document under the project's write mutex and puts its vectors back.
+  Status UndeleteDocumentLocked(ProjectHandle& h, const std::string& document_id,
+                                const Actor& actor);
   bool Closing();
   // The vector_index check of one project during RunIntegrityCheck (see the .cc).
   CheckResult CheckProjectIndex(const ExpectedProject& project, const std::string& project_dir);
@@ -375,6 +486,10 @@ class KnowledgeBase {
   bool stopping_ = false;
   std::thread saver_;
   std::thread checker_;
+  std::thread purger_;
+  // Serialises Purge with RestoreDeleted and ListDeleted of deleted projects, so that a project
+  // is never restored or opened while its directory is being removed.
+  std::mutex lifecycle_mu_;
 
   std::mutex check_run_mu_;  // one RunIntegrityCheck at a time
   mutable std::mutex check_mu_;

@@ -38,7 +38,7 @@ constexpr std::string_view kProjectColumns =
     "deleted_by";
 constexpr std::string_view kKeyColumns =
     "id, name, secret_hash, scope, projects, created_by, created_at, expires_at, revoked_at, "
-    "last_used_at";
+    "last_used_at, revoked_reason, previous_secret_hash, previous_expires_at, rotated_at";
 
 ProjectRecord ReadProject(const sql::Statement& st) {
   ProjectRecord p;
@@ -80,6 +80,10 @@ Result<ApiKeyRecord> ReadKey(const sql::Statement& st) {
   k.expires_at_ms = st.ColumnOptionalInt64(7);
   k.revoked_at_ms = st.ColumnOptionalInt64(8);
   k.last_used_at_ms = st.ColumnOptionalInt64(9);
+  k.revoked_reason = st.ColumnText(10);
+  if (!st.ColumnIsNull(11)) k.previous_secret_hash = st.ColumnText(11);
+  k.previous_expires_at_ms = st.ColumnOptionalInt64(12);
+  k.rotated_at_ms = st.ColumnOptionalInt64(13);
   return k;
 }
 
@@ -155,15 +159,42 @@ class SqliteCatalog final : public Catalog {
     return ChangedOrNotFound("project " + p.id);
   }
 
-  Status MarkProjectDeleted(const std::string& id, const std::string& actor,
-                            int64_t at_ms) override {
+  Status MarkProjectDeleted(const std::string& id, const std::string& actor, int64_t at_ms,
+                            std::vector<std::string>* revoked_keys) override {
     std::lock_guard<std::mutex> lock(mu_);
-    KB_ASSIGN_OR_RETURN(auto st,
-                        db_->PrepareCached("UPDATE projects SET deleted_at = ?2, deleted_by = ?3, "
-                                     "updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL"));
-    st.Bind(1, id).Bind(2, at_ms).Bind(3, actor);
-    KB_RETURN_IF_ERROR(st.Run());
-    return ChangedOrNotFound("live project " + id);
+    KB_ASSIGN_OR_RETURN(auto tx, sql::Transaction::Begin(db_.get()));
+    {
+      KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached(
+                                       "UPDATE projects SET deleted_at = ?2, deleted_by = ?3, "
+                                       "updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL"));
+      st.Bind(1, id).Bind(2, at_ms).Bind(3, actor);
+      KB_RETURN_IF_ERROR(st.Run());
+      KB_RETURN_IF_ERROR(ChangedOrNotFound("live project " + id));
+    }
+    // The keys limited to this project: projects is a JSON array of ids (json_each is exact,
+    // unlike a LIKE on the text).
+    KB_ASSIGN_OR_RETURN(auto sel, db_->PrepareCached(
+                                      "SELECT id FROM api_keys WHERE revoked_at IS NULL AND "
+                                      "EXISTS (SELECT 1 FROM json_each(api_keys.projects) "
+                                      "WHERE value = ?1) ORDER BY id"));
+    sel.Bind(1, id);
+    std::vector<std::string> ids;
+    while (true) {
+      KB_ASSIGN_OR_RETURN(bool row, sel.Step());
+      if (!row) break;
+      ids.push_back(sel.ColumnText(0));
+    }
+    KB_ASSIGN_OR_RETURN(auto upd, db_->PrepareCached(
+                                      "UPDATE api_keys SET revoked_at = ?2, revoked_reason = ?3 "
+                                      "WHERE id = ?1 AND revoked_at IS NULL"));
+    for (const std::string& key : ids) {
+      upd.Reset();
+      upd.Bind(1, key).Bind(2, at_ms).Bind(3, kRevokedProjectDeleted);
+      KB_RETURN_IF_ERROR(upd.Run());
+    }
+    KB_RETURN_IF_ERROR(tx.Commit());
+    if (revoked_keys) *revoked_keys = std::move(ids);
+    return Status::OK();
   }
 
   Status UnmarkProjectDeleted(const std::string& id) override {
@@ -201,10 +232,11 @@ class SqliteCatalog final : public Catalog {
     std::lock_guard<std::mutex> lock(mu_);
     KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached("INSERT INTO api_keys(" + std::string(kKeyColumns) +
                                               ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-                                              "?10)"));
+                                              "?10, ?11, NULL, NULL, NULL)"));
     st.Bind(1, k.id).Bind(2, k.name).Bind(3, k.secret_hash).Bind(4, KeyScopeName(k.scope));
     st.Bind(5, projects.dump()).Bind(6, k.created_by).Bind(7, k.created_at_ms);
     st.Bind(8, k.expires_at_ms).Bind(9, k.revoked_at_ms).Bind(10, k.last_used_at_ms);
+    st.Bind(11, k.revoked_reason);
     Status s = st.Run();
     if (s.code() == Code::kAlreadyExists) {
       return Status::AlreadyExists("api key " + k.id + " or its secret already exists");
@@ -217,7 +249,10 @@ class SqliteCatalog final : public Catalog {
   }
 
   Result<ApiKeyRecord> FindKeyBySecretHash(const std::string& secret_hash) override {
-    return FindKey("secret_hash = ?1", secret_hash, "no api key has that secret");
+    // Two indexed lookups (both columns are UNIQUE), the current secret first.
+    auto current = FindKey("secret_hash = ?1", secret_hash, "no api key has that secret");
+    if (current.ok() || current.status().code() != Code::kNotFound) return current;
+    return FindKey("previous_secret_hash = ?1", secret_hash, "no api key has that secret");
   }
 
   Result<std::vector<ApiKeyRecord>> ListKeys() override {
@@ -234,10 +269,66 @@ class SqliteCatalog final : public Catalog {
     return out;
   }
 
-  Status RevokeKey(const std::string& id, int64_t at_ms) override {
-    // Revoking twice keeps the first revocation time: it is what the audit trail refers to.
-    return UpdateKey("UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1", id,
-                     at_ms);
+  Status RevokeKey(const std::string& id, int64_t at_ms, const std::string& reason) override {
+    // Revoking twice keeps the first revocation time and reason: it is what the audit trail
+    // refers to.
+    std::lock_guard<std::mutex> lock(mu_);
+    KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached(
+                                     "UPDATE api_keys SET revoked_reason = CASE WHEN revoked_at "
+                                     "IS NULL THEN ?3 ELSE revoked_reason END, revoked_at = "
+                                     "coalesce(revoked_at, ?2) WHERE id = ?1"));
+    st.Bind(1, id).Bind(2, at_ms).Bind(3, reason);
+    KB_RETURN_IF_ERROR(st.Run());
+    return ChangedOrNotFound("api key " + id);
+  }
+
+  Result<std::vector<std::string>> RevokeAllKeys(const std::string& except_id, int64_t at_ms,
+                                                 const std::string& reason) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    KB_ASSIGN_OR_RETURN(auto tx, sql::Transaction::Begin(db_.get()));
+    KB_ASSIGN_OR_RETURN(auto sel, db_->PrepareCached("SELECT id FROM api_keys WHERE revoked_at "
+                                                     "IS NULL AND id <> ?1 ORDER BY id"));
+    sel.Bind(1, except_id);
+    std::vector<std::string> ids;
+    while (true) {
+      KB_ASSIGN_OR_RETURN(bool row, sel.Step());
+      if (!row) break;
+      ids.push_back(sel.ColumnText(0));
+    }
+    KB_ASSIGN_OR_RETURN(auto upd, db_->PrepareCached(
+                                      "UPDATE api_keys SET revoked_at = ?2, revoked_reason = ?3 "
+                                      "WHERE revoked_at IS NULL AND id <> ?1"));
+    upd.Bind(1, except_id).Bind(2, at_ms).Bind(3, reason);
+    KB_RETURN_IF_ERROR(upd.Run());
+    KB_RETURN_IF_ERROR(tx.Commit());
+    return ids;
+  }
+
+  Status ReinstateKey(const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached("UPDATE api_keys SET revoked_at = NULL, "
+                                                    "revoked_reason = '' WHERE id = ?1"));
+    st.Bind(1, id);
+    KB_RETURN_IF_ERROR(st.Run());
+    return ChangedOrNotFound("api key " + id);
+  }
+
+  Status RotateKey(const std::string& id, const std::string& new_secret_hash,
+                   std::optional<int64_t> previous_expires_at_ms, int64_t at_ms) override {
+    if (new_secret_hash.empty()) return Status::InvalidArgument("empty secret hash");
+    std::lock_guard<std::mutex> lock(mu_);
+    // Without an overlap the previous secret is dropped at once (NULL), so it matches nothing.
+    KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached(
+                                     "UPDATE api_keys SET previous_secret_hash = CASE WHEN ?3 IS "
+                                     "NULL THEN NULL ELSE secret_hash END, previous_expires_at = "
+                                     "?3, secret_hash = ?2, rotated_at = ?4 WHERE id = ?1"));
+    st.Bind(1, id).Bind(2, new_secret_hash).Bind(3, previous_expires_at_ms).Bind(4, at_ms);
+    Status s = st.Run();
+    if (s.code() == Code::kAlreadyExists) {
+      return Status::AlreadyExists("the new secret collides with an existing one");
+    }
+    KB_RETURN_IF_ERROR(s);
+    return ChangedOrNotFound("api key " + id);
   }
 
   Status SetKeySecretHash(const std::string& id, const std::string& secret_hash) override {

@@ -53,7 +53,20 @@ struct ApiKeyRecord {
   std::optional<int64_t> expires_at_ms;
   std::optional<int64_t> revoked_at_ms;
   std::optional<int64_t> last_used_at_ms;
+  // Why it was revoked (kRevokedBy*); empty while not revoked. Only keys revoked because their
+  // project was deleted may be reinstated: any other revocation may follow a compromise.
+  std::string revoked_reason;
+  // Rotation: the secret before the last rotation stays valid until previous_expires_at_ms
+  // (absent = no overlap). Never shown by the API.
+  std::optional<std::string> previous_secret_hash;
+  std::optional<int64_t> previous_expires_at_ms;
+  std::optional<int64_t> rotated_at_ms;
 };
+
+// Values of ApiKeyRecord::revoked_reason (docs/format/DATABASE.md, catalog version 2).
+inline constexpr char kRevokedByAdmin[] = "admin";
+inline constexpr char kRevokedProjectDeleted[] = "project_deleted";
+inline constexpr char kRevokedRevokeAll[] = "revoke_all";
 
 class Catalog {
  public:
@@ -72,9 +85,13 @@ class Catalog {
   // Replaces name/description/metadata/updated_at of an existing project. AlreadyExists on a
   // name clash, NotFound if absent.
   virtual Status UpdateProject(const ProjectRecord& project) = 0;
-  // Soft delete. NotFound if absent or already deleted.
+  // Soft delete. NotFound if absent or already deleted. In the same transaction every live key
+  // limited to this project (among others or alone) is revoked with reason
+  // kRevokedProjectDeleted; their ids go to `revoked_keys` when given. Undeleting the project
+  // does not bring them back (ReinstateKey does).
   virtual Status MarkProjectDeleted(const std::string& id, const std::string& actor,
-                                    int64_t at_ms) = 0;
+                                    int64_t at_ms,
+                                    std::vector<std::string>* revoked_keys = nullptr) = 0;
   // Undo a soft delete. AlreadyExists if a live project took the name meanwhile.
   virtual Status UnmarkProjectDeleted(const std::string& id) = 0;
   // Removes the row for good (purge).
@@ -83,11 +100,25 @@ class Catalog {
   // --- API keys ---
   virtual Status CreateKey(const ApiKeyRecord& key) = 0;
   virtual Result<ApiKeyRecord> GetKey(const std::string& id) = 0;
-  // Lookup by hash of the presented secret; NotFound if no key has it (revoked ones included:
-  // the caller decides, so that refusals can be audited with the key id).
+  // Lookup by hash of the presented secret, the current one or a rotated key's previous one
+  // (compare the record's secret_hash to tell which); NotFound if no key has it (revoked ones
+  // included: the caller decides, so that refusals can be audited with the key id).
   virtual Result<ApiKeyRecord> FindKeyBySecretHash(const std::string& secret_hash) = 0;
   virtual Result<std::vector<ApiKeyRecord>> ListKeys() = 0;
-  virtual Status RevokeKey(const std::string& id, int64_t at_ms) = 0;
+  // Keeps the first revocation time and reason when revoked twice. NotFound if absent.
+  virtual Status RevokeKey(const std::string& id, int64_t at_ms,
+                           const std::string& reason = kRevokedByAdmin) = 0;
+  // Revokes every live key except `except_id` (may be empty) in one transaction; returns the
+  // ids revoked.
+  virtual Result<std::vector<std::string>> RevokeAllKeys(const std::string& except_id,
+                                                         int64_t at_ms,
+                                                         const std::string& reason) = 0;
+  // Clears revoked_at and revoked_reason. NotFound if absent.
+  virtual Status ReinstateKey(const std::string& id) = 0;
+  // Rotation: the new secret hash replaces the current one, which stays valid as the previous
+  // secret until `previous_expires_at_ms` (nullopt: the old secret stops working at once).
+  virtual Status RotateKey(const std::string& id, const std::string& new_secret_hash,
+                           std::optional<int64_t> previous_expires_at_ms, int64_t at_ms) = 0;
   // Replaces the secret hash (rotation). NotFound if absent.
   virtual Status SetKeySecretHash(const std::string& id, const std::string& secret_hash) = 0;
   virtual Status TouchKey(const std::string& id, int64_t at_ms) = 0;  // last_used_at

@@ -149,6 +149,29 @@ std::string EncodePayload(const PurgePayload& p) {
   return out.dump();
 }
 
+std::string EncodePayload(const ScrubbedPayload& p) {
+  nlohmann::ordered_json out;
+  out["v"] = kJournalPayloadVersion;
+  out["document_id"] = p.document_id;
+  out["original_op"] = p.original_op;
+  out["purged_at_lsn"] = p.purged_at_lsn;
+  out["chunk_ids"] = IdsToJson(p.chunk_ids);
+  out["removed_chunk_ids"] = IdsToJson(p.removed_chunk_ids);
+  return out.dump();
+}
+
+Result<ScrubbedPayload> DecodeScrubbedPayload(std::string_view text) {
+  return Decode<ScrubbedPayload>(text, [](const json& j) {
+    ScrubbedPayload p;
+    p.document_id = j.at("document_id").get<std::string>();
+    p.original_op = j.at("original_op").get<std::string>();
+    p.purged_at_lsn = j.at("purged_at_lsn").get<int64_t>();
+    p.chunk_ids = IdsFromJson(j.at("chunk_ids"));
+    p.removed_chunk_ids = IdsFromJson(j.at("removed_chunk_ids"));
+    return p;
+  });
+}
+
 Result<PutPayload> DecodePutPayload(std::string_view text) {
   return Decode<PutPayload>(text, [](const json& j) {
     PutPayload p;

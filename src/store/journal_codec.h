@@ -23,6 +23,8 @@ inline constexpr std::string_view kOpPutDocument = "put_document";
 inline constexpr std::string_view kOpDeleteDocument = "delete_document";
 inline constexpr std::string_view kOpUndeleteDocument = "undelete_document";
 inline constexpr std::string_view kOpPurgeDocument = "purge_document";
+// An entry whose content was removed when its document was purged (JOURNAL.md section 2).
+inline constexpr std::string_view kOpScrubbed = "scrubbed";
 
 // dimension x float32, little-endian, no header (the chunks.embedding BLOB).
 std::string EmbeddingToBytes(std::span<const float> embedding);
@@ -55,7 +57,18 @@ struct PurgePayload {
   std::vector<int64_t> chunk_ids;
 };
 
+// What remains of a put_document or undelete_document entry of a purged document: which
+// document and chunks it touched (for index catch-up), never their content.
+struct ScrubbedPayload {
+  std::string document_id;
+  std::string original_op;
+  int64_t purged_at_lsn = 0;  // the purge_document entry that scrubbed it
+  std::vector<int64_t> chunk_ids;          // chunks the original entry added or undeleted
+  std::vector<int64_t> removed_chunk_ids;  // chunks it removed (a replacing put)
+};
+
 std::string EncodePayload(const PutPayload& p);
+std::string EncodePayload(const ScrubbedPayload& p);
 std::string EncodePayload(const DeletePayload& p);
 std::string EncodePayload(const UndeletePayload& p);
 std::string EncodePayload(const PurgePayload& p);
@@ -65,5 +78,6 @@ Result<PutPayload> DecodePutPayload(std::string_view json);
 Result<DeletePayload> DecodeDeletePayload(std::string_view json);
 Result<UndeletePayload> DecodeUndeletePayload(std::string_view json);
 Result<PurgePayload> DecodePurgePayload(std::string_view json);
+Result<ScrubbedPayload> DecodeScrubbedPayload(std::string_view json);
 
 }  // namespace kb::store

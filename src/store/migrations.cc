@@ -45,6 +45,17 @@ CREATE TABLE settings (
   value TEXT NOT NULL
 ) STRICT;
 )sql"},
+    // 2: key lifecycle (issue 4). Why a key was revoked (a project delete revokes the keys
+    // limited to it; only those may be reinstated), and the previous secret of a rotated key,
+    // valid until previous_expires_at so that clients can switch over without an outage.
+    {2, R"sql(
+ALTER TABLE api_keys ADD COLUMN revoked_reason TEXT NOT NULL DEFAULT '';
+ALTER TABLE api_keys ADD COLUMN previous_secret_hash TEXT;
+ALTER TABLE api_keys ADD COLUMN previous_expires_at INTEGER;
+ALTER TABLE api_keys ADD COLUMN rotated_at INTEGER;
+CREATE UNIQUE INDEX api_keys_previous_secret ON api_keys(previous_secret_hash)
+  WHERE previous_secret_hash IS NOT NULL;
+)sql"},
 };
 
 constexpr Migration kProjectMigrations[] = {

@@ -237,6 +237,62 @@ Status WritePurge(sql::Database* db, const DocumentRecord& doc, ContentChecksum*
   return dd.Run();
 }
 
+// PRAGMA secure_delete for the lifetime of the scope (a connection setting; it cannot change
+// inside a transaction, so the scope is opened before BEGIN and closed after COMMIT/ROLLBACK).
+class SecureDeleteScope {
+ public:
+  static Result<SecureDeleteScope> Enable(sql::Database* db) {
+    KB_RETURN_IF_ERROR(db->Exec("PRAGMA secure_delete=ON"));
+    return SecureDeleteScope(db);
+  }
+  SecureDeleteScope(SecureDeleteScope&& o) noexcept : db_(std::exchange(o.db_, nullptr)) {}
+  SecureDeleteScope& operator=(SecureDeleteScope&&) = delete;
+  ~SecureDeleteScope() {
+    if (db_) (void)db_->Exec("PRAGMA secure_delete=OFF");
+  }
+
+ private:
+  explicit SecureDeleteScope(sql::Database* db) : db_(db) {}
+  sql::Database* db_;
+};
+
+// Rewrites every put_document / undelete_document entry of `document_id` as a scrubbed entry
+// (JOURNAL.md section 2): same lsn, ts_ms, actor and checksum; the payload keeps only ids.
+// A full scan of the journal, narrowed by a substring test: purges are rare background work.
+Status ScrubJournal(sql::Database* db, const std::string& document_id, int64_t purge_lsn) {
+  KB_ASSIGN_OR_RETURN(auto sel, db->Prepare("SELECT lsn, op, payload FROM journal WHERE op IN "
+                                            "('put_document', 'undelete_document') AND "
+                                            "instr(payload, ?1) > 0 ORDER BY lsn"));
+  sel.Bind(1, nlohmann::json(document_id).dump());
+  std::vector<std::pair<int64_t, std::string>> rewrites;
+  while (true) {
+    KB_ASSIGN_OR_RETURN(bool row, sel.Step());
+    if (!row) break;
+    const int64_t lsn = sel.ColumnInt64(0);
+    const std::string op = sel.ColumnText(1);
+    store::ScrubbedPayload scrubbed{document_id, op, purge_lsn, {}, {}};
+    if (op == store::kOpPutDocument) {
+      KB_ASSIGN_OR_RETURN(auto p, store::DecodePutPayload(sel.ColumnText(2)));
+      if (p.document.id != document_id) continue;  // the id appeared elsewhere in the text
+      for (const ChunkRecord& c : p.chunks) scrubbed.chunk_ids.push_back(c.id);
+      scrubbed.removed_chunk_ids = std::move(p.removed_chunk_ids);
+    } else {
+      KB_ASSIGN_OR_RETURN(auto p, store::DecodeUndeletePayload(sel.ColumnText(2)));
+      if (p.document_id != document_id) continue;
+      for (const auto& [chunk_id, embedding] : p.chunks) scrubbed.chunk_ids.push_back(chunk_id);
+    }
+    rewrites.emplace_back(lsn, store::EncodePayload(scrubbed));
+  }
+  KB_ASSIGN_OR_RETURN(auto upd,
+                      db->Prepare("UPDATE journal SET op = ?2, payload = ?3 WHERE lsn = ?1"));
+  for (const auto& [lsn, payload] : rewrites) {
+    upd.Reset();
+    upd.Bind(1, lsn).Bind(2, store::kOpScrubbed).Bind(3, payload);
+    KB_RETURN_IF_ERROR(upd.Run());
+  }
+  return Status::OK();
+}
+
 Status CheckText(std::string_view field, std::string_view value) {
   if (!IsValidUtf8(value))
     return Status::InvalidArgument(std::string(field) + " is not valid UTF-8");
@@ -329,7 +385,10 @@ class SqliteProjectStore final : public ProjectStore {
   Result<std::vector<DocumentRecord>> ListDocuments(int64_t limit, int64_t offset) override;
   Result<std::vector<DocumentRecord>> DocumentsChangedSince(int64_t since_ms,
                                                             int64_t limit) override;
-  Result<std::vector<DocumentRecord>> ListDeletedDocuments(int64_t limit) override;
+  Status CompactAfterPurge() override;
+  Result<std::vector<DocumentRecord>> ListDeletedDocuments(int64_t limit,
+                                                           int64_t offset) override;
+  Result<std::vector<DocumentRecord>> DeletedBefore(int64_t cutoff_ms, int64_t limit) override;
   Result<std::vector<ChunkRecord>> GetDocumentChunks(const std::string& document_id) override;
   Result<std::vector<KeywordHit>> KeywordSearch(const std::string& query, size_t limit) override;
   Result<std::vector<ChunkView>> GetChunkViews(const std::vector<int64_t>& chunk_ids) override;
@@ -540,6 +599,7 @@ Result<std::vector<int64_t>> SqliteProjectStore::PurgeDocument(const std::string
   KB_RETURN_IF_ERROR(CheckText("actor", actor));
   std::lock_guard<std::mutex> lock(write_mu_);
   sql::Database* db = writer_.get();
+  KB_ASSIGN_OR_RETURN(SecureDeleteScope secure, SecureDeleteScope::Enable(db));
   KB_ASSIGN_OR_RETURN(auto tx, sql::Transaction::Begin(db));
   KB_ASSIGN_OR_RETURN(auto doc, LoadDocument(db, id));
   if (!doc) return Status::NotFound("document " + id + " does not exist");
@@ -553,9 +613,32 @@ Result<std::vector<int64_t>> SqliteProjectStore::PurgeDocument(const std::string
                      std::string(store::kOpPurgeDocument),
                      store::EncodePayload(payload),
                      meta.checksum.ToHex()};
+  KB_RETURN_IF_ERROR(ScrubJournal(db, id, entry.lsn));
   KB_RETURN_IF_ERROR(AppendJournal(db, entry));
   KB_RETURN_IF_ERROR(tx.Commit());
   return std::move(payload.chunk_ids);
+}
+
+Status SqliteProjectStore::CompactAfterPurge() {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  sql::Database* db = writer_.get();
+  KB_ASSIGN_OR_RETURN(SecureDeleteScope secure, SecureDeleteScope::Enable(db));
+  {
+    // FTS5 deletes only add tombstones; 'optimize' merges every segment into one, dropping the
+    // purged chunks' terms and rowids.
+    KB_ASSIGN_OR_RETURN(auto tx, sql::Transaction::Begin(db));
+    KB_RETURN_IF_ERROR(db->Exec("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')"));
+    KB_RETURN_IF_ERROR(tx.Commit());
+  }
+  // The WAL still holds the page images written before the purge: copy the current pages into
+  // the database and truncate the WAL to zero bytes. Readers pinning an old snapshot make the
+  // checkpoint report busy (first column 1).
+  KB_ASSIGN_OR_RETURN(auto st, db->Prepare("PRAGMA wal_checkpoint(TRUNCATE)"));
+  KB_ASSIGN_OR_RETURN(bool row, st.Step());
+  if (row && st.ColumnInt64(0) != 0) {
+    return Status::Unavailable(path_ + ": the WAL could not be truncated (a reader is busy)");
+  }
+  return Status::OK();
 }
 
 Result<DocumentRecord> SqliteProjectStore::GetDocument(const std::string& id,
@@ -589,13 +672,26 @@ Result<std::vector<DocumentRecord>> SqliteProjectStore::DocumentsChangedSince(in
                         [&](sql::Statement& st) { st.Bind(1, since_ms).Bind(2, limit); });
 }
 
-Result<std::vector<DocumentRecord>> SqliteProjectStore::ListDeletedDocuments(int64_t limit) {
+Result<std::vector<DocumentRecord>> SqliteProjectStore::ListDeletedDocuments(int64_t limit,
+                                                                             int64_t offset) {
   auto reader = readers_.Acquire();
   return QueryDocuments(reader.get(),
                         "SELECT " + std::string(kDocColumns) +
                             " FROM documents WHERE deleted_at IS NOT NULL "
-                            "ORDER BY deleted_at DESC, id LIMIT ?1",
-                        [&](sql::Statement& st) { st.Bind(1, limit); });
+                            "ORDER BY deleted_at DESC, id LIMIT ?1 OFFSET ?2",
+                        [&](sql::Statement& st) {
+                          st.Bind(1, limit).Bind(2, std::max<int64_t>(0, offset));
+                        });
+}
+
+Result<std::vector<DocumentRecord>> SqliteProjectStore::DeletedBefore(int64_t cutoff_ms,
+                                                                      int64_t limit) {
+  auto reader = readers_.Acquire();
+  return QueryDocuments(reader.get(),
+                        "SELECT " + std::string(kDocColumns) +
+                            " FROM documents WHERE deleted_at IS NOT NULL AND deleted_at <= ?1 "
+                            "ORDER BY deleted_at, id LIMIT ?2",
+                        [&](sql::Statement& st) { st.Bind(1, cutoff_ms).Bind(2, limit); });
 }
 
 Result<std::vector<ChunkRecord>> SqliteProjectStore::GetDocumentChunks(
@@ -791,11 +887,22 @@ Status SqliteProjectStore::ApplyLocked(const JournalEntry& entry, store::Content
     }
     return WriteDeletedState(db, p.document_id, std::nullopt, "", p.updated_at_ms, sum);
   }
+  if (entry.op == store::kOpScrubbed) {
+    // The content needed to redo it is gone on purpose (a purge): a copy cannot be built by
+    // replay across this entry, only from a snapshot taken at or after the purge.
+    KB_ASSIGN_OR_RETURN(auto p, store::DecodeScrubbedPayload(entry.payload));
+    return Status::FailedPrecondition(
+        "journal entry " + std::to_string(entry.lsn) + " was scrubbed when document " +
+        p.document_id + " was purged (LSN " + std::to_string(p.purged_at_lsn) +
+        "); replay must start from a snapshot at or after that LSN");
+  }
   if (entry.op == store::kOpPurgeDocument) {
     KB_ASSIGN_OR_RETURN(auto p, store::DecodePurgePayload(entry.payload));
     KB_ASSIGN_OR_RETURN(auto doc, LoadDocument(db, p.document_id));
     if (!doc) return Status::Corruption("purge_document: no document " + p.document_id);
-    return WritePurge(db, *doc, sum);
+    KB_RETURN_IF_ERROR(WritePurge(db, *doc, sum));
+    // A copy forgets the content too: its journal is a journal source in turn.
+    return ScrubJournal(db, p.document_id, entry.lsn);
   }
   return Status::Corruption("journal entry " + std::to_string(entry.lsn) + ": unknown op '" +
                             entry.op + "'");
@@ -804,6 +911,11 @@ Status SqliteProjectStore::ApplyLocked(const JournalEntry& entry, store::Content
 Status SqliteProjectStore::ApplyJournalEntry(const JournalEntry& entry) {
   std::lock_guard<std::mutex> lock(write_mu_);
   sql::Database* db = writer_.get();
+  std::optional<SecureDeleteScope> secure;
+  if (entry.op == store::kOpPurgeDocument) {
+    KB_ASSIGN_OR_RETURN(auto scope, SecureDeleteScope::Enable(db));
+    secure.emplace(std::move(scope));
+  }
   KB_ASSIGN_OR_RETURN(auto tx, sql::Transaction::Begin(db));
   KB_ASSIGN_OR_RETURN(MetaRow meta, LoadMeta(db));
   if (entry.lsn != meta.last_lsn + 1) {
@@ -953,6 +1065,12 @@ Result<IndexDelta> DecodeIndexDelta(const JournalEntry& entry) {
   } else if (entry.op == store::kOpPurgeDocument) {
     KB_ASSIGN_OR_RETURN(auto p, store::DecodePurgePayload(entry.payload));
     delta.removals = std::move(p.chunk_ids);
+  } else if (entry.op == store::kOpScrubbed) {
+    // Its document is purged later in the journal: whatever the entry once added to the index
+    // is removed again by then, so removing it now reaches the same state at the purge.
+    KB_ASSIGN_OR_RETURN(auto p, store::DecodeScrubbedPayload(entry.payload));
+    delta.removals = std::move(p.removed_chunk_ids);
+    delta.removals.insert(delta.removals.end(), p.chunk_ids.begin(), p.chunk_ids.end());
   } else {
     return Status::Corruption("journal entry " + std::to_string(entry.lsn) + ": unknown op '" +
                               entry.op + "'");

@@ -123,9 +123,18 @@ class ProjectStore {
   // its source meanwhile.
   virtual Result<std::vector<int64_t>> UndeleteDocument(const std::string& id,
                                                         const std::string& actor) = 0;
-  // Removes a (soft-deleted or live) document and its chunks for good.
+  // Removes a (soft-deleted or live) document and its chunks for good, in one transaction run
+  // with PRAGMA secure_delete (freed bytes are zeroed), which also scrubs the document's
+  // content from the journal: every earlier put_document / undelete_document entry of it is
+  // rewritten as a "scrubbed" entry keeping only ids (docs/format/JOURNAL.md). Returns the
+  // document's chunk ids.
   virtual Result<std::vector<int64_t>> PurgeDocument(const std::string& id,
                                                      const std::string& actor) = 0;
+  // After purges: merges the keyword index so that no segment still holds a purged chunk's
+  // terms, and checkpoints the WAL with TRUNCATE so that no old page image survives in it.
+  // Both under secure_delete. Unavailable if a reader kept the WAL busy (the rows are gone
+  // either way; the next call finishes the job).
+  virtual Status CompactAfterPurge() = 0;
 
   // NotFound if absent or (unless include_deleted) soft-deleted.
   virtual Result<DocumentRecord> GetDocument(const std::string& id, bool include_deleted = false) = 0;
@@ -134,8 +143,12 @@ class ProjectStore {
   // Documents (deleted ones included) with updated_at >= since_ms, oldest change first.
   virtual Result<std::vector<DocumentRecord>> DocumentsChangedSince(int64_t since_ms,
                                                                     int64_t limit) = 0;
-  // Soft-deleted documents, newest deletion first.
-  virtual Result<std::vector<DocumentRecord>> ListDeletedDocuments(int64_t limit) = 0;
+  // Soft-deleted documents, newest deletion first (then by id).
+  virtual Result<std::vector<DocumentRecord>> ListDeletedDocuments(int64_t limit,
+                                                                   int64_t offset = 0) = 0;
+  // Soft-deleted documents whose deleted_at is at or before `cutoff_ms` (purge candidates),
+  // oldest deletion first.
+  virtual Result<std::vector<DocumentRecord>> DeletedBefore(int64_t cutoff_ms, int64_t limit) = 0;
   // Chunks of a live document in ordinal order (embeddings included).
   virtual Result<std::vector<ChunkRecord>> GetDocumentChunks(const std::string& document_id) = 0;
 

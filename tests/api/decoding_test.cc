@@ -210,6 +210,54 @@ TEST(DecodeTest, CreateKey) {
   EXPECT_EQ(v2->scope, KeyScope::kWrite);
 }
 
+TEST(DecodeTest, CreateKeyAcceptsScopesListAndAnExpiryInstant) {
+  auto k = DecodeCreateKey(Parse(
+      R"({"name":"ci","scopes":["read","admin"],"expires_at":"2030-01-01T00:00:00Z"})"));
+  ASSERT_TRUE(k.ok()) << k.status().ToString();
+  EXPECT_EQ(k->scope, KeyScope::kAdmin);
+  EXPECT_EQ(k->expires_at_ms, ParseIso8601("2030-01-01T00:00:00Z"));
+  EXPECT_FALSE(DecodeCreateKey(Parse(R"({"name":"ci"})")).ok());
+  EXPECT_FALSE(DecodeCreateKey(Parse(R"({"name":"ci","scopes":["root"]})")).ok());
+  EXPECT_FALSE(DecodeCreateKey(Parse(R"({"name":"ci","scopes":"read"})")).ok());
+  EXPECT_FALSE(DecodeCreateKey(Parse(R"({"name":"ci","scope":"read","expires_at":"soon"})")).ok());
+  EXPECT_FALSE(DecodeCreateKey(Parse(
+      R"({"name":"ci","scope":"read","expires_at":"2030-01-01","expires_in_days":2})")).ok());
+}
+
+TEST(DecodeTest, LifecycleBodies) {
+  auto r = DecodeRestoreDeleted(
+      Parse(R"({"project":"p","before":"2026-11-26T10:00:00Z","document_ids":["a","b"]})"));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->project, "p");
+  EXPECT_EQ(r->before_ms, ParseIso8601("2026-11-26T10:00:00Z"));
+  EXPECT_EQ(r->document_ids, (std::vector<std::string>{"a", "b"}));
+  for (const char* bad :
+       {R"({"project":"p"})", R"({"project":"p","document_ids":[]})", R"({"before":"2026-01-01"})",
+        R"({"project":7,"before":"2026-01-01"})", R"({"project":"p","before":"' OR 1=1 --"})",
+        R"({"project":"p","document_ids":[1]})", R"({"project":"p","document_ids":"a"})"}) {
+    auto d = DecodeRestoreDeleted(Parse(bad));
+    EXPECT_EQ(d.status().code(), Code::kInvalidArgument) << bad;
+  }
+  json many = {{"project", "p"}, {"document_ids", json::array()}};
+  for (size_t i = 0; i <= kMaxRestoreDocumentIds; ++i) many["document_ids"].push_back("x");
+  EXPECT_EQ(DecodeRestoreDeleted(many).status().code(), Code::kInvalidArgument);
+  // SQL-looking ids are just strings: stored or compared literally, never interpreted.
+  EXPECT_TRUE(DecodeRestoreDeleted(
+                  Parse(R"({"project":"p'; DROP TABLE documents; --","document_ids":["' OR 1=1"]})"))
+                  .ok());
+
+  EXPECT_EQ(*DecodeRotateKey(""), 0);
+  EXPECT_EQ(*DecodeRotateKey(R"({"overlap_seconds":60})"), 60);
+  EXPECT_FALSE(DecodeRotateKey(R"({"overlap_seconds":-1})").ok());
+  EXPECT_FALSE(DecodeRotateKey(R"({"overlap_seconds":86401})").ok());
+  EXPECT_FALSE(DecodeRotateKey(R"({"overlap_seconds":"60"})").ok());
+  EXPECT_FALSE(DecodeRotateKey("[[[[[[[[[[").ok());
+  EXPECT_FALSE(*DecodeRevokeAll(""));
+  EXPECT_TRUE(*DecodeRevokeAll(R"({"include_admin":true})"));
+  EXPECT_FALSE(DecodeRevokeAll(R"({"include_admin":"yes"})").ok());
+  EXPECT_FALSE(DecodeRevokeAll(std::string(100000, '[')).ok());
+}
+
 TEST(DecodeTest, V2Shapes) {
   auto p = DecodeV2CreateProject(Parse(R"({"name":"p","embedding_model":"all-MiniLM-L6-v2"})"));
   ASSERT_TRUE(p.ok());

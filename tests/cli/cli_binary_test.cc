@@ -106,6 +106,12 @@ TEST_F(CliTest, EveryCommandHasHelp) {
                                        {"stats"},
                                        {"keys"},
                                        {"keys", "create"},
+                                       {"keys", "rotate"},
+                                       {"keys", "revoke-all"},
+                                       {"keys", "reinstate"},
+                                       {"purge"},
+                                       {"undelete"},
+                                       {"deleted"},
                                        {"check"},
                                        {"repo", "init"},
                                        {"repo", "check"},
@@ -345,6 +351,60 @@ TEST_F(CliTest, KeysCreateListRevoke) {
   RunResult unknown = Run({"keys", "revoke", "key_0000000000000000", d});
   EXPECT_EQ(unknown.exit_code, 1);
   EXPECT_EQ(unknown.err.rfind("error: ", 0), 0u);
+}
+
+// Direct mode on a data directory: rotate, revoke-all, reinstate; delete -> deleted ->
+// undelete; purge --dry-run lists nothing within the grace period and, with a zero grace
+// period, lists and then purges for good.
+TEST_F(CliTest, KeyLifecycleAndDeletedItemsInDirectMode) {
+  const std::string d = "--data-dir=" + DataDir();
+  RunJson({"projects", "create", "p1", d, "--json"});
+  json key = RunJson({"keys", "create", "--name", "w", "--scope", "write", "--project", "p1", d,
+                      "--json"});
+  const std::string id = key["key"]["id"];
+  json rotated = RunJson({"keys", "rotate", id, "--overlap-seconds", "30", d, "--json"});
+  EXPECT_NE(rotated["secret"], key["secret"]);
+  EXPECT_TRUE(rotated["key"]["previous_secret_expires_at"].is_string());
+  RunResult too_long = Run({"keys", "rotate", id, "--overlap-seconds", "9999999", d});
+  EXPECT_EQ(too_long.exit_code, 2);
+
+  // Deleting the project revokes the key; reinstate brings it back after an undelete.
+  RunJson({"projects", "delete", "p1", d, "--json"});
+  json deleted = RunJson({"deleted", d, "--json"});
+  ASSERT_EQ(deleted["projects"].size(), 1u) << deleted.dump();
+  EXPECT_EQ(deleted["projects"][0]["deleted_by"], "cli");
+  RunResult early = Run({"keys", "reinstate", id, d});
+  EXPECT_EQ(early.exit_code, 1);
+  EXPECT_NE(early.err.find("restore the project first"), std::string::npos) << early.err;
+  json undone = RunJson({"undelete", "--project", "p1", "--before", "2000-01-01T00:00:00Z", d,
+                         "--json"});
+  EXPECT_EQ(undone["project_restored"], true) << undone.dump();
+  RunJson({"keys", "reinstate", id, d, "--json"});
+  RunResult usage = Run({"undelete", "--project", "p1", d});
+  EXPECT_EQ(usage.exit_code, 2);
+  EXPECT_EQ(Run({"undelete", "--project", "p1", "--before", "soon", d}).exit_code, 2);
+
+  // revoke-all without a calling key needs --include-admin, which prints a new admin key.
+  RunResult refused = Run({"keys", "revoke-all", d});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("include_admin"), std::string::npos) << refused.err;
+  json all = RunJson({"keys", "revoke-all", "--include-admin", d, "--json"});
+  EXPECT_GE(all["count"].get<int>(), 1);
+  EXPECT_EQ(all["new_admin_key"]["secret"].get<std::string>().rfind("kb_", 0), 0u);
+
+  // Purge: nothing is due within the default 30 days; with a zero grace period the deleted
+  // project goes (dry run first: it only lists).
+  RunJson({"projects", "delete", "p1", d, "--json"});
+  json none = RunJson({"purge", "--dry-run", d, "--json"});
+  EXPECT_TRUE(none["projects"].empty()) << none.dump();
+  json dry = RunJson({"purge", "--dry-run", "--deletion-grace-period", "0", d, "--json"});
+  ASSERT_EQ(dry["projects"].size(), 1u) << dry.dump();
+  EXPECT_EQ(dry["dry_run"], true);
+  EXPECT_EQ(RunJson({"deleted", d, "--json"})["projects"].size(), 1u);
+  json done = RunJson({"purge", "--deletion-grace-period", "0", d, "--json"});
+  ASSERT_EQ(done["projects"].size(), 1u) << done.dump();
+  EXPECT_TRUE(RunJson({"deleted", d, "--json"})["projects"].empty());
+  EXPECT_EQ(Run({"purge", "--deletion-grace-period", "forever", d}).exit_code, 2);
 }
 
 // A running server: first start prints the URL and the admin key once; commands work through

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <set>
 
+#include "common/clock.h"
 #include "server_process.h"
 #include "test_util.h"
 
@@ -55,11 +56,11 @@ class E2eApiTest : public ::testing::Test {
   std::unique_ptr<httplib::Client> client_;
 };
 
-enum Who { kNone, kUnknown, kRevoked, kRead, kWrite, kOtherProject, kAdmin };
+enum Who { kNone, kUnknown, kRevoked, kExpired, kRead, kWrite, kOtherProject, kAdmin };
 const char* WhoName(Who w) {
-  static const char* names[] = {"no key",   "unknown key", "revoked key",
-                                "read key", "write key",   "key for another project",
-                                "admin key"};
+  static const char* names[] = {"no key",    "unknown key", "revoked key",
+                                "expired key", "read key",  "write key",
+                                "key for another project", "admin key"};
   return names[w];
 }
 
@@ -93,6 +94,17 @@ TEST_F(E2eApiTest, AuthMatrixOverEveryRoute) {
   ASSERT_EQ(
       Do("DELETE", "/api/v1/admin/api-keys/" + revoked["key"]["id"].get<std::string>()).status,
       204);
+  // An admin key that expires two seconds from now; the matrix starts once it has expired.
+  const auto expires = std::chrono::system_clock::now() + std::chrono::seconds(2);
+  const int64_t expires_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(expires.time_since_epoch()).count();
+  HttpResp expiring = Do("POST", "/api/v1/admin/api-keys", kE2eAdminToken,
+                         json{{"name", "e2e expiring"},
+                              {"scopes", {"admin"}},
+                              {"expires_at", FormatIso8601(expires_ms)}}
+                             .dump());
+  ASSERT_EQ(expiring.status, 201) << expiring.raw;
+  keys[kExpired] = expiring.body["secret"];
   keys[kRead] = NewKey("read")["secret"];
   keys[kWrite] = NewKey("write")["secret"];
   // Admin scope but only project B: isolates the project restriction from the scope check.
@@ -147,14 +159,24 @@ TEST_F(E2eApiTest, AuthMatrixOverEveryRoute) {
       {"POST", v2a + "/api-keys", R"({"name":"v2 key"})", 3, 'p', {201}},
       {"GET", v2a + "/api-keys", "", 3, 'p', {200}},
       {"DELETE", v2a + "/api-keys/key_0000000000000000", "", 3, 'p', {404}},
+      {"POST", "/api/v1/admin/restore", R"({"project":"matrix-a","document_ids":["nope"]})", 3,
+       'g', {200}},
+      {"GET", "/api/v1/admin/deleted?project=matrix-a", "", 3, 'g', {200}},
+      {"POST", "/api/v1/admin/api-keys/key_0000000000000000/rotate", "", 3, 'g', {404}},
+      {"POST", "/api/v1/admin/api-keys/key_0000000000000000/reinstate", "", 3, 'g', {404}},
+      // Last: for the admin column it revokes every key but the caller's.
+      {"POST", "/api/v1/admin/api-keys/revoke-all", "{}", 3, 'g', {200}},
   };
+  while (std::chrono::system_clock::now() < expires + std::chrono::milliseconds(100)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   int checked = 0;
-  for (Who who : {kNone, kUnknown, kRevoked, kRead, kWrite, kOtherProject, kAdmin}) {
+  for (Who who : {kNone, kUnknown, kRevoked, kExpired, kRead, kWrite, kOtherProject, kAdmin}) {
     for (const RouteCase& c : cases) {
       std::set<int> expected;
       if (c.scope == 0) {
         expected = c.ok;
-      } else if (who == kNone || who == kUnknown || who == kRevoked) {
+      } else if (who == kNone || who == kUnknown || who == kRevoked || who == kExpired) {
         expected = {401};
       } else if (who == kOtherProject) {
         expected = c.kind == 'l' ? c.ok : std::set<int>{403};
@@ -172,7 +194,7 @@ TEST_F(E2eApiTest, AuthMatrixOverEveryRoute) {
       ++checked;
     }
   }
-  EXPECT_EQ(checked, 7 * static_cast<int>(cases.size()));
+  EXPECT_EQ(checked, 8 * static_cast<int>(cases.size()));
   // A limited key works on its own project.
   const std::string own = NewKey("write", {"matrix-a"})["secret"];
   EXPECT_EQ(Do("GET", pa, own).status, 200);

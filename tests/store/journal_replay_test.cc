@@ -51,8 +51,10 @@ class JournalReplayTest : public ::testing::Test {
     return r.ok() ? r.value() : PutDocumentResult{};
   }
 
-  // A history with every kind of operation, including ones that reuse sources and ids.
-  void BuildHistory() {
+  // A history with every kind of operation, including ones that reuse sources and ids. The
+  // purge of the first document is optional: it scrubs that document's earlier entries, which
+  // a copy can then no longer replay from scratch (JOURNAL.md "scrubbed").
+  void BuildHistory(bool purge = false) {
     auto a = Put(TestDoc("a.md", "h1"), {"alpha one", "alpha two"}, 1);
     auto b = Put(TestDoc("b.md", "h1"), {"bravo"}, 10);
     Put(TestDoc("a.md", "h2"), {"alpha replaced"}, 20);  // replace by source
@@ -67,8 +69,11 @@ class JournalReplayTest : public ::testing::Test {
     primary_clock_.Advance(10);
     ASSERT_TRUE(primary_->DeleteDocument(a.document.id, "key_d").ok());
     Put(TestDoc("a.md", "h4"), {"alpha reborn"}, 40);  // new document, same source
-    primary_clock_.Advance(10);
-    ASSERT_TRUE(primary_->PurgeDocument(a.document.id, "key_p").ok());
+    purge_target_ = a.document.id;
+    if (purge) {
+      primary_clock_.Advance(10);
+      ASSERT_TRUE(primary_->PurgeDocument(a.document.id, "key_p").ok());
+    }
     auto d = Put(TestDoc("d.md", "h1"), {"delta"}, 50);
     primary_clock_.Advance(10);
     ASSERT_TRUE(primary_->DeleteDocument(d.document.id, "key_d").ok());  // stays deleted
@@ -85,12 +90,41 @@ class JournalReplayTest : public ::testing::Test {
     return Status::OK();
   }
 
+  std::string purge_target_;
   TempDir dir_;
   ManualClock primary_clock_{1'764'000'000'000};
   ManualClock replica_clock_{1'000};  // replay must not use it
   std::unique_ptr<ProjectStore> primary_;
   std::unique_ptr<ProjectStore> replica_;
 };
+
+TEST_F(JournalReplayTest, CopyThatFollowedAlongReplaysAPurgeAndScrubsItsOwnJournal) {
+  BuildHistory(/*purge=*/false);
+  ASSERT_TRUE(ReplayAll().ok());
+  const int64_t followed = *replica_->LastLsn();
+  ASSERT_TRUE(primary_->PurgeDocument(purge_target_, "key_p").ok());
+  Status s = ReplayAll(followed);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(*replica_->ContentChecksum(), *primary_->ContentChecksum());
+  EXPECT_TRUE(replica_->VerifyContentChecksum().ok());
+  // The copy's own journal no longer carries the purged document's text either.
+  auto journal = replica_->ReadJournal(0, 1000);
+  ASSERT_TRUE(journal.ok());
+  int scrubbed = 0;
+  for (const JournalEntry& e : *journal) {
+    EXPECT_EQ(e.payload.find("alpha one"), std::string::npos) << "lsn " << e.lsn;
+    if (e.op == "scrubbed") ++scrubbed;
+  }
+  EXPECT_GT(scrubbed, 0);
+}
+
+TEST_F(JournalReplayTest, ReplayFromScratchStopsAtAScrubbedEntry) {
+  BuildHistory(/*purge=*/true);
+  Status s = ReplayAll();
+  EXPECT_EQ(s.code(), Code::kFailedPrecondition) << s.ToString();
+  EXPECT_NE(s.message().find("scrubbed"), std::string::npos) << s.ToString();
+  EXPECT_EQ(*replica_->LastLsn(), 0);  // the very first entry was the purged document's
+}
 
 TEST_F(JournalReplayTest, ReplayIntoEmptyStoreReproducesRowsAndChecksum) {
   BuildHistory();

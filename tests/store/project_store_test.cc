@@ -203,17 +203,26 @@ TEST_F(ProjectStoreTest, JournalLsnsAreMonotonicAndPayloadsDecodeToIndexDeltas) 
   auto b = Put(TestDoc("a.md", "h2"), {"three"});
   ASSERT_TRUE(store_->DeleteDocument(a.document.id, "key_x").ok());
   ASSERT_TRUE(store_->UndeleteDocument(a.document.id, "key_x").ok());
-  ASSERT_TRUE(store_->PurgeDocument(a.document.id, "key_x").ok());
+  // Read before the purge: a purge scrubs the document's content-carrying entries (below).
   auto journal = store_->ReadJournal(0, 100);
   ASSERT_TRUE(journal.ok());
-  ASSERT_EQ(journal->size(), 5u);
-  for (size_t i = 0; i < journal->size(); ++i) EXPECT_EQ((*journal)[i].lsn, int64_t(i + 1));
+  ASSERT_EQ(journal->size(), 4u);
+  ASSERT_TRUE(store_->PurgeDocument(a.document.id, "key_x").ok());
+  auto after = store_->ReadJournal(0, 100);
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->size(), 5u);
+  for (size_t i = 0; i < after->size(); ++i) EXPECT_EQ((*after)[i].lsn, int64_t(i + 1));
   EXPECT_EQ((*journal)[0].op, "put_document");
-  EXPECT_EQ((*journal)[2].op, "delete_document");
-  EXPECT_EQ((*journal)[2].actor, "key_x");
-  EXPECT_EQ((*journal)[4].op, "purge_document");
+  EXPECT_EQ((*after)[0].op, "scrubbed");
+  EXPECT_EQ((*after)[1].op, "scrubbed");
+  EXPECT_EQ((*after)[2].op, "delete_document");
+  EXPECT_EQ((*after)[2].actor, "key_x");
+  EXPECT_EQ((*after)[3].op, "scrubbed");
+  EXPECT_EQ((*after)[4].op, "purge_document");
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ((*after)[i].checksum, (*journal)[i].checksum);
   EXPECT_EQ(*store_->LastLsn(), 5);
   EXPECT_EQ(store_->ReadJournal(3, 1)->front().lsn, 4);
+  EXPECT_EQ(DecodeIndexDelta((*after)[4])->removals, b.chunk_ids);
 
   auto d0 = DecodeIndexDelta((*journal)[0]);
   ASSERT_TRUE(d0.ok());
@@ -227,9 +236,8 @@ TEST_F(ProjectStoreTest, JournalLsnsAreMonotonicAndPayloadsDecodeToIndexDeltas) 
   auto d3 = DecodeIndexDelta((*journal)[3]);
   ASSERT_EQ(d3->upserts.size(), 1u);
   EXPECT_EQ(d3->upserts[0].second, kb::testing::TestEmbedding(1));
-  EXPECT_EQ(DecodeIndexDelta((*journal)[4])->removals, b.chunk_ids);
   // The last entry's checksum is the store's checksum.
-  EXPECT_EQ(journal->back().checksum, *store_->ContentChecksum());
+  EXPECT_EQ(after->back().checksum, *store_->ContentChecksum());
 }
 
 TEST_F(ProjectStoreTest, DocumentsChangedSinceIncludesDeletionsOldestFirst) {
