@@ -3,6 +3,7 @@
 // encodes (json_encoding.h). Errors are returned as Status and mapped in http_status.cc.
 #include <algorithm>
 
+#include "api/audit_hook.h"
 #include "api/http_status.h"
 #include "api/json_encoding.h"
 #include "api/request_decoding.h"
@@ -52,6 +53,7 @@ Reply IngestMany(ApiContext* api, RequestContext& ctx, const std::string& projec
     if (s.ok()) {
       auto r = api->kb->Ingest(project, items[i].request, ctx.actor);
       if (r.ok()) {
+        ctx.audit_document_ids.push_back(r->document.id);
         item["status"] = r->outcome == PutOutcome::kCreated ? 201 : 200;
         item["outcome"] = std::string(OutcomeName(r->outcome));
         item["document"] = EncodeDocument(r->document);
@@ -102,6 +104,7 @@ Result<Reply> IngestMultipart(ApiContext* api, RequestContext& ctx, const std::s
     one.title = title;
     one.source = source;
     KB_ASSIGN_OR_RETURN(IngestResult r, api->kb->Ingest(project, one, ctx.actor));
+    ctx.audit_document_ids.push_back(r.document.id);
     return IngestReply(r);
   }
   if (!title.empty() || !source.empty()) {
@@ -122,6 +125,7 @@ Result<Reply> Ingest(ApiContext* api, RequestContext& ctx) {
   }
   KB_ASSIGN_OR_RETURN(IngestResult r,
                       api->kb->Ingest(project, decoded.items[0].request, ctx.actor));
+  ctx.audit_document_ids.push_back(r.document.id);
   return IngestReply(r);
 }
 
@@ -147,7 +151,7 @@ std::vector<Route> MakeV1Routes(ApiContext* api) {
   add("GET", "/health", std::nullopt, "", false, [api](RequestContext&) -> Result<Reply> {
     HealthReport h = api->kb->Health();
     const int64_t uptime = (MonotonicMicros() - api->started_mono_us) / 1'000'000;
-    return Reply::Json(h.status == "unhealthy" ? 503 : 200,
+    Reply reply = Reply::Json(h.status == "unhealthy" ? 503 : 200,
                        {{"status", h.status},
                         {"version", KB_VERSION},
                         {"uptime_seconds", uptime},
@@ -155,6 +159,8 @@ std::vector<Route> MakeV1Routes(ApiContext* api) {
                          {{"ready", h.ready},
                           {"problems", h.problems},
                           {"integrity", EncodeIntegritySummary(h.integrity)}}}});
+    if (api->audit) reply.body["checks"]["audit"] = AuditHealthJson(*api->audit);
+    return reply;
   });
   add("GET", "/ready", std::nullopt, "", false, [api](RequestContext&) -> Result<Reply> {
     const bool ready = api->kb->Ready();
@@ -183,6 +189,7 @@ std::vector<Route> MakeV1Routes(ApiContext* api) {
     KB_ASSIGN_OR_RETURN(json body, JsonBody(ctx));
     KB_ASSIGN_OR_RETURN(CreateProjectRequest req, DecodeCreateProject(body));
     KB_ASSIGN_OR_RETURN(ProjectRecord p, api->kb->CreateProject(req, ctx.actor));
+    ctx.audit_project = p.id;
     return Reply::Json(201, EncodeProject(p));
   });
   add("GET", "/api/v1/projects/{project}", kRead, kProject, false,
@@ -321,6 +328,7 @@ std::vector<Route> MakeV1Routes(ApiContext* api) {
         KB_RETURN_IF_ERROR(api->kb->RevokeKey(ctx.Param("id"), ctx.actor));
         return Reply::NoContent();
       });
+  routes.back().action = "apikey.revoke";
 
   // --- integrity (admin) ---
   // Runs the check now, on this request's thread (it reads every database: seconds to minutes
@@ -329,6 +337,7 @@ std::vector<Route> MakeV1Routes(ApiContext* api) {
     KB_ASSIGN_OR_RETURN(IntegrityReport report, api->kb->RunIntegrityCheck());
     return Reply::Json(200, IntegrityReportToJson(report));
   });
+  routes.back().action = "integrity.check";
   return routes;
 }
 

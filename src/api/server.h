@@ -35,6 +35,10 @@ namespace kb::backup {
 class BackupService;
 }  // namespace kb::backup
 
+namespace kb::audit {
+class AuditLog;
+}  // namespace kb::audit
+
 namespace kb::api {
 class MetricsRegistry;
 class Router;
@@ -60,6 +64,10 @@ struct ServerOptions {
   int threads = kDefaultServerThreads;
   // Backups (routes under /api/v1/admin/backups, kb_backup_* metrics); must outlive the server.
   backup::BackupService* backups = nullptr;
+  // The audit log (api/audit_hook.h: which requests are recorded; GET /api/v1/admin/audit;
+  // kb_audit_* metrics); null = none. Must outlive the server.
+  audit::AuditLog* audit = nullptr;
+  bool audit_reads = false;  // also record successful reads
 };
 
 class ApiServer {

@@ -24,6 +24,7 @@ constexpr char kHeadMagic[] = "KBAUDITHEAD 1";
 constexpr char kKindEvent[] = "event";
 constexpr char kKindAnchor[] = "anchor";
 constexpr int64_t kRetryDelayMs = 50;
+constexpr char kHeadMismatchAction[] = "audit.head_mismatch";
 
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS audit_entries (
@@ -233,11 +234,27 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path, const 
   if (options.retention_ms < 0) return Status::InvalidArgument("audit retention is negative");
   std::unique_ptr<AuditLog> log(new AuditLog(path, clock, options));
   KB_RETURN_IF_ERROR(log->Init().WithContext("audit log " + path));
-  log->writer_ = std::thread([raw = log.get()] { raw->WriterLoop(); });
+  if (!options.read_only) log->writer_ = std::thread([raw = log.get()] { raw->WriterLoop(); });
   return log;
 }
 
 Status AuditLog::Init() {
+  if (options_.read_only) {
+    if (!PathExists(path_)) return Status::NotFound("no audit log at " + path_);
+    sql::OpenOptions ro;
+    ro.read_only = true;
+    KB_ASSIGN_OR_RETURN(reader_db_, sql::Database::Open(path_, ro));
+    KB_ASSIGN_OR_RETURN(int64_t version, reader_db_->QueryInt("PRAGMA user_version"));
+    if (version != kAuditFormatVersion) {
+      return version > kAuditFormatVersion
+                 ? Status::FailedPrecondition("format version " + std::to_string(version) +
+                                              " is newer than this program's")
+                 : Status::Corruption("not an audit database");
+    }
+    std::lock_guard lock(mu_);
+    stopping_ = closed_ = true;
+    return Status::OK();
+  }
   KB_ASSIGN_OR_RETURN(writer_db_, sql::Database::Open(path_));
   KB_ASSIGN_OR_RETURN(int64_t version, writer_db_->QueryInt("PRAGMA user_version"));
   if (version > kAuditFormatVersion) {
@@ -258,17 +275,7 @@ Status AuditLog::Init() {
 
   // The chain's tail, and a check that the head file agrees with it: if the newest entries are
   // gone, say so now, in the chain itself, before new entries overwrite the head file.
-  last_hash_ = kGenesisHash;
-  {
-    KB_ASSIGN_OR_RETURN(auto st,
-                        writer_db_->Prepare("SELECT seq, hash FROM audit_entries "
-                                            "ORDER BY seq DESC LIMIT 1"));
-    KB_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (row) {
-      last_seq_ = st.ColumnInt64(0);
-      last_hash_ = st.ColumnText(1);
-    }
-  }
+  KB_RETURN_IF_ERROR(ReadTailLocked());
   Result<std::optional<Head>> head = ReadHead(head_path_);
   std::string head_problem;
   if (!head.ok()) {
@@ -289,7 +296,7 @@ Status AuditLog::Init() {
     e.actor_id = "system";
     e.method = "SYSTEM";
     e.route = "audit.open";
-    e.action = "audit.head_mismatch";
+    e.action = kHeadMismatchAction;
     e.outcome = "failed";
     e.detail = head_problem;
     queue_.push_back(std::move(e));
@@ -441,8 +448,20 @@ Status InsertEntry(sql::Database* db, const AuditEntry& e) {
 
 }  // namespace
 
+// The chain's tail as committed, read under the write lock: another process (a direct-mode CLI
+// command next to a server) may have appended since this one last did.
+Status AuditLog::ReadTailLocked() {
+  KB_ASSIGN_OR_RETURN(auto st, writer_db_->Prepare("SELECT seq, hash FROM audit_entries "
+                                                   "ORDER BY seq DESC LIMIT 1"));
+  KB_ASSIGN_OR_RETURN(bool row, st.Step());
+  last_seq_ = row ? st.ColumnInt64(0) : 0;
+  last_hash_ = row ? st.ColumnText(1) : kGenesisHash;
+  return Status::OK();
+}
+
 Status AuditLog::AppendLocked(const std::vector<AuditEvent>& batch) {
   KB_ASSIGN_OR_RETURN(auto txn, sql::Transaction::Begin(writer_db_.get()));
+  KB_RETURN_IF_ERROR(ReadTailLocked());
   int64_t seq = last_seq_;
   std::string prev = last_hash_;
   for (const AuditEvent& ev : batch) {
@@ -468,11 +487,13 @@ void AuditLog::WriteHeadLocked() {
 }
 
 Result<int64_t> AuditLog::ApplyRetention(int64_t now_ms) {
+  if (options_.read_only) return Status::FailedPrecondition("the audit log is open read-only");
   if (options_.retention_ms <= 0) return int64_t{0};
   const int64_t cutoff = now_ms - options_.retention_ms;
   std::lock_guard lock(write_mu_);
   sql::Database* db = writer_db_.get();
   KB_ASSIGN_OR_RETURN(auto txn, sql::Transaction::Begin(db));
+  KB_RETURN_IF_ERROR(ReadTailLocked());
   // Everything before the first entry young enough to keep: an entry stamped late never takes
   // younger ones with it.
   KB_ASSIGN_OR_RETURN(int64_t first, db->QueryInt("SELECT coalesce(min(seq), 0) FROM audit_entries"));
@@ -548,10 +569,12 @@ Result<VerifyReport> AuditLog::Verify() {
   KB_ASSIGN_OR_RETURN(auto st, db->Prepare(std::string("SELECT ") + kColumns +
                                            " FROM audit_entries ORDER BY seq"));
   std::optional<AuditEntry> prev;
+  std::optional<AuditEntry> loss_recorded;  // the first "audit.head_mismatch" entry
   while (true) {
     KB_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) break;
     AuditEntry e = ReadRow(st);
+    if (!loss_recorded && e.event.action == kHeadMismatchAction) loss_recorded = e;
     if (e.kind != kKindEvent && e.kind != kKindAnchor) {
       return bad(e.seq, "entry " + std::to_string(e.seq) + " has an unknown kind '" + e.kind + "'");
     }
@@ -619,6 +642,11 @@ Result<VerifyReport> AuditLog::Verify() {
                                   " differs from the one the head file recorded");
       }
     }
+  }
+  if (loss_recorded) {
+    return bad(loss_recorded->seq, "entry " + std::to_string(loss_recorded->seq) +
+                                       " records that the log was found cut short when it was "
+                                       "opened: " + loss_recorded->event.detail);
   }
   return r;
 }

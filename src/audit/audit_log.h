@@ -15,6 +15,13 @@
 // Reading (Verify, Query, Export) uses its own connection and sees committed entries only; call
 // Flush() first to include everything recorded so far.
 //
+// A chain that is intact but holds an "audit.head_mismatch" entry (written when the log was
+// opened and found cut short) still fails Verify(), naming that entry: the loss it records
+// cannot be undone, only aged out by retention.
+//
+// Several processes may write one audit.db (a direct-mode CLI command beside a server): each
+// batch reads the chain's tail inside its write transaction.
+//
 // Thread-safety: every method may be called from any thread. Close() (also run by the
 // destructor) drains the queue and joins the writer; Record() after Close() drops and counts.
 #pragma once
@@ -67,6 +74,9 @@ struct AuditLogOptions {
   int64_t retention_interval_ms = 0;
   size_t queue_capacity = kDefaultAuditQueueCapacity;
   int64_t max_block_ms = kDefaultAuditMaxBlockMs;
+  // For inspection (`audit verify/list/export`): no writer, nothing created or appended, and the
+  // head file is left alone. Record() drops and counts.
+  bool read_only = false;
 };
 
 // One stored entry: an event, or a retention anchor (kind "anchor", docs/format/AUDIT_LOG.md).
@@ -150,6 +160,7 @@ class AuditLog final : public AuditSink {
   Status Init();
   void WriterLoop();
   void WriteBatch(std::vector<AuditEvent>& batch);
+  Status ReadTailLocked();
   Status AppendLocked(const std::vector<AuditEvent>& batch);
   void WriteHeadLocked();
   void ReportLost(const AuditEvent& event, const char* why);

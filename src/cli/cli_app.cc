@@ -99,6 +99,7 @@ int Run(int argc, char** argv) {
   RegisterKeysCommand(&app, &registry);
   RegisterCheckCommand(&app, &registry);
   RegisterBackupCommands(&app, &registry);
+  RegisterAuditCommands(&app, &registry);
 
   try {
     app.parse(argc, argv);

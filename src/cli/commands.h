@@ -74,5 +74,7 @@ void RegisterKeysCommand(CLI::App* root, CommandRegistry* registry);
 void RegisterCheckCommand(CLI::App* root, CommandRegistry* registry);
 // repo, backup, prune, restore (backup_command.cc).
 void RegisterBackupCommands(CLI::App* root, CommandRegistry* registry);
+// audit verify, list, export (audit_command.cc).
+void RegisterAuditCommands(CLI::App* root, CommandRegistry* registry);
 
 }  // namespace kb::cli

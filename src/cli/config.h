@@ -54,6 +54,10 @@ struct Config {
   // How often `serve` checks the data directory (a duration; also once at start). Unset =
   // kDefaultIntegrityCheckIntervalMs (src/kb/knowledge_base.h); 0 = no background checks.
   std::optional<int64_t> integrity_check_interval_ms;
+  // Audit log (docs/format/AUDIT_LOG.md): also record successful reads; how long entries are
+  // kept (unset = kDefaultAuditRetentionMs, src/audit/audit_log.h; 0 = forever).
+  bool audit_reads = false;
+  std::optional<int64_t> audit_retention_ms;
   // Client commands: a running server's base URL (switches them to remote mode) and its key.
   std::string url;
   std::string api_key;

@@ -8,15 +8,18 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "api/server.h"
+#include "audit/audit_log.h"
 #include "backup/service.h"
 #include "cli/backup_settings.h"
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "common/file_util.h"
 #include "common/logging.h"
 
 namespace kb::cli {
@@ -61,6 +64,20 @@ int RunServe(const CommonOptions& common) {
   // The server checks its data directory in the background: once after start, then periodically.
   kb_options.integrity_check_interval_ms =
       config->integrity_check_interval_ms.value_or(kDefaultIntegrityCheckIntervalMs);
+  // The audit log first, so that everything after it can record to it; it is closed last.
+  if (Status made = MakeDirs(config->data_dir); !made.ok()) {
+    return ReportError(made.WithContext("cannot open " + config->data_dir));
+  }
+  audit::AuditLogOptions audit_options;
+  audit_options.retention_ms = config->audit_retention_ms.value_or(audit::kDefaultAuditRetentionMs);
+  audit_options.retention_interval_ms = audit::kAuditRetentionIntervalMs;
+  auto audit_log = audit::AuditLog::Open(
+      (std::filesystem::path(config->data_dir) / audit::kAuditDbFile).string(), nullptr,
+      audit_options);
+  if (!audit_log.ok()) {
+    return ReportError(audit_log.status().WithContext("cannot open the audit log"));
+  }
+  kb_options.audit = audit_log->get();
   Result<std::unique_ptr<KnowledgeBase>> kb = KnowledgeBase::Open(kb_options);
   if (!kb.ok()) return ReportError(kb.status().WithContext("cannot open " + config->data_dir));
   Result<std::optional<std::string>> admin = (*kb)->EnsureAdminKey(config->admin_token);
@@ -74,6 +91,7 @@ int RunServe(const CommonOptions& common) {
     (*kb)->Close();
     return ReportError(backup_options.status(), /*usage=*/true);
   }
+  backup_options->audit = audit_log->get();
   auto backups = backup::BackupService::Start(kb->get(), *backup_options);
   if (!backups.ok()) {
     (*kb)->Close();
@@ -81,6 +99,8 @@ int RunServe(const CommonOptions& common) {
   }
   ServerOptions server_options = MakeServerOptions(*config);
   server_options.backups = backups->get();
+  server_options.audit = audit_log->get();
+  server_options.audit_reads = config->audit_reads;
   auto server = ApiServer::Start(kb->get(), server_options);
   if (!server.ok()) {
     (*backups)->Stop();
@@ -107,6 +127,7 @@ int RunServe(const CommonOptions& common) {
   waiter.join();
   (*backups)->Stop();
   (*kb)->Close();
+  (*audit_log)->Close();  // drains the queue: every request answered is recorded
   LogInfo("stopped");
   return kExitOk;
 }

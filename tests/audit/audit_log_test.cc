@@ -158,6 +158,28 @@ TEST_F(AuditLogTest, ReopeningATruncatedLogRecordsTheTruncationInTheChain) {
   ASSERT_EQ(page->entries.size(), 1u);
   EXPECT_NE(page->entries[0].event.detail.find("names entry 10"), std::string::npos);
   EXPECT_EQ(page->entries[0].seq, 9);
+  // The chain is intact again, but verify keeps naming the recorded loss.
+  auto r = log->Verify();
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->ok);
+  EXPECT_EQ(r->bad_seq, 9);
+}
+
+TEST_F(AuditLogTest, ReadOnlyOpenNeitherCreatesNorAppends) {
+  AuditLogOptions ro;
+  ro.read_only = true;
+  EXPECT_EQ(AuditLog::Open(DbPath(), &clock_, ro).status().code(), Code::kNotFound);
+  EXPECT_FALSE(std::filesystem::exists(DbPath()));
+  WriteEvents(10);
+  Tamper(DbPath(), "DELETE FROM audit_entries WHERE seq >= 9");
+  auto log = AuditLog::Open(DbPath(), &clock_, ro);
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  auto r = (*log)->Verify();
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->ok);
+  EXPECT_EQ(r->bad_seq, 9);  // the head file was not overwritten by opening
+  (*log)->Record(Event(1));
+  EXPECT_EQ((*log)->counters().dropped.load(), 1);
 }
 
 TEST_F(AuditLogTest, EditedHeadFileIsRefusedByVerify) {

@@ -133,6 +133,7 @@ TEST_F(E2eApiTest, AuthMatrixOverEveryRoute) {
        3, 'g', {404}},
       {"POST", "/api/v1/admin/projects/matrix-a/restore",
        R"({"snapshot":"20000101T000000Z-00000000"})", 3, 'g', {404}},
+      {"GET", "/api/v1/admin/audit?limit=5", "", 3, 'g', {200}},
       {"POST", "/api/v2/projects", R"({"name":""})", 2, 'g', {400}},
       {"GET", "/api/v2/projects", "", 1, 'l', {200}},
       {"GET", v2a, "", 1, 'p', {200}},
