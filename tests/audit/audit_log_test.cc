@@ -87,6 +87,27 @@ TEST_F(AuditLogTest, IntactChainVerifiesAndCountsEveryEntry) {
   EXPECT_EQ(r.head_seq, 20);
 }
 
+// The test vector of docs/format/AUDIT_LOG.md section 3: the spec and the code agree.
+TEST_F(AuditLogTest, HashFollowsTheSpecifiedEncoding) {
+  AuditEntry e;
+  e.seq = 1;
+  e.kind = "event";
+  e.event.time_ms = 1790000000000;
+  e.event.request_id = "req-1";
+  e.event.actor_id = "key_0123";
+  e.event.actor_name = "admin";
+  e.event.remote = "127.0.0.1";
+  e.event.method = "DELETE";
+  e.event.route = "/api/v1/projects/{project}";
+  e.event.action = "project.delete";
+  e.event.project = "p-1";
+  e.document_ids_json = "[]";
+  e.event.outcome = "ok";
+  e.event.status = 204;
+  e.prev_hash = std::string(64, '0');
+  EXPECT_EQ(ComputeEntryHash(e), "ddcd760771eb4c5ff639f178349b6aad273f2dd50a84d3f17cb1d10f79a8a865");
+}
+
 TEST_F(AuditLogTest, EmptyLogVerifies) {
   VerifyReport r = VerifyNow();
   EXPECT_TRUE(r.ok);
