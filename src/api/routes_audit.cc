@@ -94,6 +94,9 @@ std::vector<Route> MakeAuditRoutes(ApiContext* api) {
       [api](RequestContext& ctx) -> Result<Reply> {
         if (!api->audit) return Status::Unavailable("the audit log is not enabled on this server");
         KB_ASSIGN_OR_RETURN(audit::AuditQuery q, DecodeAuditQuery(api, ctx.http.params));
+        // Every request answered before this one was recorded before its response was sent:
+        // waiting for the current batch makes them all visible here.
+        api->audit->Flush();
         KB_ASSIGN_OR_RETURN(audit::AuditPage page, api->audit->Query(q));
         json entries = json::array();
         for (const audit::AuditEntry& e : page.entries) entries.push_back(audit::EntryToJson(e));

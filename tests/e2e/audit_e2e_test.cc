@@ -219,6 +219,38 @@ TEST_F(AuditE2eTest, WritesAndRefusalsAreRecordedWithTheirFieldsAndVerifyAfterSt
   EXPECT_NE(damaged.err.find("entry 3"), std::string::npos) << damaged.err;
 }
 
+// Direct-mode changes are recorded as the CLI, and a whole restore keeps the audit log (it is
+// history, not data) and adds its own entry; the chain still verifies.
+TEST_F(AuditE2eTest, DirectModeChangesAndAWholeRestoreAreRecordedAndTheLogSurvivesTheRestore) {
+  server_->Stop(SIGTERM);
+  server_.reset();
+  const EnvMap env = {{"KB_LOG_LEVEL", "error"}, {"KB_BACKUP_PASSWORD", "audit-e2e-password"}};
+  const std::string repo = "file://" + dir_.Sub("repo");
+  auto cli = [&](std::vector<std::string> args) {
+    CliRun r = RunProcess(KB_BINARY, args, env, dir_.path());
+    EXPECT_EQ(r.exit_code, 0) << args[0] << ": " << r.err << r.out;
+    return r;
+  };
+  cli({"projects", "create", "herons", "--data-dir", Data()});
+  cli({"repo", "init", "--repo", repo});
+  cli({"backup", "--repo", repo, "--data-dir", Data()});
+  cli({"projects", "delete", "herons", "--data-dir", Data()});
+  cli({"restore", "--latest", "--repo", repo, "--data-dir", Data()});
+
+  CliRun listed = cli({"audit", "list", "--key", "cli", "--json", "--data-dir", Data()});
+  std::vector<std::string> actions;
+  const json page = listed.Json();
+  for (const json& e : page["entries"]) {
+    EXPECT_EQ(e["method"], "CLI");
+    EXPECT_EQ(e["outcome"], "ok");
+    actions.push_back(e["action"]);
+  }
+  EXPECT_EQ(actions, (std::vector<std::string>{"data.restore", "project.delete", "project.create"}))
+      << listed.out << listed.err;
+  CliRun verify = cli({"audit", "verify", "--data-dir", Data()});
+  EXPECT_NE(verify.out.find("intact"), std::string::npos) << verify.out;
+}
+
 TEST_F(AuditE2eTest, VerifyWithoutAnAuditLogIsAnError) {
   CliRun r = Cli({"audit", "verify", "--data-dir", dir_.Sub("nothing-here")});
   EXPECT_NE(r.exit_code, 0);
