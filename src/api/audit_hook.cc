@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/auth.h"
 #include "audit/audit_log.h"
 #include "common/logging.h"
 
@@ -124,6 +125,17 @@ void AuditRequest(ApiContext* api, const AuditedRequest& r) {
         e.actor_name = r.ctx->key->name;
       } else if (r.ctx->actor.id != "system") {
         e.actor_id = r.ctx->actor.id;
+      } else if (status == 413) {
+        // Refused before authentication (the body was too large to read): name the key anyway.
+        const std::string secret = PresentedSecret(r.http.get_header_value("Authorization"),
+                                                   r.http.get_header_value("X-API-Key"));
+        if (!secret.empty()) {
+          auto key = api->kb->Authenticate(secret);
+          if (key.ok()) {
+            e.actor_id = key->id;
+            e.actor_name = key->name;
+          }
+        }
       }
       e.document_ids = r.ctx->audit_document_ids;
       e.project = r.ctx->audit_project;

@@ -149,6 +149,8 @@ TEST_F(AuditE2eTest, WritesAndRefusalsAreRecordedWithTheirFieldsAndVerifyAfterSt
   EXPECT_EQ(e["status"], 413);
   EXPECT_EQ(e["outcome"], "refused");
   EXPECT_EQ(e["route"], "/api/v1/projects/{project}/documents");
+  EXPECT_EQ(e["actor_id"], admin_id);
+  EXPECT_EQ(e["project"], project_id);
 
   // Filters: one key, one address, one status, one project (by name), a time window.
   for (const json& x : Audit("key=" + read_id)) EXPECT_EQ(x["actor_id"], read_id);
@@ -249,6 +251,24 @@ TEST_F(AuditE2eTest, DirectModeChangesAndAWholeRestoreAreRecordedAndTheLogSurviv
       << listed.out << listed.err;
   CliRun verify = cli({"audit", "verify", "--data-dir", Data()});
   EXPECT_NE(verify.out.find("intact"), std::string::npos) << verify.out;
+}
+
+// audit_reads: successful reads of authenticated routes are recorded too, probes never.
+TEST_F(AuditE2eTest, AuditReadsRecordsReadsButNotProbes) {
+  server_->Stop(SIGTERM);
+  WriteTestFile(dir_.Sub("kb.json"), R"({"audit_reads": true, "audit_retention": "30d"})");
+  server_ = std::make_unique<ServerProcess>(
+      Data(), dir_.Sub("server2.log"), std::vector<std::string>{"--config", dir_.Sub("kb.json")});
+  ASSERT_TRUE(server_->Start()) << server_->Log();
+  client_ = server_->Client();
+  HttpResp listed = Do("GET", "/api/v1/projects");
+  ASSERT_EQ(listed.status, 200);
+  ASSERT_EQ(Do("GET", "/health", "").status, 200);
+  json e = EntryFor(listed);
+  EXPECT_EQ(e["action"], "project.list");
+  EXPECT_EQ(e["outcome"], "ok");
+  EXPECT_EQ(e["status"], 200);
+  EXPECT_TRUE(Audit("action=health.list").empty());
 }
 
 TEST_F(AuditE2eTest, VerifyWithoutAnAuditLogIsAnError) {
