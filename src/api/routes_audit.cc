@@ -39,7 +39,7 @@ Result<int> IntParam(const std::string& name, const std::string& value, int lo, 
 }
 
 Result<audit::AuditQuery> DecodeAuditQuery(ApiContext* api, const httplib::Params& params) {
-  static const std::set<std::string> kKnown = {"since", "until",  "action", "project", "key",
+  static const std::set<std::string> kKnown = {"since",  "until",  "action", "project", "key",
                                                "remote", "status", "limit",  "cursor"};
   audit::AuditQuery q;
   std::set<std::string> seen;
@@ -101,11 +101,11 @@ std::vector<Route> MakeAuditRoutes(ApiContext* api) {
         json entries = json::array();
         for (const audit::AuditEntry& e : page.entries) entries.push_back(audit::EntryToJson(e));
         const size_t n = entries.size();
-        return Reply::Json(200, {{"entries", std::move(entries)},
-                                 {"count", n},
-                                 {"next_cursor", page.next_cursor.empty()
-                                                     ? json(nullptr)
-                                                     : json(page.next_cursor)}});
+        return Reply::Json(
+            200,
+            {{"entries", std::move(entries)},
+             {"count", n},
+             {"next_cursor", page.next_cursor.empty() ? json(nullptr) : json(page.next_cursor)}});
       },
       "audit.list"});
   return routes;

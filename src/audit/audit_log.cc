@@ -130,8 +130,8 @@ struct Head {
 };
 
 std::string EncodeHead(const Head& h) {
-  std::string body = std::string(kHeadMagic) + "\nseq " + std::to_string(h.seq) + "\nhash " +
-                     h.hash + "\n";
+  std::string body =
+      std::string(kHeadMagic) + "\nseq " + std::to_string(h.seq) + "\nhash " + h.hash + "\n";
   return body + "sha256 " + Sha256Hex(body) + "\n";
 }
 
@@ -263,9 +263,9 @@ Status AuditLog::Init() {
                                       std::to_string(kAuditFormatVersion) + ")");
   }
   if (version == 0) {
-    KB_ASSIGN_OR_RETURN(int64_t tables, writer_db_->QueryInt(
-                                            "SELECT count(*) FROM sqlite_schema WHERE "
-                                            "type='table' AND name <> 'audit_entries'"));
+    KB_ASSIGN_OR_RETURN(int64_t tables,
+                        writer_db_->QueryInt("SELECT count(*) FROM sqlite_schema WHERE "
+                                             "type='table' AND name <> 'audit_entries'"));
     if (tables > 0) return Status::Corruption("not an audit database (it holds other tables)");
     KB_RETURN_IF_ERROR(writer_db_->Exec(kSchema));
     KB_RETURN_IF_ERROR(
@@ -285,13 +285,12 @@ Status AuditLog::Init() {
                    " but the log ends at entry " + std::to_string(last_seq_) +
                    ": newest entries are missing";
   } else if (head->has_value() && (*head)->seq == last_seq_ && (*head)->hash != last_hash_) {
-    head_problem = "the head file's hash of entry " + std::to_string(last_seq_) +
-                   " differs from the log's";
+    head_problem =
+        "the head file's hash of entry " + std::to_string(last_seq_) + " differs from the log's";
   }
   if (!head_problem.empty()) {
-    LogError("audit log tampering suspected",
-             json{{"path", path_}, {"problem", head_problem}}.dump(
-                 -1, ' ', false, json::error_handler_t::replace));
+    LogError("audit log tampering suspected", json{{"path", path_}, {"problem", head_problem}}.dump(
+                                                  -1, ' ', false, json::error_handler_t::replace));
     AuditEvent e;
     e.actor_id = "system";
     e.method = "SYSTEM";
@@ -326,9 +325,8 @@ void AuditLog::Record(AuditEvent event) {
   BoundEvent(&event);
   std::unique_lock lock(mu_);
   if (queue_.size() >= options_.queue_capacity && !stopping_) {
-    space_cv_.wait_for(lock, std::chrono::milliseconds(options_.max_block_ms), [this] {
-      return queue_.size() < options_.queue_capacity || stopping_;
-    });
+    space_cv_.wait_for(lock, std::chrono::milliseconds(options_.max_block_ms),
+                       [this] { return queue_.size() < options_.queue_capacity || stopping_; });
   }
   if (stopping_ || queue_.size() >= options_.queue_capacity) {
     lock.unlock();
@@ -421,9 +419,9 @@ void AuditLog::WriteBatch(std::vector<AuditEvent>& batch) {
 namespace {
 
 Status InsertEntry(sql::Database* db, const AuditEntry& e) {
-  KB_ASSIGN_OR_RETURN(auto st, db->PrepareCached(
-                                   std::string("INSERT INTO audit_entries (") + kColumns +
-                                   ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+  KB_ASSIGN_OR_RETURN(auto st,
+                      db->PrepareCached(std::string("INSERT INTO audit_entries (") + kColumns +
+                                        ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
   st.Bind(1, e.seq)
       .Bind(2, e.kind)
       .Bind(3, e.event.time_ms)
@@ -469,7 +467,8 @@ Status AuditLog::AppendLocked(const std::vector<AuditEvent>& batch) {
     e.seq = ++seq;
     e.kind = kKindEvent;
     e.event = ev;
-    e.document_ids_json = json(ev.document_ids).dump(-1, ' ', false, json::error_handler_t::replace);
+    e.document_ids_json =
+        json(ev.document_ids).dump(-1, ' ', false, json::error_handler_t::replace);
     e.prev_hash = prev;
     e.hash = ComputeEntryHash(e);
     KB_RETURN_IF_ERROR(InsertEntry(writer_db_.get(), e));
@@ -496,11 +495,13 @@ Result<int64_t> AuditLog::ApplyRetention(int64_t now_ms) {
   KB_RETURN_IF_ERROR(ReadTailLocked());
   // Everything before the first entry young enough to keep: an entry stamped late never takes
   // younger ones with it.
-  KB_ASSIGN_OR_RETURN(int64_t first, db->QueryInt("SELECT coalesce(min(seq), 0) FROM audit_entries"));
+  KB_ASSIGN_OR_RETURN(int64_t first,
+                      db->QueryInt("SELECT coalesce(min(seq), 0) FROM audit_entries"));
   if (first == 0) return int64_t{0};
   int64_t through = last_seq_;
   {
-    KB_ASSIGN_OR_RETURN(auto st, db->Prepare("SELECT min(seq) FROM audit_entries WHERE time_ms >= ?"));
+    KB_ASSIGN_OR_RETURN(auto st,
+                        db->Prepare("SELECT min(seq) FROM audit_entries WHERE time_ms >= ?"));
     st.Bind(1, cutoff);
     KB_ASSIGN_OR_RETURN(bool row, st.Step());
     if (row && !st.ColumnIsNull(0)) through = st.ColumnInt64(0) - 1;
@@ -566,8 +567,8 @@ Result<VerifyReport> AuditLog::Verify() {
     KB_ASSIGN_OR_RETURN(bool row, st.Step());
     if (row) anchor = ReadRow(st);
   }
-  KB_ASSIGN_OR_RETURN(auto st, db->Prepare(std::string("SELECT ") + kColumns +
-                                           " FROM audit_entries ORDER BY seq"));
+  KB_ASSIGN_OR_RETURN(
+      auto st, db->Prepare(std::string("SELECT ") + kColumns + " FROM audit_entries ORDER BY seq"));
   std::optional<AuditEntry> prev;
   std::optional<AuditEntry> loss_recorded;  // the first "audit.head_mismatch" entry
   while (true) {
@@ -588,10 +589,10 @@ Result<VerifyReport> AuditLog::Verify() {
         return bad(1, "entries 1.." + std::to_string(e.seq - 1) +
                           " are missing and no retention anchor accounts for them");
       } else if (anchor->anchor_seq < e.seq - 1) {
-        return bad(anchor->anchor_seq + 1,
-                   "entries " + std::to_string(anchor->anchor_seq + 1) + ".." +
-                       std::to_string(e.seq - 1) + " are missing (retention removed only up to " +
-                       std::to_string(anchor->anchor_seq) + ")");
+        return bad(anchor->anchor_seq + 1, "entries " + std::to_string(anchor->anchor_seq + 1) +
+                                               ".." + std::to_string(e.seq - 1) +
+                                               " are missing (retention removed only up to " +
+                                               std::to_string(anchor->anchor_seq) + ")");
       } else if (anchor->anchor_seq > e.seq - 1) {
         return bad(e.seq, "entry " + std::to_string(e.seq) +
                               " should have been removed by retention (anchor at entry " +
@@ -626,11 +627,10 @@ Result<VerifyReport> AuditLog::Verify() {
   if (head) {
     r.head_seq = head->seq;
     if (head->seq > r.last_seq) {
-      return bad(r.last_seq + 1, "entries " + std::to_string(r.last_seq + 1) + ".." +
-                                     std::to_string(head->seq) +
-                                     " are missing (the head file names entry " +
-                                     std::to_string(head->seq) + "; the log ends at " +
-                                     std::to_string(r.last_seq) + ")");
+      return bad(r.last_seq + 1,
+                 "entries " + std::to_string(r.last_seq + 1) + ".." + std::to_string(head->seq) +
+                     " are missing (the head file names entry " + std::to_string(head->seq) +
+                     "; the log ends at " + std::to_string(r.last_seq) + ")");
     }
     if (head->seq >= r.first_seq && head->seq > 0) {
       auto hs = db->Prepare("SELECT hash FROM audit_entries WHERE seq = ?");
@@ -646,7 +646,8 @@ Result<VerifyReport> AuditLog::Verify() {
   if (loss_recorded) {
     return bad(loss_recorded->seq, "entry " + std::to_string(loss_recorded->seq) +
                                        " records that the log was found cut short when it was "
-                                       "opened: " + loss_recorded->event.detail);
+                                       "opened: " +
+                                       loss_recorded->event.detail);
   }
   return r;
 }

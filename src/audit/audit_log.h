@@ -33,12 +33,11 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/audit_sink.h"
 #include "common/clock.h"
@@ -96,21 +95,21 @@ struct VerifyReport {
   int64_t entries = 0;    // rows checked
   int64_t first_seq = 0;  // 0 when empty
   int64_t last_seq = 0;
-  int64_t head_seq = 0;   // from the head file; 0 if it is missing
-  int64_t bad_seq = 0;    // the first bad entry when !ok
-  std::string problem;    // what is wrong with it
+  int64_t head_seq = 0;  // from the head file; 0 if it is missing
+  int64_t bad_seq = 0;   // the first bad entry when !ok
+  std::string problem;   // what is wrong with it
 };
 
 struct AuditQuery {
-  std::optional<int64_t> since_ms;  // time_ms >= since
-  std::optional<int64_t> until_ms;  // time_ms < until
-  std::string action;               // exact; empty = any
+  std::optional<int64_t> since_ms;    // time_ms >= since
+  std::optional<int64_t> until_ms;    // time_ms < until
+  std::string action;                 // exact; empty = any
   std::vector<std::string> projects;  // any of these (id and name); empty = any
-  std::string key;                  // actor id (a key id, "cli", "system")
-  std::string remote;               // exact client address
+  std::string key;                    // actor id (a key id, "cli", "system")
+  std::string remote;                 // exact client address
   std::optional<int> status;
   int limit = kDefaultAuditQueryLimit;
-  std::string cursor;               // from a previous page; empty = newest first
+  std::string cursor;  // from a previous page; empty = newest first
 };
 
 struct AuditPage {

@@ -23,8 +23,7 @@ struct AuditCommandOptions {
 std::unique_ptr<audit::AuditLog> OpenForInspection(const AuditCommandOptions& o, int* exit_code) {
   std::optional<Config> config = LoadCommandConfig(o.common, /*server_defaults=*/false, exit_code);
   if (!config) return nullptr;
-  const std::string path =
-      (std::filesystem::path(config->data_dir) / audit::kAuditDbFile).string();
+  const std::string path = (std::filesystem::path(config->data_dir) / audit::kAuditDbFile).string();
   audit::AuditLogOptions options;
   options.read_only = true;
   auto log = audit::AuditLog::Open(path, nullptr, options);
@@ -57,8 +56,10 @@ int RunVerify(const AuditCommandOptions& o) {
   Result<audit::VerifyReport> r = log->Verify();
   if (!r.ok()) return ReportError(r.status().WithContext("audit log not verifiable"));
   if (o.common.json) {
-    nlohmann::json j = {{"ok", r->ok},           {"entries", r->entries},
-                        {"first_seq", r->first_seq}, {"last_seq", r->last_seq},
+    nlohmann::json j = {{"ok", r->ok},
+                        {"entries", r->entries},
+                        {"first_seq", r->first_seq},
+                        {"last_seq", r->last_seq},
                         {"head_seq", r->head_seq}};
     if (!r->ok) {
       j["bad_seq"] = r->bad_seq;
@@ -67,7 +68,9 @@ int RunVerify(const AuditCommandOptions& o) {
     PrintJson(j);
     return r->ok ? kExitOk : kExitFailure;
   }
-  if (!r->ok) return ReportError("audit log damaged at entry " + std::to_string(r->bad_seq) + ": " + r->problem);
+  if (!r->ok)
+    return ReportError("audit log damaged at entry " + std::to_string(r->bad_seq) + ": " +
+                       r->problem);
   std::cout << "audit log intact: " << r->entries << " entries";
   if (r->entries > 0) std::cout << " (seq " << r->first_seq << ".." << r->last_seq << ")";
   std::cout << std::endl;

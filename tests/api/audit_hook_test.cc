@@ -1,8 +1,8 @@
 // Action names derived from method + pattern (api/audit_hook.h): routes added without an
 // explicit action still get a meaningful one.
-#include <gtest/gtest.h>
-
 #include "api/audit_hook.h"
+
+#include <gtest/gtest.h>
 
 namespace kb::api {
 namespace {

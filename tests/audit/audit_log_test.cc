@@ -105,7 +105,8 @@ TEST_F(AuditLogTest, HashFollowsTheSpecifiedEncoding) {
   e.event.outcome = "ok";
   e.event.status = 204;
   e.prev_hash = std::string(64, '0');
-  EXPECT_EQ(ComputeEntryHash(e), "ddcd760771eb4c5ff639f178349b6aad273f2dd50a84d3f17cb1d10f79a8a865");
+  EXPECT_EQ(ComputeEntryHash(e),
+            "ddcd760771eb4c5ff639f178349b6aad273f2dd50a84d3f17cb1d10f79a8a865");
 }
 
 TEST_F(AuditLogTest, EmptyLogVerifies) {
@@ -407,9 +408,10 @@ TEST_F(AuditLogTest, ExportWritesOneJsonLinePerEntryOldestFirst) {
   }
   log->Flush();
   std::vector<nlohmann::json> lines;
-  ASSERT_TRUE(log->Export(kT0 + 2000, kT0 + 5000, [&](const std::string& line) {
-                   lines.push_back(nlohmann::json::parse(line));
-                 }).ok());
+  ASSERT_TRUE(
+      log->Export(kT0 + 2000, kT0 + 5000,
+                  [&](const std::string& line) { lines.push_back(nlohmann::json::parse(line)); })
+          .ok());
   ASSERT_EQ(lines.size(), 3u);
   EXPECT_EQ(lines[0]["seq"], 2);
   EXPECT_EQ(lines[2]["seq"], 4);

@@ -88,8 +88,8 @@ TEST_F(AuditE2eTest, WritesAndRefusalsAreRecordedWithTheirFieldsAndVerifyAfterSt
   ASSERT_EQ(deleted.status, 204);
 
   // refused: no key (401), an unknown key (401), a read key on an admin route (403), too big (413)
-  HttpResp read_key = Do("POST", "/api/v1/admin/api-keys", kE2eAdminToken,
-                         R"({"name":"reader","scope":"read"})");
+  HttpResp read_key =
+      Do("POST", "/api/v1/admin/api-keys", kE2eAdminToken, R"({"name":"reader","scope":"read"})");
   ASSERT_EQ(read_key.status, 201);
   const std::string read_id = read_key.body["key"]["id"];
   HttpResp no_key = Do("DELETE", "/api/v1/projects/audited", "");
@@ -201,10 +201,10 @@ TEST_F(AuditE2eTest, WritesAndRefusalsAreRecordedWithTheirFieldsAndVerifyAfterSt
   EXPECT_EQ(verify_json.Json()["entries"], n);
 
   // A direct-mode command is recorded as the CLI.
-  CliRun key = Cli({"keys", "create", "--name", "cli-made", "--scope", "read", "--data-dir", Data()});
+  CliRun key =
+      Cli({"keys", "create", "--name", "cli-made", "--scope", "read", "--data-dir", Data()});
   ASSERT_EQ(key.exit_code, 0) << key.err;
-  CliRun listed_cli =
-      Cli({"audit", "list", "--key", "cli", "--json", "--data-dir", Data()});
+  CliRun listed_cli = Cli({"audit", "list", "--key", "cli", "--json", "--data-dir", Data()});
   ASSERT_EQ(listed_cli.exit_code, 0) << listed_cli.err;
   ASSERT_EQ(listed_cli.Json()["count"], 1) << listed_cli.out;
   EXPECT_EQ(listed_cli.Json()["entries"][0]["action"], "apikey.create");
