@@ -31,6 +31,10 @@ namespace kb::backup {
 class BackupService;
 }  // namespace kb::backup
 
+namespace kb::audit {
+class AuditLog;
+}  // namespace kb::audit
+
 namespace kb::api {
 
 class AccessControl;
@@ -42,6 +46,10 @@ struct RequestContext {
   std::map<std::string, std::string> path_params;
   std::optional<ApiKeyRecord> key;  // set on authenticated routes
   Actor actor;                      // the key id, for the audit trail
+  // Set by handlers for the audit log (api/audit_hook.h) when the target is not in the path:
+  // the project a request created, the documents it wrote.
+  std::string audit_project = "";
+  std::vector<std::string> audit_document_ids = {};
 
   const std::string& Param(const std::string& name) const {
     static const std::string kEmpty;
@@ -88,6 +96,9 @@ struct Route {
   // Only keys not limited to projects may call it (creating projects, managing all keys).
   bool unrestricted_only = false;
   RouteHandler handler;
+  // The audit log's name for what the route does ("project.create", "apikey.revoke"); empty =
+  // derived from the method and pattern (DeriveAction in api/audit_hook.h), so no route lacks one.
+  std::string action = "";
 };
 
 // Shared state handed to the route builders.
@@ -95,6 +106,8 @@ struct ApiContext {
   KnowledgeBase* kb = nullptr;
   backup::BackupService* backups = nullptr;  // null: backup routes answer 503
   AccessControl* access = nullptr;  // lockdown, address rules, rate limits (access_control.h)
+  audit::AuditLog* audit = nullptr;          // null: nothing is audited, the audit route answers 503
+  bool audit_reads = false;                  // audit successful reads too
   MetricsRegistry* metrics = nullptr;
   int64_t started_mono_us = 0;
   bool metrics_require_auth = false;
@@ -109,6 +122,7 @@ std::vector<Route> MakeBackupRoutes(ApiContext* ctx);  // routes_backup.cc
 std::vector<Route> MakeContainmentRoutes(ApiContext* ctx);  // routes_containment.cc
 // Soft-delete administration and the key lifecycle (routes_lifecycle.cc).
 std::vector<Route> MakeLifecycleRoutes(ApiContext* ctx);
+std::vector<Route> MakeAuditRoutes(ApiContext* ctx);   // routes_audit.cc
 
 class Router {
  public:

@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "api/access_control.h"
+#include "api/audit_hook.h"
 #include "api/http_status.h"
 #include "api/json_encoding.h"
 #include "api/request_decoding.h"
@@ -53,6 +54,7 @@ Reply IngestMany(ApiContext* api, RequestContext& ctx, const std::string& projec
     if (s.ok()) {
       auto r = api->kb->Ingest(project, items[i].request, ctx.actor);
       if (r.ok()) {
+        ctx.audit_document_ids.push_back(r->document.id);
         item["status"] = r->outcome == PutOutcome::kCreated ? 201 : 200;
         item["outcome"] = std::string(OutcomeName(r->outcome));
         item["document"] = EncodeDocument(r->document);
@@ -103,6 +105,7 @@ Result<Reply> IngestMultipart(ApiContext* api, RequestContext& ctx, const std::s
     one.title = title;
     one.source = source;
     KB_ASSIGN_OR_RETURN(IngestResult r, api->kb->Ingest(project, one, ctx.actor));
+    ctx.audit_document_ids.push_back(r.document.id);
     return IngestReply(r);
   }
   if (!title.empty() || !source.empty()) {
@@ -123,6 +126,7 @@ Result<Reply> Ingest(ApiContext* api, RequestContext& ctx) {
   }
   KB_ASSIGN_OR_RETURN(IngestResult r,
                       api->kb->Ingest(project, decoded.items[0].request, ctx.actor));
+  ctx.audit_document_ids.push_back(r.document.id);
   return IngestReply(r);
 }
 
@@ -148,16 +152,18 @@ std::vector<Route> MakeV1Routes(ApiContext* api) {
   add("GET", "/health", std::nullopt, "", false, [api](RequestContext&) -> Result<Reply> {
     HealthReport h = api->kb->Health();
     const int64_t uptime = (MonotonicMicros() - api->started_mono_us) / 1'000'000;
-    json body = {{"status", h.status},
-                 {"version", KB_VERSION},
-                 {"uptime_seconds", uptime},
-                 {"checks",
-                  {{"ready", h.ready},
-                   {"problems", h.problems},
-                   {"integrity", EncodeIntegritySummary(h.integrity)}}}};
+    Reply reply = Reply::Json(h.status == "unhealthy" ? 503 : 200,
+                              {{"status", h.status},
+                               {"version", KB_VERSION},
+                               {"uptime_seconds", uptime},
+                               {"checks",
+                                {{"ready", h.ready},
+                                 {"problems", h.problems},
+                                 {"integrity", EncodeIntegritySummary(h.integrity)}}}});
     // The mode only: its reason may describe an incident, and these routes are public.
-    if (api->access) body["mode"] = std::string(ServiceModeName(api->access->mode().mode));
-    return Reply::Json(h.status == "unhealthy" ? 503 : 200, std::move(body));
+    if (api->access) reply.body["mode"] = std::string(ServiceModeName(api->access->mode().mode));
+    if (api->audit) reply.body["checks"]["audit"] = AuditHealthJson(*api->audit);
+    return reply;
   });
   add("GET", "/ready", std::nullopt, "", false, [api](RequestContext&) -> Result<Reply> {
     const bool ready = api->kb->Ready();
@@ -188,6 +194,7 @@ std::vector<Route> MakeV1Routes(ApiContext* api) {
     KB_ASSIGN_OR_RETURN(json body, JsonBody(ctx));
     KB_ASSIGN_OR_RETURN(CreateProjectRequest req, DecodeCreateProject(body));
     KB_ASSIGN_OR_RETURN(ProjectRecord p, api->kb->CreateProject(req, ctx.actor));
+    ctx.audit_project = p.id;
     return Reply::Json(201, EncodeProject(p));
   });
   add("GET", "/api/v1/projects/{project}", kRead, kProject, false,
@@ -327,6 +334,7 @@ std::vector<Route> MakeV1Routes(ApiContext* api) {
         KB_RETURN_IF_ERROR(api->kb->RevokeKey(ctx.Param("id"), ctx.actor));
         return Reply::NoContent();
       });
+  routes.back().action = "apikey.revoke";
 
   // --- integrity (admin) ---
   // Runs the check now, on this request's thread (it reads every database: seconds to minutes
@@ -335,6 +343,7 @@ std::vector<Route> MakeV1Routes(ApiContext* api) {
     KB_ASSIGN_OR_RETURN(IntegrityReport report, api->kb->RunIntegrityCheck());
     return Reply::Json(200, IntegrityReportToJson(report));
   });
+  routes.back().action = "integrity.check";
   return routes;
 }
 

@@ -56,6 +56,7 @@ std::vector<Route> MakeV2Routes(ApiContext* api) {
     KB_ASSIGN_OR_RETURN(CreateProjectRequest req, DecodeV2CreateProject(body));
     auto p = api->kb->CreateProject(req, ctx.actor);
     if (!p.ok()) return DuplicateAsBadRequest(p.status());
+    ctx.audit_project = p->id;
     return Reply::Json(201, EncodeV2Project(*p));
   });
   add("GET", "/api/v2/projects", kRead, "", false, [api](RequestContext& ctx) -> Result<Reply> {
@@ -122,10 +123,12 @@ std::vector<Route> MakeV2Routes(ApiContext* api) {
           r = api->kb->Ingest(ctx.Param(kProjectId), in, ctx.actor);
         }
         if (!r.ok()) return r.status();
+        ctx.audit_document_ids.push_back(r->document.id);
         return Reply::Json(200, {{"success", true},
                                  {"doc_id", r->document.id},
                                  {"message", "Document " + std::string(OutcomeName(r->outcome))}});
       });
+  routes.back().action = "document.create";  // as v1's upload, so one filter finds both
   add("POST", "/api/v2/projects/{project_id}/api-keys", kAdmin, kProjectId, false,
       [api](RequestContext& ctx) -> Result<Reply> {
         KB_ASSIGN_OR_RETURN(json body, JsonBody(ctx));
@@ -162,6 +165,7 @@ std::vector<Route> MakeV2Routes(ApiContext* api) {
         KB_RETURN_IF_ERROR(api->kb->RevokeKey(key_id, ctx.actor));
         return Reply::Json(200, {{"success", true}, {"message", "API key " + key_id + " revoked"}});
       });
+  routes.back().action = "apikey.revoke";
   return routes;
 }
 

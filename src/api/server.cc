@@ -5,12 +5,14 @@
 
 #include <chrono>
 
+#include "api/audit_hook.h"
 #include "api/auth.h"
 #include "api/http_status.h"
 #include "api/json_encoding.h"
 #include "api/metrics.h"
 #include "api/router.h"
 #include "api/tls.h"
+#include "audit/audit_log.h"
 #include "backup/service.h"
 #include "common/clock.h"
 #include "common/crypto_util.h"
@@ -111,6 +113,8 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(KnowledgeBase* kb,
   self->ctx_->kb = kb;
   self->ctx_->backups = options.backups;
   self->ctx_->access = self->access_.get();
+  self->ctx_->audit = options.audit;
+  self->ctx_->audit_reads = options.audit_reads;
   self->ctx_->metrics = self->metrics_.get();
   self->ctx_->started_mono_us = MonotonicMicros();
   self->ctx_->metrics_require_auth = options.metrics_require_auth;
@@ -122,6 +126,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(KnowledgeBase* kb,
   for (auto& r : api::MakeBackupRoutes(self->ctx_.get())) self->router_->Add(std::move(r));
   for (auto& r : api::MakeContainmentRoutes(self->ctx_.get())) self->router_->Add(std::move(r));
   for (auto& r : api::MakeLifecycleRoutes(self->ctx_.get())) self->router_->Add(std::move(r));
+  for (auto& r : api::MakeAuditRoutes(self->ctx_.get())) self->router_->Add(std::move(r));
 
   const bool tls = !options.tls_cert_file.empty() || !options.tls_key_file.empty();
   if (tls) {
@@ -269,6 +274,11 @@ void ApiServer::RegisterMetrics() {
   m.DeclareCounter("kb_backups_total", "Backups that succeeded.");
   m.DeclareGauge("kb_backup_last_verified_timestamp_seconds",
                  "Unix time of the last verification that found every snapshot good (0: never).");
+  m.DeclareCounter("kb_audit_events_total", "Audit log entries committed.");
+  m.DeclareCounter("kb_audit_write_failures_total",
+                   "Audit events lost because their batch could not be written (logged).");
+  m.DeclareCounter("kb_audit_dropped_total",
+                   "Audit events dropped because the audit queue stayed full (logged).");
   m.DeclareGauge("kb_uptime_seconds", "Seconds since the server started.");
   m.DeclareGauge("kb_build_info", "Build information; the value is always 1.", {"version"});
   m.Set("kb_build_info", {KB_VERSION}, 1);
@@ -302,6 +312,12 @@ void ApiServer::RefreshMetrics() {
     m.Set("kb_backups_total", {}, static_cast<double>(b.successes.load()));
     m.Set("kb_backup_last_verified_timestamp_seconds", {},
           static_cast<double>(b.last_verified_ms.load()) / 1000.0);
+  }
+  if (ctx_->audit) {
+    const audit::AuditCounters& a = ctx_->audit->counters();
+    m.Set("kb_audit_events_total", {}, static_cast<double>(a.events.load()));
+    m.Set("kb_audit_write_failures_total", {}, static_cast<double>(a.write_failures.load()));
+    m.Set("kb_audit_dropped_total", {}, static_cast<double>(a.dropped.load()));
   }
   auto stats = kb_->Stats();
   if (!stats.ok()) return;
@@ -344,6 +360,10 @@ void ApiServer::RenderTransportError(const httplib::Request& req, httplib::Respo
                                     {"method", req.method},
                                     {"route", kUnmatchedRoute},
                                     {"status", res.status}}));
+  api::Router::Match match;  // the route the refused request was for, if any
+  router_->Find(req.method, req.path, &match);
+  api::RequestContext audit_ctx{req, request_id, std::move(match.params), {}, {}};
+  api::AuditRequest(ctx_.get(), {req, res, request_id, match.route, &audit_ctx});
 }
 
 void ApiServer::Dispatch(const httplib::Request& req, httplib::Response& res) {
@@ -351,6 +371,7 @@ void ApiServer::Dispatch(const httplib::Request& req, httplib::Response& res) {
   const std::string header_id = req.get_header_value("X-Request-ID");
   api::RequestContext ctx{req, SaneRequestId(header_id) ? header_id : NewUuid(), {}, {}, {}};
   std::string route_label = kUnmatchedRoute;
+  const api::Route* audited_route = nullptr;
   bool v2 = false;
 
   // Renders a Status failure through the one mapping in http_status.cc.
@@ -373,6 +394,7 @@ void ApiServer::Dispatch(const httplib::Request& req, httplib::Response& res) {
 
     api::Router::Match match;
     const auto outcome = router_->Find(req.method, req.path, &match);
+    audited_route = match.route;
     if (outcome != api::Router::Outcome::kNotFound) {
       // The pattern, never the raw path: bounded label cardinality.
       route_label = match.pattern;
@@ -508,6 +530,7 @@ void ApiServer::Dispatch(const httplib::Request& req, httplib::Response& res) {
   else if (ctx.actor.id != "system")
     fields["key_id"] = ctx.actor.id;
   LogInfo("request", api::DumpJson(fields));
+  api::AuditRequest(ctx_.get(), {req, res, ctx.request_id, audited_route, &ctx});
 }
 
 }  // namespace kb

@@ -37,6 +37,10 @@ namespace kb::backup {
 class BackupService;
 }  // namespace kb::backup
 
+namespace kb::audit {
+class AuditLog;
+}  // namespace kb::audit
+
 namespace kb::api {
 class MetricsRegistry;
 class Router;
@@ -70,6 +74,10 @@ struct ServerOptions {
   // HTTPS when both are set: PEM certificate (chain) and private key; TLS 1.2 or newer only.
   std::string tls_cert_file;
   std::string tls_key_file;
+  // The audit log (api/audit_hook.h: which requests are recorded; GET /api/v1/admin/audit;
+  // kb_audit_* metrics); null = none. Must outlive the server.
+  audit::AuditLog* audit = nullptr;
+  bool audit_reads = false;  // also record successful reads
 };
 
 class ApiServer {

@@ -170,7 +170,32 @@ Result<ProjectRestoreReport> BackupService::RestoreProject(const std::string& pr
   ProjectRestoreOptions po;
   po.merge = merge;
   po.actor = actor;
-  return backup::RestoreProject(*repo, chosen.manifest, project, *kb_, po);
+  Result<ProjectRestoreReport> report =
+      backup::RestoreProject(*repo, chosen.manifest, project, *kb_, po);
+  const std::string who = "requested by " + (actor.id.empty() ? "?" : actor.id) + "; snapshot " +
+                          chosen.manifest.id + "; " + (merge ? "merge" : "replace");
+  if (report.ok()) {
+    Audit("project.restore", "ok", report->project_id,
+          who + "; " + std::to_string(report->documents) + " documents, " +
+              std::to_string(report->restored_documents.size()) + " merged");
+  } else {
+    Audit("project.restore", "failed", project, who + "; " + report.status().ToString());
+  }
+  return report;
+}
+
+void BackupService::Audit(const std::string& action, const std::string& outcome,
+                          const std::string& project, const std::string& detail) {
+  if (!options_.audit) return;
+  AuditEvent e;
+  e.actor_id = "system";
+  e.method = "SYSTEM";
+  e.route = "backup.service";
+  e.action = action;
+  e.project = project;
+  e.outcome = outcome;
+  e.detail = detail;
+  options_.audit->Record(std::move(e));
 }
 
 json BackupService::StatusJson() const {
@@ -211,6 +236,10 @@ void BackupService::ApplyRetention() {
     else LogWarn("forgetting a snapshot failed", json{{"snapshot", d.snapshot_id}, {"error", s.ToString()}}.dump());
   }
   auto pruned = (*repo)->Prune(options_.prune);
+  Audit("backup.retention", pruned.ok() ? "ok" : "failed", "",
+        "forgot " + std::to_string(forgotten) + " snapshots; prune " +
+            (pruned.ok() ? "deleted " + std::to_string(pruned->packs_deleted) + " packs"
+                         : "failed: " + pruned.status().ToString()));
   LogInfo("retention applied",
           json{{"forgotten", forgotten},
                {"packs_deleted", pruned.ok() ? pruned->packs_deleted : 0},
@@ -225,6 +254,9 @@ void BackupService::SchedulerLoop() {
     if (stopping_) break;
     lock.unlock();
     auto result = RunBackup("schedule", {}, {});
+    Audit("backup.create", result.ok() ? "ok" : "failed", "",
+          result.ok() ? "scheduled backup: snapshot " + result->id
+                      : "scheduled backup failed: " + result.status().ToString());
     if (result.ok()) {
       std::lock_guard<std::mutex> run(run_mu_);
       ApplyRetention();

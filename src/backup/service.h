@@ -45,6 +45,9 @@ struct BackupServiceOptions {
   PruneOptions prune;
   // Delay before the first scheduled backup (default: one interval after start).
   int64_t first_delay_ms = -1;
+  // Where scheduled backups, their retention and prune, and restores are recorded (actor
+  // "system"); null = not recorded. Must outlive the service.
+  AuditSink* audit = nullptr;
 };
 
 // Figures for /metrics (read without locks).
@@ -87,6 +90,8 @@ class BackupService {
   Result<Repository*> Repo();  // opens (or, for the local default, creates) on first use
   void SchedulerLoop();
   void ApplyRetention();
+  void Audit(const std::string& action, const std::string& outcome, const std::string& project,
+             const std::string& detail);
 
   KnowledgeBase* kb_;
   BackupServiceOptions options_;

@@ -69,6 +69,11 @@ Result<std::unique_ptr<Backend>> OpenDirectBackend(const Config& config);
 // surface on the first call as Unavailable.
 Result<std::unique_ptr<Backend>> OpenRemoteBackend(const Config& config);
 
+// Records one event of a direct-mode command that changed `data_dir` outside a Backend (e.g.
+// `restore`) in its audit log, as actor "cli" with method "CLI". A log that cannot be opened is
+// reported on stderr; it never fails the command.
+void RecordCliAudit(const std::string& data_dir, AuditEvent event);
+
 // Remote if config.url is set, else direct.
 Result<std::unique_ptr<Backend>> OpenBackend(const Config& config);
 

@@ -4,10 +4,12 @@
 // directory. Backups are safe while a server runs on the data directory (each database is
 // copied at one committed state); a whole restore is not (stop the server first), a
 // single-project restore into a running server goes through its API.
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "api/json_encoding.h"
+#include "audit/audit_log.h"
 #include "backup/backup.h"
 #include "backup/restore.h"
 #include "backup/retention.h"
@@ -24,6 +26,31 @@ namespace kb::cli {
 namespace {
 
 using Json = nlohmann::json;
+
+// A whole restore moves the old data directory aside, audit log included; the log is history of
+// this node, not state to roll back, so it is copied into the restored directory (the copy in
+// the moved-aside directory stays for forensics). Failures are printed, never fatal.
+void CarryAuditLogOver(const std::string& from_dir, const std::string& to_dir) {
+  namespace fs = std::filesystem;
+  if (from_dir.empty() || !fs::exists(fs::path(from_dir) / audit::kAuditDbFile)) return;
+  for (const std::string& name : {std::string(audit::kAuditDbFile),
+                                 std::string(audit::kAuditDbFile) + "-wal",
+                                 std::string(audit::kAuditHeadFile)}) {
+    const fs::path from = fs::path(from_dir) / name;
+    if (!fs::exists(from)) continue;
+    std::error_code ec;
+    fs::copy_file(from, fs::path(to_dir) / name, fs::copy_options::overwrite_existing, ec);
+    if (ec) {
+      std::cerr << "warning: could not carry the audit log over: " << from << ": " << ec.message()
+                << "\n";
+      return;
+    }
+    Status synced = FsyncPath((fs::path(to_dir) / name).string());
+    if (!synced.ok()) std::cerr << "warning: " << synced.ToString() << "\n";
+  }
+  Status synced = FsyncPath(to_dir);
+  if (!synced.ok()) std::cerr << "warning: " << synced.ToString() << "\n";
+}
 
 struct RepoOptions {
   CommonOptions common;
@@ -417,6 +444,20 @@ int RunRestore(const RepoOptions& o) {
 
   if (o.projects.empty()) {
     auto report = backup::RestoreDataDirectory(*repo, selection->manifest, config.data_dir);
+    AuditEvent event;
+    event.route = "restore";
+    event.action = "data.restore";
+    if (report.ok()) {
+      // The audit log is history, not data: it stays with the data directory across a restore.
+      CarryAuditLogOver(report->moved_aside, config.data_dir);
+      event.outcome = "ok";
+      event.detail = "whole data directory from snapshot " + report->snapshot_id +
+                     (report->moved_aside.empty() ? "" : "; previous data in " + report->moved_aside);
+    } else {
+      event.outcome = "failed";
+      event.detail = "snapshot " + selection->manifest.id + ": " + report.status().ToString();
+    }
+    RecordCliAudit(config.data_dir, std::move(event));
     if (!report.ok()) return ReportError(report.status());
     Json j = report->ToJson();
     j["skipped"] = skipped;
@@ -455,6 +496,14 @@ int RunRestore(const RepoOptions& o) {
     po.merge = o.merge;
     po.actor = Actor{"cli", "restore"};
     auto report = backup::RestoreProject(*repo, selection->manifest, project, **kb, po);
+    AuditEvent event;
+    event.route = "restore";
+    event.action = "project.restore";
+    event.project = report.ok() ? report->project_id : project;
+    event.outcome = report.ok() ? "ok" : "failed";
+    event.detail = "snapshot " + selection->manifest.id + (o.merge ? "; merge" : "; replace") +
+                   (report.ok() ? "" : "; " + report.status().ToString());
+    RecordCliAudit(config.data_dir, std::move(event));
     if (!report.ok()) return ReportError(report.status());
     reports.push_back(report->ToJson());
     if (!o.common.json) {

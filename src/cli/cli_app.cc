@@ -102,6 +102,7 @@ int Run(int argc, char** argv) {
   RegisterBackupCommands(&app, &registry);
   RegisterLockdownCommand(&app, &registry);
   RegisterIpRulesCommand(&app, &registry);
+  RegisterAuditCommands(&app, &registry);
 
   try {
     app.parse(argc, argv);

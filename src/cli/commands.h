@@ -79,5 +79,7 @@ void RegisterBackupCommands(CLI::App* root, CommandRegistry* registry);
 // lockdown on | read-only | off | status; ip-rules show | clear (lockdown_command.cc).
 void RegisterLockdownCommand(CLI::App* root, CommandRegistry* registry);
 void RegisterIpRulesCommand(CLI::App* root, CommandRegistry* registry);
+// audit verify, list, export (audit_command.cc).
+void RegisterAuditCommands(CLI::App* root, CommandRegistry* registry);
 
 }  // namespace kb::cli

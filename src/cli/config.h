@@ -68,6 +68,10 @@ struct Config {
   // How often `serve` runs the purge job (a duration). Unset = kDefaultPurgeIntervalMs (1 h);
   // 0 = never (then only `knowledgebeast purge` purges).
   std::optional<int64_t> purge_interval_ms;
+  // Audit log (docs/format/AUDIT_LOG.md): also record successful reads; how long entries are
+  // kept (unset = kDefaultAuditRetentionMs, src/audit/audit_log.h; 0 = forever).
+  bool audit_reads = false;
+  std::optional<int64_t> audit_retention_ms;
   // Client commands: a running server's base URL (switches them to remote mode) and its key.
   std::string url;
   std::string api_key;

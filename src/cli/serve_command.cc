@@ -8,11 +8,13 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "api/server.h"
+#include "audit/audit_log.h"
 #include "backup/service.h"
 #include "cli/backup_settings.h"
 #include "cli/commands.h"
@@ -75,6 +77,17 @@ int RunServe(const CommonOptions& common) {
   }
   Result<std::unique_ptr<DataDirLock>> lock = DataDirLock::Acquire(config->data_dir, "server");
   if (!lock.ok()) return ReportError(lock.status());
+  // The audit log next, so that everything after it can record to it; it is closed last.
+  audit::AuditLogOptions audit_options;
+  audit_options.retention_ms = config->audit_retention_ms.value_or(audit::kDefaultAuditRetentionMs);
+  audit_options.retention_interval_ms = audit::kAuditRetentionIntervalMs;
+  auto audit_log = audit::AuditLog::Open(
+      (std::filesystem::path(config->data_dir) / audit::kAuditDbFile).string(), nullptr,
+      audit_options);
+  if (!audit_log.ok()) {
+    return ReportError(audit_log.status().WithContext("cannot open the audit log"));
+  }
+  kb_options.audit = audit_log->get();
   // The purge job: items soft-deleted longer than deletion_grace_period go for good.
   kb_options.purge_interval_ms = config->purge_interval_ms.value_or(kDefaultPurgeIntervalMs);
   Result<std::unique_ptr<KnowledgeBase>> kb = KnowledgeBase::Open(kb_options);
@@ -90,6 +103,7 @@ int RunServe(const CommonOptions& common) {
     (*kb)->Close();
     return ReportError(backup_options.status(), /*usage=*/true);
   }
+  backup_options->audit = audit_log->get();
   auto backups = backup::BackupService::Start(kb->get(), *backup_options);
   if (!backups.ok()) {
     (*kb)->Close();
@@ -97,6 +111,8 @@ int RunServe(const CommonOptions& common) {
   }
   ServerOptions server_options = MakeServerOptions(*config);
   server_options.backups = backups->get();
+  server_options.audit = audit_log->get();
+  server_options.audit_reads = config->audit_reads;
   auto server = ApiServer::Start(kb->get(), server_options);
   if (!server.ok()) {
     (*backups)->Stop();
@@ -124,6 +140,7 @@ int RunServe(const CommonOptions& common) {
   waiter.join();
   (*backups)->Stop();
   (*kb)->Close();
+  (*audit_log)->Close();  // drains the queue: every request answered is recorded
   LogInfo("stopped");
   return kExitOk;
 }

@@ -38,12 +38,13 @@ void KnowledgeBase::AuditAction(const Actor& actor, const std::string& route,
                                 std::vector<std::string> document_ids, const std::string& outcome,
                                 const std::string& detail) {
   if (options_.audit == nullptr) return;
-  const bool system = actor.id == "system";
-  if (!system && actor.id != "cli") return;  // the HTTP middleware records API calls
+  // Only background work: API calls are recorded by the HTTP middleware (api/audit_hook.h) and
+  // direct-mode CLI commands by the CLI's backend (cli/direct_backend.cc), each exactly once.
+  if (actor.id != "system") return;
   AuditEvent e;
   e.actor_id = actor.id;
   e.actor_name = actor.name;
-  e.method = system ? "SYSTEM" : "CLI";
+  e.method = "SYSTEM";
   e.route = route;
   e.action = action;
   e.project = project;

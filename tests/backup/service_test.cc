@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <mutex>
 #include <thread>
 
 #include "common/file_util.h"
@@ -16,6 +17,27 @@ namespace kb::backup {
 namespace {
 
 using kb::testing::TempDir;
+
+// Collects what the service reports (the real AuditLog is tested in tests/audit).
+class CollectingSink final : public AuditSink {
+ public:
+  void Record(AuditEvent e) override {
+    std::lock_guard lock(mu_);
+    events_.push_back(std::move(e));
+  }
+  std::vector<AuditEvent> Events(const std::string& action) {
+    std::lock_guard lock(mu_);
+    std::vector<AuditEvent> out;
+    for (const auto& e : events_) {
+      if (e.action == action) out.push_back(e);
+    }
+    return out;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<AuditEvent> events_;
+};
 
 class BackupServiceTest : public ::testing::Test {
  protected:
@@ -72,6 +94,8 @@ TEST_F(BackupServiceTest, ScheduledBackupsRunAndRetentionKeepsThePolicy) {
   o.first_delay_ms = 0;
   o.retention = RetentionPolicy{};
   o.retention.keep_last = 2;
+  CollectingSink audit;
+  o.audit = &audit;
   auto svc = BackupService::Start(kb_.get(), o);
   ASSERT_TRUE(svc.ok()) << svc.status().ToString();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
@@ -85,6 +109,28 @@ TEST_F(BackupServiceTest, ScheduledBackupsRunAndRetentionKeepsThePolicy) {
   ASSERT_TRUE(list.ok()) << list.status().ToString();
   EXPECT_EQ(list->size(), 2u);
   for (const SnapshotSummary& s : *list) EXPECT_EQ(s.trigger, "schedule");
+
+  // Each scheduled backup and each retention run is in the audit trail, as the system.
+  const auto backups = audit.Events("backup.create");
+  EXPECT_EQ(static_cast<int64_t>(backups.size()), (*svc)->counters().successes.load());
+  for (const AuditEvent& e : backups) {
+    EXPECT_EQ(e.actor_id, "system");
+    EXPECT_EQ(e.method, "SYSTEM");
+    EXPECT_EQ(e.outcome, "ok");
+    EXPECT_NE(e.detail.find("snapshot"), std::string::npos);
+  }
+  EXPECT_EQ(audit.Events("backup.retention").size(), backups.size());
+
+  // So is a restore, naming who asked for it.
+  auto restored = (*svc)->RestoreProject("p", SnapshotSelector{}, /*merge=*/false,
+                                         Actor{"key_asker", "asker"});
+  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+  const auto restores = audit.Events("project.restore");
+  ASSERT_EQ(restores.size(), 1u);
+  EXPECT_EQ(restores[0].actor_id, "system");
+  EXPECT_EQ(restores[0].outcome, "ok");
+  EXPECT_EQ(restores[0].project, restored->project_id);
+  EXPECT_NE(restores[0].detail.find("requested by key_asker"), std::string::npos);
 }
 
 }  // namespace

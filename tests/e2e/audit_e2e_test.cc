@@ -1,0 +1,283 @@
+// The audit log against the real server: what a create/ingest/delete sequence and refused
+// requests (no key, a read key on an admin route, an oversized body) leave in
+// GET /api/v1/admin/audit, field by field; then `audit verify` and `audit export` on the data
+// directory after the server stopped, before and after a row is removed behind its back.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <sstream>
+
+#include "process.h"
+#include "server_process.h"
+#include "test_util.h"
+
+namespace kb::testing {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kUnknownSecret[] = "kb_auditE2eUnknownSecretThatMustNeverBeStored000";
+
+class AuditE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = std::make_unique<ServerProcess>(
+        Data(), dir_.Sub("server.log"), std::vector<std::string>{"--max-body-bytes", "1048576"});
+    ASSERT_TRUE(server_->Start()) << server_->Log();
+    client_ = server_->Client();
+  }
+  void TearDown() override {
+    if (server_) server_->Stop(SIGTERM);
+  }
+  std::string Data() const { return dir_.Sub("data"); }
+  HttpResp Do(const std::string& method, const std::string& path,
+              const std::string& key = kE2eAdminToken, const std::string& body = "") {
+    return Call(*client_, method, path, key, body);
+  }
+  static std::string RequestId(const HttpResp& r) {
+    auto it = r.headers.find("X-Request-ID");
+    return it == r.headers.end() ? "" : it->second;
+  }
+  // The audit entries matching `query` (all pages).
+  std::vector<json> Audit(const std::string& query) {
+    std::vector<json> out;
+    std::string cursor;
+    for (int page = 0; page < 100; ++page) {
+      HttpResp r = Do("GET", "/api/v1/admin/audit?limit=3" + (query.empty() ? "" : "&" + query) +
+                                 (cursor.empty() ? "" : "&cursor=" + cursor));
+      EXPECT_EQ(r.status, 200) << r.raw;
+      if (r.status != 200) break;
+      for (const json& e : r.body["entries"]) out.push_back(e);
+      if (r.body["next_cursor"].is_null()) break;
+      cursor = r.body["next_cursor"];
+    }
+    return out;
+  }
+  // The one entry recorded for a request id.
+  json EntryFor(const HttpResp& r) {
+    const std::string id = RequestId(r);
+    for (const json& e : Audit("")) {
+      if (e["request_id"] == id) return e;
+    }
+    ADD_FAILURE() << "no audit entry for request " << id;
+    return json::object();
+  }
+  CliRun Cli(std::vector<std::string> args) {
+    return RunProcess(KB_BINARY, args, {{"KB_LOG_LEVEL", "error"}}, dir_.path());
+  }
+
+  TempDir dir_;
+  std::unique_ptr<ServerProcess> server_;
+  std::unique_ptr<httplib::Client> client_;
+};
+
+TEST_F(AuditE2eTest, WritesAndRefusalsAreRecordedWithTheirFieldsAndVerifyAfterStop) {
+  HttpResp keys = Do("GET", "/api/v1/admin/api-keys");
+  ASSERT_EQ(keys.status, 200);
+  const std::string admin_id = keys.body["keys"][0]["id"];
+
+  // create -> ingest -> delete
+  HttpResp created = Do("POST", "/api/v1/projects", kE2eAdminToken, R"({"name":"audited"})");
+  ASSERT_EQ(created.status, 201) << created.raw;
+  const std::string project_id = created.body["id"];
+  HttpResp ingested = Do("POST", "/api/v1/projects/audited/documents", kE2eAdminToken,
+                         R"({"content":"Otters hold hands while sleeping.","source":"o.txt"})");
+  ASSERT_EQ(ingested.status, 201) << ingested.raw;
+  const std::string doc_id = ingested.body["document"]["id"];
+  HttpResp deleted = Do("DELETE", "/api/v1/projects/audited/documents/" + doc_id);
+  ASSERT_EQ(deleted.status, 204);
+
+  // refused: no key (401), an unknown key (401), a read key on an admin route (403), too big (413)
+  HttpResp read_key =
+      Do("POST", "/api/v1/admin/api-keys", kE2eAdminToken, R"({"name":"reader","scope":"read"})");
+  ASSERT_EQ(read_key.status, 201);
+  const std::string read_id = read_key.body["key"]["id"];
+  HttpResp no_key = Do("DELETE", "/api/v1/projects/audited", "");
+  ASSERT_EQ(no_key.status, 401);
+  HttpResp unknown = Do("GET", "/api/v1/projects", kUnknownSecret);
+  ASSERT_EQ(unknown.status, 401);
+  HttpResp forbidden = Do("GET", "/api/v1/admin/api-keys", read_key.body["secret"]);
+  ASSERT_EQ(forbidden.status, 403);
+  HttpResp too_big = Do("POST", "/api/v1/projects/audited/documents", kE2eAdminToken,
+                        json{{"content", std::string(2 * 1024 * 1024, 'a')}}.dump());
+  ASSERT_EQ(too_big.status, 413);
+  // A read is not recorded by default.
+  HttpResp listed = Do("GET", "/api/v1/projects");
+  ASSERT_EQ(listed.status, 200);
+
+  json e = EntryFor(created);
+  EXPECT_EQ(e["action"], "project.create");
+  EXPECT_EQ(e["method"], "POST");
+  EXPECT_EQ(e["route"], "/api/v1/projects");
+  EXPECT_EQ(e["project"], project_id);
+  EXPECT_EQ(e["actor_id"], admin_id);
+  EXPECT_EQ(e["remote"], "127.0.0.1");
+  EXPECT_EQ(e["status"], 201);
+  EXPECT_EQ(e["outcome"], "ok");
+
+  e = EntryFor(ingested);
+  EXPECT_EQ(e["action"], "document.create");
+  EXPECT_EQ(e["route"], "/api/v1/projects/{project}/documents");
+  EXPECT_EQ(e["project"], project_id);
+  EXPECT_EQ(e["document_ids"], json::array({doc_id}));
+
+  e = EntryFor(deleted);
+  EXPECT_EQ(e["action"], "document.delete");
+  EXPECT_EQ(e["method"], "DELETE");
+  EXPECT_EQ(e["document_ids"], json::array({doc_id}));
+  EXPECT_EQ(e["status"], 204);
+
+  e = EntryFor(no_key);
+  EXPECT_EQ(e["action"], "project.delete");
+  EXPECT_EQ(e["outcome"], "refused");
+  EXPECT_EQ(e["status"], 401);
+  EXPECT_EQ(e["actor_id"], "");
+  EXPECT_EQ(e["project"], project_id);
+
+  e = EntryFor(unknown);
+  EXPECT_EQ(e["outcome"], "refused");
+  EXPECT_EQ(e["actor_id"], "");
+  EXPECT_EQ(e["action"], "project.list");  // refused reads are recorded too
+
+  e = EntryFor(forbidden);
+  EXPECT_EQ(e["action"], "apikey.list");
+  EXPECT_EQ(e["status"], 403);
+  EXPECT_EQ(e["actor_id"], read_id);
+  EXPECT_EQ(e["actor_name"], "reader");
+
+  e = EntryFor(too_big);
+  EXPECT_EQ(e["status"], 413);
+  EXPECT_EQ(e["outcome"], "refused");
+  EXPECT_EQ(e["route"], "/api/v1/projects/{project}/documents");
+  EXPECT_EQ(e["actor_id"], admin_id);
+  EXPECT_EQ(e["project"], project_id);
+
+  // Filters: one key, one address, one status, one project (by name), a time window.
+  for (const json& x : Audit("key=" + read_id)) EXPECT_EQ(x["actor_id"], read_id);
+  EXPECT_EQ(Audit("key=" + read_id).size(), 1u);
+  EXPECT_EQ(Audit("status=401").size(), 2u);
+  EXPECT_EQ(Audit("project=audited&action=document.create&status=201").size(), 1u);
+  EXPECT_GE(Audit("remote=127.0.0.1").size(), 8u);
+  EXPECT_TRUE(Audit("action=project.list&status=200").empty());
+  EXPECT_TRUE(Audit("until=2000-01-01T00:00:00Z").empty());
+  EXPECT_GE(Audit("since=2000-01-01T00:00:00Z").size(), 8u);
+  // The unknown secret is never stored.
+  EXPECT_EQ(Do("GET", "/api/v1/admin/audit?limit=1000").raw.find(kUnknownSecret),
+            std::string::npos);
+
+  // Bad filters are 400 with the JSON error body.
+  for (const std::string bad : {"since=yesterday", "status=abc", "limit=0", "limit=1001",
+                                "cursor=xyz", "colour=red", "since=2026-01-02&until=2026-01-01"}) {
+    HttpResp r = Do("GET", "/api/v1/admin/audit?" + bad);
+    EXPECT_EQ(r.status, 400) << bad << ": " << r.raw;
+    EXPECT_EQ(r.body["error"]["code"], "invalid_argument") << bad;
+  }
+
+  HttpResp health = Do("GET", "/health", "");
+  EXPECT_EQ(health.body["checks"]["audit"]["ok"], true) << health.raw;
+  HttpResp metrics = Do("GET", "/metrics", "");
+  EXPECT_NE(metrics.raw.find("kb_audit_events_total"), std::string::npos);
+  EXPECT_NE(metrics.raw.find("kb_audit_dropped_total 0"), std::string::npos);
+
+  // After a clean stop the chain verifies, and export gives one line per entry.
+  server_->Stop(SIGTERM);
+  server_.reset();
+  CliRun verify = Cli({"audit", "verify", "--data-dir", Data()});
+  EXPECT_EQ(verify.exit_code, 0) << verify.err << verify.out;
+  EXPECT_NE(verify.out.find("audit log intact"), std::string::npos) << verify.out;
+  CliRun exported = Cli({"audit", "export", "--since", "2000-01-01", "--data-dir", Data()});
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  std::istringstream lines(exported.out);
+  std::string line;
+  int n = 0;
+  int64_t prev_seq = 0;
+  while (std::getline(lines, line)) {
+    json j = json::parse(line);
+    EXPECT_GT(j["seq"].get<int64_t>(), prev_seq);
+    prev_seq = j["seq"];
+    ++n;
+  }
+  CliRun verify_json = Cli({"audit", "verify", "--json", "--data-dir", Data()});
+  EXPECT_EQ(verify_json.Json()["entries"], n);
+
+  // A direct-mode command is recorded as the CLI.
+  CliRun key =
+      Cli({"keys", "create", "--name", "cli-made", "--scope", "read", "--data-dir", Data()});
+  ASSERT_EQ(key.exit_code, 0) << key.err;
+  CliRun listed_cli = Cli({"audit", "list", "--key", "cli", "--json", "--data-dir", Data()});
+  ASSERT_EQ(listed_cli.exit_code, 0) << listed_cli.err;
+  ASSERT_EQ(listed_cli.Json()["count"], 1) << listed_cli.out;
+  EXPECT_EQ(listed_cli.Json()["entries"][0]["action"], "apikey.create");
+  EXPECT_EQ(listed_cli.Json()["entries"][0]["method"], "CLI");
+
+  // Remove one entry behind the log's back: verify fails and names it.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((Data() + "/audit.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "DELETE FROM audit_entries WHERE seq = 3", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  CliRun damaged = Cli({"audit", "verify", "--data-dir", Data()});
+  EXPECT_EQ(damaged.exit_code, 1);
+  EXPECT_NE(damaged.err.find("entry 3"), std::string::npos) << damaged.err;
+}
+
+// Direct-mode changes are recorded as the CLI, and a whole restore keeps the audit log (it is
+// history, not data) and adds its own entry; the chain still verifies.
+TEST_F(AuditE2eTest, DirectModeChangesAndAWholeRestoreAreRecordedAndTheLogSurvivesTheRestore) {
+  server_->Stop(SIGTERM);
+  server_.reset();
+  const EnvMap env = {{"KB_LOG_LEVEL", "error"}, {"KB_BACKUP_PASSWORD", "audit-e2e-password"}};
+  const std::string repo = "file://" + dir_.Sub("repo");
+  auto cli = [&](std::vector<std::string> args) {
+    CliRun r = RunProcess(KB_BINARY, args, env, dir_.path());
+    EXPECT_EQ(r.exit_code, 0) << args[0] << ": " << r.err << r.out;
+    return r;
+  };
+  cli({"projects", "create", "herons", "--data-dir", Data()});
+  cli({"repo", "init", "--repo", repo});
+  cli({"backup", "--repo", repo, "--data-dir", Data()});
+  cli({"projects", "delete", "herons", "--data-dir", Data()});
+  cli({"restore", "--latest", "--repo", repo, "--data-dir", Data()});
+
+  CliRun listed = cli({"audit", "list", "--key", "cli", "--json", "--data-dir", Data()});
+  std::vector<std::string> actions;
+  const json page = listed.Json();
+  for (const json& e : page["entries"]) {
+    EXPECT_EQ(e["method"], "CLI");
+    EXPECT_EQ(e["outcome"], "ok");
+    actions.push_back(e["action"]);
+  }
+  EXPECT_EQ(actions, (std::vector<std::string>{"data.restore", "project.delete", "project.create"}))
+      << listed.out << listed.err;
+  CliRun verify = cli({"audit", "verify", "--data-dir", Data()});
+  EXPECT_NE(verify.out.find("intact"), std::string::npos) << verify.out;
+}
+
+// audit_reads: successful reads of authenticated routes are recorded too, probes never.
+TEST_F(AuditE2eTest, AuditReadsRecordsReadsButNotProbes) {
+  server_->Stop(SIGTERM);
+  WriteTestFile(dir_.Sub("kb.json"), R"({"audit_reads": true, "audit_retention": "30d"})");
+  server_ = std::make_unique<ServerProcess>(
+      Data(), dir_.Sub("server2.log"), std::vector<std::string>{"--config", dir_.Sub("kb.json")});
+  ASSERT_TRUE(server_->Start()) << server_->Log();
+  client_ = server_->Client();
+  HttpResp listed = Do("GET", "/api/v1/projects");
+  ASSERT_EQ(listed.status, 200);
+  ASSERT_EQ(Do("GET", "/health", "").status, 200);
+  json e = EntryFor(listed);
+  EXPECT_EQ(e["action"], "project.list");
+  EXPECT_EQ(e["outcome"], "ok");
+  EXPECT_EQ(e["status"], 200);
+  EXPECT_TRUE(Audit("action=health.list").empty());
+}
+
+TEST_F(AuditE2eTest, VerifyWithoutAnAuditLogIsAnError) {
+  CliRun r = Cli({"audit", "verify", "--data-dir", dir_.Sub("nothing-here")});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("no audit log"), std::string::npos) << r.err;
+  CliRun bad = Cli({"audit", "export", "--since", "last week", "--data-dir", Data()});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+}
+
+}  // namespace
+}  // namespace kb::testing
