@@ -231,7 +231,10 @@ int64_t ChunkMap::FindPack(const std::string& id) const {
   return it == pack_ordinals_.end() ? -1 : static_cast<int64_t>(it->second);
 }
 
-size_t ChunkMap::table_bytes() const { return (sorted_.capacity() + added_.size()) * sizeof(Slot); }
+size_t ChunkMap::table_bytes() const {
+  return (sorted_.capacity() + added_.size()) * sizeof(Slot) +
+         bucket_start_.capacity() * sizeof(uint32_t);
+}
 
 // --- loading ---
 

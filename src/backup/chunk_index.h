@@ -93,7 +93,8 @@ class ChunkMap {
   const PackInfo& pack(uint32_t ordinal) const { return packs_[ordinal]; }
   // The ordinal of a pack by id, or -1.
   int64_t FindPack(const std::string& id) const;
-  // Memory of the chunk entries, for tests of the format's ~48 bytes per chunk.
+  // Memory of the chunk entries and their bucket table, for tests of the format's ~32 bytes per
+  // chunk.
   size_t table_bytes() const;
 
  private:
