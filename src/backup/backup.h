@@ -56,10 +56,12 @@ struct KeySource {
 
 struct RepositoryParams {
   int64_t chunk_size = 4096;
-  int64_t block_size = 256 * 1024;
+  // Defaults of new repositories (format version 2, "Compression": 1 MiB blocks at level 6
+  // compress the databases ~10% smaller than version 1's 256 KiB at level 3).
+  int64_t block_size = 1024 * 1024;
   int64_t pack_size = 16 * 1024 * 1024;
   int64_t tree_fanout = 1024;
-  int compression_level = 3;
+  int compression_level = 6;
   // scrypt cost for new passphrase keys (tests lower it; the format allows 2^14..2^22).
   int scrypt_log2_n = 15;
 };
@@ -79,7 +81,7 @@ struct SnapshotFile {
   std::string path;                // relative, validated (see the format doc)
   int64_t size = 0;
   int mode = 0600;
-  std::vector<std::string> trees;  // 64-hex tree chunk ids
+  std::vector<std::string> trees;  // 32-hex tree chunk ids
 };
 
 struct ProjectSnapshot {

@@ -12,6 +12,11 @@ namespace kb::backup {
 
 namespace {
 
+constexpr size_t kBuckets = 65536;
+
+// The first two bytes of an id: its bucket in the sorted array.
+size_t Bucket(const ChunkId& id) { return (size_t{id[0]} << 8) | id[1]; }
+
 uint64_t SlotHash(const ChunkId& id) {
   uint64_t h;
   memcpy(&h, id.data(), sizeof h);  // ids are keyed hashes: uniformly distributed already
@@ -51,7 +56,11 @@ Status DecodeIndex(std::string_view plain, const FormatLimits& limits,
                                       "; this binary reads version " +
                                       std::to_string(kIndexVersion));
   }
-  if (version == 0) return Status::Corruption("index version 0");
+  if (version < kIndexVersion) {
+    return Status::FailedPrecondition("has unsupported format version " + std::to_string(version) +
+                                      "; this binary reads version " +
+                                      std::to_string(kIndexVersion));
+  }
   for (uint32_t i = 0; i < pack_count; ++i) {
     IndexedPack p;
     std::string_view id;
@@ -156,14 +165,21 @@ void ChunkMap::Seal() {
                             [](const Slot& a, const Slot& b) { return a.id == b.id; }),
                 sorted_.end());
   sorted_.shrink_to_fit();
+  bucket_start_.assign(kBuckets + 1, 0);
+  for (const Slot& s : sorted_) bucket_start_[Bucket(s.id) + 1]++;
+  for (size_t b = 0; b < kBuckets; ++b) bucket_start_[b + 1] += bucket_start_[b];
   sealed_ = true;
 }
 
 size_t ChunkMap::FindSorted(const ChunkId& id) const {
+  if (!sealed_) return kNone;  // nothing is searchable before Seal()
+  const size_t b = Bucket(id);
+  const auto first = sorted_.begin() + bucket_start_[b];
+  const auto last = sorted_.begin() + bucket_start_[b + 1];
   auto it = std::lower_bound(
-      sorted_.begin(), sorted_.end(), id,
+      first, last, id,
       [](const Slot& s, const ChunkId& k) { return memcmp(s.id.data(), k.data(), k.size()) < 0; });
-  return it != sorted_.end() && it->id == id ? static_cast<size_t>(it - sorted_.begin()) : kNone;
+  return it != last && it->id == id ? static_cast<size_t>(it - sorted_.begin()) : kNone;
 }
 
 size_t ChunkMap::Probe(const ChunkId& id) const {
@@ -215,7 +231,10 @@ int64_t ChunkMap::FindPack(const std::string& id) const {
   return it == pack_ordinals_.end() ? -1 : static_cast<int64_t>(it->second);
 }
 
-size_t ChunkMap::table_bytes() const { return (sorted_.capacity() + added_.size()) * sizeof(Slot); }
+size_t ChunkMap::table_bytes() const {
+  return (sorted_.capacity() + added_.size()) * sizeof(Slot) +
+         bucket_start_.capacity() * sizeof(uint32_t);
+}
 
 // --- loading ---
 

@@ -2,8 +2,8 @@
 //
 // An index object lists packs with their block entries; the chunk map is all index objects
 // loaded into memory: for each chunk id, the pack, block and offset where its plaintext lies.
-// Chunks loaded from the index are one sorted array of 48-byte entries (32-byte id + 16-byte
-// location), the ~48 bytes per unique chunk of the format's "Limits"; chunks a backup adds go to
+// Chunks loaded from the index are one sorted array of 32-byte entries (16-byte id + 16-byte
+// location), the ~32 bytes per unique chunk of the format's "Limits"; chunks a backup adds go to
 // a small hash table beside it.
 //
 // Thread-safety: ChunkMap is not synchronised: build it on one thread, then share it read-only.
@@ -93,7 +93,8 @@ class ChunkMap {
   const PackInfo& pack(uint32_t ordinal) const { return packs_[ordinal]; }
   // The ordinal of a pack by id, or -1.
   int64_t FindPack(const std::string& id) const;
-  // Memory of the chunk entries, for tests of the format's ~48 bytes per chunk.
+  // Memory of the chunk entries and their bucket table, for tests of the format's ~32 bytes per
+  // chunk.
   size_t table_bytes() const;
 
  private:
@@ -101,15 +102,18 @@ class ChunkMap {
     ChunkId id;
     ChunkLocation loc;
   };
-  static_assert(sizeof(Slot) == 48);
+  static_assert(sizeof(Slot) == 32);
   static constexpr uint32_t kEmpty = 0xffffffffu;
   static constexpr size_t kNone = ~size_t{0};
   size_t FindSorted(const ChunkId& id) const;  // index in sorted_ or kNone
   size_t Probe(const ChunkId& id) const;
   void Grow();
 
-  // Chunks from index objects: one sorted array, 48 bytes each, binary-searched.
+  // Chunks from index objects: one sorted array, 32 bytes each, binary-searched within the range
+  // of their first two bytes (bucket_start_, 256 KiB, built by Seal): a backup looks up every
+  // chunk of every file, and a search over all of sorted_ cost ~6% of an incremental backup.
   std::vector<Slot> sorted_;
+  std::vector<uint32_t> bucket_start_;  // 65,537 entries once sealed
   bool sealed_ = false;
   // Chunks added since (a running backup's new chunks): open addressing, linear probing.
   std::vector<Slot> added_;

@@ -182,15 +182,15 @@ Result<SecretBytes> DeriveHkdf(std::string_view ikm, std::string_view salt, std:
 std::string ChunkIdHex(const ChunkId& id) { return HexEncode(ChunkIdBytes(id)); }
 
 std::optional<ChunkId> ChunkIdFromHex(std::string_view hex) {
-  if (!IsLowerHex(hex, 64)) return std::nullopt;
+  if (!IsLowerHex(hex, 2 * sizeof(ChunkId))) return std::nullopt;
   std::optional<std::string> bytes = HexDecode(hex);
   if (!bytes) return std::nullopt;
   return ChunkIdFromBytes(*bytes);
 }
 
-ChunkId ChunkIdFromBytes(std::string_view bytes32) {
+ChunkId ChunkIdFromBytes(std::string_view bytes16) {
   ChunkId id{};
-  memcpy(id.data(), bytes32.data(), std::min(bytes32.size(), id.size()));
+  memcpy(id.data(), bytes16.data(), std::min(bytes16.size(), id.size()));
   return id;
 }
 
@@ -226,6 +226,7 @@ ChunkIdHasher::~ChunkIdHasher() = default;
 ChunkId ChunkIdHasher::Hash(std::string_view data) const {
   thread_local MdCtx work(EVP_MD_CTX_new());
   unsigned char inner_digest[32];
+  unsigned char mac[32];
   ChunkId id{};
   unsigned int len = 0;
   if (!work || EVP_MD_CTX_copy_ex(work.get(), state_->inner.get()) != 1 ||
@@ -233,9 +234,10 @@ ChunkId ChunkIdHasher::Hash(std::string_view data) const {
       EVP_DigestFinal_ex(work.get(), inner_digest, &len) != 1 ||
       EVP_MD_CTX_copy_ex(work.get(), state_->outer.get()) != 1 ||
       EVP_DigestUpdate(work.get(), inner_digest, sizeof inner_digest) != 1 ||
-      EVP_DigestFinal_ex(work.get(), id.data(), &len) != 1) {
+      EVP_DigestFinal_ex(work.get(), mac, &len) != 1) {
     Fatal("HMAC");
   }
+  memcpy(id.data(), mac, id.size());  // truncated: the first 16 bytes
   return id;
 }
 

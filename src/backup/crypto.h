@@ -1,6 +1,6 @@
 // The cryptography of the backup repository (docs/format/BACKUP_REPOSITORY.md, "Terminology",
 // "Common encodings", "keys/"): AES-256-GCM with associated data, scrypt and HKDF-SHA-256 for
-// key-encryption keys, and keyed chunk ids (HMAC-SHA-256 under the id key). All over OpenSSL 3.
+// key-encryption keys, and keyed chunk ids (HMAC-SHA-256 under the id key, truncated to 16 bytes). All over OpenSSL 3.
 //
 // Key material lives in SecretBytes, which wipes itself (OPENSSL_cleanse) when destroyed. No
 // function here puts key bytes, passphrases or plaintext into an error message.
@@ -69,16 +69,18 @@ Result<SecretBytes> DeriveScrypt(std::string_view passphrase, std::string_view s
 // KEK = HKDF-SHA-256(ikm, salt, info, 32).
 Result<SecretBytes> DeriveHkdf(std::string_view ikm, std::string_view salt, std::string_view info);
 
-using ChunkId = std::array<uint8_t, 32>;
+// The first 16 bytes of the HMAC (format version 2; why 128 bits suffice: the format doc,
+// "chunk id").
+using ChunkId = std::array<uint8_t, 16>;
 
 std::string ChunkIdHex(const ChunkId& id);
-std::optional<ChunkId> ChunkIdFromHex(std::string_view hex);  // 64 lower-case hex only
-ChunkId ChunkIdFromBytes(std::string_view bytes32);
+std::optional<ChunkId> ChunkIdFromHex(std::string_view hex);  // 32 lower-case hex only
+ChunkId ChunkIdFromBytes(std::string_view bytes16);
 inline std::string_view ChunkIdBytes(const ChunkId& id) {
   return {reinterpret_cast<const char*>(id.data()), id.size()};
 }
 
-// HMAC-SHA-256 under the id key with the key's inner and outer states computed once, so that one
+// HMAC-SHA-256 under the id key, truncated to the id's 16 bytes, with the key's inner and outer states computed once, so that one
 // 4 KiB chunk costs two hash finalisations and no allocation of algorithm objects.
 class ChunkIdHasher {
  public:

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "backup/backup.h"
+#include "backup/crypto.h"
 #include "backup/repository_format.h"
 #include "common/clock.h"
 
@@ -67,8 +68,8 @@ Result<SnapshotFile> FileFromJson(const json& j, const std::string& where) {
   auto trees = j.find("trees");
   if (trees == j.end() || !trees->is_array()) return Bad(at + "\"trees\" missing or not an array");
   for (const json& t : *trees) {
-    if (!t.is_string() || !IsPackId(t.get<std::string>())) {
-      return Bad(at + "tree id is not 64 lower-case hex digits");
+    if (!t.is_string() || !ChunkIdFromHex(t.get<std::string>())) {
+      return Bad(at + "tree id is not 32 lower-case hex digits");
     }
     f.trees.push_back(t.get<std::string>());
   }
@@ -180,6 +181,11 @@ Result<SnapshotManifest> SnapshotManifest::FromJson(const json& j) {
   KB_ASSIGN_OR_RETURN(int64_t version, Int(j, "version", "", true, 1));
   if (version > kSnapshotVersion)
     return VersionTooNew("snapshot manifest", version, kSnapshotVersion);
+  if (version < kSnapshotVersion) {
+    return Status::FailedPrecondition("snapshot manifest has unsupported format version " +
+                                      std::to_string(version) + "; this binary reads version " +
+                                      std::to_string(kSnapshotVersion));
+  }
   SnapshotManifest m;
   KB_ASSIGN_OR_RETURN(m.id, Str(j, "id", ""));
   if (!IsSnapshotId(m.id)) return Bad("invalid snapshot id " + QuoteName(m.id));

@@ -27,10 +27,9 @@ void EncodeBlockEntry(const BlockEntry& block, ByteWriter& out) {
   out.U32(block.length);
   out.U32(block.raw_length);
   out.U32(static_cast<uint32_t>(block.chunks.size()));
-  for (const ChunkEntry& c : block.chunks) {
-    out.Bytes(ChunkIdBytes(c.id));
-    out.U32(c.length);
-  }
+  // Columns, not rows: the lengths (nearly all chunk_size) compress to almost nothing together.
+  for (const ChunkEntry& c : block.chunks) out.Bytes(ChunkIdBytes(c.id));
+  for (const ChunkEntry& c : block.chunks) out.U32(c.length);
 }
 
 Status DecodeBlockEntry(ByteReader& in, const FormatLimits& limits, BlockEntry* block) {
@@ -57,8 +56,10 @@ Status DecodeBlockEntry(ByteReader& in, const FormatLimits& limits, BlockEntry* 
   for (ChunkEntry& c : block->chunks) {
     std::string_view id;
     (void)in.Bytes(kChunkIdBytes, &id);
-    (void)in.U32(&c.length);
     c.id = ChunkIdFromBytes(id);
+  }
+  for (ChunkEntry& c : block->chunks) {
+    (void)in.U32(&c.length);
     if (c.length == 0 || c.length > max_len ||
         (block->kind == ChunkKind::kTree && c.length % kChunkIdBytes != 0)) {
       return Status::Corruption("chunk of invalid length " + std::to_string(c.length));
@@ -134,7 +135,11 @@ Result<std::vector<BlockEntry>> ReadPackTable(std::string_view pack, std::string
                                       "; this binary reads version " +
                                       std::to_string(kPackVersion));
   }
-  if (version == 0) return Status::Corruption("pack version 0");
+  if (version < kPackVersion) {
+    return Status::FailedPrecondition("pack has unsupported format version " +
+                                      std::to_string(version) + "; this binary reads version " +
+                                      std::to_string(kPackVersion));
+  }
   ByteReader footer(pack.substr(pack.size() - kPackFooterBytes));
   uint32_t table_length = 0;
   std::string_view footer_magic;

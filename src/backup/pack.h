@@ -42,7 +42,7 @@ struct FormatLimits {
   int64_t tree_fanout = 1024;
 
   static FormatLimits From(const RepositoryParams& params);
-  // Longest chunk of `kind`: chunk_size for data, 32 x fanout for trees.
+  // Longest chunk of `kind`: chunk_size for data, 16 x fanout for trees.
   uint32_t MaxChunkLength(ChunkKind kind) const;
   // Longest sealed block: zstd's bound for block_size plus the box overhead.
   uint64_t MaxSealedBlock() const;
@@ -50,7 +50,7 @@ struct FormatLimits {
 
 void EncodeBlockEntry(const BlockEntry& block, ByteWriter& out);
 // Reads one entry and checks it against `limits` (kind, chunk count, lengths, raw_length = sum,
-// tree lengths a multiple of 32). Corruption with a short reason otherwise (no object name).
+// tree lengths a multiple of 16). Corruption with a short reason otherwise (no object name).
 Status DecodeBlockEntry(ByteReader& in, const FormatLimits& limits, BlockEntry* block);
 // Checks that `blocks` lie in order without overlap in [8, end).
 Status CheckBlockRanges(const std::vector<BlockEntry>& blocks, uint64_t end);

@@ -28,7 +28,7 @@ class ChunkReader {
 
   // The plaintext of chunk `id`, checked against the id.
   Result<std::string> Read(const ChunkId& id);
-  // A tree: its plaintext split into ids (length a multiple of 32, at most 32 x fanout).
+  // A tree: its plaintext split into ids (length a multiple of 16, at most 16 x fanout).
   Result<std::vector<ChunkId>> ReadTree(const ChunkId& id);
 
   int64_t bytes_fetched() const { return bytes_fetched_; }

@@ -16,11 +16,13 @@
 namespace kb::backup {
 
 // --- Versions ("Versioning") ---
-inline constexpr int kConfigVersion = 1;
+// Version 2 changed config, packs, index objects and manifests; a binary reads exactly the config
+// version it writes (version 1 is refused: "unsupported repository format version 1").
+inline constexpr int kConfigVersion = 2;
 inline constexpr int kKeyVersion = 1;
-inline constexpr uint16_t kPackVersion = 1;
-inline constexpr uint16_t kIndexVersion = 1;
-inline constexpr int kSnapshotVersion = 1;
+inline constexpr uint16_t kPackVersion = 2;
+inline constexpr uint16_t kIndexVersion = 2;
+inline constexpr int kSnapshotVersion = 2;
 inline constexpr int kLockVersion = 1;
 inline constexpr int kPlanVersion = 1;
 inline constexpr int kVerifiedVersion = 1;
@@ -69,7 +71,7 @@ inline constexpr size_t kKeyBytes = 32;
 inline constexpr size_t kNonceBytes = 12;
 inline constexpr size_t kTagBytes = 16;
 inline constexpr size_t kBoxOverhead = kNonceBytes + kTagBytes;  // 28: shorter is Corruption
-inline constexpr size_t kChunkIdBytes = 32;
+inline constexpr size_t kChunkIdBytes = 16;  // truncated HMAC ("Terminology", chunk id)
 inline constexpr size_t kSaltBytes = 16;
 inline constexpr size_t kMinKeyFileBytes = 32;
 
@@ -81,6 +83,9 @@ inline constexpr int kMinScryptLog2N = 14, kMaxScryptLog2N = 22;
 inline constexpr int kScryptR = 8, kScryptP = 1;          // written by this binary
 inline constexpr int kMaxScryptR = 32, kMaxScryptP = 16;  // accepted when reading
 inline constexpr int kMinCompressionLevel = 1, kMaxCompressionLevel = 19;
+// zstd's minimum match length for everything this binary compresses ("Compression"): a writer's
+// choice, not part of the format (any zstd decoder reads the frames).
+inline constexpr int kZstdMinMatch = 4;
 
 // A block holds at most this many chunks ("Packs"): small files make short chunks.
 inline constexpr int64_t kMaxChunksPerBlock = 4096;

@@ -32,7 +32,7 @@ std::string ParamsProblem(const RepositoryParams& p) {
     return "tree_fanout must be from 16 to 65536";
   }
   if (static_cast<int64_t>(kChunkIdBytes) * p.tree_fanout > p.block_size) {
-    return "block_size must hold a whole tree (32 x tree_fanout bytes)";
+    return "block_size must hold a whole tree (16 x tree_fanout bytes)";
   }
   if (p.compression_level < kMinCompressionLevel || p.compression_level > kMaxCompressionLevel) {
     return "compression_level must be from 1 to 19";
@@ -85,6 +85,13 @@ std::string EncodeConfig(const RepoConfig& c) {
 Result<RepoConfig> ParseConfig(std::string_view text) {
   const std::string name(kConfigKey);
   KB_ASSIGN_OR_RETURN(json j, ParseVersionedJson(name, text, kConfigVersion));
+  // Objects of another layout must never be read as this one: the config gates them all.
+  if (int64_t version = j["version"].get<int64_t>(); version != kConfigVersion) {
+    return Status::FailedPrecondition("unsupported repository format version " +
+                                      std::to_string(version) + " (this binary reads version " +
+                                      std::to_string(kConfigVersion) +
+                                      "; back up into a new repository)");
+  }
   KB_ASSIGN_OR_RETURN(std::string format, JsonString(j, "format", name));
   if (format != kConfigFormat) return Status::Corruption("config: not a KnowledgeBeast repository");
   RepoConfig c;

@@ -52,7 +52,7 @@ Result<std::vector<FileJob>> SelectFiles(const SnapshotManifest& m,
     for (const SnapshotFile& f : files) {
       KB_RETURN_IF_ERROR(ValidateManifestPath(f.path, what));
       for (const std::string& t : f.trees) {
-        if (!IsPackId(t)) return Status::Corruption(what + ": file " + f.path + ": bad tree id");
+        if (!ChunkIdFromHex(t)) return Status::Corruption(what + ": file " + f.path + ": bad tree id");
       }
       if (f.size < 0) return Status::Corruption(what + ": file " + f.path + ": negative size");
       jobs.push_back(FileJob{&f, prefix + f.path});

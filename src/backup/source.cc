@@ -15,6 +15,7 @@
 #include <memory>
 #include <set>
 #include <thread>
+#include <atomic>
 
 #include "backup/restore.h"
 #include "common/crypto_util.h"
@@ -43,6 +44,9 @@ constexpr int kBackupBusyRetries = 50;
 constexpr auto kBackupBusyPause = std::chrono::milliseconds(20);
 
 constexpr size_t kCopyBufferBytes = 1 << 20;
+
+// Projects staged at once (the machine this is tuned for has 2 cores).
+constexpr size_t kStagingThreads = 2;
 
 // Vector index manifest layout: docs/format/VECTOR_INDEX.md ("Manifest"). src/index keeps its
 // decoder private, so the few fields a backup needs are read here, with the same checks.
@@ -433,6 +437,74 @@ bool IsWithin(const fs::path& inner, const fs::path& outer) {
   return std::mismatch(outer.begin(), outer.end(), inner.begin(), inner.end()).first == outer.end();
 }
 
+// Stages one project (its vector index, then its database) under `staging_dir`. nullopt for a
+// deleted project whose files are gone (with a note). Runs on a staging thread: touches nothing
+// shared but the file system below its own directory.
+Result<std::optional<ProjectSource>> StageProject(const std::string& data_dir,
+                                                  const std::string& staging_dir,
+                                                  const ProjectRecord& record, bool full,
+                                                  const SourceOptions& options,
+                                                  std::vector<std::string>* notes) {
+  std::error_code ec;
+  if (!SafeName(record.id)) {
+    return Status::Corruption("catalog: project id '" + record.id + "' is not a valid name");
+  }
+  const std::string live_dir = data_dir + "/" + kProjectsDir + "/" + record.id;
+  const std::string staged_dir = staging_dir + "/" + kProjectsDir + "/" + record.id;
+  const std::string live_db = live_dir + "/" + kProjectDbFile;
+  const std::string who = "project '" + record.name + "' (" + record.id + ")";
+  if (!fs::exists(live_db, ec)) {
+    if (record.deleted_at_ms && full) {
+      notes->push_back(who + ": deleted and its files are gone; only its catalog row is backed up");
+      return std::optional<ProjectSource>();
+    }
+    return Status::FailedPrecondition(who + " has no database file " + live_db +
+                                      " (was it purged while the backup ran? retry)");
+  }
+  KB_RETURN_IF_ERROR(MakeDirs(staged_dir));
+
+  ProjectSource project;
+  ProjectSnapshot& meta = project.meta;
+  KB_ASSIGN_OR_RETURN(auto index,
+                      StageVectorIndex(live_dir + "/" + kIndexDir, staged_dir + "/" + kIndexDir,
+                                       record, options, notes));
+
+  const std::string staged_db = staged_dir + "/" + kProjectDbFile;
+  Status copied = CopySqliteDatabase(live_db, staged_db);
+  if (!copied.ok()) return copied.WithContext(who);
+  KB_ASSIGN_OR_RETURN(ProjectDbMeta db_meta, ReadProjectDbMeta(staged_db, record));
+
+  meta.id = record.id;
+  meta.name = record.name;
+  meta.deleted = record.deleted_at_ms.has_value();
+  meta.catalog_row = ProjectRecordToJson(record);
+  meta.lsn = db_meta.lsn;
+  meta.content_checksum = db_meta.content_checksum;
+  meta.counts = json{{"documents", db_meta.documents},
+                     {"chunks", db_meta.chunks},
+                     {"deleted_documents", db_meta.deleted_documents}};
+  meta.embedder = json{{"fingerprint", record.embedder_fingerprint},
+                       {"dimension", record.embedding_dimension}};
+  project.files.push_back(SourceFile{kProjectDbFile, staged_db, kStagedFileMode});
+  if (index && index->lsn > db_meta.lsn) {
+    // Cannot happen when the index reflects a journal prefix (it is staged first); an index
+    // ahead of its database would be rebuilt by the server anyway.
+    notes->push_back(who + ": vector index not included (its LSN " + std::to_string(index->lsn) +
+                     " is ahead of the database's " + std::to_string(db_meta.lsn) + ")");
+    fs::remove_all(staged_dir + "/" + kIndexDir, ec);
+    index.reset();
+  }
+  if (index) {
+    meta.index_lsn = index->lsn;
+    for (const std::string& name : index->files) {
+      project.files.push_back(SourceFile{std::string(kIndexDir) + "/" + name,
+                                         staged_dir + "/" + kIndexDir + "/" + name,
+                                         kStagedFileMode});
+    }
+  }
+  return std::optional<ProjectSource>(std::move(project));
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -600,68 +672,36 @@ Result<PreparedSource> PrepareSnapshotSource(const std::string& data_dir,
   }
 
   // 2. Each project: its vector index first, then its database, so that the index is never
-  // ahead of the database copy (index_lsn <= lsn).
-  for (const ProjectRecord& record : records) {
-    if (!SafeName(record.id)) {
-      return Status::Corruption("catalog: project id '" + record.id + "' is not a valid name");
+  // ahead of the database copy (index_lsn <= lsn). Projects are independent databases, so up to
+  // kStagingThreads are staged at once (the copy is mostly page-cache work in the kernel, which
+  // runs on both cores); the result keeps the catalog's order.
+  struct Staged {
+    Result<std::optional<ProjectSource>> result = Status::Internal("not staged");
+    std::vector<std::string> notes;
+  };
+  std::vector<Staged> staged(records.size());
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  auto work = [&] {
+    for (size_t i; !failed.load() && (i = next.fetch_add(1)) < records.size();) {
+      staged[i].result =
+          StageProject(data_dir, staging_dir, records[i], full, options, &staged[i].notes);
+      if (!staged[i].result.ok()) failed.store(true);
     }
-    const std::string live_dir = data_dir + "/" + kProjectsDir + "/" + record.id;
-    const std::string staged_dir = staging_dir + "/" + kProjectsDir + "/" + record.id;
-    const std::string live_db = live_dir + "/" + kProjectDbFile;
-    const std::string who = "project '" + record.name + "' (" + record.id + ")";
-    if (!fs::exists(live_db, ec)) {
-      if (record.deleted_at_ms && full) {
-        prepared.notes_.push_back(who +
-                                  ": deleted and its files are gone; only its catalog row "
-                                  "is backed up");
-        continue;
-      }
-      return Status::FailedPrecondition(who + " has no database file " + live_db +
-                                        " (was it purged while the backup ran? retry)");
+  };
+  {
+    std::vector<std::thread> threads;
+    const size_t helpers = records.size() > 1 ? kStagingThreads - 1 : 0;
+    for (size_t t = 0; t < helpers; ++t) threads.emplace_back(work);
+    work();
+    for (std::thread& t : threads) t.join();
+  }
+  for (Staged& st : staged) {
+    KB_RETURN_IF_ERROR(st.result.status());  // the first failure in catalog order
+    prepared.notes_.insert(prepared.notes_.end(), st.notes.begin(), st.notes.end());
+    if (std::optional<ProjectSource>& project = *st.result) {
+      source.projects.push_back(std::move(*project));
     }
-    KB_RETURN_IF_ERROR(MakeDirs(staged_dir));
-
-    ProjectSource project;
-    ProjectSnapshot& meta = project.meta;
-    KB_ASSIGN_OR_RETURN(auto index,
-                        StageVectorIndex(live_dir + "/" + kIndexDir, staged_dir + "/" + kIndexDir,
-                                         record, options, &prepared.notes_));
-
-    const std::string staged_db = staged_dir + "/" + kProjectDbFile;
-    Status copied = CopySqliteDatabase(live_db, staged_db);
-    if (!copied.ok()) return copied.WithContext(who);
-    KB_ASSIGN_OR_RETURN(ProjectDbMeta db_meta, ReadProjectDbMeta(staged_db, record));
-
-    meta.id = record.id;
-    meta.name = record.name;
-    meta.deleted = record.deleted_at_ms.has_value();
-    meta.catalog_row = ProjectRecordToJson(record);
-    meta.lsn = db_meta.lsn;
-    meta.content_checksum = db_meta.content_checksum;
-    meta.counts = json{{"documents", db_meta.documents},
-                       {"chunks", db_meta.chunks},
-                       {"deleted_documents", db_meta.deleted_documents}};
-    meta.embedder = json{{"fingerprint", record.embedder_fingerprint},
-                         {"dimension", record.embedding_dimension}};
-    project.files.push_back(SourceFile{kProjectDbFile, staged_db, kStagedFileMode});
-    if (index && index->lsn > db_meta.lsn) {
-      // Cannot happen when the index reflects a journal prefix (it is staged first); an index
-      // ahead of its database would be rebuilt by the server anyway.
-      prepared.notes_.push_back(who + ": vector index not included (its LSN " +
-                                std::to_string(index->lsn) + " is ahead of the database's " +
-                                std::to_string(db_meta.lsn) + ")");
-      fs::remove_all(staged_dir + "/" + kIndexDir, ec);
-      index.reset();
-    }
-    if (index) {
-      meta.index_lsn = index->lsn;
-      for (const std::string& name : index->files) {
-        project.files.push_back(SourceFile{std::string(kIndexDir) + "/" + name,
-                                           staged_dir + "/" + kIndexDir + "/" + name,
-                                           kStagedFileMode});
-      }
-    }
-    source.projects.push_back(std::move(project));
   }
   return prepared;
 }

@@ -35,6 +35,9 @@
 // Paths in the SnapshotSource are relative to the data directory (catalog) or to
 // projects/<id>/ (project files), as the manifest wants them.
 //
+// Projects are staged two at a time (independent databases; each keeps the order index, then
+// database); the SnapshotSource lists them in catalog order.
+//
 // Thread-safety: PrepareSnapshotSource may run concurrently with a server using the data
 // directory (that is its purpose) and with other PrepareSnapshotSource calls using other staging
 // directories. A PreparedSource is a value owned by one thread.

@@ -2,6 +2,8 @@
 // and tables, index objects, the chunk map, and manifests (including hostile ones: "../x",
 // "/etc/passwd", "a//b").
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "backup/chunk_index.h"
 #include "backup/pack.h"
@@ -15,6 +17,14 @@ namespace {
 using nlohmann::json;
 
 const std::string kKey(32, 'k');
+
+std::string HmacSha256Hex(const std::string& key, const std::string& data) {
+  unsigned char out[32];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &len);
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(out), len));
+}
 
 TEST(NamesTest, PackKeysUseTheFirstTwoHexDigits) {
   std::string id = Sha256Hex("x");
@@ -108,11 +118,17 @@ TEST(PackTest, DamagedFramingIsCorruptionAndNewerVersionsAreRefused) {
   std::string bad_magic = pack;
   bad_magic[0] = 'X';
   EXPECT_EQ(ReadPackTable(bad_magic, kKey, Limits()).status().code(), Code::kCorruption);
-  std::string v2 = pack;
-  v2[4] = 2;
-  auto newer = ReadPackTable(v2, kKey, Limits());
+  std::string v3 = pack;
+  v3[4] = 3;
+  auto newer = ReadPackTable(v3, kKey, Limits());
   EXPECT_EQ(newer.status().code(), Code::kFailedPrecondition);
-  EXPECT_NE(newer.status().message().find("version 2"), std::string::npos);
+  EXPECT_NE(newer.status().message().find("version 3"), std::string::npos);
+  // Version 1 (32-byte ids) is not read as version 2: refused, not misparsed.
+  std::string v1 = pack;
+  v1[4] = 1;
+  auto older = ReadPackTable(v1, kKey, Limits());
+  EXPECT_EQ(older.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(older.status().message().find("unsupported format version 1"), std::string::npos);
   EXPECT_EQ(ReadPackTable(pack.substr(0, pack.size() - 3), kKey, Limits()).status().code(),
             Code::kCorruption);
   std::string table_flip = pack;
@@ -235,7 +251,8 @@ TEST(ChunkMapTest, LoadedChunksCostAbout48BytesAndTheFirstPackWins) {
   map.Seal();
   const size_t n = blocks * per_block;
   EXPECT_EQ(map.size(), n);
-  EXPECT_LE(map.table_bytes(), n * 48 + 1024 * 48);  // the format's ~48 bytes per chunk
+  // The format's ~32 bytes per chunk, plus the fixed 256 KiB of bucket starts.
+  EXPECT_LE(map.table_bytes(), n * 32 + 1024 * 32 + 65537 * 4);
   const ChunkLocation* loc = map.Find(h.Hash("1234"));
   ASSERT_NE(loc, nullptr);
   EXPECT_EQ(map.pack(loc->pack).id, p.id);
@@ -249,10 +266,10 @@ TEST(ChunkMapTest, LoadedChunksCostAbout48BytesAndTheFirstPackWins) {
 // --- manifests ---
 
 json GoodManifest() {
-  std::string tree(64, 'a');
+  std::string tree(32, 'a');
   return json{
       {"format", "knowledgebeast-snapshot"},
-      {"version", 1},
+      {"version", 2},
       {"id", "20261126T130000Z-7c1e9a02"},
       {"time", "2026-11-26T13:00:00.123Z"},
       {"finished", "2026-11-26T13:00:04.500Z"},
@@ -344,10 +361,50 @@ TEST(ManifestTest, RefusesInconsistentFiles) {
 
 TEST(ManifestTest, NewerVersionIsFailedPrecondition) {
   json j = GoodManifest();
-  j["version"] = 2;
+  j["version"] = 3;
   auto m = SnapshotManifest::FromJson(j);
   EXPECT_EQ(m.status().code(), Code::kFailedPrecondition);
-  EXPECT_NE(m.status().message().find("version 2; this binary reads version 1"), std::string::npos);
+  EXPECT_NE(m.status().message().find("version 3; this binary reads version 2"), std::string::npos);
+}
+
+TEST(ManifestTest, Version1ManifestsAndLongTreeIdsAreRefused) {
+  json j = GoodManifest();
+  j["version"] = 1;
+  auto m = SnapshotManifest::FromJson(j);
+  EXPECT_EQ(m.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(m.status().message().find("unsupported format version 1"), std::string::npos);
+  json long_tree = GoodManifest();  // a version-1 tree id (32 bytes, 64 hex) in a version-2 manifest
+  long_tree["catalog"]["files"][0]["trees"][0] = std::string(64, 'a');
+  auto t = SnapshotManifest::FromJson(long_tree);
+  EXPECT_EQ(t.status().code(), Code::kCorruption);
+  EXPECT_NE(t.status().message().find("32 lower-case hex digits"), std::string::npos);
+}
+
+// Version 2's block entries: 16-byte ids, then the lengths, byte for byte as in the format doc.
+TEST(PackTest, BlockEntriesListSixteenByteIdsThenLengths) {
+  ChunkIdHasher h(std::string(32, 'i'));
+  std::string raw;
+  BlockEntry e = DataBlock(h, {"alpha", "beta!!"}, &raw);
+  e.offset = 8;
+  e.length = 40;
+  std::string bytes;
+  ByteWriter w(&bytes);
+  EncodeBlockEntry(e, w);
+  ASSERT_EQ(bytes.size(), 1u + 8 + 4 + 4 + 4 + 2 * 16 + 2 * 4);
+  EXPECT_EQ(bytes.substr(21, 16), std::string(ChunkIdBytes(h.Hash("alpha"))));
+  EXPECT_EQ(bytes.substr(37, 16), std::string(ChunkIdBytes(h.Hash("beta!!"))));
+  EXPECT_EQ(bytes.substr(53, 4), std::string("\x05\0\0\0", 4));
+  EXPECT_EQ(bytes.substr(57, 4), std::string("\x06\0\0\0", 4));
+  ByteReader in(bytes);
+  BlockEntry back;
+  ASSERT_TRUE(DecodeBlockEntry(in, Limits(), &back).ok());
+  ASSERT_EQ(back.chunks.size(), 2u);
+  EXPECT_EQ(back.chunks[1].id, h.Hash("beta!!"));
+  EXPECT_EQ(back.chunks[1].length, 6u);
+  EXPECT_EQ(in.remaining(), 0u);
+  // The id is the first half of HMAC-SHA-256 under the id key.
+  EXPECT_EQ(HexEncode(ChunkIdBytes(h.Hash("alpha"))),
+            HmacSha256Hex(std::string(32, 'i'), "alpha").substr(0, 32));
 }
 
 }  // namespace

@@ -26,7 +26,7 @@ TEST(RepositoryInitTest, WritesOnlyConfigAndOneKeyAndOpensAgain) {
   EXPECT_EQ(keys[1].substr(0, 5), "keys/");
   json config = json::parse(r.store->Raw("config"));
   EXPECT_EQ(config["format"], "knowledgebeast-repository");
-  EXPECT_EQ(config["version"], 1);
+  EXPECT_EQ(config["version"], 2);
   EXPECT_EQ(config["chunk_size"], 4096);
   EXPECT_EQ(config["tree_fanout"], 64);
   EXPECT_EQ(config["compression"], "zstd");
@@ -54,7 +54,7 @@ TEST(RepositoryInitTest, RefusesAnExistingRepositoryAndBadParameters) {
   EXPECT_EQ(Repository::Init(fresh.Handle(), Passphrase(), "x", bad).status().code(),
             Code::kInvalidArgument);
   bad = kb::testing::TestParams();
-  bad.tree_fanout = 4096;  // a tree (128 KiB) would not fit a 64 KiB block
+  bad.tree_fanout = 8192;  // a tree (128 KiB) would not fit a 64 KiB block
   EXPECT_EQ(Repository::Init(fresh.Handle(), Passphrase(), "x", bad).status().code(),
             Code::kInvalidArgument);
   bad = kb::testing::TestParams();
@@ -117,15 +117,29 @@ TEST(RepositoryOpenTest, OutOfRangeParametersAndGarbageAreCorruption) {
   EXPECT_EQ(r.Reopen().status().code(), Code::kCorruption);
 }
 
+TEST(RepositoryOpenTest, Version1RepositoriesAreRefusedUpFrontAndNothingIsWritten) {
+  MemoryRepo r;
+  json config = json::parse(r.store->Raw("config"));
+  config["version"] = 1;
+  r.store->SetRaw("config", config.dump());
+  auto before = r.store->Snapshot();
+  auto opened = r.Reopen();
+  ASSERT_EQ(opened.status().code(), Code::kFailedPrecondition);
+  EXPECT_EQ(opened.status().message(),
+            "unsupported repository format version 1 (this binary reads version 2; back up into "
+            "a new repository)");
+  EXPECT_EQ(r.store->Snapshot(), before);
+}
+
 TEST(RepositoryOpenTest, NewerVersionsAreRefusedNamingObjectAndVersions) {
   MemoryRepo r;
   json config = json::parse(r.store->Raw("config"));
-  config["version"] = 2;
+  config["version"] = 3;
   r.store->SetRaw("config", config.dump());
   auto opened = r.Reopen();
   ASSERT_EQ(opened.status().code(), Code::kFailedPrecondition);
   EXPECT_EQ(opened.status().message(),
-            "repository object config has format version 2; this binary reads version 1");
+            "repository object config has format version 3; this binary reads version 2");
 
   MemoryRepo k;
   std::string key_name = k.store->Keys("keys/")[0];

@@ -52,7 +52,8 @@ TEST_F(SnapshotTest, RoundTripRestoresIdenticalBytesAndModes) {
   auto read = r_.repo->ReadSnapshot(m.id);
   ASSERT_TRUE(read.ok()) << read.status().ToString();
   EXPECT_EQ(read->ToJson(), m.ToJson());
-  ASSERT_TRUE(r_.repo->RestoreFiles(*read, {}, Target("out")).ok());
+  Status restored = r_.repo->RestoreFiles(*read, {}, Target("out"));
+  ASSERT_TRUE(restored.ok()) << restored.ToString();
   EXPECT_EQ(DirContents(Target("out")), kb::testing::ExpectedRestore(tree));
   EXPECT_EQ(fs::status(Target("out") + "/projects/p-beta/notes.txt").permissions() & fs::perms::all,
             fs::perms(0640));

@@ -319,6 +319,70 @@ TEST_F(SourceTest, CopyTakenDuringIngestionIsOneCommittedState) {
   EXPECT_GE(rounds_with_index, 1);
 }
 
+// Projects are staged two at a time: with writes going on in every project, each copy is still
+// one committed state of its own project, its recorded metadata is its own, and the source lists
+// the projects in the catalog's order.
+TEST_F(SourceTest, ProjectsStagedInParallelWhileAllAreWrittenAreEachOneCommittedState) {
+  const std::vector<std::string> names = {"p0", "p1", "p2", "p3", "p4"};
+  std::vector<ProjectRecord> records;
+  for (const std::string& name : names) records.push_back(MakeProject(name, 2));
+  std::atomic<bool> stop{false};
+  std::atomic<int> written{0};
+  std::atomic<bool> writer_failed{false};
+  std::thread writer([&] {
+    for (int i = 100; !stop.load(); ++i) {
+      IngestRequest req;
+      req.content = Doc(i);
+      req.filename = "multi-" + std::to_string(i) + ".md";
+      auto r = kb_->Ingest(names[i % names.size()], req, actor_);
+      if (!r.ok()) {
+        ADD_FAILURE() << r.status().ToString();
+        writer_failed.store(true);
+        return;
+      }
+      written.fetch_add(1);
+    }
+  });
+  struct Joiner {
+    std::atomic<bool>* stop;
+    std::thread* t;
+    ~Joiner() {
+      stop->store(true);
+      if (t->joinable()) t->join();
+    }
+  } joiner{&stop, &writer};
+  while (written.load() < 5 && !writer_failed.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  auto catalog_order = kb_->ListProjects();
+  ASSERT_TRUE(catalog_order.ok()) << catalog_order.status().ToString();
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    auto prepared = PrepareSnapshotSource(data_dir_, dir_.Sub("multi-" + std::to_string(round)));
+    ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
+    const auto& projects = prepared->source().projects;
+    ASSERT_EQ(projects.size(), catalog_order->size());
+    for (size_t i = 0; i < projects.size(); ++i) {
+      const ProjectSnapshot& meta = projects[i].meta;
+      const ProjectRecord& rec = (*catalog_order)[i];
+      EXPECT_EQ(meta.id, rec.id);
+      const std::string copy = projects[i].files.at(0).local_path;
+      EXPECT_EQ(copy, prepared->staging_dir() + "/projects/" + rec.id + "/kb.db");
+      auto store = ProjectStore::Open(copy, rec.id, rec.embedding_dimension, &clock_);
+      ASSERT_TRUE(store.ok()) << store.status().ToString();
+      auto recomputed = (*store)->VerifyContentChecksum();
+      ASSERT_TRUE(recomputed.ok()) << recomputed.status().ToString();
+      EXPECT_EQ(*recomputed, meta.content_checksum) << rec.name;
+      EXPECT_EQ(*(*store)->LastLsn(), meta.lsn) << rec.name;
+      EXPECT_EQ(meta.counts["documents"], (*store)->Counts()->documents) << rec.name;
+      EXPECT_LE(meta.index_lsn, meta.lsn);
+    }
+  }
+  stop.store(true);
+  writer.join();
+  EXPECT_FALSE(writer_failed.load());
+}
+
 TEST_F(SourceTest, ProjectsAreSelectedByNameOrIdWithoutTheCatalog) {
   ProjectRecord alpha = MakeProject("alpha", 1);
   ProjectRecord beta = MakeProject("beta", 1);

@@ -247,28 +247,28 @@ TEST_F(VerifyTest, MissingPackIsNamedInEverySnapshotThatUsesIt) {
 }
 
 TEST_F(VerifyTest, NewerObjectVersionsAreRefusedNamingTheObject) {
-  // A manifest and an index object of version 2, sealed with the right key.
+  // A manifest and an index object of version 3, sealed with the right key.
   nlohmann::json j = a_.ToJson();
-  j["version"] = 2;
+  j["version"] = 3;
   std::string id = "20300101T000000Z-0000000a";
   ASSERT_TRUE(ctx_->WriteSealedJson(SnapshotKey(id), SnapshotAad(id), j).ok());
   auto m = r_.repo->ReadSnapshot(id);
   ASSERT_EQ(m.status().code(), Code::kFailedPrecondition);
   EXPECT_EQ(m.status().message(), "repository object snapshots/" + id +
-                                      " has format version 2; this binary reads version 1");
+                                      " has format version 3; this binary reads version 2");
   auto reports = r_.repo->Verify({id}, {});
   ASSERT_TRUE(reports.ok());
-  EXPECT_THAT((*reports)[0].problems[0], HasSubstr("format version 2"));
+  EXPECT_THAT((*reports)[0].problems[0], HasSubstr("format version 3"));
 
   std::string plain = EncodeIndex({});
-  plain[4] = 2;
+  plain[4] = 3;
   std::string box = SealCompressed(ctx_->data_key(), kIndexAad, plain, 1);
   std::string name = IndexKey(Sha256Hex(box));
   r_.store->SetRaw(name, box);
   auto check = r_.repo->Check(false);
   EXPECT_TRUE(AnyContains(check->problems, "repository object " + name +
-                                               " has format version 2; this binary reads "
-                                               "version 1"))
+                                               " has format version 3; this binary reads "
+                                               "version 2"))
       << kb::testing::Joined(check->problems);
 }
 
