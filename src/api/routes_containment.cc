@@ -71,6 +71,7 @@ std::vector<Route> MakeContainmentRoutes(ApiContext* api) {
     KB_ASSIGN_OR_RETURN(ModeState m, api->access->SetMode(*mode, reason, ctx.actor.id));
     return Reply::Json(200, m.ToJson());
   });
+  routes.back().action = "lockdown.set";
 
   add("GET", "/api/v1/admin/ip-rules", [api](RequestContext& ctx) -> Result<Reply> {
     return Reply::Json(200, RulesReply(api->access->rules(), ctx));

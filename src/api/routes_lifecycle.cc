@@ -36,9 +36,13 @@ std::vector<Route> MakeLifecycleRoutes(ApiContext* api) {
     KB_RETURN_IF_ERROR(RequireJsonType(ctx));
     KB_ASSIGN_OR_RETURN(json body, ParseJsonObject(ctx.http.body));
     KB_ASSIGN_OR_RETURN(RestoreDeletedRequest req, DecodeRestoreDeleted(body));
+    ctx.audit_project = req.project;
     KB_ASSIGN_OR_RETURN(RestoreDeletedReport report, api->kb->RestoreDeleted(req, ctx.actor));
+    ctx.audit_project = report.project_id;
+    ctx.audit_document_ids = report.restored_documents;
     return Reply::Json(200, EncodeRestoreDeletedReport(report));
   });
+  routes.back().action = "undelete";
   add("GET", "/api/v1/admin/deleted", [api](RequestContext& ctx) -> Result<Reply> {
     QueryParams params(ctx.http.params.begin(), ctx.http.params.end());
     KB_ASSIGN_OR_RETURN(PageParams page, DecodePageParams(params));

@@ -126,7 +126,7 @@ class DirectBackend final : public Backend {
   }
   Result<RestoreDeletedReport> RestoreDeleted(const RestoreDeletedRequest& req) override {
     auto r = kb_->RestoreDeleted(req, actor_);
-    AuditEvent e = CliEvent("undelete", "restore.create", r.status());
+    AuditEvent e = CliEvent("undelete", "undelete", r.status());
     e.project = r.ok() ? r->project_id : req.project;
     if (r.ok()) {
       e.document_ids = r->restored_documents;
