@@ -32,6 +32,16 @@ std::optional<KeyScope> ParseKeyScope(std::string_view name) {
 
 namespace {
 
+// Every row's first column, as text (the ids a SELECT found).
+Result<std::vector<std::string>> FirstColumnTexts(sql::Statement& st) {
+  std::vector<std::string> out;
+  while (true) {
+    KB_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) return out;
+    out.push_back(st.ColumnText(0));
+  }
+}
+
 constexpr std::string_view kProjectColumns =
     "id, name, description, metadata, embedder_spec, embedder_name, embedding_dimension, "
     "embedder_fingerprint, chunk_size, chunk_overlap, created_at, updated_at, deleted_at, "
@@ -178,12 +188,7 @@ class SqliteCatalog final : public Catalog {
                                       "EXISTS (SELECT 1 FROM json_each(api_keys.projects) "
                                       "WHERE value = ?1) ORDER BY id"));
     sel.Bind(1, id);
-    std::vector<std::string> ids;
-    while (true) {
-      KB_ASSIGN_OR_RETURN(bool row, sel.Step());
-      if (!row) break;
-      ids.push_back(sel.ColumnText(0));
-    }
+    KB_ASSIGN_OR_RETURN(std::vector<std::string> ids, FirstColumnTexts(sel));
     KB_ASSIGN_OR_RETURN(auto upd, db_->PrepareCached(
                                       "UPDATE api_keys SET revoked_at = ?2, revoked_reason = ?3 "
                                       "WHERE id = ?1 AND revoked_at IS NULL"));
@@ -289,12 +294,7 @@ class SqliteCatalog final : public Catalog {
     KB_ASSIGN_OR_RETURN(auto sel, db_->PrepareCached("SELECT id FROM api_keys WHERE revoked_at "
                                                      "IS NULL AND id <> ?1 ORDER BY id"));
     sel.Bind(1, except_id);
-    std::vector<std::string> ids;
-    while (true) {
-      KB_ASSIGN_OR_RETURN(bool row, sel.Step());
-      if (!row) break;
-      ids.push_back(sel.ColumnText(0));
-    }
+    KB_ASSIGN_OR_RETURN(std::vector<std::string> ids, FirstColumnTexts(sel));
     KB_ASSIGN_OR_RETURN(auto upd, db_->PrepareCached(
                                       "UPDATE api_keys SET revoked_at = ?2, revoked_reason = ?3 "
                                       "WHERE revoked_at IS NULL AND id <> ?1"));
