@@ -455,8 +455,8 @@ class KnowledgeBase {
   void SaverLoop();
   void CheckerLoop();
   void PurgerLoop();
-  // Records a background ("system") or direct-mode CLI ("cli") action in options_.audit; HTTP
-  // requests are recorded by the server's middleware instead, so other actors are ignored.
+  // Records a background ("system") action in options_.audit. HTTP requests are recorded by the
+  // server's middleware and direct-mode CLI changes by the CLI backend: other actors are ignored.
   void AuditAction(const Actor& actor, const std::string& route, const std::string& action,
                    const std::string& project, std::vector<std::string> document_ids,
                    const std::string& outcome, const std::string& detail);
