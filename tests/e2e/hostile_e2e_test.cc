@@ -194,8 +194,9 @@ TEST_F(HostileInputTest, InvalidUtf8AndNulBytesAreRefusedOrKeptExactly) {
                     R"({"content":"before\u0000after","source":"nul.txt"})");
   ExpectStoredOrRefused(nul, "NUL in content");
   // Raw bytes that are not text at all, sent as a text document.
+  static constexpr char kBinary[] = "\x00\x01\xff\xfe garbage \x80";
   HttpResp binary = Call(*client_, "POST", "/api/v1/projects/target/documents", kE2eAdminToken,
-                         std::string("\x00\x01\xff\xfe garbage \x80", 16), "text/plain");
+                         std::string(kBinary, sizeof(kBinary) - 1), "text/plain");
   ExpectStoredOrRefused(binary, "binary as text/plain");
   EXPECT_EQ(Do("GET", "/api/v1/projects").body["projects"].size(), 1u);
   ExpectUnharmed();

@@ -585,6 +585,7 @@ TEST_F(IntegrityCheckTest, IndexRebuiltAtLoadIsReportedByTheFirstCheck) {
   EXPECT_EQ(kb_->counters().index_rebuilds.load(), 1);
   HealthReport h = kb_->Health();
   EXPECT_EQ(h.status, "healthy");
+  ASSERT_TRUE(h.integrity.has_value());
   ASSERT_EQ(h.integrity->repaired.size(), 1u);
   EXPECT_THAT(h.integrity->repaired[0],
               HasSubstr("rebuilt from kb.db when the project was loaded: vector index manifest"));
