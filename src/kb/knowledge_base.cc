@@ -449,8 +449,6 @@ Status KnowledgeBase::DeleteProject(const std::string& id_or_name, const Actor& 
   if (!s.ok()) LogWarn("saving vector index failed", json{{"error", s.ToString()}}.dump());
   LogInfo("project deleted",
           json{{"project", r.id}, {"actor", actor.id}, {"revoked_keys", revoked}}.dump());
-  AuditAction(actor, "projects delete", "project.delete", r.id, {}, "ok",
-              revoked.empty() ? "" : "revoked keys limited to it: " + std::to_string(revoked.size()));
   return Status::OK();
 }
 
@@ -1064,7 +1062,6 @@ Result<CreatedKey> KnowledgeBase::CreateKey(const std::string& name, KeyScope sc
   if (expires_at_ms) out.record.expires_at_ms = *expires_at_ms;
   KB_RETURN_IF_ERROR(catalog_->CreateKey(out.record));
   LogInfo("api key created", json{{"key", out.record.id}, {"actor", actor.id}}.dump());
-  AuditAction(actor, "keys create", "key.create", "", {}, "ok", "key " + out.record.id);
   return out;
 }
 
@@ -1087,8 +1084,6 @@ Result<CreatedKey> KnowledgeBase::RotateKey(const std::string& key_id, int64_t o
   KB_ASSIGN_OR_RETURN(out.record, catalog_->GetKey(key_id));
   LogInfo("api key rotated",
           json{{"key", key_id}, {"actor", actor.id}, {"overlap_seconds", overlap_seconds}}.dump());
-  AuditAction(actor, "keys rotate", "key.rotate", "", {}, "ok",
-              "key " + key_id + ", overlap " + std::to_string(overlap_seconds) + " s");
   return out;
 }
 
@@ -1114,8 +1109,6 @@ Result<RevokeAllResult> KnowledgeBase::RevokeAllKeys(const std::string& caller_k
                                        {"revoked", out.revoked.size()},
                                        {"include_admin", include_admin}}
                                       .dump());
-  AuditAction(actor, "keys revoke-all", "key.revoke_all", "", {}, "ok",
-              std::to_string(out.revoked.size()) + " keys revoked");
   return out;
 }
 
@@ -1140,7 +1133,6 @@ Status KnowledgeBase::ReinstateKey(const std::string& key_id, const Actor& actor
   }
   KB_RETURN_IF_ERROR(catalog_->ReinstateKey(key_id));
   LogInfo("api key reinstated", json{{"key", key_id}, {"actor", actor.id}}.dump());
-  AuditAction(actor, "keys reinstate", "key.reinstate", "", {}, "ok", "key " + key_id);
   return Status::OK();
 }
 
@@ -1151,7 +1143,6 @@ Status KnowledgeBase::RevokeKey(const std::string& key_id, const Actor& actor) {
   if (key.revoked_at_ms) return Status::OK();
   KB_RETURN_IF_ERROR(catalog_->RevokeKey(key_id, clock_->NowMillis(), kRevokedByAdmin));
   LogInfo("api key revoked", json{{"key", key_id}, {"actor", actor.id}}.dump());
-  AuditAction(actor, "keys revoke", "key.revoke", "", {}, "ok", "key " + key_id);
   return Status::OK();
 }
 

@@ -323,10 +323,6 @@ Result<RestoreDeletedReport> KnowledgeBase::RestoreDeleted(const RestoreDeletedR
                                           {"skipped", report.skipped.size()},
                                           {"actor", actor.id}}
                                          .dump());
-  AuditAction(actor, "undelete", "restore", r.id, report.restored_documents, "ok",
-              std::string(report.project_restored ? "project restored; " : "") +
-                  std::to_string(report.restored_documents.size()) + " documents restored, " +
-                  std::to_string(report.skipped.size()) + " skipped");
   return report;
 }
 
