@@ -32,6 +32,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -82,6 +84,7 @@ struct SnapshotFile {
   int64_t size = 0;
   int mode = 0600;
   std::vector<std::string> trees;  // 32-hex tree chunk ids
+  bool operator==(const SnapshotFile&) const = default;
 };
 
 struct ProjectSnapshot {
@@ -94,6 +97,10 @@ struct ProjectSnapshot {
   nlohmann::json counts = nlohmann::json::object();  // documents, chunks, deleted_documents
   nlohmann::json embedder = nlohmann::json::object();  // fingerprint, dimension
   int64_t index_lsn = 0;
+  // The project's content checksum at index_lsn (the journal entry's `checksum`): identifies the
+  // state the index reflects, so a later backup can tell whether the live journal continues from
+  // it (see SourceOptions::previous_indexes). Empty when unknown (no index, or an older snapshot).
+  std::string index_checksum;
   std::vector<SnapshotFile> files;  // relative to projects/<id>/
 };
 
@@ -143,10 +150,42 @@ struct SnapshotSummary {
 // ---------------------------------------------------------------------------------------------
 // What a backup reads: files on local disk that are already consistent copies (see source.h).
 
+// Receives the bytes of a file while it is being produced: writes may come at any offsets, in
+// any order; a later write of a range replaces what an earlier one put there, and a range never
+// written holds zeros. The producer says the file's final size when it is done.
+class FileSink {
+ public:
+  virtual ~FileSink() = default;
+  // An error stops the producer, which returns it.
+  virtual Status Write(int64_t offset, std::string_view data) = 0;
+};
+
+// Makes a file while the backup reads it (a SQLite database copied at one committed state:
+// source.h): writes its bytes into `sink`, returns its size, and completes `meta` (the project
+// the file belongs to; nullptr for catalog files) with what it read in the same transaction.
+using FileProducer = std::function<Result<int64_t>(FileSink& sink, ProjectSnapshot* meta)>;
+
 struct SourceFile {
+  SourceFile() = default;
+  SourceFile(std::string path_, std::string local_path_, int mode_ = 0600,
+             FileProducer produce_ = nullptr)
+      : path(std::move(path_)),
+        local_path(std::move(local_path_)),
+        mode(mode_),
+        produce(std::move(produce_)) {}
+
   std::string path;        // path recorded in the manifest
-  std::string local_path;  // where to read it now
+  // Where to read it now; for a produced file, the live file (only its size is used, as an
+  // estimate for progress reports).
+  std::string local_path;
   int mode = 0600;
+  FileProducer produce;    // when set, the file's bytes come from here, not from local_path
+  // When set, the file is already in the repository as an earlier snapshot stored it (its
+  // path, size, mode and trees): this snapshot names the same trees and nothing is read. The
+  // backup first checks that every chunk those trees name is still stored and not planned for
+  // pruning; if not, the project's stored files are all left out (they are its vector index,
+  // which a restore then rebuilds) and the project's index_lsn / index_checksum are cleared.
+  std::optional<SnapshotFile> stored;
 };
 
 struct ProjectSource {
@@ -265,8 +304,10 @@ class Repository {
   // --- snapshots ---
   virtual Result<SnapshotManifest> CreateSnapshot(const SnapshotSource& source,
                                                   const BackupOptions& options) = 0;
-  // Newest last.
+  // Newest last (reads every manifest).
   virtual Result<std::vector<SnapshotSummary>> ListSnapshots() = 0;
+  // The ids alone, in key order (= time order, to the second); reads no manifest.
+  virtual Result<std::vector<std::string>> ListSnapshotIds() = 0;
   virtual Result<SnapshotManifest> ReadSnapshot(const std::string& id) = 0;
   virtual Status ForgetSnapshot(const std::string& id) = 0;
 

@@ -114,6 +114,7 @@ Result<ProjectSnapshot> ProjectFromJson(const json& j) {
   KB_ASSIGN_OR_RETURN(p.counts, Obj(j, "counts", where));
   KB_ASSIGN_OR_RETURN(p.embedder, Obj(j, "embedder", where));
   KB_ASSIGN_OR_RETURN(p.index_lsn, Int(j, "index_lsn", where, false));
+  KB_ASSIGN_OR_RETURN(p.index_checksum, OptStr(j, "index_checksum", where));
   if (!j.contains("files")) return Bad(where + "\"files\" missing");
   KB_ASSIGN_OR_RETURN(p.files, FilesFromJson(j["files"], where));
   return p;
@@ -151,6 +152,7 @@ json SnapshotManifest::ToJson() const {
                                  {"counts", p.counts},
                                  {"embedder", p.embedder},
                                  {"index_lsn", p.index_lsn},
+                                 {"index_checksum", p.index_checksum},
                                  {"files", files}});
   }
   return json{{"format", kSnapshotFormat},

@@ -103,8 +103,12 @@ class RepositoryImpl final : public Repository {
     return WriteSnapshot(ctx_, source, options);
   }
 
+  Result<std::vector<std::string>> ListSnapshotIds() override {
+    return backup::ListSnapshotIds(ctx_);
+  }
+
   Result<std::vector<SnapshotSummary>> ListSnapshots() override {
-    KB_ASSIGN_OR_RETURN(std::vector<std::string> ids, ListSnapshotIds(ctx_));
+    KB_ASSIGN_OR_RETURN(std::vector<std::string> ids, backup::ListSnapshotIds(ctx_));
     std::vector<SnapshotSummary> out;
     for (const std::string& id : ids) {
       auto m = ReadManifest(ctx_, id);

@@ -1,5 +1,8 @@
 // Writing a snapshot's files into a directory (docs/format/BACKUP_REPOSITORY.md, "Restore
-// (reader)" steps 1-2). Streamed: one tree and a few blocks in memory at a time. Every path is
+// (reader)" steps 1-2). Streamed: the positions of up to 65,536 chunks of one file (~2.6 MB), one
+// tree and a few blocks in memory at a time; each batch of a file's chunks is read in pack and
+// block order, so every block is fetched and decompressed once per batch however the file's
+// chunks are spread over the backups that stored them. Every path is
 // validated again (a manifest given by a caller may not come from ReadManifest); every file is
 // created exclusively (O_EXCL | O_NOFOLLOW) inside the target; every chunk is checked against
 // its id; each file's size must equal the sum of its chunks. Files and directories are fsynced.

@@ -110,6 +110,7 @@ Result<SnapshotManifest> BackupService::RunBackup(const std::string& trigger,
     KB_ASSIGN_OR_RETURN(Repository * repo, Repo());
     SourceOptions so;
     so.projects = projects;
+    so.index_max_lag = options_.index_max_lag;
     BackupOptions bo;
     bo.trigger = trigger;
     bo.tags = tags;

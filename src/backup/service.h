@@ -28,6 +28,7 @@
 
 #include "backup/backup.h"
 #include "backup/restore.h"
+#include "backup/source.h"
 #include "kb/knowledge_base.h"
 
 namespace kb::backup {
@@ -42,6 +43,8 @@ struct BackupServiceOptions {
   blob::BlobStoreOptions blob;
   int64_t interval_ms = kDefaultBackupIntervalMs;  // 0 = no scheduled backups
   RetentionPolicy retention = RetentionPolicy::Default();
+  // SourceOptions::index_max_lag of every backup the service makes.
+  double index_max_lag = SourceOptions().index_max_lag;
   PruneOptions prune;
   // Delay before the first scheduled backup (default: one interval after start).
   int64_t first_delay_ms = -1;

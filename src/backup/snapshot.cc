@@ -8,11 +8,13 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <unordered_set>
 
 #include "backup/chunk_index.h"
+#include "backup/pack_reader.h"
 #include "backup/pack_writer.h"
 #include "backup/repository_format.h"
 #include "backup/sealed_box.h"
@@ -156,11 +158,187 @@ class SnapshotWriter {
     return file;
   }
 
+  // A file made while the backup runs (SourceFile::produce): its bytes arrive through a
+  // ProducedFile sink at any offsets; its chunk list is built once the producer is done.
+  Result<SnapshotFile> WriteProduced(const SourceFile& source, ProjectSnapshot* meta) {
+    SnapshotFile file;
+    file.path = source.path;
+    file.mode = source.mode & 07777;
+    ProducedFile sink(*this);
+    KB_ASSIGN_OR_RETURN(int64_t size, source.produce(sink, meta));
+    KB_ASSIGN_OR_RETURN(std::vector<ChunkId> ids, sink.Finish(size));
+    std::vector<ChunkId> group;
+    const int64_t chunk = ctx_.params.chunk_size;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const int64_t length = std::min<int64_t>(chunk, size - static_cast<int64_t>(i) * chunk);
+      stats_.chunks++;
+      file.size += length;
+      group.push_back(ids[i]);
+      if (static_cast<int64_t>(group.size()) == ctx_.params.tree_fanout) {
+        KB_RETURN_IF_ERROR(EmitTree(&group, &file));
+      }
+    }
+    if (!group.empty()) KB_RETURN_IF_ERROR(EmitTree(&group, &file));
+    stats_.files++;
+    stats_.bytes += file.size;
+    return file;
+  }
+
+  // A file an earlier snapshot stored (SourceFile::stored, checked by CheckStoredFiles): named
+  // again, nothing read or written.
+  SnapshotFile NameStored(const SnapshotFile& stored) {
+    const int64_t chunk = ctx_.params.chunk_size;
+    stats_.files++;
+    stats_.bytes += stored.size;
+    stats_.chunks += (stored.size + chunk - 1) / chunk + static_cast<int64_t>(stored.trees.size());
+    Progress(stored.size);
+    return stored;
+  }
+
   Status Finish() { return writer_.Finish(); }
   const PackWriterStats& writer_stats() const { return writer_.stats(); }
   SnapshotStats& stats() { return stats_; }
 
  private:
+  // The sink of one produced file. Whole chunks are gathered in buffer_ (any offsets) and their
+  // ids computed a buffer at a time on two threads; a chunk that a write covers only in part
+  // (page size below chunk_size) waits in `partial_` until it is covered, or until Finish fills
+  // its gaps with zeros. Each chunk is stored as soon as its bytes are known, so memory holds the
+  // buffer, the partial chunks, and 16 bytes of id per chunk of the file.
+  class ProducedFile : public FileSink {
+   public:
+    explicit ProducedFile(SnapshotWriter& w)
+        : w_(w), chunk_(static_cast<size_t>(w.ctx_.params.chunk_size)) {}
+
+    Status Write(int64_t offset, std::string_view data) override {
+      if (offset < 0) return Status::Internal("produced file: negative offset");
+      size_t pos = 0;
+      while (pos < data.size()) {
+        const uint64_t at = static_cast<uint64_t>(offset) + pos;
+        const uint64_t index = at / chunk_;
+        const size_t within = static_cast<size_t>(at % chunk_);
+        const size_t n = std::min(chunk_ - within, data.size() - pos);
+        if (within == 0 && n == chunk_) {
+          KB_RETURN_IF_ERROR(AddWhole(index, data.substr(pos, n)));
+        } else {
+          KB_RETURN_IF_ERROR(AddPart(index, within, data.substr(pos, n)));
+        }
+        pos += n;
+      }
+      w_.Progress(static_cast<int64_t>(data.size()));
+      return Status::OK();
+    }
+
+    // The ids of the file's chunks in order, once every byte of its `size` is stored.
+    Result<std::vector<ChunkId>> Finish(int64_t size) {
+      KB_RETURN_IF_ERROR(FlushBatch());
+      const uint64_t count = (static_cast<uint64_t>(size) + chunk_ - 1) / chunk_;
+      const size_t tail = static_cast<size_t>(static_cast<uint64_t>(size) % chunk_);
+      auto length_of = [&](uint64_t i) { return (i + 1 == count && tail != 0) ? tail : chunk_; };
+      for (auto& [index, part] : partial_) {
+        if (index < count) {
+          KB_RETURN_IF_ERROR(Store(index, std::string_view(part.bytes).substr(0, length_of(index))));
+        }
+      }
+      partial_.clear();
+      // Chunks beyond the end (the file was cut after they were written) are simply not named.
+      ids_.resize(count);
+      stored_.resize(count, false);
+      whole_.resize(count, false);
+      if (tail != 0 && stored_[count - 1] && whole_[count - 1]) {
+        return Status::Internal("produced file: its last chunk was stored whole before the "
+                                "file was cut to " + std::to_string(size) + " bytes");
+      }
+      for (uint64_t i = 0; i < count; ++i) {
+        // Never written: zeros (a SQLite copy skips the page holding the 1 GiB lock byte).
+        if (!stored_[i]) KB_RETURN_IF_ERROR(Store(i, std::string(length_of(i), '\0')));
+      }
+      return std::move(ids_);
+    }
+
+   private:
+    struct Part {
+      std::string bytes;
+      std::vector<bool> covered;
+      size_t covered_count = 0;
+    };
+
+    Status AddWhole(uint64_t index, std::string_view data) {
+      partial_.erase(index);  // a whole write replaces any earlier part
+      if ((batch_count_ + 1) * chunk_ > w_.buffer_.size()) KB_RETURN_IF_ERROR(FlushBatch());
+      std::memcpy(w_.buffer_.data() + batch_count_ * chunk_, data.data(), chunk_);
+      batch_index_.push_back(index);
+      batch_count_++;
+      return Status::OK();
+    }
+
+    Status AddPart(uint64_t index, size_t within, std::string_view data) {
+      KB_RETURN_IF_ERROR(FlushBatch());  // keeps writes to one chunk in order
+      if (index < stored_.size() && stored_[index]) {
+        return Status::Internal("produced file: part of chunk " + std::to_string(index) +
+                                " rewritten after it was stored");
+      }
+      Part& part = partial_[index];
+      if (part.bytes.empty()) {
+        part.bytes.assign(chunk_, '\0');
+        part.covered.assign(chunk_, false);
+      }
+      std::memcpy(part.bytes.data() + within, data.data(), data.size());
+      for (size_t i = within; i < within + data.size(); ++i) {
+        if (!part.covered[i]) {
+          part.covered[i] = true;
+          part.covered_count++;
+        }
+      }
+      if (part.covered_count == chunk_) {
+        std::string bytes = std::move(part.bytes);
+        partial_.erase(index);
+        KB_RETURN_IF_ERROR(Store(index, bytes));
+      }
+      return Status::OK();
+    }
+
+    Status FlushBatch() {
+      if (batch_count_ == 0) return Status::OK();
+      w_.hasher_.Hash(w_.buffer_.data(), chunk_, batch_count_, w_.ids_.data());
+      for (size_t i = 0; i < batch_count_; ++i) {
+        KB_RETURN_IF_ERROR(Place(batch_index_[i], w_.ids_[i],
+                                 std::string_view(w_.buffer_.data() + i * chunk_, chunk_)));
+      }
+      batch_count_ = 0;
+      batch_index_.clear();
+      return Status::OK();
+    }
+
+    Status Store(uint64_t index, std::string_view data) {
+      return Place(index, w_.ctx_.hasher->Hash(data), data);
+    }
+
+    // Stores the chunk (unless the repository has it) and records it as the file's chunk
+    // `index`. A chunk written twice costs its first version's space, nothing else.
+    Status Place(uint64_t index, const ChunkId& id, std::string_view data) {
+      KB_RETURN_IF_ERROR(w_.writer_.Add(ChunkKind::kData, id, data).status());
+      if (index >= ids_.size()) {
+        ids_.resize(index + 1);
+        stored_.resize(index + 1, false);
+        whole_.resize(index + 1, false);
+      }
+      ids_[index] = id;
+      stored_[index] = true;
+      whole_[index] = data.size() == chunk_;
+      return Status::OK();
+    }
+
+    SnapshotWriter& w_;
+    const size_t chunk_;
+    size_t batch_count_ = 0;
+    std::vector<uint64_t> batch_index_;
+    std::map<uint64_t, Part> partial_;
+    std::vector<ChunkId> ids_;
+    std::vector<bool> stored_;
+    std::vector<bool> whole_;
+  };
+
   static size_t BufferSize(int64_t chunk_size) {
     int64_t size = std::max<int64_t>(chunk_size, 1 << 20);
     return static_cast<size_t>(size - size % chunk_size);
@@ -304,17 +482,81 @@ Status LoadDedupMap(const RepoContext& ctx, ChunkMap* map) {
   return Status::OK();
 }
 
+// Files an earlier snapshot stored may be named again only if every tree and chunk they name is
+// in the dedup map (so: indexed, its pack present and in no prune plan), like any deduplicated
+// chunk (rule 5). Returns the projects for which that does not hold.
+Result<std::unordered_set<std::string>> CheckStoredFiles(const RepoContext& ctx,
+                                                         const ChunkMap& map,
+                                                         const SnapshotSource& source) {
+  std::unordered_set<std::string> unavailable;
+  ChunkReader reader(ctx, map);
+  for (const ProjectSource& p : source.projects) {
+    for (const SourceFile& f : p.files) {
+      if (!f.stored || unavailable.count(p.meta.id)) continue;
+      std::string problem;
+      int64_t chunks = 0;
+      for (const std::string& hex : f.stored->trees) {
+        std::optional<ChunkId> tree_id = ChunkIdFromHex(hex);
+        if (!tree_id) {
+          problem = "tree " + hex + " is not a chunk id";
+          break;
+        }
+        auto ids = map.Contains(*tree_id) ? reader.ReadTree(*tree_id)
+                                          : Result<std::vector<ChunkId>>(Status::NotFound(
+                                                "tree " + hex + " is not stored"));
+        if (!ids.ok()) {
+          problem = ids.status().ToString();
+          break;
+        }
+        for (const ChunkId& id : *ids) {
+          if (!map.Contains(id)) {
+            problem = "chunk " + ChunkIdHex(id) + " is not stored";
+            break;
+          }
+        }
+        if (!problem.empty()) break;
+        chunks += static_cast<int64_t>(ids->size());
+      }
+      const int64_t chunk = ctx.params.chunk_size;
+      if (problem.empty() && chunks != (f.stored->size + chunk - 1) / chunk) {
+        problem = "its trees name " + std::to_string(chunks) + " chunks for " +
+                  std::to_string(f.stored->size) + " bytes";
+      }
+      if (!problem.empty()) {
+        LogWarn("backup: project " + p.meta.id + ": " + f.path + " of an earlier snapshot " +
+                "cannot be reused (" + problem + "); this snapshot holds no vector index for " +
+                "the project (a restore rebuilds it)");
+        unavailable.insert(p.meta.id);
+      }
+    }
+  }
+  return unavailable;
+}
+
 // Rules 5-6: every file's data and trees, then the last pack and index object.
-Status WriteFiles(SnapshotWriter& writer, const SnapshotSource& source, SnapshotManifest* m) {
+Status WriteFiles(SnapshotWriter& writer, const SnapshotSource& source,
+                  const std::unordered_set<std::string>& unavailable, SnapshotManifest* m) {
   for (const SourceFile& f : source.catalog_files) {
-    KB_ASSIGN_OR_RETURN(SnapshotFile file, writer.WriteFile(f));
+    KB_ASSIGN_OR_RETURN(SnapshotFile file,
+                        f.produce ? writer.WriteProduced(f, nullptr) : writer.WriteFile(f));
     m->catalog_files.push_back(std::move(file));
   }
   for (const ProjectSource& p : source.projects) {
     ProjectSnapshot ps = p.meta;
     ps.files.clear();
+    const bool drop_stored = unavailable.count(p.meta.id) > 0;
+    if (drop_stored) {  // its stored files are its vector index: none in this snapshot
+      ps.index_lsn = 0;
+      ps.index_checksum.clear();
+    }
     for (const SourceFile& f : p.files) {
-      KB_ASSIGN_OR_RETURN(SnapshotFile file, writer.WriteFile(f));
+      if (f.stored) {
+        if (!drop_stored) ps.files.push_back(writer.NameStored(*f.stored));
+        continue;
+      }
+      // A producer completes `ps` (LSN, counts, checksum) from the state it copied.
+      KB_ASSIGN_OR_RETURN(SnapshotFile file,
+                          f.produce ? writer.WriteProduced(f, &ps) : writer.WriteFile(f));
       ps.files.push_back(std::move(file));
     }
     m->projects.push_back(std::move(ps));
@@ -373,10 +615,12 @@ Result<SnapshotManifest> WriteSnapshot(const RepoContext& ctx, const SnapshotSou
   KB_ASSIGN_OR_RETURN(std::unique_ptr<LockKeeper> lock, LockKeeper::Acquire(ctx, "backup", timing));
   ChunkMap map;
   KB_RETURN_IF_ERROR(LoadDedupMap(ctx, &map));
+  KB_ASSIGN_OR_RETURN(std::unordered_set<std::string> unavailable,
+                      CheckStoredFiles(ctx, map, source));
   SnapshotWriter writer(ctx, options, &map, [&lock] { return lock->CheckHeld(); });
   writer.set_total(TotalBytes(source));
   SnapshotManifest m = NewManifest(source, options, start_ms);
-  KB_RETURN_IF_ERROR(WriteFiles(writer, source, &m));
+  KB_RETURN_IF_ERROR(WriteFiles(writer, source, unavailable, &m));
   if (options.progress) options.progress(writer.stats().bytes, writer.stats().bytes);
 
   KB_RETURN_IF_ERROR(lock->CheckHeld());

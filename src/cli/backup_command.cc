@@ -229,6 +229,9 @@ int RunBackup(const RepoOptions& o) {
   if (!repo) return exit_code;
   backup::SourceOptions so;
   so.projects = o.projects;
+  auto lag = ParseIndexMaxLag(config.backup_index_max_lag);
+  if (!lag.ok()) return ReportError(lag.status());
+  so.index_max_lag = *lag;
   backup::BackupOptions bo;
   bo.trigger = "manual";
   bo.tags = o.tags;

@@ -82,7 +82,31 @@ Result<backup::BackupServiceOptions> BackupServiceOptionsFromConfig(const Config
     options.interval_ms = *interval;
   }
   KB_ASSIGN_OR_RETURN(options.retention, ParseRetentionPolicy(config.backup_retention));
+  KB_ASSIGN_OR_RETURN(options.index_max_lag, ParseIndexMaxLag(config.backup_index_max_lag));
   return options;
+}
+
+Result<double> ParseIndexMaxLag(const std::string& text) {
+  auto bad = [&] {
+    return Status::InvalidArgument("backup_index_max_lag: expected a percentage (\"2%\") or a "
+                                   "fraction from 0 to 1, got \"" + text + "\"");
+  };
+  std::string number = text;
+  double scale = 1.0;
+  if (!number.empty() && number.back() == '%') {
+    number.pop_back();
+    scale = 0.01;
+  }
+  if (number.empty() || number.find_first_not_of("0123456789.") != std::string::npos) return bad();
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(number, &used) * scale;
+  } catch (const std::exception&) {
+    return bad();
+  }
+  if (used != number.size() || !(value >= 0.0) || value > 1.0) return bad();
+  return value;
 }
 
 }  // namespace kb::cli

@@ -27,4 +27,8 @@ backup::KeySource KeyFromConfig(const Config& config);
 // Everything `serve` needs to start the BackupService.
 Result<backup::BackupServiceOptions> BackupServiceOptionsFromConfig(const Config& config);
 
+// backup_index_max_lag: "N%" (0..100) or a fraction 0..1. InvalidArgument naming the setting
+// otherwise.
+Result<double> ParseIndexMaxLag(const std::string& text);
+
 }  // namespace kb::cli

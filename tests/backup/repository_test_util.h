@@ -134,7 +134,7 @@ struct SourceTree {
 };
 
 inline backup::SourceFile Src(const std::string& path, const std::string& local, int mode = 0600) {
-  return backup::SourceFile{path, local, mode};
+  return backup::SourceFile{path, local, mode, nullptr};
 }
 
 inline SourceTree MakeSourceTree(const std::string& root, int rows = 600) {

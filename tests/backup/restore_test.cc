@@ -35,14 +35,19 @@ class RestoreTest : public ::testing::Test {
     OpenKb();
   }
 
-  void OpenKb() {
+  // A knowledge base on `data_dir` (null, with a test failure, if it does not open).
+  std::unique_ptr<KnowledgeBase> OpenKbAt(const std::string& data_dir) {
     KbOptions o;
-    o.data_dir = dir_.Sub("data");
+    o.data_dir = data_dir;
     o.clock = &clock_;
     o.index_save_interval_ms = 0;
     auto kb = KnowledgeBase::Open(o);
-    ASSERT_TRUE(kb.ok()) << kb.status().ToString();
-    kb_ = std::move(kb).value();
+    EXPECT_TRUE(kb.ok()) << kb.status().ToString();
+    return kb.ok() ? std::move(kb).value() : nullptr;
+  }
+  void OpenKb() {
+    kb_ = OpenKbAt(dir_.Sub("data"));
+    ASSERT_NE(kb_, nullptr);
   }
 
   std::string Put(const std::string& project, const std::string& source, const std::string& text) {
@@ -90,6 +95,91 @@ class RestoreTest : public ::testing::Test {
   std::unique_ptr<Repository> repo_;
   std::unique_ptr<KnowledgeBase> kb_;
 };
+
+// Vector index reuse end to end: an incremental backup names the previous snapshot's index when
+// the journal grew little, the restored server replays the rest into it and answers like the
+// live one; past the allowed lag, or with reuse off, the live index is stored again.
+TEST_F(RestoreTest, AnIncrementalBackupReusesTheIndexAndTheRestoredServerCatchesUp) {
+  NewProject("p");
+  for (int i = 0; i < 40; ++i) {
+    Put("p", "doc-" + std::to_string(i) + ".md",
+        "# Doc " + std::to_string(i) + "\n\nNotes on herons, badgers and backup number " +
+            std::to_string(i * 13) + ".");
+  }
+  kb_->Close();  // saves the index at the newest LSN
+  OpenKb();
+  auto backup = [&](double max_lag) {
+    clock_.Advance(60'000);
+    SourceOptions so;
+    so.index_max_lag = max_lag;
+    BackupOptions bo;
+    auto m = BackupDataDirectory(*repo_, dir_.Sub("data"), so, bo);
+    EXPECT_TRUE(m.ok()) << m.status().ToString();
+    return m.ok() ? *m : SnapshotManifest{};
+  };
+  auto index_files = [](const ProjectSnapshot& p) {
+    std::vector<std::pair<std::string, std::vector<std::string>>> out;
+    for (const SnapshotFile& f : p.files) {
+      if (f.path.rfind("index/", 0) == 0) out.emplace_back(f.path, f.trees);
+    }
+    return out;
+  };
+  SnapshotManifest first = backup(0.05);
+  ASSERT_EQ(first.projects.size(), 1u);
+  const ProjectSnapshot& p1 = first.projects[0];
+  EXPECT_EQ(p1.index_lsn, p1.lsn);
+  EXPECT_FALSE(p1.index_checksum.empty());
+  EXPECT_EQ(p1.index_checksum, p1.content_checksum);  // the index is at the newest state
+  ASSERT_EQ(index_files(p1).size(), 2u);
+
+  // Two more changes (within 5% of 41 documents), then the server saves a new index.
+  Put("p", "doc-3.md", "# Doc 3\n\nRewritten: now about otters and retention.");
+  Put("p", "new.md", "# New\n\nA fresh note about kingfishers.");
+  kb_->Close();
+  OpenKb();
+  const auto live = Search("p", "otters kingfishers herons");
+  SnapshotManifest second = backup(0.05);
+  ASSERT_EQ(second.projects.size(), 1u);
+  const ProjectSnapshot& p2 = second.projects[0];
+  EXPECT_EQ(p2.lsn, p1.lsn + 2);
+  EXPECT_EQ(p2.index_lsn, p1.index_lsn) << "the earlier index is named again";
+  EXPECT_EQ(p2.index_checksum, p1.index_checksum);
+  EXPECT_EQ(index_files(p2), index_files(p1));
+
+  // Restored, the server replays the two entries into that index and answers the same.
+  ASSERT_TRUE(repo_->RestoreFiles(second, {}, dir_.Sub("restored")).ok());
+  {
+    std::unique_ptr<KnowledgeBase> restored = OpenKbAt(dir_.Sub("restored"));
+    ASSERT_NE(restored, nullptr);
+    auto stats = restored->Stats();
+    ASSERT_TRUE(stats.ok());
+    EXPECT_EQ(stats->per_project.at(0).index_lsn, p2.lsn);
+    EXPECT_EQ(stats->per_project.at(0).index_vectors, static_cast<size_t>(stats->chunks));
+    QueryRequest req;
+    req.text = "otters kingfishers herons";
+    auto r = restored->Query("p", req);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    std::vector<std::pair<std::string, double>> got;
+    for (const QueryHit& h : r->hits) got.emplace_back(h.document_id, h.score);
+    EXPECT_EQ(got, live);
+    restored->Close();
+  }
+
+  // No lag allowed: the live index (saved at the newest LSN) is stored.
+  SnapshotManifest third = backup(0.0);
+  const ProjectSnapshot& p3 = third.projects.at(0);
+  EXPECT_EQ(p3.index_lsn, p3.lsn);
+  EXPECT_EQ(p3.index_checksum, p3.content_checksum);
+  EXPECT_NE(index_files(p3), index_files(p1));
+
+  // The live index is the one `third` stored: named again whatever the lag allowance.
+  Put("p", "later.md", "# Later\n\nHerons again.");
+  SnapshotManifest fourth = backup(0.0);  // the server has not saved its index since
+  const ProjectSnapshot& p4 = fourth.projects.at(0);
+  EXPECT_EQ(p4.lsn, p3.lsn + 1);
+  EXPECT_EQ(p4.index_lsn, p3.index_lsn);
+  EXPECT_EQ(index_files(p4), index_files(p3));
+}
 
 TEST_F(RestoreTest, SelectsByTimeAndRefusesWhatDoesNotExist) {
   NewProject("p");
@@ -224,8 +314,9 @@ TEST_F(RestoreTest, MergeRestoresPurgedDocumentsWithTheirIdsAndTouchesNothingLiv
 TEST_F(RestoreTest, WholeRestoreRefusesAPartialSnapshotAndLeavesNothing) {
   NewProject("p");
   Put("p", "a.md", "# A\n\nText.");
-  auto prepared = PrepareSnapshotSource(dir_.Sub("data"), dir_.Sub("staging"),
-                                        SourceOptions{{"p"}, std::nullopt, true, {}});
+  SourceOptions only_p;
+  only_p.projects = {"p"};
+  auto prepared = PrepareSnapshotSource(dir_.Sub("data"), dir_.Sub("staging"), only_p);
   ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
   auto m = repo_->CreateSnapshot(prepared->source(), BackupOptions{});
   ASSERT_TRUE(m.ok());

@@ -1,14 +1,17 @@
-// PrepareSnapshotSource on real data directories made by the real KnowledgeBase: the staged
-// copies are sound SQLite files at one committed state, their recorded metadata matches them and
-// the live stores, the vector index pair is consistent, and the page layout is the source's.
+// PrepareSnapshotSource on real data directories made by the real KnowledgeBase: the catalog copy
+// and the streamed database copies (each produced as a backup produces it, into a file here) are
+// sound SQLite files at one committed state, their recorded metadata matches them and the live
+// stores, the vector index pair is consistent, and the page layout is the source's.
 #include "backup/source.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -123,12 +126,33 @@ class SourceTest : public ::testing::Test {
 
   std::string ProjectDir(const std::string& id) const { return data_dir_ + "/projects/" + id; }
 
+  // What a backup stores for a project's database: its bytes (streamed into a fresh file here)
+  // and the project metadata completed from the same read transaction.
+  struct Copy {
+    std::string path;
+    ProjectSnapshot meta;
+  };
+  Copy CopyOf(const ProjectSource& p) {
+    Copy c{dir_.Sub("copy-" + std::to_string(++copies_) + "/kb.db"), p.meta};
+    fs::create_directories(fs::path(c.path).parent_path());
+    EXPECT_EQ(p.files.at(0).path, "kb.db");
+    EXPECT_TRUE(p.files.at(0).produce) << "kb.db is copied while the backup runs";
+    if (!p.files.at(0).produce) return c;
+    auto size = ProduceToFile(p.files.at(0), c.path, &c.meta);
+    EXPECT_TRUE(size.ok()) << size.status().ToString();
+    if (size.ok()) {
+      EXPECT_EQ(static_cast<int64_t>(fs::file_size(c.path)), *size);
+    }
+    return c;
+  }
+
   testing::TempDir dir_;
   std::string data_dir_ = dir_.Sub("data");
   std::string staging_ = dir_.Sub("staging");
   ManualClock clock_{kStart};
   Actor actor_{"tester", "tester"};
   std::unique_ptr<KnowledgeBase> kb_;
+  int copies_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -153,8 +177,15 @@ TEST_F(SourceTest, FullSnapshotStagesCatalogAndEveryProjectWithMatchingMetadata)
 
   auto catalog = Catalog::Open(data_dir_ + "/catalog.db", &clock_);
   ASSERT_TRUE(catalog.ok());
+  std::map<std::string, ProjectSnapshot> copied;
   for (const ProjectSource& p : src.projects) {
     SCOPED_TRACE(p.meta.name);
+    // Nothing of the database is read before the backup reaches it.
+    EXPECT_EQ(p.meta.lsn, 0);
+    EXPECT_EQ(p.meta.content_checksum, "");
+    const Copy copy = CopyOf(p);
+    const ProjectSnapshot& meta = copy.meta;
+    copied[p.meta.id] = meta;
     auto record = (*catalog)->GetProject(p.meta.id);
     ASSERT_TRUE(record.ok());
     auto live = ProjectStore::Open(ProjectDir(p.meta.id) + "/kb.db", p.meta.id,
@@ -163,10 +194,10 @@ TEST_F(SourceTest, FullSnapshotStagesCatalogAndEveryProjectWithMatchingMetadata)
     EXPECT_EQ(p.meta.name, record->name);
     EXPECT_FALSE(p.meta.deleted);
     EXPECT_EQ(p.meta.catalog_row, ProjectRecordToJson(*record));
-    EXPECT_EQ(p.meta.lsn, *(*live)->LastLsn());
-    EXPECT_EQ(p.meta.content_checksum, *(*live)->ContentChecksum());
+    EXPECT_EQ(meta.lsn, *(*live)->LastLsn());
+    EXPECT_EQ(meta.content_checksum, *(*live)->ContentChecksum());
     StoreCounts counts = *(*live)->Counts();
-    EXPECT_EQ(p.meta.counts, (nlohmann::json{{"documents", counts.documents},
+    EXPECT_EQ(meta.counts, (nlohmann::json{{"documents", counts.documents},
                                              {"chunks", counts.chunks},
                                              {"deleted_documents", counts.deleted_documents}}));
     EXPECT_EQ(p.meta.embedder, (nlohmann::json{{"fingerprint", record->embedder_fingerprint},
@@ -176,28 +207,28 @@ TEST_F(SourceTest, FullSnapshotStagesCatalogAndEveryProjectWithMatchingMetadata)
     auto live_index = VectorIndex::Load(ProjectDir(p.meta.id) + "/index", iopts);
     ASSERT_TRUE(live_index.ok()) << live_index.status().ToString();
     EXPECT_EQ(p.meta.index_lsn, (*live_index)->lsn());
-    EXPECT_EQ(p.meta.index_lsn, p.meta.lsn);  // saved at close: fully caught up
+    EXPECT_EQ(p.meta.index_lsn, meta.lsn);  // saved at close: fully caught up
 
-    // kb.db, the manifest and the graph it names; local files where the source says.
+    // kb.db (produced from the live file), the manifest and the graph it names (staged).
     ASSERT_EQ(p.files.size(), 3u);
     EXPECT_EQ(p.files[0].path, "kb.db");
-    EXPECT_EQ(p.files[0].local_path, staging_ + "/projects/" + p.meta.id + "/kb.db");
+    EXPECT_EQ(p.files[0].local_path, ProjectDir(p.meta.id) + "/kb.db");
     EXPECT_EQ(p.files[1].path, "index/VECTOR_INDEX");
     EXPECT_THAT(p.files[2].path, ::testing::MatchesRegex("index/graph-[0-9a-f]{16}\\.hnsw"));
-    for (const SourceFile& f : p.files) {
-      EXPECT_EQ(f.mode, 0600);
-      EXPECT_EQ(f.local_path, staging_ + "/projects/" + p.meta.id + "/" + f.path);
+    for (const SourceFile& f : p.files) EXPECT_EQ(f.mode, 0600);
+    for (size_t i = 1; i < p.files.size(); ++i) {
+      EXPECT_FALSE(p.files[i].produce);
+      EXPECT_EQ(p.files[i].local_path, staging_ + "/projects/" + p.meta.id + "/" + p.files[i].path);
     }
     for (size_t i = 1; i < p.files.size(); ++i) {  // index files are the live ones, verbatim
       EXPECT_TRUE(ReadAll(p.files[i].local_path) ==
                   ReadAll(ProjectDir(p.meta.id) + "/" + p.files[i].path))
           << p.files[i].path;
     }
-    EXPECT_EQ(IntegrityCheck(p.files[0].local_path), "ok");
+    EXPECT_EQ(IntegrityCheck(copy.path), "ok");
   }
-  const ProjectSource& a = src.projects[0].meta.id == alpha.id ? src.projects[0] : src.projects[1];
-  EXPECT_EQ(a.meta.counts["documents"], 3);
-  EXPECT_EQ(a.meta.counts["deleted_documents"], 1);
+  EXPECT_EQ(copied.at(alpha.id).counts["documents"], 3);
+  EXPECT_EQ(copied.at(alpha.id).counts["deleted_documents"], 1);
   EXPECT_NE(beta.id, alpha.id);
   EXPECT_GT(prepared->total_bytes(), 0);
 }
@@ -208,7 +239,8 @@ TEST_F(SourceTest, MetadataMatchesTheRunningServer) {
   auto prepared = Prepare();
   ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
   ASSERT_EQ(prepared->source().projects.size(), 1u);
-  const ProjectSnapshot& meta = prepared->source().projects[0].meta;
+  const Copy copied = CopyOf(prepared->source().projects[0]);
+  const ProjectSnapshot& meta = copied.meta;
   auto stats = kb_->Stats();
   ASSERT_TRUE(stats.ok());
   const ProjectStats& ps = stats->per_project.at(0);
@@ -220,7 +252,7 @@ TEST_F(SourceTest, MetadataMatchesTheRunningServer) {
   EXPECT_LE(meta.index_lsn, meta.lsn);  // the index on disk is the one saved at creation
   EXPECT_TRUE(prepared->notes().empty());
   // The copy, opened like the server opens it, proves the recorded values.
-  std::string copy = prepared->source().projects[0].files[0].local_path;
+  const std::string& copy = copied.path;
   auto store = ProjectStore::Open(copy, p.id, p.embedding_dimension, &clock_);
   ASSERT_TRUE(store.ok()) << store.status().ToString();
   EXPECT_EQ(*(*store)->VerifyContentChecksum(), meta.content_checksum);
@@ -273,14 +305,15 @@ TEST_F(SourceTest, CopyTakenDuringIngestionIsOneCommittedState) {
     const std::string staging = dir_.Sub("staging-" + std::to_string(round));
     auto prepared = PrepareSnapshotSource(data_dir_, staging);
     ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
-    auto live_stats = kb_->Stats();
-    ASSERT_TRUE(live_stats.ok());
     const ProjectSource& ps = prepared->source().projects.at(0);
-    const ProjectSnapshot& meta = ps.meta;
+    const Copy copied = CopyOf(ps);
+    auto live_stats = kb_->Stats();  // after the copy: the live store is at least as new
+    ASSERT_TRUE(live_stats.ok());
+    const ProjectSnapshot& meta = copied.meta;
     lsns.insert(meta.lsn);
     EXPECT_LE(meta.lsn, live_stats->per_project.at(0).journal_lsn);
     EXPECT_LE(meta.index_lsn, meta.lsn);
-    const std::string copy = ps.files.at(0).local_path;
+    const std::string& copy = copied.path;
     EXPECT_EQ(IntegrityCheck(copy), "ok");
     {
       // Rows, checksum and LSN of the copy agree with each other and with what was recorded.
@@ -305,7 +338,7 @@ TEST_F(SourceTest, CopyTakenDuringIngestionIsOneCommittedState) {
       ++rounds_with_index;
       VectorIndexOptions iopts;
       iopts.dimension = p.embedding_dimension;
-      auto index = VectorIndex::Load(fs::path(copy).parent_path().string() + "/index", iopts);
+      auto index = VectorIndex::Load(staging + "/projects/" + p.id + "/index", iopts);
       ASSERT_TRUE(index.ok()) << index.status().ToString();
       EXPECT_EQ((*index)->lsn(), meta.index_lsn);
     }
@@ -319,10 +352,10 @@ TEST_F(SourceTest, CopyTakenDuringIngestionIsOneCommittedState) {
   EXPECT_GE(rounds_with_index, 1);
 }
 
-// Projects are staged two at a time: with writes going on in every project, each copy is still
-// one committed state of its own project, its recorded metadata is its own, and the source lists
-// the projects in the catalog's order.
-TEST_F(SourceTest, ProjectsStagedInParallelWhileAllAreWrittenAreEachOneCommittedState) {
+// With writes going on in every project, each project's copy is still one committed state of its
+// own project, its recorded metadata is its own, and the source lists the projects in the
+// catalog's order.
+TEST_F(SourceTest, ProjectsCopiedWhileAllAreWrittenAreEachOneCommittedState) {
   const std::vector<std::string> names = {"p0", "p1", "p2", "p3", "p4"};
   std::vector<ProjectRecord> records;
   for (const std::string& name : names) records.push_back(MakeProject(name, 2));
@@ -363,11 +396,11 @@ TEST_F(SourceTest, ProjectsStagedInParallelWhileAllAreWrittenAreEachOneCommitted
     const auto& projects = prepared->source().projects;
     ASSERT_EQ(projects.size(), catalog_order->size());
     for (size_t i = 0; i < projects.size(); ++i) {
-      const ProjectSnapshot& meta = projects[i].meta;
+      const Copy copied = CopyOf(projects[i]);
+      const ProjectSnapshot& meta = copied.meta;
       const ProjectRecord& rec = (*catalog_order)[i];
       EXPECT_EQ(meta.id, rec.id);
-      const std::string copy = projects[i].files.at(0).local_path;
-      EXPECT_EQ(copy, prepared->staging_dir() + "/projects/" + rec.id + "/kb.db");
+      const std::string& copy = copied.path;
       auto store = ProjectStore::Open(copy, rec.id, rec.embedding_dimension, &clock_);
       ASSERT_TRUE(store.ok()) << store.status().ToString();
       auto recomputed = (*store)->VerifyContentChecksum();
@@ -434,7 +467,7 @@ TEST_F(SourceTest, DeletedProjectsAreInFullSnapshotsAndOnlyByRequestOtherwise) {
   EXPECT_EQ(g.id, gone.id);
   EXPECT_TRUE(g.deleted);
   EXPECT_TRUE(g.catalog_row["deleted_at_ms"].is_number());
-  EXPECT_EQ(g.counts["documents"], 2);
+  EXPECT_EQ(CopyOf(full->source().projects[0]).meta.counts["documents"], 2);
   full = Status::Internal("released");  // removes the staging directory
 
   SourceOptions live_only;
@@ -519,7 +552,7 @@ TEST_F(SourceTest, PreparedSourceOwnsTheStagingDirectory) {
   {
     PreparedSource moved = std::move(prepared).value();
     EXPECT_EQ(moved.staging_dir(), staging_);
-    EXPECT_TRUE(fs::exists(moved.source().projects[0].files[0].local_path));
+    EXPECT_TRUE(fs::exists(moved.source().catalog_files.at(0).local_path));
     PreparedSource again = std::move(moved);
     EXPECT_TRUE(fs::exists(staging_));  // the moved-from objects did not remove it
   }
@@ -649,6 +682,159 @@ TEST_F(SourceTest, DamagedIndexIsLeftOutWithANoteAndTheDatabaseStillStaged) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Vector index reuse (SourceOptions::previous_indexes)
+
+class IndexReuseTest : public SourceTest {
+ protected:
+  // A project of `docs` documents whose index the server saved at its newest LSN.
+  void SetUpProject(int docs) {
+    project_ = MakeProject("alpha", docs);
+    CloseKb();
+    OpenKb();
+  }
+  std::string JournalChecksum(int64_t lsn) {
+    auto store = ProjectStore::Open(ProjectDir(project_.id) + "/kb.db", project_.id,
+                                    project_.embedding_dimension, &clock_);
+    EXPECT_TRUE(store.ok());
+    if (!store.ok()) return "";
+    auto entries = (*store)->ReadJournal(lsn - 1, 1);
+    EXPECT_TRUE(entries.ok() && entries->size() == 1u);
+    return entries.ok() && !entries->empty() ? entries->at(0).checksum : "";
+  }
+  // What an earlier snapshot would hold for the current live index (trees are not looked at
+  // here: the backup checks them, SnapshotTest.StoredFiles*).
+  PreviousIndex PreviousFromLive() {
+    VectorIndexOptions iopts;
+    iopts.dimension = project_.embedding_dimension;
+    auto index = VectorIndex::Load(ProjectDir(project_.id) + "/index", iopts);
+    EXPECT_TRUE(index.ok()) << index.status().ToString();
+    PreviousIndex prev;
+    prev.snapshot_id = "20261126T100000Z-00000000";
+    prev.index_lsn = index.ok() ? (*index)->lsn() : 0;
+    prev.index_checksum = JournalChecksum(prev.index_lsn);
+    prev.embedder = nlohmann::json{{"fingerprint", project_.embedder_fingerprint},
+                                   {"dimension", project_.embedding_dimension}};
+    for (const auto& e : fs::directory_iterator(ProjectDir(project_.id) + "/index")) {
+      SnapshotFile f;
+      f.path = "index/" + e.path().filename().string();
+      f.size = static_cast<int64_t>(fs::file_size(e.path()));
+      f.trees = {std::string(32, 'a')};
+      prev.files.push_back(f);
+    }
+    std::sort(prev.files.begin(), prev.files.end(),
+              [](const SnapshotFile& a, const SnapshotFile& b) { return a.path < b.path; });
+    return prev;
+  }
+  // Whether a preparation with `prev` names it; checks the rest of what it says either way.
+  bool Reused(const PreviousIndex& prev, double max_lag) {
+    SourceOptions o;
+    o.previous_indexes[project_.id] = prev;
+    o.index_max_lag = max_lag;
+    auto prepared = PrepareSnapshotSource(data_dir_, dir_.Sub("s" + std::to_string(++round_)), o);
+    EXPECT_TRUE(prepared.ok()) << prepared.status().ToString();
+    if (!prepared.ok()) return false;
+    const ProjectSource& ps = prepared->source().projects.at(0);
+    bool reused = ps.files.size() > 1 && ps.files[1].stored.has_value();
+    if (reused) {
+      EXPECT_EQ(ps.meta.index_lsn, prev.index_lsn);
+      EXPECT_EQ(ps.meta.index_checksum, prev.index_checksum);
+      EXPECT_EQ(ps.files.size(), 1 + prev.files.size());
+      for (size_t i = 1; i < ps.files.size(); ++i) EXPECT_EQ(*ps.files[i].stored, prev.files[i - 1]);
+      EXPECT_FALSE(fs::exists(prepared->staging_dir() + "/projects/" + project_.id + "/index"));
+      // The producer confirms the choice in its own transaction and completes the metadata.
+      Copy c = CopyOf(ps);
+      EXPECT_EQ(c.meta.index_checksum, prev.index_checksum);
+      EXPECT_GE(c.meta.lsn, prev.index_lsn);
+    } else {
+      for (const SourceFile& f : ps.files) EXPECT_FALSE(f.stored.has_value());
+      EXPECT_EQ(ps.meta.index_checksum, "");  // read by the producer
+      Copy c = CopyOf(ps);
+      EXPECT_EQ(c.meta.index_checksum, JournalChecksum(ps.meta.index_lsn));
+    }
+    return reused;
+  }
+
+  ProjectRecord project_;
+  int round_ = 0;
+};
+
+TEST_F(IndexReuseTest, AnIndexIsReusedWhileTheJournalGrewWithinTheAllowance) {
+  SetUpProject(20);
+  const PreviousIndex prev = PreviousFromLive();
+  ASSERT_GT(prev.index_lsn, 0);
+  EXPECT_TRUE(Reused(prev, 0.05));
+  EXPECT_TRUE(Reused(prev, 0.0));  // the live index is that index: no lag at all
+  Put("alpha", 100);               // lag 1 of an allowed 0.05 x 21 = 1
+  CloseKb();                       // the server saves a new index: no longer the same one
+  OpenKb();
+  EXPECT_TRUE(Reused(prev, 0.05));
+  EXPECT_FALSE(Reused(prev, 0.0));
+  Put("alpha", 101);  // lag 2 > 0.05 x 22 = 1
+  EXPECT_FALSE(Reused(prev, 0.05));
+  EXPECT_TRUE(Reused(prev, 0.10));
+}
+
+TEST_F(IndexReuseTest, AnIndexOfAnotherHistoryOrEmbedderIsNotReused) {
+  SetUpProject(10);
+  PreviousIndex prev = PreviousFromLive();
+  ASSERT_TRUE(Reused(prev, 1.0));
+  PreviousIndex other_history = prev;
+  other_history.index_checksum = std::string(64, '0');
+  EXPECT_FALSE(Reused(other_history, 1.0));
+  PreviousIndex ahead = prev;
+  ahead.index_lsn += 5;  // no such journal entry yet
+  EXPECT_FALSE(Reused(ahead, 1.0));
+  PreviousIndex other_embedder = prev;
+  other_embedder.embedder["fingerprint"] = "something-else";
+  EXPECT_FALSE(Reused(other_embedder, 1.0));
+  PreviousIndex no_files = prev;
+  no_files.files.clear();
+  EXPECT_FALSE(Reused(no_files, 1.0));
+}
+
+TEST_F(IndexReuseTest, AnIndexFromBeforeAPurgeIsNotReused) {
+  SetUpProject(10);
+  const PreviousIndex prev = PreviousFromLive();
+  ASSERT_TRUE(Reused(prev, 1.0));
+  auto listed = kb_->ListDocuments("alpha", 10, 0);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_TRUE(kb_->DeleteDocument("alpha", listed->documents[0].id, actor_).ok());
+  EXPECT_TRUE(Reused(prev, 1.0));  // soft-deleted: still in the database, and the lag is 1
+  clock_.Advance(31LL * 24 * 3600 * 1000);
+  auto purged = kb_->Purge(/*dry_run=*/false, actor_);
+  ASSERT_TRUE(purged.ok()) << purged.status().ToString();
+  ASSERT_EQ(purged->documents.size(), 1u);
+  // The earlier index still holds the purged document's vectors: never carried forward.
+  EXPECT_FALSE(Reused(prev, 1.0));
+}
+
+TEST_F(IndexReuseTest, TheProducerRefusesAnIndexTheDatabaseNoLongerPassesThrough) {
+  SetUpProject(5);
+  auto prepared = Prepare();
+  ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
+  const ProjectSource& ps = prepared->source().projects.at(0);
+  ASSERT_GT(ps.meta.index_lsn, 0);
+  const std::string out = dir_.Sub("refused.db");
+  {
+    ProjectSnapshot meta = ps.meta;
+    meta.index_checksum = std::string(64, 'f');  // chosen for a state this journal never had
+    auto size = ProduceToFile(ps.files.at(0), out, &meta);
+    ASSERT_FALSE(size.ok());
+    EXPECT_EQ(size.status().code(), Code::kUnavailable);
+    EXPECT_THAT(size.status().message(), HasSubstr("run the backup again"));
+    EXPECT_FALSE(fs::exists(out));
+  }
+  {
+    ProjectSnapshot meta = ps.meta;
+    meta.index_lsn = 1000;  // ahead of the database
+    auto size = ProduceToFile(ps.files.at(0), out, &meta);
+    ASSERT_FALSE(size.ok());
+    EXPECT_EQ(size.status().code(), Code::kUnavailable);
+    EXPECT_THAT(size.status().message(), HasSubstr("ahead of its database"));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Page layout and the server's open path
 
 TEST_F(SourceTest, CopyOfAnIdleDatabaseKeepsThePageLayout) {
@@ -658,7 +844,7 @@ TEST_F(SourceTest, CopyOfAnIdleDatabaseKeepsThePageLayout) {
   ASSERT_FALSE(fs::exists(live + "-wal"));
   auto prepared = Prepare();
   ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
-  const std::string copy = prepared->source().projects.at(0).files.at(0).local_path;
+  const std::string copy = CopyOf(prepared->source().projects.at(0)).path;
 
   EXPECT_EQ(QueryIntOn(copy, "PRAGMA page_size"), kPageSize);
   EXPECT_EQ(QueryIntOn(live, "PRAGMA page_size"), kPageSize);
@@ -686,7 +872,7 @@ TEST_F(SourceTest, CopyOfAnIdleDatabaseKeepsThePageLayout) {
   EXPECT_EQ(b[18], 2);
   EXPECT_EQ(b[19], 2);
 
-  // Reading the metadata did not touch the copy: a second, plain copy is byte-identical.
+  // The streamed copy is exactly what SQLite's backup API writes into a new file.
   const std::string plain = dir_.Sub("plain.db");
   ASSERT_TRUE(CopySqliteDatabase(live, plain).ok());
   EXPECT_TRUE(ReadAll(plain) == b);
@@ -712,7 +898,13 @@ TEST_F(SourceTest, StagedFilesOpenAsADataDirectoryWithTheServersOpenPath) {
     for (const SourceFile& f : p.files) {
       std::string to = restored + "/projects/" + p.meta.id + "/" + f.path;
       fs::create_directories(fs::path(to).parent_path());
-      fs::copy_file(f.local_path, to);
+      if (f.produce) {
+        ProjectSnapshot meta = p.meta;
+        auto size = ProduceToFile(f, to, &meta);
+        ASSERT_TRUE(size.ok()) << size.status().ToString();
+      } else {
+        fs::copy_file(f.local_path, to);
+      }
     }
   }
   KbOptions o;
