@@ -39,12 +39,15 @@ rss_of() { awk -F': ' '/Maximum resident set size/ {print $2}' "$1"; }
 # Runs a command while sampling its anonymous memory (RssAnon, every 50 ms); the peak (KiB) goes
 # to the file $ANON_OUT. RSS also counts pages of memory-mapped files (SQLite maps the databases
 # it checks), which are page cache, not memory the process holds; RssAnon is what it holds.
+# The command may be a wrapper (/usr/bin/time): its children are sampled too.
 sampled() {
   "$@" &
-  local pid=$! peak=0 a
+  local pid=$! peak=0 a p
   while kill -0 "$pid" 2>/dev/null; do
-    a=$(awk '/^RssAnon/ {print $2}' /proc/$pid/status 2>/dev/null || true)
-    [ -n "$a" ] && [ "$a" -gt "$peak" ] && peak=$a
+    for p in "$pid" $(pgrep -P "$pid" || true); do
+      a=$(awk '/^RssAnon/ {print $2}' /proc/$p/status 2>/dev/null || true)
+      [ -n "$a" ] && [ "$a" -gt "$peak" ] && peak=$a
+    done
     sleep 0.05
   done
   echo "$peak" > "$ANON_OUT"

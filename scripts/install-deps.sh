@@ -30,6 +30,7 @@ PACKAGES=(
   python3 zlib1g-dev clang
   python3-boto3
   prometheus
+  time procps
 )
 
 missing=()

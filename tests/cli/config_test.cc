@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "cli/backup_settings.h"
+
 #include <map>
 
 #include "test_util.h"
@@ -238,6 +240,37 @@ TEST(ConfigTest, RateLimitsAndTlsFromEveryLayer) {
   WriteTestFile(dir.Sub("bad.json"), R"({"rate_limit_per_second": "100"})");
   flags.config_file = dir.Sub("bad.json");
   EXPECT_FALSE(LoadConfig(flags, FakeEnv({})).ok()) << "wrong JSON type";
+}
+
+TEST(ConfigTest, BackupIndexMaxLagIsAPercentageOrAFraction) {
+  Result<Config> defaults = LoadConfig({}, FakeEnv({}));
+  ASSERT_TRUE(defaults.ok());
+  auto options = BackupServiceOptionsFromConfig(*defaults);
+  ASSERT_TRUE(options.ok()) << options.status().ToString();
+  EXPECT_DOUBLE_EQ(options->index_max_lag, 0.02);
+
+  Result<Config> c = LoadConfig({}, FakeEnv({{"KB_BACKUP_INDEX_MAX_LAG", "5%"}}));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  options = BackupServiceOptionsFromConfig(*c);
+  ASSERT_TRUE(options.ok()) << options.status().ToString();
+  EXPECT_DOUBLE_EQ(options->index_max_lag, 0.05);
+
+  const std::map<std::string, double> good = {{"0", 0.0},    {"0%", 0.0},   {"0.1", 0.1},
+                                              {"1", 1.0},    {"100%", 1.0}, {"2.5%", 0.025}};
+  for (const auto& [text, value] : good) {
+    auto parsed = ParseIndexMaxLag(text);
+    ASSERT_TRUE(parsed.ok()) << text << ": " << parsed.status().ToString();
+    EXPECT_DOUBLE_EQ(*parsed, value) << text;
+  }
+  for (const char* bad : {"", "%", "-1%", "2 %", "1.5", "101%", "abc", "1e-3", "0.5.1", "5%%"}) {
+    auto parsed = ParseIndexMaxLag(bad);
+    ASSERT_FALSE(parsed.ok()) << bad;
+    EXPECT_EQ(parsed.status().code(), Code::kInvalidArgument);
+    EXPECT_NE(parsed.status().message().find("backup_index_max_lag"), std::string::npos);
+  }
+  Result<Config> wrong = LoadConfig({}, FakeEnv({{"KB_BACKUP_INDEX_MAX_LAG", "lots"}}));
+  ASSERT_TRUE(wrong.ok());  // a string setting: checked where it is used
+  EXPECT_FALSE(BackupServiceOptionsFromConfig(*wrong).ok());
 }
 
 TEST(ConfigTest, EveryFileKeyHasAnEnvironmentVariable) {
