@@ -13,6 +13,7 @@
 #include <utility>
 #include <variant>
 
+#include "backup/retention.h"
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "common/text_util.h"
@@ -179,38 +180,22 @@ Status CheckInteger(std::string_view where, int64_t n, std::string_view text, Ki
   return Status::OK();
 }
 
-// "1d12h", "90m", "30s", or a bare number of seconds; units d, h, m, s, largest first, each at
-// most once. Returns milliseconds; nullopt if malformed or beyond 100 years.
+// A duration with the grammar every duration in KnowledgeBeast has (backup::ParseDuration:
+// "1d12h", "90m", "2w", "1y2mo"; units largest first, each at most once), or a bare number of
+// seconds. Returns milliseconds; nullopt if malformed or beyond 100 years.
 std::optional<int64_t> ParseDurationMillis(std::string_view text) {
-  static constexpr std::pair<char, int64_t> kUnits[] = {
-      {'d', 86'400'000}, {'h', 3'600'000}, {'m', 60'000}, {'s', 1'000}};
   constexpr int64_t kMaxMillis = 100LL * 365 * 86'400'000;
-  if (text.empty()) return std::nullopt;
-  int64_t total = 0;
-  size_t next_unit = 0, i = 0;
-  while (i < text.size()) {
-    size_t start = i;
-    int64_t n = 0;
-    while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
-      n = n * 10 + (text[i] - '0');
-      if (n > kMaxMillis) return std::nullopt;
-      ++i;
+  if (!text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos) {
+    int64_t seconds = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seconds);
+    if (ec != std::errc() || end != text.data() + text.size() || seconds > kMaxMillis / 1000) {
+      return std::nullopt;
     }
-    if (i == start) return std::nullopt;
-    if (i == text.size() && start == 0) {  // a bare number: seconds
-      return n <= kMaxMillis / 1000 ? std::optional<int64_t>(n * 1000) : std::nullopt;
-    }
-    if (i == text.size()) return std::nullopt;           // "1h30": a number without a unit
-    size_t u = next_unit;
-    while (u < std::size(kUnits) && kUnits[u].first != text[i]) ++u;
-    if (u == std::size(kUnits)) return std::nullopt;  // unknown unit, or out of order
-    if (n > kMaxMillis / kUnits[u].second) return std::nullopt;
-    total += n * kUnits[u].second;
-    if (total > kMaxMillis) return std::nullopt;
-    next_unit = u + 1;
-    ++i;
+    return seconds * 1000;
   }
-  return total;
+  Result<int64_t> ms = backup::ParseDuration(text);
+  if (!ms.ok() || *ms > kMaxMillis) return std::nullopt;
+  return *ms;
 }
 
 Result<Value> FromText(std::string_view where, std::string_view raw, Kind kind) {

@@ -182,12 +182,14 @@ TEST(ConfigTest, IntegrityCheckIntervalIsADuration) {
   EXPECT_FALSE(unset->integrity_check_interval_ms.has_value());  // serve: 24h
   for (const auto& [text, ms] : std::vector<std::pair<std::string, int64_t>>{
            {"24h", 86'400'000}, {"90m", 5'400'000}, {"1d12h", 129'600'000}, {"30s", 30'000},
-           {"3600", 3'600'000}, {"0", 0}, {" 2h ", 7'200'000}}) {
+           {"3600", 3'600'000}, {"0", 0}, {" 2h ", 7'200'000}, {"2w", 1'209'600'000},
+           {"1y", 31'536'000'000}, {"1mo", 2'592'000'000}}) {
     Result<Config> c = LoadConfig({}, FakeEnv({{"KB_INTEGRITY_CHECK_INTERVAL", text}}));
     ASSERT_TRUE(c.ok()) << text << ": " << c.status().ToString();
     EXPECT_EQ(c->integrity_check_interval_ms, ms) << text;
   }
-  for (const char* bad : {"", "h", "1h30", "30m1h", "1x", "-5", "1.5h", "1h1h", "999999999999d", "9999999999999"}) {
+  for (const char* bad : {"", "h", "1h30", "30m1h", "1x", "-5", "1.5h", "1h1h", "999999999999d",
+                          "9999999999999", "101y", "1y2m"}) {
     Result<Config> c = LoadConfig({}, FakeEnv({{"KB_INTEGRITY_CHECK_INTERVAL", bad}}));
     ASSERT_FALSE(c.ok()) << bad;
     EXPECT_NE(c.status().message().find("KB_INTEGRITY_CHECK_INTERVAL"), std::string::npos);
