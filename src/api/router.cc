@@ -1,9 +1,25 @@
 // Route matching (see router.h for why the server routes by itself).
 #include "api/router.h"
 
+#include "api/request_decoding.h"
+
 #include <algorithm>
 
 namespace kb::api {
+
+Status RequireJsonBodyType(const RequestContext& ctx) {
+  const std::string type = ctx.http.get_header_value("Content-Type");
+  if (!ctx.http.body.empty() && !type.empty() && type.find("json") == std::string::npos) {
+    return Status::UnsupportedMedia("send the body as application/json (got '" + type + "')");
+  }
+  return Status::OK();
+}
+
+Result<nlohmann::json> JsonObjectBody(const RequestContext& ctx, bool empty_is_object) {
+  if (empty_is_object && ctx.http.body.empty()) return nlohmann::json::object();
+  KB_RETURN_IF_ERROR(RequireJsonBodyType(ctx));
+  return ParseJsonObject(ctx.http.body);
+}
 
 bool RequestContext::KeyAllowsProject(const std::string& project_id) const {
   if (!key || key->projects.empty()) return true;

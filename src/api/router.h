@@ -62,6 +62,14 @@ struct RequestContext {
   bool KeyRestricted() const { return key && !key->projects.empty(); }
 };
 
+// The request's body as one JSON object: 415 (UnsupportedMedia) if a non-empty body declares a
+// Content-Type that is not JSON (none declared is taken as JSON); 400 if it is not one JSON
+// object. An empty body is `{}` when `empty_is_object` (routes whose fields are all optional),
+// else refused like any other non-object.
+Result<nlohmann::json> JsonObjectBody(const RequestContext& ctx, bool empty_is_object = false);
+// Only the media-type check of JsonObjectBody, for handlers that decode the raw body themselves.
+Status RequireJsonBodyType(const RequestContext& ctx);
+
 // A successful response. Errors are returned as a Status and rendered by http_status.cc.
 struct Reply {
   int status = 200;

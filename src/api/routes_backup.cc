@@ -13,15 +13,6 @@ using nlohmann::json;
 
 namespace {
 
-Result<json> BackupJsonBody(const RequestContext& ctx) {
-  if (ctx.http.body.empty()) return json::object();
-  const std::string type = ctx.http.get_header_value("Content-Type");
-  if (!type.empty() && type.find("json") == std::string::npos) {
-    return Status::UnsupportedMedia("send the body as application/json (got '" + type + "')");
-  }
-  return ParseJsonObject(ctx.http.body);
-}
-
 Result<std::vector<std::string>> StringList(const json& body, const char* field) {
   std::vector<std::string> out;
   if (!body.contains(field)) return out;
@@ -94,7 +85,7 @@ std::vector<Route> MakeBackupRoutes(ApiContext* api) {
   // Runs a backup now, on this request's thread; 201 with the new snapshot.
   add("POST", "/api/v1/admin/backups", [api](RequestContext& ctx) -> Result<Reply> {
     if (!api->backups) return NotConfigured();
-    KB_ASSIGN_OR_RETURN(json body, BackupJsonBody(ctx));
+    KB_ASSIGN_OR_RETURN(json body, JsonObjectBody(ctx, /*empty_is_object=*/true));
     KB_RETURN_IF_ERROR(OnlyFields(body, {"projects", "tags"}));
     KB_ASSIGN_OR_RETURN(auto projects, StringList(body, "projects"));
     KB_ASSIGN_OR_RETURN(auto tags, StringList(body, "tags"));
@@ -116,7 +107,7 @@ std::vector<Route> MakeBackupRoutes(ApiContext* api) {
   // {"snapshots"?: [...], "read_data"?: bool, "read_data_subset"?: percent, "restore_test"?: bool}
   add("POST", "/api/v1/admin/backups/verify", [api](RequestContext& ctx) -> Result<Reply> {
     if (!api->backups) return NotConfigured();
-    KB_ASSIGN_OR_RETURN(json body, BackupJsonBody(ctx));
+    KB_ASSIGN_OR_RETURN(json body, JsonObjectBody(ctx, /*empty_is_object=*/true));
     KB_RETURN_IF_ERROR(OnlyFields(body, {"snapshots", "read_data", "read_data_subset", "restore_test"}));
     KB_ASSIGN_OR_RETURN(auto ids, StringList(body, "snapshots"));
     backup::VerifyOptions vo;
@@ -150,7 +141,7 @@ std::vector<Route> MakeBackupRoutes(ApiContext* api) {
   // Replaces (or, with "merge", completes) one project from a snapshot.
   add("POST", "/api/v1/admin/projects/{project}/restore", [api](RequestContext& ctx) -> Result<Reply> {
     if (!api->backups) return NotConfigured();
-    KB_ASSIGN_OR_RETURN(json body, BackupJsonBody(ctx));
+    KB_ASSIGN_OR_RETURN(json body, JsonObjectBody(ctx, /*empty_is_object=*/true));
     KB_ASSIGN_OR_RETURN(auto decoded, DecodeRestoreBody(body));
     KB_ASSIGN_OR_RETURN(auto report, api->backups->RestoreProject(ctx.Param("project"), decoded.first,
                                                                  decoded.second, ctx.actor));

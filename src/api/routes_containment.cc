@@ -21,14 +21,6 @@ Status OnlyFields(const json& body, std::initializer_list<const char*> allowed) 
   return Status::OK();
 }
 
-Result<json> Body(const RequestContext& ctx) {
-  const std::string type = ctx.http.get_header_value("Content-Type");
-  if (!type.empty() && type.find("json") == std::string::npos) {
-    return Status::UnsupportedMedia("send the body as application/json (got '" + type + "')");
-  }
-  return ParseJsonObject(ctx.http.body);
-}
-
 json RulesReply(const AddressRules& rules, const RequestContext& ctx) {
   json body = rules.ToJson();
   body["your_address"] = ctx.http.remote_addr;
@@ -50,7 +42,7 @@ std::vector<Route> MakeContainmentRoutes(ApiContext* api) {
 
   // {"mode": "lockdown" | "read_only" | "off", "reason": "..."}; reason required unless "off".
   add("POST", "/api/v1/admin/lockdown", [api](RequestContext& ctx) -> Result<Reply> {
-    KB_ASSIGN_OR_RETURN(json body, Body(ctx));
+    KB_ASSIGN_OR_RETURN(json body, JsonObjectBody(ctx));
     KB_RETURN_IF_ERROR(OnlyFields(body, {"mode", "reason"}));
     if (!body.contains("mode") || !body["mode"].is_string()) {
       return Status::InvalidArgument(
@@ -80,7 +72,7 @@ std::vector<Route> MakeContainmentRoutes(ApiContext* api) {
   // Replaces both lists: {"allow": [...], "deny": [...], "force"?: bool}. A missing list is
   // empty. Rules that would refuse the caller's own address are 409 unless "force" is true.
   add("PUT", "/api/v1/admin/ip-rules", [api](RequestContext& ctx) -> Result<Reply> {
-    KB_ASSIGN_OR_RETURN(json body, Body(ctx));
+    KB_ASSIGN_OR_RETURN(json body, JsonObjectBody(ctx));
     KB_RETURN_IF_ERROR(OnlyFields(body, {"allow", "deny", "force"}));
     bool force = false;
     if (body.contains("force")) {

@@ -11,18 +11,6 @@ namespace kb::api {
 
 using nlohmann::json;
 
-namespace {
-
-Status RequireJsonType(const RequestContext& ctx) {
-  const std::string type = ctx.http.get_header_value("Content-Type");
-  if (!ctx.http.body.empty() && !type.empty() && type.find("json") == std::string::npos) {
-    return Status::UnsupportedMedia("send the body as application/json (got '" + type + "')");
-  }
-  return Status::OK();
-}
-
-}  // namespace
-
 std::vector<Route> MakeLifecycleRoutes(ApiContext* api) {
   std::vector<Route> routes;
   const auto kAdmin = KeyScope::kAdmin;
@@ -33,8 +21,7 @@ std::vector<Route> MakeLifecycleRoutes(ApiContext* api) {
 
   // --- deleted items ---
   add("POST", "/api/v1/admin/restore", [api](RequestContext& ctx) -> Result<Reply> {
-    KB_RETURN_IF_ERROR(RequireJsonType(ctx));
-    KB_ASSIGN_OR_RETURN(json body, ParseJsonObject(ctx.http.body));
+    KB_ASSIGN_OR_RETURN(json body, JsonObjectBody(ctx));
     KB_ASSIGN_OR_RETURN(RestoreDeletedRequest req, DecodeRestoreDeleted(body));
     ctx.audit_project = req.project;
     KB_ASSIGN_OR_RETURN(RestoreDeletedReport report, api->kb->RestoreDeleted(req, ctx.actor));
@@ -64,7 +51,7 @@ std::vector<Route> MakeLifecycleRoutes(ApiContext* api) {
 
   // --- key lifecycle ---
   add("POST", "/api/v1/admin/api-keys/revoke-all", [api](RequestContext& ctx) -> Result<Reply> {
-    KB_RETURN_IF_ERROR(RequireJsonType(ctx));
+    KB_RETURN_IF_ERROR(RequireJsonBodyType(ctx));
     KB_ASSIGN_OR_RETURN(bool include_admin, DecodeRevokeAll(ctx.http.body));
     KB_ASSIGN_OR_RETURN(RevokeAllResult r,
                         api->kb->RevokeAllKeys(ctx.key ? ctx.key->id : "", include_admin,
@@ -77,7 +64,7 @@ std::vector<Route> MakeLifecycleRoutes(ApiContext* api) {
     return Reply::Json(200, out);
   });
   add("POST", "/api/v1/admin/api-keys/{id}/rotate", [api](RequestContext& ctx) -> Result<Reply> {
-    KB_RETURN_IF_ERROR(RequireJsonType(ctx));
+    KB_RETURN_IF_ERROR(RequireJsonBodyType(ctx));
     KB_ASSIGN_OR_RETURN(int64_t overlap, DecodeRotateKey(ctx.http.body));
     KB_ASSIGN_OR_RETURN(CreatedKey k, api->kb->RotateKey(ctx.Param("id"), overlap, ctx.actor));
     return Reply::Json(200, {{"key", EncodeKey(k.record)}, {"secret", k.secret}});

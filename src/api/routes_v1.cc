@@ -25,14 +25,6 @@ namespace {
 constexpr const char* kProject = "project";
 
 // JSON bodies only: anything declared as another type is refused before parsing.
-Result<json> JsonBody(const RequestContext& ctx) {
-  const std::string type = ctx.http.get_header_value("Content-Type");
-  if (!type.empty() && type.find("json") == std::string::npos) {
-    return Status::UnsupportedMedia("send the body as application/json (got '" + type + "')");
-  }
-  return ParseJsonObject(ctx.http.body);
-}
-
 QueryParams Params(const RequestContext& ctx) {
   return QueryParams(ctx.http.params.begin(), ctx.http.params.end());
 }
@@ -117,7 +109,7 @@ Result<Reply> IngestMultipart(ApiContext* api, RequestContext& ctx, const std::s
 Result<Reply> Ingest(ApiContext* api, RequestContext& ctx) {
   const std::string& project = ctx.Param(kProject);
   if (ctx.http.is_multipart_form_data()) return IngestMultipart(api, ctx, project);
-  KB_ASSIGN_OR_RETURN(json body, JsonBody(ctx));
+  KB_ASSIGN_OR_RETURN(json body, JsonObjectBody(ctx));
   KB_ASSIGN_OR_RETURN(DecodedIngestBody decoded, DecodeIngestBody(body));
   if (decoded.batch) {
     // The project must exist for a batch to mean anything: fail whole rather than per item.
@@ -191,7 +183,7 @@ std::vector<Route> MakeV1Routes(ApiContext* api) {
     return Reply::Json(200, {{"projects", std::move(list)}, {"count", n}});
   });
   add("POST", "/api/v1/projects", kWrite, "", true, [api](RequestContext& ctx) -> Result<Reply> {
-    KB_ASSIGN_OR_RETURN(json body, JsonBody(ctx));
+    KB_ASSIGN_OR_RETURN(json body, JsonObjectBody(ctx));
     KB_ASSIGN_OR_RETURN(CreateProjectRequest req, DecodeCreateProject(body));
     KB_ASSIGN_OR_RETURN(ProjectRecord p, api->kb->CreateProject(req, ctx.actor));
     ctx.audit_project = p.id;
@@ -204,7 +196,7 @@ std::vector<Route> MakeV1Routes(ApiContext* api) {
       });
   add("PATCH", "/api/v1/projects/{project}", kWrite, kProject, false,
       [api](RequestContext& ctx) -> Result<Reply> {
-        KB_ASSIGN_OR_RETURN(json body, JsonBody(ctx));
+        KB_ASSIGN_OR_RETURN(json body, JsonObjectBody(ctx));
         KB_ASSIGN_OR_RETURN(UpdateProjectRequest req, DecodeUpdateProject(body));
         KB_ASSIGN_OR_RETURN(ProjectRecord p,
                             api->kb->UpdateProject(ctx.Param(kProject), req, ctx.actor));
@@ -252,7 +244,7 @@ std::vector<Route> MakeV1Routes(ApiContext* api) {
       });
   add("POST", "/api/v1/projects/{project}/query", kRead, kProject, false,
       [api](RequestContext& ctx) -> Result<Reply> {
-        KB_ASSIGN_OR_RETURN(json body, JsonBody(ctx));
+        KB_ASSIGN_OR_RETURN(json body, JsonObjectBody(ctx));
         KB_ASSIGN_OR_RETURN(QueryRequest q, DecodeQueryBody(body));
         return RunQuery(api, ctx.Param(kProject), q);
       });
@@ -307,7 +299,7 @@ std::vector<Route> MakeV1Routes(ApiContext* api) {
   // --- API keys (admin) ---
   add("POST", "/api/v1/admin/api-keys", kAdmin, "", true,
       [api](RequestContext& ctx) -> Result<Reply> {
-        KB_ASSIGN_OR_RETURN(json body, JsonBody(ctx));
+        KB_ASSIGN_OR_RETURN(json body, JsonObjectBody(ctx));
         KB_ASSIGN_OR_RETURN(CreateKeyRequest req, DecodeCreateKey(body));
         std::vector<std::string> ids;
         for (const std::string& p : req.projects) {
