@@ -48,6 +48,16 @@ constexpr int64_t kMmapSizeBytes = int64_t{1} << 30;  // address space, not memo
 constexpr int kCacheSizePragma = -16384;               // negative = KiB: 16 MiB per connection
 }  // namespace
 
+Result<Database::FullScan> Database::BeginFullScan() {
+  KB_RETURN_IF_ERROR(Exec("PRAGMA mmap_size=0"));
+  return FullScan(this);
+}
+
+Database::FullScan::~FullScan() {
+  // Best effort: a failure leaves the connection reading through read(), which is correct.
+  if (db_ != nullptr) (void)db_->Exec("PRAGMA mmap_size=" + std::to_string(kMmapSizeBytes));
+}
+
 Result<std::unique_ptr<Database>> Database::Open(const std::string& path,
                                                  const OpenOptions& options) {
   int flags = SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_EXRESCODE;

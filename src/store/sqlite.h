@@ -58,6 +58,22 @@ class Database {
   Result<Statement> PrepareCached(std::string_view sql);
   // Runs `sql` (which must return one row with one integer column), e.g. a PRAGMA.
   Result<int64_t> QueryInt(std::string_view sql);
+  // Reads through read() instead of the memory map for as long as the returned object lives
+  // (not inside a transaction): for full scans, whose mapped pages would all count in the
+  // process's RSS, which then grows with the database; queries touch few pages and keep the map.
+  class FullScan {
+   public:
+    ~FullScan();
+    FullScan(FullScan&& other) noexcept : db_(other.db_) { other.db_ = nullptr; }
+    FullScan(const FullScan&) = delete;
+    FullScan& operator=(const FullScan&) = delete;
+
+   private:
+    friend class Database;
+    explicit FullScan(Database* db) : db_(db) {}
+    Database* db_;
+  };
+  Result<FullScan> BeginFullScan();
 
   int64_t LastInsertRowid() const;
   int64_t Changes() const;  // rows changed by the last statement
