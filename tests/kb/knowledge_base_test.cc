@@ -3,11 +3,14 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "common/file_util.h"
+#include "index/vector_index.h"
 #include "test_util.h"
 
 namespace kb {
@@ -19,12 +22,12 @@ class KnowledgeBaseTest : public ::testing::Test {
  protected:
   void SetUp() override { Reopen(); }
 
-  void Reopen() {
+  void Reopen(int64_t index_save_interval_ms = 0) {
     kb_.reset();
     KbOptions o;
     o.data_dir = dir_.Sub("data");
     o.clock = &clock_;
-    o.index_save_interval_ms = 0;
+    o.index_save_interval_ms = index_save_interval_ms;
     o.ingest_root = dir_.Sub("inbox");
     auto r = KnowledgeBase::Open(o);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -195,6 +198,53 @@ TEST_F(KnowledgeBaseTest, MissingIndexIsRebuiltAndStaleIndexCatchesUpFromJournal
   Reopen();
   EXPECT_EQ(kb_->counters().index_rebuilds.load(), 1);
   EXPECT_EQ(Ask("docs", "kayaks", SearchMode::kVector).hits[0].source, "a.txt");
+}
+
+// A replayed index answers at once but is written by the saver (or at close), not before the
+// server is ready; a rebuilt one, or one without a saver, is written at open.
+TEST_F(KnowledgeBaseTest, AReplayedIndexIsSavedByTheSaverNotBeforeReady) {
+  ProjectRecord p = MakeProject("docs");
+  Put("docs", "a.txt", "first document about kayaks");
+  kb_.reset();
+  const std::string idx = dir_.Sub("data/projects/" + p.id + "/index");
+  const std::string saved = dir_.Sub("saved-index");
+  std::filesystem::copy(idx, saved, std::filesystem::copy_options::recursive);
+  Reopen();
+  Put("docs", "b.txt", "second document about canoes");
+  kb_.reset();
+  auto put_back_old_index = [&] {
+    std::filesystem::remove_all(idx);
+    std::filesystem::copy(saved, idx, std::filesystem::copy_options::recursive);
+  };
+  auto lsn_on_disk = [&]() -> int64_t {
+    VectorIndexOptions iopts;
+    iopts.dimension = p.embedding_dimension;
+    auto index = VectorIndex::Load(idx, iopts);
+    EXPECT_TRUE(index.ok()) << index.status().ToString();
+    return index.ok() ? (*index)->lsn() : -1;
+  };
+  put_back_old_index();
+  const int64_t behind = lsn_on_disk();
+
+  Reopen(/*index_save_interval_ms=*/3'600'000);
+  auto hits = Ask("docs", "canoes", SearchMode::kVector).hits;
+  ASSERT_FALSE(hits.empty());
+  EXPECT_EQ(hits[0].source, "b.txt");  // caught up in memory
+  EXPECT_EQ(lsn_on_disk(), behind);     // not written while opening
+  kb_.reset();                          // Close saves it
+  EXPECT_EQ(lsn_on_disk(), behind + 1);
+
+  put_back_old_index();
+  Reopen(/*index_save_interval_ms=*/20);
+  for (int i = 0; i < 500 && lsn_on_disk() != behind + 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(lsn_on_disk(), behind + 1) << "the saver writes the replayed index";
+
+  kb_.reset();
+  put_back_old_index();
+  Reopen();  // no saver: written at open
+  EXPECT_EQ(lsn_on_disk(), behind + 1);
 }
 
 TEST_F(KnowledgeBaseTest, ProjectNamesAreUniqueAndValidated) {
