@@ -387,9 +387,10 @@ namespace {
 
 // Snapshots the live state of one project into `repo` before it is replaced.
 Result<std::string> PreRestoreSnapshot(Repository& repo, KnowledgeBase& kb,
-                                       const std::string& project_id) {
+                                       const std::string& project_id, double index_max_lag) {
   SourceOptions so;
   so.projects = {project_id};
+  so.index_max_lag = index_max_lag;
   BackupOptions bo;
   bo.trigger = "pre-restore";
   KB_ASSIGN_OR_RETURN(SnapshotManifest m,
@@ -468,7 +469,7 @@ Result<ProjectRestoreReport> RestoreProject(Repository& repo, const SnapshotMani
   } else {
     if (options.pre_restore_snapshot && kb.GetProject(meta->id).ok()) {
       KB_ASSIGN_OR_RETURN(report.pre_restore_snapshot,
-                          PreRestoreSnapshot(repo, kb, meta->id));
+                          PreRestoreSnapshot(repo, kb, meta->id, options.index_max_lag));
     }
     KB_RETURN_IF_ERROR(MakeDirs(data_dir + "/restored-aside"));
     report.moved_aside = data_dir + "/restored-aside/" + meta->id + "-" +

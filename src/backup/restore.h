@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backup/backup.h"
+#include "backup/source.h"
 #include "kb/knowledge_base.h"
 #include "store/catalog.h"
 
@@ -105,6 +106,8 @@ Result<WholeRestoreReport> RestoreDataDirectory(Repository& repo, const Snapshot
 struct ProjectRestoreOptions {
   bool merge = false;           // bring back only documents the live project no longer has
   bool pre_restore_snapshot = true;  // replace mode: snapshot the current state first
+  // SourceOptions::index_max_lag of that snapshot (backup_index_max_lag).
+  double index_max_lag = kDefaultIndexMaxLag;
   Actor actor{"system", "restore"};
 };
 

@@ -171,6 +171,7 @@ Result<ProjectRestoreReport> BackupService::RestoreProject(const std::string& pr
   ProjectRestoreOptions po;
   po.merge = merge;
   po.actor = actor;
+  po.index_max_lag = options_.index_max_lag;
   Result<ProjectRestoreReport> report =
       backup::RestoreProject(*repo, chosen.manifest, project, *kb_, po);
   const std::string who = "requested by " + (actor.id.empty() ? "?" : actor.id) + "; snapshot " +

@@ -44,7 +44,7 @@ struct BackupServiceOptions {
   int64_t interval_ms = kDefaultBackupIntervalMs;  // 0 = no scheduled backups
   RetentionPolicy retention = RetentionPolicy::Default();
   // SourceOptions::index_max_lag of every backup the service makes.
-  double index_max_lag = SourceOptions().index_max_lag;
+  double index_max_lag = kDefaultIndexMaxLag;
   PruneOptions prune;
   // Delay before the first scheduled backup (default: one interval after start).
   int64_t first_delay_ms = -1;

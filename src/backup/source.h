@@ -82,6 +82,9 @@ namespace kb::backup {
 // reading the manifest and copying the graph.
 inline constexpr int kIndexCopyAttempts = 8;
 
+// SourceOptions::index_max_lag unless configured (backup_index_max_lag, docs/CONFIG.md).
+inline constexpr double kDefaultIndexMaxLag = 0.02;
+
 // A vector index that an earlier snapshot of a project holds (FindPreviousIndexes).
 struct PreviousIndex {
   std::string snapshot_id;     // the snapshot it comes from (for messages)
@@ -114,7 +117,7 @@ struct SourceOptions {
   // this fraction of the project's live documents (rounded down). 0: only an index identical to
   // the live one (same graph file) is reused. A restore replays those entries into the index
   // when the server opens the project, so this bounds that work.
-  double index_max_lag = 0.02;
+  double index_max_lag = kDefaultIndexMaxLag;
   // Testing hook: runs after a vector index manifest was read and before its graph file is
   // linked or copied, with the project id (a test saves the index there to force the race).
   std::function<void(const std::string& project_id)> after_index_manifest_read;

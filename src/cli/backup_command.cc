@@ -493,11 +493,14 @@ int RunRestore(const RepoOptions& o) {
   kb_options.index_save_interval_ms = 0;
   auto kb = KnowledgeBase::Open(kb_options);
   if (!kb.ok()) return ReportError(kb.status());
+  auto lag = ParseIndexMaxLag(config.backup_index_max_lag);
+  if (!lag.ok()) return ReportError(lag.status());
   Json reports = Json::array();
   for (const std::string& project : o.projects) {
     backup::ProjectRestoreOptions po;
     po.merge = o.merge;
     po.actor = Actor{"cli", "restore"};
+    po.index_max_lag = *lag;
     auto report = backup::RestoreProject(*repo, selection->manifest, project, **kb, po);
     AuditEvent event;
     event.route = "restore";
