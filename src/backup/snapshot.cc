@@ -231,6 +231,7 @@ class SnapshotWriter {
 
     // The ids of the file's chunks in order, once every byte of its `size` is stored.
     Result<std::vector<ChunkId>> Finish(int64_t size) {
+      if (size < 0) return Status::Internal("produced file: negative size");
       KB_RETURN_IF_ERROR(FlushBatch());
       const uint64_t count = (static_cast<uint64_t>(size) + chunk_ - 1) / chunk_;
       const size_t tail = static_cast<size_t>(static_cast<uint64_t>(size) % chunk_);
