@@ -37,17 +37,6 @@ Status Errno(const std::string& what, const std::string& path) {
   return Status::IOError(what + " " + path + ": " + strerror(errno));
 }
 
-Status PwriteAll(int fd, std::string_view data, int64_t offset, const std::string& path) {
-  while (!data.empty()) {
-    ssize_t n = pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Errno("cannot write", path);
-    data.remove_prefix(static_cast<size_t>(n));
-    offset += n;
-  }
-  return Status::OK();
-}
-
 // The files to restore, every path and id validated again.
 Result<std::vector<FileJob>> SelectFiles(const SnapshotManifest& m,
                                          const std::vector<std::string>& project_ids) {
@@ -221,7 +210,7 @@ class FileRestorer {
     std::string run;  // bytes for [run_start, run_start + run.size())
     int64_t run_start = 0;
     auto flush = [&]() -> Status {
-      KB_RETURN_IF_ERROR(PwriteAll(fd, run, run_start, path));
+      KB_RETURN_IF_ERROR(WriteFully(fd, run, path, run_start));
       run.clear();
       return Status::OK();
     };

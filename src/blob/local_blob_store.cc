@@ -25,18 +25,6 @@ Status ErrnoStatus(std::string_view what, const std::string& path, int err) {
   return Status::IOError(std::string(what) + " " + path + ": " + strerror(err));
 }
 
-Status WriteAll(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    ssize_t n = write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus("write", path, errno);
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return Status::OK();
-}
-
 // Reads exactly `length` bytes at `offset` (the caller checked they exist).
 Result<std::string> PreadAll(int fd, int64_t offset, int64_t length, const std::string& path) {
   std::string out(static_cast<size_t>(length), '\0');
@@ -145,7 +133,7 @@ Status LocalBlobStore::Put(std::string_view key, std::string_view data) {
     }
     return ErrnoStatus("create", tmp, errno);
   }
-  Status s = WriteAll(fd.get(), data, tmp);
+  Status s = WriteFully(fd.get(), data, tmp);
   if (s.ok() && fsync(fd.get()) != 0) s = ErrnoStatus("fsync", tmp, errno);
   if (fd.Close() != 0 && s.ok()) s = ErrnoStatus("close", tmp, errno);
   if (s.ok() && rename(tmp.c_str(), path.c_str()) != 0) s = ErrnoStatus("rename", tmp, errno);

@@ -52,25 +52,30 @@ Status FsyncPath(const std::string& path) {
   return s;
 }
 
+Status WriteFully(int fd, std::string_view data, const std::string& path, int64_t offset) {
+  while (!data.empty()) {
+    ssize_t n = offset >= 0 ? pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset))
+                            : write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Errno("write", path);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+    if (offset >= 0) offset += n;
+  }
+  return Status::OK();
+}
+
 Status AtomicWriteFile(const std::string& path, std::string_view data) {
   std::filesystem::path p(path);
   std::string dir = p.has_parent_path() ? p.parent_path().string() : ".";
   std::string tmp = path + ".tmp-" + HexEncode(RandomBytes(6));
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return Errno("create", tmp);
-  const char* ptr = data.data();
-  size_t left = data.size();
-  while (left > 0) {
-    ssize_t n = write(fd, ptr, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      Status s = Errno("write", tmp);
-      close(fd);
-      unlink(tmp.c_str());
-      return s;
-    }
-    ptr += n;
-    left -= static_cast<size_t>(n);
+  if (Status s = WriteFully(fd, data, tmp); !s.ok()) {
+    close(fd);
+    unlink(tmp.c_str());
+    return s;
   }
   if (fsync(fd) != 0) {
     Status s = Errno("fsync", tmp);

@@ -31,6 +31,10 @@ class ScopedFd {
 // Reads a whole file. NotFound if it does not exist.
 Result<std::string> ReadFile(const std::string& path);
 
+// Writes all of `data` to `fd`: at `offset` (pwrite) when it is >= 0, else at the file position;
+// short writes and EINTR are retried. IOError naming `path` otherwise.
+Status WriteFully(int fd, std::string_view data, const std::string& path, int64_t offset = -1);
+
 // Writes `data` to `path` atomically and durably (temp + fsync + rename + fsync dir).
 Status AtomicWriteFile(const std::string& path, std::string_view data);
 
