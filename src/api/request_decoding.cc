@@ -430,6 +430,15 @@ Status CheckJsonDepth(std::string_view body, int max_depth) {
   return Status::OK();
 }
 
+Status RequireKnownFields(const json& body, std::initializer_list<const char*> allowed) {
+  for (auto it = body.begin(); it != body.end(); ++it) {
+    bool known = false;
+    for (const char* a : allowed) known = known || it.key() == a;
+    if (!known) return Status::InvalidArgument("unknown field '" + it.key() + "'");
+  }
+  return Status::OK();
+}
+
 Result<json> ParseJsonObject(std::string_view body) {
   if (TrimWhitespace(body).empty()) return Status::InvalidArgument("request body is empty");
   KB_RETURN_IF_ERROR(CheckJsonDepth(body));

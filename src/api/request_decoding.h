@@ -13,6 +13,7 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <initializer_list>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -39,6 +40,10 @@ Status CheckJsonDepth(std::string_view body, int max_depth = kMaxJsonDepth);
 // Parses a JSON object body. InvalidArgument for empty, malformed, too deep, not an object or
 // ill-formed UTF-8.
 Result<nlohmann::json> ParseJsonObject(std::string_view body);
+
+// For the administrative routes whose bodies are strict (backups, containment): InvalidArgument
+// naming the first member of `body` that is not in `allowed`.
+Status RequireKnownFields(const nlohmann::json& body, std::initializer_list<const char*> allowed);
 
 // --- projects ---
 Result<CreateProjectRequest> DecodeCreateProject(const nlohmann::json& j);

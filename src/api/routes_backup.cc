@@ -27,18 +27,9 @@ Result<std::vector<std::string>> StringList(const json& body, const char* field)
   return out;
 }
 
-Status OnlyFields(const json& body, std::initializer_list<const char*> allowed) {
-  for (auto it = body.begin(); it != body.end(); ++it) {
-    bool known = false;
-    for (const char* a : allowed) known = known || it.key() == a;
-    if (!known) return Status::InvalidArgument("unknown field '" + it.key() + "'");
-  }
-  return Status::OK();
-}
-
 // Decodes {"snapshot"?, "before"?, "latest_valid"?, "merge"?}.
 Result<std::pair<backup::SnapshotSelector, bool>> DecodeRestoreBody(const json& body) {
-  KB_RETURN_IF_ERROR(OnlyFields(body, {"snapshot", "before", "latest_valid", "merge"}));
+  KB_RETURN_IF_ERROR(RequireKnownFields(body, {"snapshot", "before", "latest_valid", "merge"}));
   backup::SnapshotSelector sel;
   bool merge = false;
   int chosen = 0;
@@ -86,7 +77,7 @@ std::vector<Route> MakeBackupRoutes(ApiContext* api) {
   add("POST", "/api/v1/admin/backups", [api](RequestContext& ctx) -> Result<Reply> {
     if (!api->backups) return NotConfigured();
     KB_ASSIGN_OR_RETURN(json body, JsonObjectBody(ctx, /*empty_is_object=*/true));
-    KB_RETURN_IF_ERROR(OnlyFields(body, {"projects", "tags"}));
+    KB_RETURN_IF_ERROR(RequireKnownFields(body, {"projects", "tags"}));
     KB_ASSIGN_OR_RETURN(auto projects, StringList(body, "projects"));
     KB_ASSIGN_OR_RETURN(auto tags, StringList(body, "tags"));
     KB_ASSIGN_OR_RETURN(auto manifest, api->backups->RunBackup("api", projects, tags));
@@ -108,7 +99,8 @@ std::vector<Route> MakeBackupRoutes(ApiContext* api) {
   add("POST", "/api/v1/admin/backups/verify", [api](RequestContext& ctx) -> Result<Reply> {
     if (!api->backups) return NotConfigured();
     KB_ASSIGN_OR_RETURN(json body, JsonObjectBody(ctx, /*empty_is_object=*/true));
-    KB_RETURN_IF_ERROR(OnlyFields(body, {"snapshots", "read_data", "read_data_subset", "restore_test"}));
+    KB_RETURN_IF_ERROR(
+        RequireKnownFields(body, {"snapshots", "read_data", "read_data_subset", "restore_test"}));
     KB_ASSIGN_OR_RETURN(auto ids, StringList(body, "snapshots"));
     backup::VerifyOptions vo;
     if (body.contains("read_data")) {

@@ -12,15 +12,6 @@ using nlohmann::json;
 
 namespace {
 
-Status OnlyFields(const json& body, std::initializer_list<const char*> allowed) {
-  for (auto it = body.begin(); it != body.end(); ++it) {
-    bool known = false;
-    for (const char* a : allowed) known = known || it.key() == a;
-    if (!known) return Status::InvalidArgument("unknown field '" + it.key() + "'");
-  }
-  return Status::OK();
-}
-
 json RulesReply(const AddressRules& rules, const RequestContext& ctx) {
   json body = rules.ToJson();
   body["your_address"] = ctx.http.remote_addr;
@@ -43,7 +34,7 @@ std::vector<Route> MakeContainmentRoutes(ApiContext* api) {
   // {"mode": "lockdown" | "read_only" | "off", "reason": "..."}; reason required unless "off".
   add("POST", "/api/v1/admin/lockdown", [api](RequestContext& ctx) -> Result<Reply> {
     KB_ASSIGN_OR_RETURN(json body, JsonObjectBody(ctx));
-    KB_RETURN_IF_ERROR(OnlyFields(body, {"mode", "reason"}));
+    KB_RETURN_IF_ERROR(RequireKnownFields(body, {"mode", "reason"}));
     if (!body.contains("mode") || !body["mode"].is_string()) {
       return Status::InvalidArgument(
           "field 'mode' is required: one of \"lockdown\", \"read_only\", \"off\"");
@@ -73,7 +64,7 @@ std::vector<Route> MakeContainmentRoutes(ApiContext* api) {
   // empty. Rules that would refuse the caller's own address are 409 unless "force" is true.
   add("PUT", "/api/v1/admin/ip-rules", [api](RequestContext& ctx) -> Result<Reply> {
     KB_ASSIGN_OR_RETURN(json body, JsonObjectBody(ctx));
-    KB_RETURN_IF_ERROR(OnlyFields(body, {"allow", "deny", "force"}));
+    KB_RETURN_IF_ERROR(RequireKnownFields(body, {"allow", "deny", "force"}));
     bool force = false;
     if (body.contains("force")) {
       if (!body["force"].is_boolean())
