@@ -167,13 +167,11 @@ class SnapshotWriter {
     ProducedFile sink(*this);
     KB_ASSIGN_OR_RETURN(int64_t size, source.produce(sink, meta));
     KB_ASSIGN_OR_RETURN(std::vector<ChunkId> ids, sink.Finish(size));
+    file.size = size;  // Finish named a chunk for every byte
+    stats_.chunks += static_cast<int64_t>(ids.size());
     std::vector<ChunkId> group;
-    const int64_t chunk = ctx_.params.chunk_size;
-    for (size_t i = 0; i < ids.size(); ++i) {
-      const int64_t length = std::min<int64_t>(chunk, size - static_cast<int64_t>(i) * chunk);
-      stats_.chunks++;
-      file.size += length;
-      group.push_back(ids[i]);
+    for (const ChunkId& id : ids) {
+      group.push_back(id);
       if (static_cast<int64_t>(group.size()) == ctx_.params.tree_fanout) {
         KB_RETURN_IF_ERROR(EmitTree(&group, &file));
       }
