@@ -11,6 +11,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <thread>
@@ -79,6 +80,46 @@ std::vector<std::string> Paths(const std::vector<SourceFile>& files) {
   for (const SourceFile& f : files) out.push_back(f.path);
   return out;
 }
+
+// Runs `step(i)` for i = 100, 101, ... on a thread until stopped or destroyed (so it stops on
+// every way out of a test, failed ASSERTs included). A failing step is a test failure and ends it.
+class BackgroundWriter {
+ public:
+  explicit BackgroundWriter(std::function<Status(int)> step)
+      : thread_([this, step = std::move(step)] {
+          for (int i = 100; !stop_.load(); ++i) {
+            Status s = step(i);
+            if (!s.ok()) {
+              ADD_FAILURE() << s.ToString();
+              failed_.store(true);
+              return;
+            }
+            written_.fetch_add(1);
+          }
+        }) {}
+  ~BackgroundWriter() { Stop(); }
+  BackgroundWriter(const BackgroundWriter&) = delete;
+  BackgroundWriter& operator=(const BackgroundWriter&) = delete;
+
+  void Stop() {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+  int written() const { return written_.load(); }
+  bool failed() const { return failed_.load(); }
+  // Until `n` steps have succeeded (or one failed).
+  void WaitFor(int n) const {
+    while (written_.load() < n && !failed_.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<int> written_{0};
+  std::atomic<bool> failed_{false};
+  std::thread thread_;  // last: starts once the flags exist
+};
 
 class SourceTest : public ::testing::Test {
  protected:
@@ -263,39 +304,16 @@ TEST_F(SourceTest, MetadataMatchesTheRunningServer) {
 TEST_F(SourceTest, CopyTakenDuringIngestionIsOneCommittedState) {
   OpenKb(/*save_interval_ms=*/5);  // the index saver races with the index copy, too
   ProjectRecord p = MakeProject("busy", 3);
-  std::atomic<bool> stop{false};
-  std::atomic<int> written{0};
-  std::atomic<bool> writer_failed{false};
-  std::thread writer([&] {
-    for (int i = 100; !stop.load(); ++i) {
-      IngestRequest req;
-      req.content = Doc(i);
-      req.filename = "busy-" + std::to_string(i) + ".md";
-      auto r = kb_->Ingest("busy", req, actor_);
-      Status s = r.status();
-      if (s.ok() && i % 5 == 0) s = kb_->DeleteDocument("busy", r->document.id, actor_);
-      if (!s.ok()) {
-        ADD_FAILURE() << s.ToString();
-        writer_failed.store(true);
-        return;
-      }
-      written.fetch_add(1);
-    }
+  BackgroundWriter writer([&](int i) -> Status {
+    IngestRequest req;
+    req.content = Doc(i);
+    req.filename = "busy-" + std::to_string(i) + ".md";
+    auto r = kb_->Ingest("busy", req, actor_);
+    Status s = r.status();
+    if (s.ok() && i % 5 == 0) s = kb_->DeleteDocument("busy", r->document.id, actor_);
+    return s;
   });
-  struct Joiner {  // stops the writer on every way out of the test, failed ASSERTs included
-    std::atomic<bool>* stop;
-    std::thread* t;
-    ~Joiner() {
-      stop->store(true);
-      if (t->joinable()) t->join();
-    }
-  } joiner{&stop, &writer};
-  auto wait_for = [&](int n) {
-    while (written.load() < n && !writer_failed.load()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-  };
-  wait_for(3);
+  writer.WaitFor(3);
 
   std::set<int64_t> lsns;
   int rounds_with_index = 0;
@@ -343,11 +361,10 @@ TEST_F(SourceTest, CopyTakenDuringIngestionIsOneCommittedState) {
       EXPECT_EQ((*index)->lsn(), meta.index_lsn);
     }
     // Let a few more commits land before the next round.
-    wait_for(written.load() + 2);
+    writer.WaitFor(writer.written() + 2);
   }
-  stop.store(true);
-  writer.join();
-  EXPECT_FALSE(writer_failed.load());
+  writer.Stop();
+  EXPECT_FALSE(writer.failed());
   EXPECT_GE(lsns.size(), 2u) << "the copies should see different committed states";
   EXPECT_GE(rounds_with_index, 1);
 }
@@ -359,34 +376,13 @@ TEST_F(SourceTest, ProjectsCopiedWhileAllAreWrittenAreEachOneCommittedState) {
   const std::vector<std::string> names = {"p0", "p1", "p2", "p3", "p4"};
   std::vector<ProjectRecord> records;
   for (const std::string& name : names) records.push_back(MakeProject(name, 2));
-  std::atomic<bool> stop{false};
-  std::atomic<int> written{0};
-  std::atomic<bool> writer_failed{false};
-  std::thread writer([&] {
-    for (int i = 100; !stop.load(); ++i) {
-      IngestRequest req;
-      req.content = Doc(i);
-      req.filename = "multi-" + std::to_string(i) + ".md";
-      auto r = kb_->Ingest(names[i % names.size()], req, actor_);
-      if (!r.ok()) {
-        ADD_FAILURE() << r.status().ToString();
-        writer_failed.store(true);
-        return;
-      }
-      written.fetch_add(1);
-    }
+  BackgroundWriter writer([&](int i) -> Status {
+    IngestRequest req;
+    req.content = Doc(i);
+    req.filename = "multi-" + std::to_string(i) + ".md";
+    return kb_->Ingest(names[i % names.size()], req, actor_).status();
   });
-  struct Joiner {
-    std::atomic<bool>* stop;
-    std::thread* t;
-    ~Joiner() {
-      stop->store(true);
-      if (t->joinable()) t->join();
-    }
-  } joiner{&stop, &writer};
-  while (written.load() < 5 && !writer_failed.load()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  writer.WaitFor(5);
   auto catalog_order = kb_->ListProjects();
   ASSERT_TRUE(catalog_order.ok()) << catalog_order.status().ToString();
   for (int round = 0; round < 3; ++round) {
@@ -411,9 +407,8 @@ TEST_F(SourceTest, ProjectsCopiedWhileAllAreWrittenAreEachOneCommittedState) {
       EXPECT_LE(meta.index_lsn, meta.lsn);
     }
   }
-  stop.store(true);
-  writer.join();
-  EXPECT_FALSE(writer_failed.load());
+  writer.Stop();
+  EXPECT_FALSE(writer.failed());
 }
 
 TEST_F(SourceTest, ProjectsAreSelectedByNameOrIdWithoutTheCatalog) {
