@@ -16,6 +16,7 @@
 #include "backup/service.h"
 #include "common/clock.h"
 #include "common/crypto_util.h"
+#include "common/data_layout.h"
 #include "common/logging.h"
 
 #ifndef KB_VERSION
@@ -100,7 +101,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(KnowledgeBase* kb,
   // The containment settings are read through a connection of our own: they belong to the HTTP
   // layer, and the catalog is SQLite in WAL mode, so two connections are as good as one.
   KB_ASSIGN_OR_RETURN(self->containment_catalog_,
-                      Catalog::Open(kb->options().data_dir + "/catalog.db", kb->clock()));
+                      Catalog::Open(layout::CatalogDb(kb->options().data_dir), kb->clock()));
   api::AccessControlOptions access;
   access.rate.per_second = options.rate_limit_per_second;
   access.rate.burst = options.rate_limit_burst;
@@ -212,9 +213,9 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(KnowledgeBase* kb,
   while (!http.is_running() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  LogInfo("listening", api::DumpJson({{"host", options.host},
-                                      {"port", self->port_},
-                                      {"scheme", tls ? "https" : "http"}}));
+  LogInfo("listening",
+          api::DumpJson(
+              {{"host", options.host}, {"port", self->port_}, {"scheme", tls ? "https" : "http"}}));
   return server;
 }
 
@@ -263,8 +264,7 @@ void ApiServer::RegisterMetrics() {
   m.DeclareGauge("kb_integrity_check_last_success_timestamp_seconds",
                  "Unix time at which the last integrity check that left nothing wrong ended "
                  "(0: none yet).");
-  m.DeclareGauge("kb_integrity_check_duration_seconds",
-                 "How long the last integrity check took.");
+  m.DeclareGauge("kb_integrity_check_duration_seconds", "How long the last integrity check took.");
   m.DeclareGauge("kb_backup_last_success_timestamp_seconds",
                  "Unix time at which the last successful backup ended (0: none yet).");
   m.DeclareGauge("kb_backup_duration_seconds", "How long the last successful backup took.");
@@ -479,10 +479,10 @@ void ApiServer::Dispatch(const httplib::Request& req, httplib::Response& res) {
       }
       // Rate limit (429), then the authentication outcome, then the service mode (503).
       int64_t retry_after = 0;
-      auth = access_->Admit(
-          api::ClassifyRoute(route.method, route.pattern,
-                             needs_auth ? route.scope : std::optional<KeyScope>()),
-          ctx.key ? &*ctx.key : nullptr, auth, req.remote_addr, &retry_after);
+      auth =
+          access_->Admit(api::ClassifyRoute(route.method, route.pattern,
+                                            needs_auth ? route.scope : std::optional<KeyScope>()),
+                         ctx.key ? &*ctx.key : nullptr, auth, req.remote_addr, &retry_after);
       if (retry_after > 0) res.set_header("Retry-After", std::to_string(retry_after));
       if (!auth.ok()) {
         fail(auth);

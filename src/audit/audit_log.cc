@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "common/crypto_util.h"
+#include "common/data_layout.h"
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "common/text_util.h"
@@ -167,8 +168,7 @@ Result<std::optional<Head>> ReadHead(const std::string& path) {
 }  // namespace
 
 std::string HeadPathFor(const std::string& db_path) {
-  std::filesystem::path p(db_path);
-  return (p.parent_path() / kAuditHeadFile).string();
+  return layout::AuditHead(std::filesystem::path(db_path).parent_path().string());
 }
 
 std::string ComputeEntryHash(const AuditEntry& e) {

@@ -51,8 +51,6 @@ namespace kb::audit {
 
 // Numbers in one place (docs/format/AUDIT_LOG.md and docs/CONFIG.md quote them).
 inline constexpr int kAuditFormatVersion = 1;
-inline constexpr char kAuditDbFile[] = "audit.db";
-inline constexpr char kAuditHeadFile[] = "audit.head";
 inline constexpr int64_t kDefaultAuditRetentionMs = 90LL * 24 * 60 * 60 * 1000;
 inline constexpr int64_t kAuditRetentionIntervalMs = 24LL * 60 * 60 * 1000;
 inline constexpr size_t kDefaultAuditQueueCapacity = 10000;
@@ -126,7 +124,7 @@ struct AuditCounters {
 class AuditLog final : public AuditSink {
  public:
   // Opens (creating if needed) the audit database at `path` (its head file sits beside it as
-  // kAuditHeadFile) and starts the writer. FailedPrecondition for a newer format version,
+  // layout::kAuditHeadName) and starts the writer. FailedPrecondition for a newer format version,
   // Corruption if the file is not an audit database. `clock` null = the system clock.
   static Result<std::unique_ptr<AuditLog>> Open(const std::string& path, const Clock* clock,
                                                 const AuditLogOptions& options = {});

@@ -11,6 +11,7 @@
 
 #include "backup/source.h"
 #include "common/crypto_util.h"
+#include "common/data_layout.h"
 #include "common/dir_lock.h"
 #include "common/file_util.h"
 #include "common/logging.h"
@@ -32,7 +33,6 @@ std::string CompactTime(int64_t ms) {
   }
   return out + "Z";
 }
-
 
 std::string ParentDir(const std::string& path) {
   fs::path p = fs::path(path).lexically_normal();
@@ -95,7 +95,7 @@ DataLossWindow MeasureDataLoss(const SnapshotManifest& manifest, const std::stri
     loss.project_id = p.id;
     loss.name = p.name;
     loss.restored_lsn = p.lsn;
-    std::string db = old_dir + "/projects/" + p.id + "/kb.db";
+    std::string db = layout::ProjectDb(old_dir, p.id);
     if (PathExists(db)) ReadNewestCommit(db, &loss);
     if (loss.damaged_lsn > p.lsn) w.lost_entries += loss.damaged_lsn - p.lsn;
     if (loss.damaged_last_commit > w.newest_damaged_commit) {
@@ -240,7 +240,7 @@ std::vector<std::string> VerifyRestoredProject(const std::string& project_dir,
   std::vector<std::string> problems;
   auto record = ProjectRecordFromJson(meta.catalog_row);
   if (!record.ok()) return {record.status().ToString()};
-  std::string db_path = project_dir + "/kb.db";
+  std::string db_path = layout::ProjectDbIn(project_dir);
   auto store = ProjectStore::Open(db_path, meta.id, record->embedding_dimension, nullptr);
   if (!store.ok()) return {"project " + meta.name + ": " + store.status().ToString()};
   if (Status s = (*store)->IntegrityCheck(); !s.ok()) {
@@ -263,8 +263,7 @@ std::vector<std::string> VerifyRestoredProject(const std::string& project_dir,
   if (counts.ok() && meta.counts.contains("documents") &&
       meta.counts["documents"].get<int64_t>() != counts->documents) {
     problems.push_back("project " + meta.name + ": " + std::to_string(counts->documents) +
-                       " live documents, the snapshot recorded " +
-                       meta.counts["documents"].dump());
+                       " live documents, the snapshot recorded " + meta.counts["documents"].dump());
   }
   return problems;
 }
@@ -274,11 +273,12 @@ std::vector<std::string> VerifyRestoredProject(const std::string& project_dir,
 json DataLossWindow::ToJson() const {
   json projects_json = json::array();
   for (const ProjectLoss& p : projects) {
-    projects_json.push_back({{"project_id", p.project_id},
-                             {"name", p.name},
-                             {"restored_lsn", p.restored_lsn},
-                             {"damaged_lsn", p.damaged_lsn < 0 ? json(nullptr) : json(p.damaged_lsn)},
-                             {"damaged_last_commit", p.damaged_last_commit}});
+    projects_json.push_back(
+        {{"project_id", p.project_id},
+         {"name", p.name},
+         {"restored_lsn", p.restored_lsn},
+         {"damaged_lsn", p.damaged_lsn < 0 ? json(nullptr) : json(p.damaged_lsn)},
+         {"damaged_last_commit", p.damaged_last_commit}});
   }
   return {{"restored_point", restored_point},
           {"newest_damaged_commit", newest_damaged_commit},
@@ -287,9 +287,12 @@ json DataLossWindow::ToJson() const {
 }
 
 json WholeRestoreReport::ToJson() const {
-  return {{"snapshot", snapshot_id},   {"data_dir", data_dir},
-          {"moved_aside", moved_aside}, {"data_loss_window", window.ToJson()},
-          {"bytes", bytes},            {"seconds", seconds}};
+  return {{"snapshot", snapshot_id},
+          {"data_dir", data_dir},
+          {"moved_aside", moved_aside},
+          {"data_loss_window", window.ToJson()},
+          {"bytes", bytes},
+          {"seconds", seconds}};
 }
 
 Result<WholeRestoreReport> RestoreDataDirectory(Repository& repo, const SnapshotManifest& manifest,
@@ -323,12 +326,12 @@ Result<WholeRestoreReport> RestoreDataDirectory(Repository& repo, const Snapshot
   };
   if (Status s = repo.RestoreFiles(manifest, {}, staging); !s.ok()) return fail(s);
   json marker = {{"snapshot", manifest.id}, {"started", FormatIso8601(clock->NowMillis())}};
-  if (Status s = AtomicWriteFile(staging + "/" + kRestoreMarkerFile, marker.dump()); !s.ok()) {
+  if (Status s = AtomicWriteFile(layout::RestoreMarker(staging), marker.dump()); !s.ok()) {
     return fail(s);
   }
   std::vector<std::string> problems;
   for (const ProjectSnapshot& p : manifest.projects) {
-    for (std::string& problem : VerifyRestoredProject(staging + "/projects/" + p.id, p)) {
+    for (std::string& problem : VerifyRestoredProject(layout::ProjectDir(staging, p.id), p)) {
       problems.push_back(std::move(problem));
     }
     for (const SnapshotFile& f : p.files) report.bytes += f.size;
@@ -340,19 +343,19 @@ Result<WholeRestoreReport> RestoreDataDirectory(Repository& repo, const Snapshot
   }
   if (PathExists(data_dir)) {
     report.window = MeasureDataLoss(manifest, data_dir);
-    report.moved_aside = data_dir + ".before-restore-" + stamp;
+    report.moved_aside = layout::BeforeRestoreDir(data_dir, stamp);
     if (Status s = RenamePath(data_dir, report.moved_aside); !s.ok()) return fail(s);
     // The server's default local repository lives under the data directory: keep it with the
     // restored data rather than in the forensic copy.
-    std::string old_repo = report.moved_aside + "/backups";
-    if (PathExists(old_repo)) (void)RenamePath(old_repo, staging + "/backups");
+    std::string old_repo = layout::BackupsDir(report.moved_aside);
+    if (PathExists(old_repo)) (void)RenamePath(old_repo, layout::BackupsDir(staging));
   } else {
     report.window.restored_point = manifest.time;
   }
   KB_RETURN_IF_ERROR(RenamePath(staging, data_dir));
   KB_RETURN_IF_ERROR(FsyncPath(ParentDir(data_dir)));
   // The last step: without the marker the directory is a finished restore.
-  if (std::remove((data_dir + "/" + kRestoreMarkerFile).c_str()) != 0) {
+  if (std::remove(layout::RestoreMarker(data_dir).c_str()) != 0) {
     return Status::IOError("removing the restore marker: " + std::string(std::strerror(errno)));
   }
   KB_RETURN_IF_ERROR(FsyncPath(data_dir));
@@ -393,14 +396,12 @@ Result<std::string> PreRestoreSnapshot(Repository& repo, KnowledgeBase& kb,
   so.index_max_lag = index_max_lag;
   BackupOptions bo;
   bo.trigger = "pre-restore";
-  KB_ASSIGN_OR_RETURN(SnapshotManifest m,
-                      BackupDataDirectory(repo, kb.options().data_dir, so, bo));
+  KB_ASSIGN_OR_RETURN(SnapshotManifest m, BackupDataDirectory(repo, kb.options().data_dir, so, bo));
   return m.id;
 }
 
-Status MergeDocuments(const std::string& snapshot_db, const ProjectSnapshot& meta,
-                      int dimension, KnowledgeBase& kb, const Actor& actor,
-                      ProjectRestoreReport* report) {
+Status MergeDocuments(const std::string& snapshot_db, const ProjectSnapshot& meta, int dimension,
+                      KnowledgeBase& kb, const Actor& actor, ProjectRestoreReport* report) {
   KB_ASSIGN_OR_RETURN(auto store, ProjectStore::Open(snapshot_db, meta.id, dimension, nullptr));
   constexpr int64_t kPage = 256;
   for (int64_t offset = 0;; offset += kPage) {
@@ -408,14 +409,15 @@ Status MergeDocuments(const std::string& snapshot_db, const ProjectSnapshot& met
     for (DocumentRecord& doc : docs) {
       KB_ASSIGN_OR_RETURN(std::vector<ChunkRecord> chunks, store->GetDocumentChunks(doc.id));
       std::string id = doc.id;
-      KB_ASSIGN_OR_RETURN(auto outcome,
-                          kb.ImportDocumentIfAbsent(meta.id, std::move(doc), std::move(chunks), actor));
+      KB_ASSIGN_OR_RETURN(auto outcome, kb.ImportDocumentIfAbsent(meta.id, std::move(doc),
+                                                                  std::move(chunks), actor));
       switch (outcome) {
         case KnowledgeBase::ImportOutcome::kImported:
           report->restored_documents.push_back(id);
           break;
         case KnowledgeBase::ImportOutcome::kExists:
-          report->skipped_documents.push_back({{"id", id}, {"reason", "exists in the live project"}});
+          report->skipped_documents.push_back(
+              {{"id", id}, {"reason", "exists in the live project"}});
           break;
         case KnowledgeBase::ImportOutcome::kSourceTaken:
           report->skipped_documents.push_back(
@@ -451,7 +453,7 @@ Result<ProjectRestoreReport> RestoreProject(Repository& repo, const SnapshotMani
 
   const std::string restored = work + "/files";
   KB_RETURN_IF_ERROR(repo.RestoreFiles(manifest, {meta->id}, restored));
-  const std::string staged = restored + "/projects/" + meta->id;
+  const std::string staged = layout::ProjectDir(restored, meta->id);
   std::vector<std::string> problems = VerifyRestoredProject(staged, *meta);
   if (!problems.empty()) {
     return Status::Corruption("restored project " + meta->name + " from snapshot " + manifest.id +
@@ -464,16 +466,16 @@ Result<ProjectRestoreReport> RestoreProject(Repository& repo, const SnapshotMani
       return Status::FailedPrecondition("project '" + meta->name +
                                         "' does not exist live; restore it without --merge");
     }
-    KB_RETURN_IF_ERROR(MergeDocuments(staged + "/kb.db", *meta, record.embedding_dimension, kb,
-                                      options.actor, &report));
+    KB_RETURN_IF_ERROR(MergeDocuments(layout::ProjectDbIn(staged), *meta,
+                                      record.embedding_dimension, kb, options.actor, &report));
   } else {
     if (options.pre_restore_snapshot && kb.GetProject(meta->id).ok()) {
       KB_ASSIGN_OR_RETURN(report.pre_restore_snapshot,
                           PreRestoreSnapshot(repo, kb, meta->id, options.index_max_lag));
     }
-    KB_RETURN_IF_ERROR(MakeDirs(data_dir + "/restored-aside"));
-    report.moved_aside = data_dir + "/restored-aside/" + meta->id + "-" +
-                         CompactTime(kb.clock()->NowMillis()) + "-" + HexEncode(RandomBytes(3));
+    KB_RETURN_IF_ERROR(MakeDirs(layout::RestoredAsideDir(data_dir)));
+    report.moved_aside = layout::RestoredAsideFor(
+        data_dir, meta->id, CompactTime(kb.clock()->NowMillis()) + "-" + HexEncode(RandomBytes(3)));
     KB_RETURN_IF_ERROR(kb.ReplaceProject(record, staged, report.moved_aside, options.actor));
     if (!PathExists(report.moved_aside)) report.moved_aside.clear();
     report.lsn = meta->lsn;

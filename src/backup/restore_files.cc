@@ -9,14 +9,15 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <tuple>
 #include <filesystem>
+#include <tuple>
 #include <unordered_set>
 
 #include "backup/chunk_index.h"
 #include "backup/locks.h"
 #include "backup/pack_reader.h"
 #include "backup/repository_format.h"
+#include "common/data_layout.h"
 #include "common/file_util.h"
 #include "common/logging.h"
 
@@ -46,7 +47,8 @@ Result<std::vector<FileJob>> SelectFiles(const SnapshotManifest& m,
     for (const SnapshotFile& f : files) {
       KB_RETURN_IF_ERROR(ValidateManifestPath(f.path, what));
       for (const std::string& t : f.trees) {
-        if (!ChunkIdFromHex(t)) return Status::Corruption(what + ": file " + f.path + ": bad tree id");
+        if (!ChunkIdFromHex(t))
+          return Status::Corruption(what + ": file " + f.path + ": bad tree id");
       }
       if (f.size < 0) return Status::Corruption(what + ": file " + f.path + ": negative size");
       jobs.push_back(FileJob{&f, prefix + f.path});
@@ -57,7 +59,7 @@ Result<std::vector<FileJob>> SelectFiles(const SnapshotManifest& m,
     KB_RETURN_IF_ERROR(add(m.catalog_files, ""));
     for (const ProjectSnapshot& p : m.projects) {
       KB_RETURN_IF_ERROR(ValidateProjectId(p.id, what));
-      KB_RETURN_IF_ERROR(add(p.files, "projects/" + p.id + "/"));
+      KB_RETURN_IF_ERROR(add(p.files, layout::RelativeProjectDir(p.id)));
     }
     return jobs;
   }
@@ -70,7 +72,7 @@ Result<std::vector<FileJob>> SelectFiles(const SnapshotManifest& m,
     }
     if (found == nullptr) return Status::NotFound(what + " has no project " + QuoteName(id));
     KB_RETURN_IF_ERROR(ValidateProjectId(found->id, what));
-    KB_RETURN_IF_ERROR(add(found->files, "projects/" + found->id + "/"));
+    KB_RETURN_IF_ERROR(add(found->files, layout::RelativeProjectDir(found->id)));
   }
   return jobs;
 }

@@ -6,6 +6,7 @@
 
 #include "backup/source.h"
 #include "common/crypto_util.h"
+#include "common/data_layout.h"
 #include "common/file_util.h"
 #include "common/logging.h"
 
@@ -43,13 +44,14 @@ Result<std::unique_ptr<BackupService>> BackupService::Start(KnowledgeBase* kb,
   std::unique_ptr<BackupService> svc(new BackupService(kb, options));
   const std::string data_dir = AbsolutePath(kb->options().data_dir);
   if (options.repository_url.empty()) {
-    svc->url_ = "file://" + data_dir + "/" + kLocalRepositoryDir;
-    svc->key_.key_file = data_dir + "/" + kLocalRepositoryKeyFile;
+    svc->url_ = "file://" + layout::LocalRepositoryDir(data_dir);
+    svc->key_.key_file = layout::LocalRepositoryKey(data_dir);
     svc->off_site_ = false;
-    LogWarn("no backup repository configured: backups go to a local repository in the data "
-            "directory, which does NOT protect against losing this disk or machine; configure "
-            "backup_repository (an s3:// URL or another disk) for off-site backups",
-            json{{"repository", svc->url_}}.dump());
+    LogWarn(
+        "no backup repository configured: backups go to a local repository in the data "
+        "directory, which does NOT protect against losing this disk or machine; configure "
+        "backup_repository (an s3:// URL or another disk) for off-site backups",
+        json{{"repository", svc->url_}}.dump());
   } else {
     if (options.key.empty()) {
       return Status::InvalidArgument(
@@ -122,7 +124,8 @@ Result<SnapshotManifest> BackupService::RunBackup(const std::string& trigger,
       std::lock_guard<std::mutex> slock(status_mu_);
       last_error_ = FormatIso8601(kb_->clock()->NowMillis()) + ": " + result.status().ToString();
     }
-    LogError("backup failed", json{{"trigger", trigger}, {"error", result.status().ToString()}}.dump());
+    LogError("backup failed",
+             json{{"trigger", trigger}, {"error", result.status().ToString()}}.dump());
     return result;
   }
   counters_.successes++;
@@ -137,7 +140,8 @@ Result<SnapshotManifest> BackupService::RunBackup(const std::string& trigger,
                                   {"trigger", trigger},
                                   {"bytes", result->stats.bytes},
                                   {"added_stored_bytes", result->stats.added_stored_bytes},
-                                  {"duration_ms", result->stats.duration_ms}}.dump());
+                                  {"duration_ms", result->stats.duration_ms}}
+                                 .dump());
   return result;
 }
 
@@ -234,18 +238,21 @@ void BackupService::ApplyRetention() {
        backup::ApplyRetention(*snapshots, options_.retention, kb_->clock()->NowMillis())) {
     if (d.keep) continue;
     Status s = (*repo)->ForgetSnapshot(d.snapshot_id);
-    if (s.ok()) ++forgotten;
-    else LogWarn("forgetting a snapshot failed", json{{"snapshot", d.snapshot_id}, {"error", s.ToString()}}.dump());
+    if (s.ok())
+      ++forgotten;
+    else
+      LogWarn("forgetting a snapshot failed",
+              json{{"snapshot", d.snapshot_id}, {"error", s.ToString()}}.dump());
   }
   auto pruned = (*repo)->Prune(options_.prune);
   Audit("backup.retention", pruned.ok() ? "ok" : "failed", "",
         "forgot " + std::to_string(forgotten) + " snapshots; prune " +
             (pruned.ok() ? "deleted " + std::to_string(pruned->packs_deleted) + " packs"
                          : "failed: " + pruned.status().ToString()));
-  LogInfo("retention applied",
-          json{{"forgotten", forgotten},
-               {"packs_deleted", pruned.ok() ? pruned->packs_deleted : 0},
-               {"prune_error", pruned.ok() ? "" : pruned.status().ToString()}}.dump());
+  LogInfo("retention applied", json{{"forgotten", forgotten},
+                                    {"packs_deleted", pruned.ok() ? pruned->packs_deleted : 0},
+                                    {"prune_error", pruned.ok() ? "" : pruned.status().ToString()}}
+                                   .dump());
 }
 
 void BackupService::SchedulerLoop() {

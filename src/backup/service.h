@@ -34,8 +34,6 @@
 namespace kb::backup {
 
 inline constexpr int64_t kDefaultBackupIntervalMs = 60LL * 60 * 1000;
-inline constexpr char kLocalRepositoryDir[] = "backups/repository";
-inline constexpr char kLocalRepositoryKeyFile[] = "backups/repository.key";
 
 struct BackupServiceOptions {
   std::string repository_url;  // empty = the local default under the data directory

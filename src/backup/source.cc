@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -15,11 +16,11 @@
 #include <memory>
 #include <set>
 #include <thread>
-#include <atomic>
 
 #include "backup/restore.h"
 #include "backup/sqlite_stream.h"
 #include "common/crypto_util.h"
+#include "common/data_layout.h"
 #include "common/file_util.h"
 #include "store/catalog.h"
 #include "store/migrations.h"
@@ -32,11 +33,6 @@ using json = nlohmann::json;
 
 namespace {
 
-// File names inside a data directory (docs/ARCHITECTURE.md, "Data directory").
-constexpr char kCatalogFile[] = "catalog.db";
-constexpr char kProjectsDir[] = "projects";
-constexpr char kProjectDbFile[] = "kb.db";
-constexpr char kIndexDir[] = "index";
 constexpr int kStagedFileMode = 0600;
 
 // sqlite3_backup_step can meet SQLITE_BUSY/LOCKED when the busy handler gives up (e.g. during
@@ -251,10 +247,10 @@ Result<ProjectDbMeta> ReadProjectDbMetaIn(sql::Database& db, const ProjectRecord
     // The same counts as ProjectStore::Counts (live documents, their chunks, deleted documents).
     KB_ASSIGN_OR_RETURN(
         auto st, db.Prepare("SELECT "
-                             "(SELECT count(*) FROM documents WHERE deleted_at IS NULL), "
-                             "(SELECT count(*) FROM chunks c JOIN documents d ON d.id = "
-                             "c.document_id WHERE d.deleted_at IS NULL), "
-                             "(SELECT count(*) FROM documents WHERE deleted_at IS NOT NULL)"));
+                            "(SELECT count(*) FROM documents WHERE deleted_at IS NULL), "
+                            "(SELECT count(*) FROM chunks c JOIN documents d ON d.id = "
+                            "c.document_id WHERE d.deleted_at IS NULL), "
+                            "(SELECT count(*) FROM documents WHERE deleted_at IS NOT NULL)"));
     KB_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) return Status::Internal("counts returned no row");
     m.documents = st.ColumnInt64(0);
@@ -322,8 +318,10 @@ FileProducer ProjectDbProducer(const std::string& live_db, const ProjectRecord& 
       KB_ASSIGN_OR_RETURN(index_checksum, JournalChecksumAt(*db, meta->index_lsn));
       if (!meta->index_checksum.empty()) {  // an earlier snapshot's index, chosen at preparation
         if (index_checksum != meta->index_checksum) {
-          return changed("its journal no longer passes through the state of the vector index "
-                         "chosen for it, LSN " + std::to_string(meta->index_lsn));
+          return changed(
+              "its journal no longer passes through the state of the vector index "
+              "chosen for it, LSN " +
+              std::to_string(meta->index_lsn));
         }
         KB_ASSIGN_OR_RETURN(bool purged, PurgedSince(*db, meta->index_lsn));
         if (purged) return changed("a document was purged after the vector index chosen for it");
@@ -490,7 +488,7 @@ Result<std::optional<StagedIndex>> StageVectorIndex(const std::string& live_dir,
 Result<std::unique_ptr<Catalog>> OpenCatalogCopy(const std::string& staged_catalog,
                                                  const std::string& scratch_dir) {
   KB_RETURN_IF_ERROR(MakeDirs(scratch_dir));
-  const std::string scratch = scratch_dir + "/" + kCatalogFile;
+  const std::string scratch = layout::CatalogDb(scratch_dir);
   std::error_code ec;
   fs::copy_file(staged_catalog, scratch, ec);
   if (ec) return Status::IOError("copy " + staged_catalog + " -> " + scratch + ": " + ec.message());
@@ -539,9 +537,9 @@ Result<std::optional<ProjectSource>> StageProject(const std::string& data_dir,
   if (!SafeName(record.id)) {
     return Status::Corruption("catalog: project id '" + record.id + "' is not a valid name");
   }
-  const std::string live_dir = data_dir + "/" + kProjectsDir + "/" + record.id;
-  const std::string staged_dir = staging_dir + "/" + kProjectsDir + "/" + record.id;
-  const std::string live_db = live_dir + "/" + kProjectDbFile;
+  const std::string live_dir = layout::ProjectDir(data_dir, record.id);
+  const std::string staged_dir = layout::ProjectDir(staging_dir, record.id);
+  const std::string live_db = layout::ProjectDbIn(live_dir);
   const std::string who = "project '" + record.name + "' (" + record.id + ")";
   if (!fs::exists(live_db, ec)) {
     if (record.deleted_at_ms && full) {
@@ -557,11 +555,11 @@ Result<std::optional<ProjectSource>> StageProject(const std::string& data_dir,
   meta.name = record.name;
   meta.deleted = record.deleted_at_ms.has_value();
   meta.catalog_row = ProjectRecordToJson(record);
-  meta.embedder = json{{"fingerprint", record.embedder_fingerprint},
-                       {"dimension", record.embedding_dimension}};
+  meta.embedder =
+      json{{"fingerprint", record.embedder_fingerprint}, {"dimension", record.embedding_dimension}};
   // The database is read later, while the backup runs (lsn, checksum and counts come from it).
-  project.files.push_back(
-      SourceFile{kProjectDbFile, live_db, kStagedFileMode, ProjectDbProducer(live_db, record)});
+  project.files.push_back(SourceFile{layout::kProjectDbName, live_db, kStagedFileMode,
+                                     ProjectDbProducer(live_db, record)});
 
   // A previous snapshot's index, if it is still valid for this database and close enough.
   auto previous = options.previous_indexes.find(record.id);
@@ -569,16 +567,17 @@ Result<std::optional<ProjectSource>> StageProject(const std::string& data_dir,
       !previous->second.index_checksum.empty() && !previous->second.files.empty() &&
       previous->second.embedder == meta.embedder) {
     const PreviousIndex& prev = previous->second;
-    std::optional<std::string> live_graph = LiveGraphName(live_dir + "/" + kIndexDir);
+    std::optional<std::string> live_graph = LiveGraphName(layout::ProjectIndexDirIn(live_dir));
     bool same = false;
     for (const SnapshotFile& f : prev.files) {
-      if (live_graph && f.path == std::string(kIndexDir) + "/" + *live_graph) same = true;
+      if (live_graph && f.path == std::string(layout::kProjectIndexDirName) + "/" + *live_graph)
+        same = true;
     }
     auto pos = ReadJournalPosition(live_db, prev.index_lsn);
     if (!pos.ok()) return pos.status().WithContext(who);
     const int64_t lag = pos->last_lsn - prev.index_lsn;
-    const auto allowed = static_cast<int64_t>(options.index_max_lag *
-                                              static_cast<double>(pos->documents));
+    const auto allowed =
+        static_cast<int64_t>(options.index_max_lag * static_cast<double>(pos->documents));
     if (pos->checksum_at_index == prev.index_checksum && !pos->purged_since_index && lag >= 0 &&
         (same || lag <= allowed)) {
       meta.index_lsn = prev.index_lsn;
@@ -593,15 +592,15 @@ Result<std::optional<ProjectSource>> StageProject(const std::string& data_dir,
   }
 
   KB_RETURN_IF_ERROR(MakeDirs(staged_dir));
-  KB_ASSIGN_OR_RETURN(auto index,
-                      StageVectorIndex(live_dir + "/" + kIndexDir, staged_dir + "/" + kIndexDir,
-                                       record, options, notes));
+  KB_ASSIGN_OR_RETURN(
+      auto index, StageVectorIndex(layout::ProjectIndexDirIn(live_dir),
+                                   layout::ProjectIndexDirIn(staged_dir), record, options, notes));
 
   if (index) {
     meta.index_lsn = index->lsn;
     for (const std::string& name : index->files) {
-      project.files.push_back(SourceFile{std::string(kIndexDir) + "/" + name,
-                                         staged_dir + "/" + kIndexDir + "/" + name,
+      project.files.push_back(SourceFile{std::string(layout::kProjectIndexDirName) + "/" + name,
+                                         layout::Join(layout::ProjectIndexDirIn(staged_dir), name),
                                          kStagedFileMode});
     }
   }
@@ -725,18 +724,18 @@ Result<PreparedSource> PrepareSnapshotSource(const std::string& data_dir,
     }
     return Status::FailedPrecondition(data_dir + " is not a directory");
   }
-  const std::string live_catalog = data_dir + "/" + kCatalogFile;
+  const std::string live_catalog = layout::CatalogDb(data_dir);
   if (!fs::is_regular_file(live_catalog, ec)) {
     return Status::FailedPrecondition(data_dir + " is not a KnowledgeBeast data directory (no " +
-                                      kCatalogFile + ")");
+                                      layout::kCatalogDbName + ")");
   }
   if (staging_dir.empty()) return Status::InvalidArgument("no staging directory given");
   {
-    fs::path projects = fs::weakly_canonical(fs::path(data_dir) / kProjectsDir, ec);
+    fs::path projects = fs::weakly_canonical(fs::path(layout::ProjectsDir(data_dir)), ec);
     fs::path staging = fs::weakly_canonical(staging_dir, ec);
     if (!ec && IsWithin(staging, projects)) {
       return Status::FailedPrecondition("staging directory " + staging_dir + " is inside " +
-                                        data_dir + "/" + kProjectsDir);
+                                        layout::ProjectsDir(data_dir));
     }
   }
   if (fs::exists(staging_dir, ec)) {
@@ -753,7 +752,7 @@ Result<PreparedSource> PrepareSnapshotSource(const std::string& data_dir,
   source.scope = full ? "full" : "projects";
 
   // 1. The catalog, first: every project row it holds has files at least as new.
-  const std::string staged_catalog = staging_dir + "/" + kCatalogFile;
+  const std::string staged_catalog = layout::CatalogDb(staging_dir);
   KB_RETURN_IF_ERROR(CopySqliteDatabase(live_catalog, staged_catalog));
   std::vector<ProjectRecord> records;
   {
@@ -769,7 +768,8 @@ Result<PreparedSource> PrepareSnapshotSource(const std::string& data_dir,
     records = std::move(selected).value();
   }
   if (full) {
-    source.catalog_files.push_back(SourceFile{kCatalogFile, staged_catalog, kStagedFileMode});
+    source.catalog_files.push_back(
+        SourceFile{layout::kCatalogDbName, staged_catalog, kStagedFileMode});
   } else {
     fs::remove(staged_catalog, ec);
   }
@@ -853,7 +853,8 @@ Result<std::map<std::string, PreviousIndex>> FindPreviousIndexes(Repository& rep
       prev.index_checksum = p.index_checksum;
       prev.embedder = p.embedder;
       for (const SnapshotFile& f : p.files) {
-        if (f.path.rfind(std::string(kIndexDir) + "/", 0) == 0) prev.files.push_back(f);
+        if (f.path.rfind(std::string(layout::kProjectIndexDirName) + "/", 0) == 0)
+          prev.files.push_back(f);
       }
       if (!prev.files.empty()) out.emplace(p.id, std::move(prev));
     }

@@ -16,6 +16,7 @@
 #include "backup/snapshot.h"
 #include "common/clock.h"
 #include "common/crypto_util.h"
+#include "common/data_layout.h"
 #include "common/logging.h"
 #include "kb/integrity_check.h"
 
@@ -206,10 +207,10 @@ Status ReadMeta(const std::string& path, std::string* checksum, int64_t* lsn) {
 // integrity check has proven equal to the rows) and same journal position.
 void CompareWithManifest(const std::string& dir, const ProjectSnapshot& p,
                          std::vector<std::string>* problems) {
-  std::string where = "projects/" + p.id + "/kb.db";
+  std::string where = layout::RelativeProjectDb(p.id);
   std::string checksum;
   int64_t lsn = 0;
-  Status s = ReadMeta(dir + "/" + where, &checksum, &lsn);
+  Status s = ReadMeta(layout::ProjectDb(dir, p.id), &checksum, &lsn);
   if (!s.ok()) {
     problems->push_back(where + ": " + s.message());
     return;
@@ -237,7 +238,7 @@ std::vector<std::string> CheckRestoredDatabases(const std::string& dir, const Sn
   // The data directory's own check (src/kb/integrity_check.h): every database, the journal, the
   // content checksum recomputed from the rows, the vector index. A projects-only snapshot has no
   // catalog: its project directories are checked one by one.
-  if (std::filesystem::exists(dir + "/catalog.db")) {
+  if (std::filesystem::exists(layout::CatalogDb(dir))) {
     auto report = CheckDataDirectory(dir);
     if (!report.ok()) {
       problems.push_back("integrity check: " + report.status().ToString());
@@ -246,19 +247,19 @@ std::vector<std::string> CheckRestoredDatabases(const std::string& dir, const Sn
     }
   } else {
     for (const ProjectSnapshot& p : m.projects) {
-      std::string project_dir = dir + "/projects/" + p.id;
-      if (!std::filesystem::exists(project_dir + "/kb.db")) continue;
+      std::string project_dir = layout::ProjectDir(dir, p.id);
+      if (!std::filesystem::exists(layout::ProjectDbIn(project_dir))) continue;
       DatabaseCheckReport r = CheckProjectDirectory(
           project_dir, ExpectedProject{p.id, p.name, ManifestDimension(p), p.deleted});
       for (const CheckResult& c : r.checks) {
         if (c.outstanding() != CheckSeverity::kOk) {
-          problems.push_back("projects/" + p.id + "/kb.db: " + c.name + ": " + c.problem);
+          problems.push_back(layout::RelativeProjectDb(p.id) + ": " + c.name + ": " + c.problem);
         }
       }
     }
   }
   for (const ProjectSnapshot& p : m.projects) {
-    if (std::filesystem::exists(dir + "/projects/" + p.id + "/kb.db")) {
+    if (std::filesystem::exists(layout::ProjectDb(dir, p.id))) {
       CompareWithManifest(dir, p, &problems);
     }
   }

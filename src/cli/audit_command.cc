@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "common/clock.h"
+#include "common/data_layout.h"
 
 namespace kb::cli {
 namespace {
@@ -23,7 +24,7 @@ struct AuditCommandOptions {
 std::unique_ptr<audit::AuditLog> OpenForInspection(const AuditCommandOptions& o, int* exit_code) {
   std::optional<Config> config = LoadCommandConfig(o.common, /*server_defaults=*/false, exit_code);
   if (!config) return nullptr;
-  const std::string path = (std::filesystem::path(config->data_dir) / audit::kAuditDbFile).string();
+  const std::string path = layout::AuditDb(config->data_dir);
   audit::AuditLogOptions options;
   options.read_only = true;
   auto log = audit::AuditLog::Open(path, nullptr, options);

@@ -17,8 +17,9 @@
 #include "cli/backup_settings.h"
 #include "cli/commands.h"
 #include "cli/output.h"
-#include "common/dir_lock.h"
 #include "common/clock.h"
+#include "common/data_layout.h"
+#include "common/dir_lock.h"
 #include "common/file_util.h"
 #include "kb/knowledge_base.h"
 
@@ -32,10 +33,10 @@ using Json = nlohmann::json;
 // the moved-aside directory stays for forensics). Failures are printed, never fatal.
 void CarryAuditLogOver(const std::string& from_dir, const std::string& to_dir) {
   namespace fs = std::filesystem;
-  if (from_dir.empty() || !fs::exists(fs::path(from_dir) / audit::kAuditDbFile)) return;
-  for (const std::string& name : {std::string(audit::kAuditDbFile),
-                                 std::string(audit::kAuditDbFile) + "-wal",
-                                 std::string(audit::kAuditHeadFile)}) {
+  if (from_dir.empty() || !fs::exists(layout::AuditDb(from_dir))) return;
+  for (const std::string& name :
+       {std::string(layout::kAuditDbName), std::string(layout::kAuditDbName) + "-wal",
+        std::string(layout::kAuditHeadName)}) {
     const fs::path from = fs::path(from_dir) / name;
     if (!fs::exists(from)) continue;
     std::error_code ec;
@@ -159,10 +160,10 @@ int RunRepoCheck(const RepoOptions& o) {
                {"unreferenced_packs", report->unreferenced_packs}});
   } else {
     for (const std::string& p : report->problems) std::cout << "DAMAGED  " << p << "\n";
-    std::cout << (report->ok ? "repository OK" : "repository DAMAGED") << ": "
-              << report->snapshots << " snapshots, " << report->packs << " packs, "
-              << report->indexes << " index objects, " << report->keys << " keys, "
-              << report->unreferenced_packs << " unreferenced packs\n";
+    std::cout << (report->ok ? "repository OK" : "repository DAMAGED") << ": " << report->snapshots
+              << " snapshots, " << report->packs << " packs, " << report->indexes
+              << " index objects, " << report->keys << " keys, " << report->unreferenced_packs
+              << " unreferenced packs\n";
   }
   return report->ok ? kExitOk : kExitFailure;
 }
@@ -182,8 +183,10 @@ int RunKeyAdd(const RepoOptions& o) {
   }
   auto info = repo->AddKey(new_key, o.label.empty() ? "added key" : o.label);
   if (!info.ok()) return ReportError(info.status());
-  if (o.common.json) PrintJson({{"id", info->id}, {"label", info->label}, {"kdf", info->kdf}});
-  else std::cout << "Added key " << info->id << " (" << info->kdf << ")\n";
+  if (o.common.json)
+    PrintJson({{"id", info->id}, {"label", info->label}, {"kdf", info->kdf}});
+  else
+    std::cout << "Added key " << info->id << " (" << info->kdf << ")\n";
   return kExitOk;
 }
 
@@ -196,7 +199,10 @@ int RunKeyList(const RepoOptions& o) {
   if (o.common.json) {
     Json list = Json::array();
     for (const auto& k : *keys) {
-      list.push_back({{"id", k.id}, {"label", k.label}, {"kdf", k.kdf}, {"created", k.created},
+      list.push_back({{"id", k.id},
+                      {"label", k.label},
+                      {"kdf", k.kdf},
+                      {"created", k.created},
                       {"in_use", k.in_use}});
     }
     PrintJson({{"keys", list}});
@@ -215,8 +221,10 @@ int RunKeyRemove(const RepoOptions& o) {
   if (!repo) return exit_code;
   Status s = repo->RemoveKey(o.key_id);
   if (!s.ok()) return ReportError(s);
-  if (o.common.json) PrintJson({{"removed", o.key_id}});
-  else std::cout << "Removed key " << o.key_id << "\n";
+  if (o.common.json)
+    PrintJson({{"removed", o.key_id}});
+  else
+    std::cout << "Removed key " << o.key_id << "\n";
   return kExitOk;
 }
 
@@ -306,7 +314,9 @@ int RunBackupVerify(const RepoOptions& o) {
   Json arr = Json::array();
   for (const auto& r : *reports) {
     all_ok = all_ok && r.ok;
-    arr.push_back({{"snapshot", r.snapshot_id}, {"ok", r.ok}, {"problems", r.problems},
+    arr.push_back({{"snapshot", r.snapshot_id},
+                   {"ok", r.ok},
+                   {"problems", r.problems},
                    {"bytes_read", r.bytes_read}});
     if (!o.common.json) {
       std::cout << r.snapshot_id << "  " << (r.ok ? "OK" : "DAMAGED") << "\n";
@@ -370,7 +380,8 @@ int RunBackupForget(const RepoOptions& o) {
   if (o.prune && !o.dry_run) {
     auto pruned = repo->Prune(backup::PruneOptions{});
     if (!pruned.ok()) return ReportError(pruned.status());
-    out["prune"] = {{"packs_marked", pruned->packs_marked}, {"packs_deleted", pruned->packs_deleted},
+    out["prune"] = {{"packs_marked", pruned->packs_marked},
+                    {"packs_deleted", pruned->packs_deleted},
                     {"bytes_deleted", pruned->bytes_deleted}};
   }
   if (o.common.json) PrintJson(out);
@@ -395,17 +406,22 @@ int RunPrune(const RepoOptions& o) {
   if (!repo) return exit_code;
   auto r = repo->Prune(po);
   if (!r.ok()) return ReportError(r.status());
-  Json j = {{"dry_run", o.dry_run},          {"packs_marked", r->packs_marked},
-            {"packs_deleted", r->packs_deleted}, {"bytes_deleted", r->bytes_deleted},
-            {"plans_swept", r->plans_swept},   {"plans_deferred", r->plans_deferred},
-            {"stale_locks_removed", r->stale_locks_removed}, {"notes", r->notes}};
+  Json j = {{"dry_run", o.dry_run},
+            {"packs_marked", r->packs_marked},
+            {"packs_deleted", r->packs_deleted},
+            {"bytes_deleted", r->bytes_deleted},
+            {"plans_swept", r->plans_swept},
+            {"plans_deferred", r->plans_deferred},
+            {"stale_locks_removed", r->stale_locks_removed},
+            {"notes", r->notes}};
   if (o.common.json) {
     PrintJson(j);
   } else {
     std::cout << "marked " << r->packs_marked << " unreferenced pack(s) for deletion, deleted "
               << r->packs_deleted << " (" << HumanBytes(static_cast<double>(r->bytes_deleted))
               << ")";
-    if (r->plans_deferred) std::cout << "; " << r->plans_deferred << " plan(s) wait for a running backup";
+    if (r->plans_deferred)
+      std::cout << "; " << r->plans_deferred << " plan(s) wait for a running backup";
     std::cout << "\n";
     for (const std::string& n : r->notes) std::cout << "  " << n << "\n";
   }
@@ -428,7 +444,8 @@ int RunRestore(const RepoOptions& o) {
   selector.latest_valid = o.latest_valid;
   if (!o.before.empty()) {
     auto t = ParseIso8601(o.before);
-    if (!t) return ReportError("--before must be an ISO-8601 time, e.g. 2026-11-26T13:00:00Z", true);
+    if (!t)
+      return ReportError("--before must be an ISO-8601 time, e.g. 2026-11-26T13:00:00Z", true);
     selector.before_ms = *t;
   }
   selector.projects = o.projects;
@@ -443,7 +460,8 @@ int RunRestore(const RepoOptions& o) {
     std::cerr << "skipped snapshot " << s.id << ": " << s.reason << "\n";
   }
   Json skipped = Json::array();
-  for (const auto& s : selection->skipped) skipped.push_back({{"snapshot", s.id}, {"reason", s.reason}});
+  for (const auto& s : selection->skipped)
+    skipped.push_back({{"snapshot", s.id}, {"reason", s.reason}});
 
   if (o.projects.empty()) {
     auto report = backup::RestoreDataDirectory(*repo, selection->manifest, config.data_dir);
@@ -454,8 +472,9 @@ int RunRestore(const RepoOptions& o) {
       // The audit log is history, not data: it stays with the data directory across a restore.
       CarryAuditLogOver(report->moved_aside, config.data_dir);
       event.outcome = "ok";
-      event.detail = "whole data directory from snapshot " + report->snapshot_id +
-                     (report->moved_aside.empty() ? "" : "; previous data in " + report->moved_aside);
+      event.detail =
+          "whole data directory from snapshot " + report->snapshot_id +
+          (report->moved_aside.empty() ? "" : "; previous data in " + report->moved_aside);
     } else {
       event.outcome = "failed";
       event.detail = "snapshot " + selection->manifest.id + ": " + report.status().ToString();
@@ -474,8 +493,8 @@ int RunRestore(const RepoOptions& o) {
         const auto& w = report->window;
         std::cout << "data-loss window: restored point " << w.restored_point
                   << "; newest commit readable in the old data: "
-                  << (w.newest_damaged_commit.empty() ? "none" : w.newest_damaged_commit)
-                  << " (" << w.lost_entries << " journal entries after the restored point)\n";
+                  << (w.newest_damaged_commit.empty() ? "none" : w.newest_damaged_commit) << " ("
+                  << w.lost_entries << " journal entries after the restored point)\n";
       }
     }
     return kExitOk;

@@ -7,13 +7,14 @@
 
 #include "audit/audit_log.h"
 #include "cli/backend.h"
+#include "common/data_layout.h"
 #include "common/file_util.h"
 
 namespace kb::cli {
 namespace {
 
 std::unique_ptr<audit::AuditLog> OpenCliAuditLog(const std::string& data_dir) {
-  const std::string path = (std::filesystem::path(data_dir) / audit::kAuditDbFile).string();
+  const std::string path = layout::AuditDb(data_dir);
   // Retention is the server's job (it knows audit_retention); a CLI command only appends.
   audit::AuditLogOptions options;
   options.retention_ms = 0;

@@ -16,6 +16,7 @@
 #include "api/access_control.h"
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "common/data_layout.h"
 
 namespace kb::cli {
 namespace {
@@ -102,7 +103,7 @@ Result<api::ModeState> Remote(const Config& config, std::optional<api::ServiceMo
 }
 
 Result<std::unique_ptr<Catalog>> OpenCatalog(const Config& config) {
-  const std::string path = config.data_dir + "/catalog.db";
+  const std::string path = layout::CatalogDb(config.data_dir);
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
     return Status::NotFound(config.data_dir +

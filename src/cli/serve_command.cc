@@ -19,6 +19,7 @@
 #include "cli/backup_settings.h"
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "common/data_layout.h"
 #include "common/dir_lock.h"
 #include "common/file_util.h"
 #include "common/logging.h"
@@ -44,7 +45,8 @@ ServerOptions MakeServerOptions(const Config& config) {
   if (config.rate_limit_per_second) {
     options.rate_limit_per_second = static_cast<double>(*config.rate_limit_per_second);
   }
-  if (config.rate_limit_burst) options.rate_limit_burst = static_cast<double>(*config.rate_limit_burst);
+  if (config.rate_limit_burst)
+    options.rate_limit_burst = static_cast<double>(*config.rate_limit_burst);
   options.tls_cert_file = config.tls_cert_file;
   options.tls_key_file = config.tls_key_file;
   return options;
@@ -81,9 +83,7 @@ int RunServe(const CommonOptions& common) {
   audit::AuditLogOptions audit_options;
   audit_options.retention_ms = config->audit_retention_ms.value_or(audit::kDefaultAuditRetentionMs);
   audit_options.retention_interval_ms = audit::kAuditRetentionIntervalMs;
-  auto audit_log = audit::AuditLog::Open(
-      (std::filesystem::path(config->data_dir) / audit::kAuditDbFile).string(), nullptr,
-      audit_options);
+  auto audit_log = audit::AuditLog::Open(layout::AuditDb(config->data_dir), nullptr, audit_options);
   if (!audit_log.ok()) {
     return ReportError(audit_log.status().WithContext("cannot open the audit log"));
   }
@@ -120,7 +120,8 @@ int RunServe(const CommonOptions& common) {
     return ReportError(server.status().WithContext("cannot start the server"));
   }
   const bool https = !config->tls_cert_file.empty();
-  std::string url = (https ? "https://" : "http://") + HostForUrl(config->host) + ":" + std::to_string((*server)->port());
+  std::string url = (https ? "https://" : "http://") + HostForUrl(config->host) + ":" +
+                    std::to_string((*server)->port());
   std::cout << "KnowledgeBeast " << KB_VERSION << " serving " << config->data_dir << " at " << url
             << std::endl;
   LogInfo(

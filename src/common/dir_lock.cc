@@ -9,12 +9,13 @@
 #include <cstring>
 #include <string>
 
+#include "common/data_layout.h"
 
 namespace kb {
 
 Result<std::unique_ptr<DataDirLock>> DataDirLock::Acquire(const std::string& dir,
                                                           const std::string& role) {
-  const std::string path = dir + "/" + kDataDirLockFile;
+  const std::string path = layout::LockFile(dir);
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return Status::IOError("cannot open " + path + ": " + std::strerror(errno));
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -32,7 +33,8 @@ Result<std::unique_ptr<DataDirLock>> DataDirLock::Acquire(const std::string& dir
     return Status::FailedPrecondition("data directory " + dir + " is in use (" + holder +
                                       "); stop that process first");
   }
-  const std::string who = "{\"pid\":" + std::to_string(::getpid()) + ",\"role\":\"" + role + "\"}\n";
+  const std::string who =
+      "{\"pid\":" + std::to_string(::getpid()) + ",\"role\":\"" + role + "\"}\n";
   // Best effort: the lock itself is what protects the directory, the text only explains it.
   if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, who.data(), who.size(), 0) < 0) {
     // Keep the lock even if the note could not be written.

@@ -19,8 +19,6 @@
 
 namespace kb {
 
-inline constexpr char kDataDirLockFile[] = "LOCK";
-
 class DataDirLock {
  public:
   // Takes the lock on `dir` (which must exist) for `role` ("server", "restore"). Without

@@ -13,6 +13,7 @@
 #include <optional>
 #include <set>
 
+#include "common/data_layout.h"
 #include "common/file_util.h"
 #include "embed/embedder.h"
 #include "store/content_checksum.h"
@@ -492,14 +493,14 @@ bool PassedAll(const DatabaseCheckReport& r, std::initializer_list<std::string_v
 // Offline repair of a saved index: rebuild from kb.db, save, check again.
 void RepairSavedIndex(const std::string& project_dir, int dimension,
                       const VectorIndexOptions& options, CheckResult* result) {
-  auto fresh = BuildVectorIndexFromDatabase(project_dir + "/kb.db", dimension, options);
+  auto fresh = BuildVectorIndexFromDatabase(layout::ProjectDbIn(project_dir), dimension, options);
   if (!fresh.ok()) {
     result->problem += "; rebuilding it failed: " + fresh.status().message();
     return;
   }
   const int64_t lsn = (*fresh)->lsn();
   const size_t vectors = (*fresh)->Size();
-  Status saved = (*fresh)->Save(project_dir + "/index", lsn);
+  Status saved = (*fresh)->Save(layout::ProjectIndexDirIn(project_dir), lsn);
   if (!saved.ok()) {
     result->problem += "; saving the rebuilt index failed: " + saved.message();
     return;
@@ -888,7 +889,7 @@ CheckResult CheckSavedVectorIndex(const std::string& project_dir, int dimension,
     r.problem = std::move(problem);
     return r;
   };
-  const std::string index_dir = project_dir + "/index";
+  const std::string index_dir = layout::ProjectIndexDirIn(project_dir);
   VectorIndexOptions o = options;
   o.dimension = dimension;
   // Load before pinning the database snapshot: the saved LSN is then never legitimately ahead of
@@ -903,7 +904,7 @@ CheckResult CheckSavedVectorIndex(const std::string& project_dir, int dimension,
   }
   VectorIndex& index = **loaded;
   const int64_t saved_lsn = index.lsn();
-  auto cmp = IndexComparison::Open(project_dir + "/kb.db", dimension);
+  auto cmp = IndexComparison::Open(layout::ProjectDbIn(project_dir), dimension);
   if (!cmp.ok()) return fail("cannot read kb.db to compare: " + cmp.status().message());
   auto db_lsn = (*cmp)->Pin();
   if (!db_lsn.ok()) return fail("cannot read kb.db to compare: " + db_lsn.status().message());
@@ -933,7 +934,7 @@ DatabaseCheckReport CheckProjectDirectory(const std::string& project_dir,
                                           const ExpectedProject& expected,
                                           const IntegrityCheckOptions& options) {
   DatabaseCheckReport r;
-  r.path = project_dir + "/kb.db";
+  r.path = layout::ProjectDbIn(project_dir);
   r.kind = "project";
   r.project_id = expected.id;
   r.project_name = expected.name;
@@ -975,12 +976,12 @@ Result<IntegrityReport> CheckDataDirectory(const std::string& data_dir,
   if (!fs::is_directory(data_dir, ec)) {
     return Status::FailedPrecondition(data_dir + " is not a directory");
   }
-  const std::string catalog_path = data_dir + "/catalog.db";
+  const std::string catalog_path = layout::CatalogDb(data_dir);
   if (!fs::exists(catalog_path, ec)) {
     return Status::FailedPrecondition(
         data_dir + " is not a KnowledgeBeast data directory: it has no catalog.db");
   }
-  const std::string projects_dir = data_dir + "/projects";
+  const std::string projects_dir = layout::ProjectsDir(data_dir);
 
   DatabaseCheckReport catalog;
   catalog.path = catalog_path;
@@ -1010,7 +1011,7 @@ Result<IntegrityReport> CheckDataDirectory(const std::string& data_dir,
       break;
     }
     listed.insert(p.id);
-    const std::string dir = projects_dir + "/" + p.id;
+    const std::string dir = layout::ProjectDir(data_dir, p.id);
     if (!ValidProjectId(p.id)) {
       DatabaseCheckReport bad;
       bad.path = catalog_path;
@@ -1026,7 +1027,7 @@ Result<IntegrityReport> CheckDataDirectory(const std::string& data_dir,
     if (!dirs.count(p.id)) {
       if (p.deleted) continue;  // a soft-deleted project's files may be gone: nothing to check
       DatabaseCheckReport missing;
-      missing.path = dir + "/kb.db";
+      missing.path = layout::ProjectDbIn(dir);
       missing.kind = "project";
       missing.project_id = p.id;
       missing.project_name = p.name;
@@ -1050,7 +1051,7 @@ Result<IntegrityReport> CheckDataDirectory(const std::string& data_dir,
       for (const std::string& id : orphans) {
         if (now.ok() && now->count(id)) continue;
         DatabaseCheckReport orphan;
-        orphan.path = projects_dir + "/" + id;
+        orphan.path = layout::ProjectDir(data_dir, id);
         orphan.kind = "project";
         orphan.project_id = id;
         orphan.Add(kCheckCatalog, CheckSeverity::kDegraded,

@@ -1,17 +1,17 @@
 // The service layer: see knowledge_base.h for the contract and the write ordering rules.
 #include "kb/knowledge_base.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <unordered_set>
 
 #include "common/crypto_util.h"
+#include "common/data_layout.h"
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "common/text_util.h"
@@ -78,9 +78,12 @@ std::string NewKeySecret() {
   // base64url without padding: safe in headers and URLs.
   std::string out = "kb_";
   for (char c : b64) {
-    if (c == '+') out.push_back('-');
-    else if (c == '/') out.push_back('_');
-    else if (c != '=') out.push_back(c);
+    if (c == '+')
+      out.push_back('-');
+    else if (c == '/')
+      out.push_back('_');
+    else if (c != '=')
+      out.push_back(c);
   }
   return out;
 }
@@ -95,15 +98,16 @@ KnowledgeBase::~KnowledgeBase() { Close(); }
 Result<std::unique_ptr<KnowledgeBase>> KnowledgeBase::Open(const KbOptions& options) {
   std::unique_ptr<KnowledgeBase> kb(new KnowledgeBase(options));
   kb->started_at_ms_ = kb->clock_->NowMillis();
-  if (PathExists(options.data_dir + "/" + kRestoreMarkerFile)) {
+  if (PathExists(layout::RestoreMarker(options.data_dir))) {
     return Status::FailedPrecondition(
         "data directory " + options.data_dir + " holds a restore that did not finish (" +
-        kRestoreMarkerFile + " is present); run `knowledgebeast restore` again — the data it "
+        layout::kRestoreMarkerName +
+        " is present); run `knowledgebeast restore` again — the data it "
         "replaced was moved aside, not deleted");
   }
   KB_RETURN_IF_ERROR(MakeDirs(options.data_dir));
-  KB_RETURN_IF_ERROR(MakeDirs(options.data_dir + "/projects"));
-  KB_ASSIGN_OR_RETURN(kb->catalog_, Catalog::Open(options.data_dir + "/catalog.db", kb->clock_));
+  KB_RETURN_IF_ERROR(MakeDirs(layout::ProjectsDir(options.data_dir)));
+  KB_ASSIGN_OR_RETURN(kb->catalog_, Catalog::Open(layout::CatalogDb(options.data_dir), kb->clock_));
   KB_RETURN_IF_ERROR(kb->LoadProjects());
   kb->ready_ = kb->load_problems_.empty();
   if (options.index_save_interval_ms > 0) {
@@ -196,7 +200,8 @@ Status KnowledgeBase::LoadProjects() {
     auto handle = OpenProjectHandle(r, /*loading=*/true);
     if (!handle.ok()) {
       // One project's damage never takes the others down: report it and go on.
-      std::string problem = "project '" + r.name + "' (" + r.id + "): " + handle.status().ToString();
+      std::string problem =
+          "project '" + r.name + "' (" + r.id + "): " + handle.status().ToString();
       LogError("project failed to open", json{{"project", r.id}, {"error", problem}}.dump());
       load_problems_.push_back(problem);
       if (handle.status().code() == Code::kFailedPrecondition) return handle.status();
@@ -225,7 +230,7 @@ Result<std::shared_ptr<KnowledgeBase::ProjectHandle>> KnowledgeBase::OpenProject
     const ProjectRecord& record, bool loading) {
   auto h = std::make_shared<ProjectHandle>();
   h->record = record;
-  h->dir = options_.data_dir + "/projects/" + record.id;
+  h->dir = layout::ProjectDir(options_.data_dir, record.id);
   KB_RETURN_IF_ERROR(MakeDirs(h->dir));
   KB_ASSIGN_OR_RETURN(h->spec, EmbedderSpec::FromJson(record.embedder_spec_json));
   KB_ASSIGN_OR_RETURN(h->embedder, MakeEmbedder(h->spec));
@@ -238,7 +243,7 @@ Result<std::shared_ptr<KnowledgeBase::ProjectHandle>> KnowledgeBase::OpenProject
   }
   h->chunking.target_chars = static_cast<size_t>(record.chunk_size);
   h->chunking.overlap_chars = static_cast<size_t>(record.chunk_overlap);
-  KB_ASSIGN_OR_RETURN(h->store, ProjectStore::Open(h->dir + "/kb.db", record.id,
+  KB_ASSIGN_OR_RETURN(h->store, ProjectStore::Open(layout::ProjectDbIn(h->dir), record.id,
                                                    record.embedding_dimension, clock_));
   KB_ASSIGN_OR_RETURN(int64_t last_lsn, h->store->LastLsn());
 
@@ -259,8 +264,9 @@ Result<std::shared_ptr<KnowledgeBase::ProjectHandle>> KnowledgeBase::OpenProject
     if (h->index->lsn() > last_lsn) {
       // The index claims changes the database does not have (e.g. the database was restored
       // to an earlier point): it cannot be trusted.
-      LogWarn("vector index is ahead of the journal; rebuilding",
-              json{{"project", record.id}, {"index_lsn", h->index->lsn()}, {"lsn", last_lsn}}.dump());
+      LogWarn(
+          "vector index is ahead of the journal; rebuilding",
+          json{{"project", record.id}, {"index_lsn", h->index->lsn()}, {"lsn", last_lsn}}.dump());
       rebuild = true;
       why = "the saved index reflects LSN " + std::to_string(h->index->lsn()) +
             ", ahead of the journal (LSN " + std::to_string(last_lsn) + ")";
@@ -279,15 +285,15 @@ Result<std::shared_ptr<KnowledgeBase::ProjectHandle>> KnowledgeBase::OpenProject
           LogWarn("journal entry unreadable during index catch-up; rebuilding",
                   json{{"project", record.id}, {"lsn", e.lsn}}.dump());
           rebuild = true;
-          why = "journal entry " + std::to_string(e.lsn) + " could not be replayed onto it: " +
-                delta.status().message();
+          why = "journal entry " + std::to_string(e.lsn) +
+                " could not be replayed onto it: " + delta.status().message();
           break;
         }
         Status s = ApplyDelta(*delta, h->index.get());
         if (!s.ok()) {
           rebuild = true;
-          why = "journal entry " + std::to_string(e.lsn) + " could not be replayed onto it: " +
-                s.message();
+          why = "journal entry " + std::to_string(e.lsn) +
+                " could not be replayed onto it: " + s.message();
           break;
         }
         after = e.lsn;
@@ -320,8 +326,10 @@ Result<std::shared_ptr<KnowledgeBase::ProjectHandle>> KnowledgeBase::OpenProject
   if (save_now) {
     std::lock_guard<std::mutex> lock(h->write_mu);
     Status s = h->index->Save(h->index_dir(), h->applied_lsn);
-    if (s.ok()) h->dirty = false;
-    else LogWarn("saving vector index failed", json{{"error", s.ToString()}}.dump());
+    if (s.ok())
+      h->dirty = false;
+    else
+      LogWarn("saving vector index failed", json{{"error", s.ToString()}}.dump());
   }
   return h;
 }
@@ -391,7 +399,7 @@ Result<ProjectRecord> KnowledgeBase::CreateProject(const CreateProjectRequest& r
   if (!s.ok()) {
     std::error_code ec;
     handle.reset();
-    std::filesystem::remove_all(options_.data_dir + "/projects/" + r.id, ec);
+    std::filesystem::remove_all(layout::ProjectDir(options_.data_dir, r.id), ec);
     return s;
   }
   {
@@ -443,8 +451,7 @@ Status KnowledgeBase::DeleteProject(const std::string& id_or_name, const Actor& 
   KB_ASSIGN_OR_RETURN(auto h, Handle(id_or_name));
   ProjectRecord r = h->Record();
   std::vector<std::string> revoked;
-  KB_RETURN_IF_ERROR(
-      catalog_->MarkProjectDeleted(r.id, actor.id, clock_->NowMillis(), &revoked));
+  KB_RETURN_IF_ERROR(catalog_->MarkProjectDeleted(r.id, actor.id, clock_->NowMillis(), &revoked));
   {
     std::unique_lock lock(projects_mu_);
     projects_.erase(r.id);
@@ -576,7 +583,7 @@ Status KnowledgeBase::SwapInRestoredProject(const ProjectRecord& record,
     std::unique_lock lock(projects_mu_);
     projects_[record.id] = std::move(handle).value();
   }
-  (void)FsyncPath(options_.data_dir + "/projects");
+  (void)FsyncPath(layout::ProjectsDir(options_.data_dir));
   return Status::OK();
 }
 
@@ -620,8 +627,8 @@ Result<IngestResult> KnowledgeBase::Ingest(const std::string& project, const Ing
   return r;
 }
 
-Result<IngestResult> KnowledgeBase::IngestImpl(const std::string& project,
-                                               const IngestRequest& req, const Actor& actor) {
+Result<IngestResult> KnowledgeBase::IngestImpl(const std::string& project, const IngestRequest& req,
+                                               const Actor& actor) {
   KB_ASSIGN_OR_RETURN(auto h, Handle(project));
   if (static_cast<int64_t>(req.content.size()) > options_.max_document_bytes) {
     return Status::PayloadTooLarge("document is larger than " +
@@ -728,7 +735,8 @@ Result<IngestResult> KnowledgeBase::IngestImpl(const std::string& project,
       return Status::Internal("embedder returned " + std::to_string(vectors.size()) +
                               " vectors for " + std::to_string(texts.size()) + " texts");
     }
-    for (size_t k = start; k < end; ++k) chunks[to_embed[k]].embedding = std::move(vectors[k - start]);
+    for (size_t k = start; k < end; ++k)
+      chunks[to_embed[k]].embedding = std::move(vectors[k - start]);
   }
 
   doc.title = !req.title.empty() ? req.title : !parsed_title.empty() ? parsed_title : req.filename;
@@ -745,7 +753,8 @@ Result<IngestResult> KnowledgeBase::IngestImpl(const std::string& project,
   for (const auto& c : chunks) embeddings.push_back(c.embedding);
 
   std::lock_guard<std::mutex> lock(h->write_mu);
-  KB_ASSIGN_OR_RETURN(PutDocumentResult put, h->store->PutDocument(doc, std::move(chunks), actor.id));
+  KB_ASSIGN_OR_RETURN(PutDocumentResult put,
+                      h->store->PutDocument(doc, std::move(chunks), actor.id));
   IngestResult result;
   result.document = put.document;
   result.outcome = put.outcome;
@@ -785,8 +794,8 @@ Result<IngestResult> KnowledgeBase::IngestFile(const std::string& project,
   std::error_code ec;
   fs::path root = fs::canonical(options_.ingest_root, ec);
   if (ec) return Status::FailedPrecondition("ingest root does not exist: " + options_.ingest_root);
-  fs::path requested = fs::path(relative_path).is_absolute() ? fs::path(relative_path)
-                                                               : root / relative_path;
+  fs::path requested =
+      fs::path(relative_path).is_absolute() ? fs::path(relative_path) : root / relative_path;
   // canonical() resolves symlinks and "..": whatever the caller wrote, the real file must lie
   // inside the root.
   fs::path real = fs::canonical(requested, ec);
@@ -795,7 +804,8 @@ Result<IngestResult> KnowledgeBase::IngestFile(const std::string& project,
   if (rel.empty() || *rel.begin() == "..") {
     return Status::PermissionDenied("file_path is outside the ingest root");
   }
-  if (!fs::is_regular_file(real, ec)) return Status::InvalidArgument("not a regular file: " + relative_path);
+  if (!fs::is_regular_file(real, ec))
+    return Status::InvalidArgument("not a regular file: " + relative_path);
   auto size = fs::file_size(real, ec);
   if (!ec && static_cast<int64_t>(size) > options_.max_document_bytes) {
     return Status::PayloadTooLarge("file is larger than " +
@@ -900,8 +910,9 @@ Result<QueryResponse> KnowledgeBase::Query(const std::string& project, const Que
   Vector qvec;
   if (has_vector) {
     if (!external) {
-      return Status::InvalidArgument("query vectors are accepted only by projects created with "
-                                     "embedder kind 'external'");
+      return Status::InvalidArgument(
+          "query vectors are accepted only by projects created with "
+          "embedder kind 'external'");
     }
     if (static_cast<int>(req.vector.size()) != h->embedder->Dimension()) {
       return Status::InvalidArgument("vector has " + std::to_string(req.vector.size()) +
@@ -1028,8 +1039,7 @@ Result<QueryResponse> KnowledgeBase::Query(const std::string& project, const Que
 
 Result<CreatedKey> KnowledgeBase::CreateKey(const std::string& name, KeyScope scope,
                                             const std::vector<std::string>& projects,
-                                            std::optional<int> expires_in_days,
-                                            const Actor& actor,
+                                            std::optional<int> expires_in_days, const Actor& actor,
                                             std::optional<int64_t> expires_at_ms) {
   if (name.empty()) return Status::InvalidArgument("key name must not be empty");
   KB_RETURN_IF_ERROR(ValidateLabel("name", name, kMaxKeyNameBytes));
@@ -1109,10 +1119,10 @@ Result<RevokeAllResult> KnowledgeBase::RevokeAllKeys(const std::string& caller_k
   }
   KB_ASSIGN_OR_RETURN(out.revoked,
                       catalog_->RevokeAllKeys(keep, clock_->NowMillis(), kRevokedRevokeAll));
-  LogWarn("all api keys revoked", json{{"actor", actor.id},
-                                       {"revoked", out.revoked.size()},
-                                       {"include_admin", include_admin}}
-                                      .dump());
+  LogWarn(
+      "all api keys revoked",
+      json{{"actor", actor.id}, {"revoked", out.revoked.size()}, {"include_admin", include_admin}}
+          .dump());
   return out;
 }
 
@@ -1263,12 +1273,11 @@ HealthReport KnowledgeBase::Health() {
   }
   if (r.integrity) {
     severity = std::max(severity, r.integrity->status);
-    r.problems.insert(r.problems.end(), r.integrity->problems.begin(),
-                      r.integrity->problems.end());
+    r.problems.insert(r.problems.end(), r.integrity->problems.begin(), r.integrity->problems.end());
   }
-  r.status = severity == CheckSeverity::kOk          ? "healthy"
+  r.status = severity == CheckSeverity::kOk         ? "healthy"
              : severity == CheckSeverity::kDegraded ? "degraded"
-                                                     : "unhealthy";
+                                                    : "unhealthy";
   return r;
 }
 
@@ -1361,7 +1370,7 @@ CheckResult KnowledgeBase::CheckProjectIndex(const ExpectedProject& project,
     CheckResult saved = CheckSavedVectorIndex(project_dir, project.dimension, options_.index);
     if (saved.found_problem()) problems.push_back("saved index: " + saved.problem);
   }
-  auto cmp = IndexComparison::Open(project_dir + "/kb.db", project.dimension);
+  auto cmp = IndexComparison::Open(layout::ProjectDbIn(project_dir), project.dimension);
   if (!cmp.ok()) {
     problems.push_back("in-memory index: cannot read kb.db to compare: " + cmp.status().message());
   } else {
@@ -1379,14 +1388,18 @@ CheckResult KnowledgeBase::CheckProjectIndex(const ExpectedProject& project,
       applied = h->applied_lsn;
       stale = h->index_stale;
       auto lsn = (*cmp)->Pin();
-      if (lsn.ok()) db_lsn = *lsn;
-      else pinned = lsn.status();
+      if (lsn.ok())
+        db_lsn = *lsn;
+      else
+        pinned = lsn.status();
     }
     if (!pinned.ok()) {
       problems.push_back("in-memory index: cannot read kb.db to compare: " + pinned.message());
     } else if (stale) {
-      problems.push_back("in-memory index: an update failed after a commit, so it misses "
-                         "changes (kb.db is at LSN " + std::to_string(db_lsn) + ")");
+      problems.push_back(
+          "in-memory index: an update failed after a commit, so it misses "
+          "changes (kb.db is at LSN " +
+          std::to_string(db_lsn) + ")");
     } else if (applied != db_lsn) {
       problems.push_back("in-memory index: it reflects LSN " + std::to_string(applied) +
                          " but kb.db is at LSN " + std::to_string(db_lsn) +
@@ -1430,7 +1443,7 @@ Status KnowledgeBase::RebuildIndex(ProjectHandle& h) {
   iopts.dimension = dimension;
   // The expensive part, without any lock: queries keep using the old index meanwhile.
   KB_ASSIGN_OR_RETURN(std::unique_ptr<VectorIndex> fresh,
-                      BuildVectorIndexFromDatabase(h.dir + "/kb.db", dimension, iopts));
+                      BuildVectorIndexFromDatabase(layout::ProjectDbIn(h.dir), dimension, iopts));
   {
     std::lock_guard<std::mutex> lock(h.write_mu);
     // Catch up with what was committed while it was built; then swap.

@@ -24,19 +24,20 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <thread>
 #include <cstdint>
 #include <map>
-#include <set>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/audit_sink.h"
 #include "common/clock.h"
+#include "common/data_layout.h"
 #include "common/status.h"
 #include "embed/embedder.h"
 #include "index/vector_index.h"
@@ -74,11 +75,6 @@ inline constexpr int64_t kDefaultPurgeIntervalMs = 60LL * 60 * 1000;
 inline constexpr int64_t kMaxRotationOverlapSeconds = 24LL * 60 * 60;
 // Items a single admin restore may name in document_ids.
 inline constexpr size_t kMaxRestoreDocumentIds = 1000;
-
-// A whole restore writes this file into the directory it builds and removes it as the very last
-// step (src/backup/restore.cc). Open refuses a data directory that still has it: its contents are
-// a restore that did not finish, not data to serve.
-inline constexpr char kRestoreMarkerFile[] = "RESTORE_IN_PROGRESS";
 
 struct KbOptions {
   std::string data_dir = "./data";
@@ -149,7 +145,6 @@ struct IngestResult {
   PutOutcome outcome = PutOutcome::kCreated;
   int64_t lsn = 0;
 };
-
 
 struct QueryRequest {
   std::string text;
@@ -234,8 +229,8 @@ struct HealthReport {
   // load and the last integrity check (a damaged vector index is "degraded" until rebuilt; a
   // database that failed its checks is "unhealthy").
   std::string status = "healthy";
-  bool ready = false;              // every database open and every index loaded
-  std::vector<std::string> problems;  // every outstanding problem, integrity ones included
+  bool ready = false;                         // every database open and every index loaded
+  std::vector<std::string> problems;          // every outstanding problem, integrity ones included
   std::optional<IntegritySummary> integrity;  // nullopt until a check has completed
 };
 
@@ -267,8 +262,8 @@ struct PurgeReport {
 };
 
 struct RestoreDeletedRequest {
-  std::string project;                  // id or name, live or soft-deleted
-  std::optional<int64_t> before_ms;     // everything deleted at or after this
+  std::string project;                    // id or name, live or soft-deleted
+  std::optional<int64_t> before_ms;       // everything deleted at or after this
   std::vector<std::string> document_ids;  // just these (and `before_ms`, if given, applies too)
 };
 
@@ -310,8 +305,8 @@ class KnowledgeBase {
   Result<ProjectRecord> CreateProject(const CreateProjectRequest& req, const Actor& actor);
   Result<ProjectRecord> GetProject(const std::string& id_or_name);
   Result<std::vector<ProjectRecord>> ListProjects();
-  Result<ProjectRecord> UpdateProject(const std::string& id_or_name, const UpdateProjectRequest& req,
-                                      const Actor& actor);
+  Result<ProjectRecord> UpdateProject(const std::string& id_or_name,
+                                      const UpdateProjectRequest& req, const Actor& actor);
   // Soft delete (the project disappears from listings and lookups). Every key limited to the
   // project is revoked at the same time (reason "project_deleted"); undeleting the project does
   // not bring them back, ReinstateKey does.
@@ -329,8 +324,7 @@ class KnowledgeBase {
   // FailedPrecondition if the project was deleted before `before_ms`. Documents whose source a
   // live document took are skipped and reported, never duplicated. Restored documents keep
   // their ids and chunk ids and are searchable at once.
-  Result<RestoreDeletedReport> RestoreDeleted(const RestoreDeletedRequest& req,
-                                              const Actor& actor);
+  Result<RestoreDeletedReport> RestoreDeleted(const RestoreDeletedRequest& req, const Actor& actor);
   // Soft-deleted projects (project empty) or one project's soft-deleted documents, newest
   // deletion first. InvalidArgument for a bad limit/offset; NotFound for an unknown project.
   Result<DeletedListing> ListDeleted(const std::string& project, int64_t limit, int64_t offset);
@@ -405,8 +399,7 @@ class KnowledgeBase {
   // (kSourceTaken); nothing existing is ever modified. The check and the write happen under the
   // project's write mutex. Used by `restore --merge`.
   Result<ImportOutcome> ImportDocumentIfAbsent(const std::string& project, DocumentRecord doc,
-                                               std::vector<ChunkRecord> chunks,
-                                               const Actor& actor);
+                                               std::vector<ChunkRecord> chunks, const Actor& actor);
   // Swaps in a restored project: `staged_dir` is a complete project directory (kb.db, index/)
   // on the same filesystem as the data directory, `record` the project's catalog row as it was
   // in the snapshot. Writers to the project wait; the live directory (if any) is moved to
@@ -418,7 +411,7 @@ class KnowledgeBase {
                         const std::string& aside_dir, const Actor& actor);
   // The directory of a project's files (whether or not it exists).
   std::string ProjectDir(const std::string& project_id) const {
-    return options_.data_dir + "/projects/" + project_id;
+    return layout::ProjectDir(options_.data_dir, project_id);
   }
 
   // --- status ---

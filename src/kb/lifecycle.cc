@@ -8,11 +8,11 @@
 //     vector index keeps reflecting a journal prefix;
 //   - a project is purged directory first, catalog row last: a crash in between leaves a
 //     deleted row whose files are gone, which the next run finishes and a restore refuses.
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
+#include "common/data_layout.h"
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "kb/knowledge_base.h"
@@ -116,8 +116,8 @@ Result<PurgeReport> KnowledgeBase::Purge(bool dry_run, const Actor& actor) {
         purged_ids.push_back(d.id);
         report.documents.push_back(std::move(item));
       }
-      if (dry_run || purged_ids.empty() ||
-          static_cast<int64_t>(due.size()) < kPurgeBatch || !report.problems.empty()) {
+      if (dry_run || purged_ids.empty() || static_cast<int64_t>(due.size()) < kPurgeBatch ||
+          !report.problems.empty()) {
         break;
       }
     }
@@ -128,8 +128,8 @@ Result<PurgeReport> KnowledgeBase::Purge(bool dry_run, const Actor& actor) {
     if (!compacted.ok()) report.problems.push_back("project " + r.id + ": " + compacted.ToString());
     Status rebuilt = RebuildIndex(*h);
     if (!rebuilt.ok()) {
-      report.problems.push_back("project " + r.id + ": rebuilding the vector index: " +
-                                rebuilt.ToString());
+      report.problems.push_back("project " + r.id +
+                                ": rebuilding the vector index: " + rebuilt.ToString());
     }
     AuditAction(actor, route, "purge", r.id, purged_ids, compacted.ok() ? "ok" : "failed",
                 std::to_string(purged_ids.size()) + " documents purged");
@@ -150,7 +150,7 @@ Result<PurgeReport> KnowledgeBase::Purge(bool dry_run, const Actor& actor) {
     }
     namespace fs = std::filesystem;
     const std::string dir = ProjectDir(p.id);
-    const std::string doomed = options_.data_dir + "/projects/.purging-" + p.id;
+    const std::string doomed = layout::PurgingProjectDir(options_.data_dir, p.id);
     std::error_code ec;
     if (PathExists(dir)) {
       Status moved = RenamePath(dir, doomed);
@@ -164,7 +164,7 @@ Result<PurgeReport> KnowledgeBase::Purge(bool dry_run, const Actor& actor) {
       report.problems.push_back("project " + p.id + ": removing " + doomed + ": " + ec.message());
       continue;
     }
-    (void)FsyncPath(options_.data_dir + "/projects");
+    (void)FsyncPath(layout::ProjectsDir(options_.data_dir));
     Status row = catalog_->DeleteProjectRow(p.id);
     if (!row.ok()) {
       report.problems.push_back("project " + p.id + ": " + row.ToString());
@@ -219,8 +219,9 @@ Result<RestoreDeletedReport> KnowledgeBase::RestoreDeleted(const RestoreDeletedR
                                                            const Actor& actor) {
   if (req.project.empty()) return Status::InvalidArgument("project is required");
   if (!req.before_ms && req.document_ids.empty()) {
-    return Status::InvalidArgument("give 'before' (restore everything deleted since) or "
-                                   "'document_ids'");
+    return Status::InvalidArgument(
+        "give 'before' (restore everything deleted since) or "
+        "'document_ids'");
   }
   if (req.document_ids.size() > kMaxRestoreDocumentIds) {
     return Status::InvalidArgument("at most " + std::to_string(kMaxRestoreDocumentIds) +
@@ -237,14 +238,15 @@ Result<RestoreDeletedReport> KnowledgeBase::RestoreDeleted(const RestoreDeletedR
     return live.status();
   } else {
     // A soft-deleted project: bring it back first.
-    KB_ASSIGN_OR_RETURN(ProjectRecord p, catalog_->GetProject(req.project, /*include_deleted=*/true));
+    KB_ASSIGN_OR_RETURN(ProjectRecord p,
+                        catalog_->GetProject(req.project, /*include_deleted=*/true));
     if (!p.deleted_at_ms) return Status::NotFound("project '" + req.project + "' does not exist");
     if (req.before_ms && *p.deleted_at_ms < *req.before_ms) {
       return Status::FailedPrecondition(
           "project '" + p.name + "' was deleted at " + FormatIso8601(*p.deleted_at_ms) +
           ", before 'before' (" + FormatIso8601(*req.before_ms) + "); choose an earlier time");
     }
-    if (!PathExists(ProjectDir(p.id) + "/kb.db")) {
+    if (!PathExists(layout::ProjectDbIn(ProjectDir(p.id)))) {
       return Status::FailedPrecondition("project '" + p.name +
                                         "' has no database any more (it was being purged)");
     }
@@ -304,25 +306,25 @@ Result<RestoreDeletedReport> KnowledgeBase::RestoreDeleted(const RestoreDeletedR
       continue;
     }
     if (req.before_ms && *doc->deleted_at_ms < *req.before_ms) {
-      report.skipped.push_back({id, "deleted_before_cutoff",
-                                "deleted at " + FormatIso8601(*doc->deleted_at_ms)});
+      report.skipped.push_back(
+          {id, "deleted_before_cutoff", "deleted at " + FormatIso8601(*doc->deleted_at_ms)});
       continue;
     }
     Status s = UndeleteDocumentLocked(*h, id, actor);
     if (s.code() == Code::kAlreadyExists) {
-      report.skipped.push_back({id, "source_taken",
-                                "a live document now has source '" + doc->source + "'"});
+      report.skipped.push_back(
+          {id, "source_taken", "a live document now has source '" + doc->source + "'"});
       continue;
     }
     KB_RETURN_IF_ERROR(s);
     report.restored_documents.push_back(id);
   }
   LogInfo("deleted items restored", json{{"project", r.id},
-                                          {"project_restored", report.project_restored},
-                                          {"documents", report.restored_documents.size()},
-                                          {"skipped", report.skipped.size()},
-                                          {"actor", actor.id}}
-                                         .dump());
+                                         {"project_restored", report.project_restored},
+                                         {"documents", report.restored_documents.size()},
+                                         {"skipped", report.skipped.size()},
+                                         {"actor", actor.id}}
+                                        .dump());
   return report;
 }
 
@@ -362,7 +364,7 @@ Result<DeletedListing> KnowledgeBase::ListDeleted(const std::string& project, in
   std::lock_guard<std::mutex> serial(lifecycle_mu_);
   KB_ASSIGN_OR_RETURN(ProjectRecord p, catalog_->GetProject(project, /*include_deleted=*/true));
   out.project = p;
-  const std::string db = ProjectDir(p.id) + "/kb.db";
+  const std::string db = layout::ProjectDbIn(ProjectDir(p.id));
   if (!PathExists(db)) return out;
   KB_ASSIGN_OR_RETURN(auto store, ProjectStore::Open(db, p.id, p.embedding_dimension, clock_));
   KB_ASSIGN_OR_RETURN(out.documents, store->ListDeletedDocuments(limit, offset));

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <string>
 
+#include "common/data_layout.h"
 #include "kb/knowledge_base.h"
 #include "kb/query_cache.h"
 
@@ -54,7 +55,7 @@ struct KnowledgeBase::ProjectHandle {
     std::lock_guard<std::mutex> lock(index_ptr_mu);
     return index;
   }
-  std::string index_dir() const { return dir + "/index"; }
+  std::string index_dir() const { return layout::ProjectIndexDirIn(dir); }
 };
 
 }  // namespace kb
