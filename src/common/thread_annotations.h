@@ -202,8 +202,7 @@ class CondVar {
   }
   // As Wait, but returns by `deadline` at the latest. True if it returned before the deadline.
   template <typename Clock, typename Duration>
-  bool WaitUntil(Mutex& mu, const std::chrono::time_point<Clock, Duration>& deadline)
-      REQUIRES(mu) {
+  bool WaitUntil(Mutex& mu, const std::chrono::time_point<Clock, Duration>& deadline) REQUIRES(mu) {
     std::unique_lock<std::mutex> lock(mu.mu_, std::adopt_lock);
     const bool woken = cv_.wait_until(lock, deadline) == std::cv_status::no_timeout;
     lock.release();
