@@ -7,11 +7,12 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
+TSA_BUILD  ?= build-tsa
 JOBS       ?= $(shell nproc)
 ARGS       ?=
 FUZZ_SECONDS ?= 30
 
-.PHONY: deps build serve test test-asan asan fuzz bench clean format
+.PHONY: deps build serve test test-asan asan check-thread-safety fuzz bench clean format
 
 deps:
 	@bash scripts/install-deps.sh
@@ -33,6 +34,14 @@ test-asan asan: deps
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest -j$(JOBS) --output-on-failure --timeout 600
 
+# clang's thread-safety analysis (GUARDED_BY, REQUIRES... in common/thread_annotations.h), its
+# findings errors. Compiles the libraries and the program only (-O0: the analysis is in the
+# front end; no tests, no benchmarks), so that it costs CI little.
+check-thread-safety: deps
+	@CC=clang CXX=clang++ cmake -S . -B $(TSA_BUILD) -DCMAKE_BUILD_TYPE=Debug -DKB_THREAD_SAFETY=ON \
+	  -DKB_BUILD_TESTS=OFF -DKB_BUILD_BENCH=OFF >/dev/null
+	@cmake --build $(TSA_BUILD) -j$(JOBS) --target knowledgebeast
+
 # libFuzzer targets (clang), each run for FUZZ_SECONDS.
 fuzz: deps
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
@@ -44,4 +53,4 @@ format:
 	@find src tests bench fuzz -name '*.cc' -o -name '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(TSA_BUILD)

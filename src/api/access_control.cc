@@ -268,7 +268,7 @@ RateLimiter::RateLimiter(RateLimitOptions options, const Clock* clock)
 int64_t RateLimiter::Take(const std::string& bucket) {
   if (!enabled()) return 0;
   const int64_t now = clock_->NowMillis();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = buckets_.find(bucket);
   if (it == buckets_.end()) {
     while (buckets_.size() >= options_.max_buckets && !lru_.empty()) {
@@ -296,7 +296,7 @@ int64_t RateLimiter::Take(const std::string& bucket) {
 }
 
 size_t RateLimiter::buckets() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return buckets_.size();
 }
 
@@ -401,23 +401,25 @@ Result<std::unique_ptr<AccessControl>> AccessControl::Open(Catalog* catalog,
   if (options.poll_interval_ms < 0) return Status::InvalidArgument("poll interval must be >= 0");
   const Clock* clock = options.clock ? options.clock : SystemClock::Default();
   std::unique_ptr<AccessControl> ac(new AccessControl(catalog, options, clock));
-  KB_ASSIGN_OR_RETURN(ac->mode_, LoadMode(catalog));
-  KB_ASSIGN_OR_RETURN(ac->rules_, LoadAddressRules(catalog));
-  ac->loaded_at_ms_ = clock->NowMillis();
+  {
+    MutexLock lock(ac->mu_);  // not yet shared; taken so that every write of mode_ is checked
+    KB_ASSIGN_OR_RETURN(ac->mode_, LoadMode(catalog));
+    KB_ASSIGN_OR_RETURN(ac->rules_, LoadAddressRules(catalog));
+    ac->loaded_at_ms_ = clock->NowMillis();
+  }
   return ac;
 }
 
 void AccessControl::Refresh() {
   const int64_t now = clock_->NowMillis();
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (now >= loaded_at_ms_ && now - loaded_at_ms_ < options_.poll_interval_ms) return;
   }
-  std::unique_lock reading(refresh_mu_, std::try_to_lock);
-  if (!reading.owns_lock()) return;  // another request is re-reading; use the current state
+  if (!refresh_mu_.TryLock()) return;  // another request is re-reading; use the current state
   Result<ModeState> mode = LoadMode(catalog_);
   Result<AddressRules> rules = LoadAddressRules(catalog_);
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (mode.ok()) {
     if (mode->mode != mode_.mode) {
       LogWarn("service mode changed",
@@ -435,11 +437,12 @@ void AccessControl::Refresh() {
              Dump({{"error", rules.status().ToString()}}));
   }
   loaded_at_ms_ = now;
+  refresh_mu_.Unlock();
 }
 
 Status AccessControl::CheckAddress(std::string_view remote_address) {
   Refresh();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return rules_.Check(remote_address);
 }
 
@@ -466,20 +469,20 @@ Status AccessControl::Admit(RouteKind kind, const ApiKeyRecord* key, const Statu
 
 ModeState AccessControl::mode() {
   Refresh();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return mode_;
 }
 
 AddressRules AccessControl::rules() {
   Refresh();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return rules_;
 }
 
 Result<ModeState> AccessControl::SetMode(ServiceMode mode, const std::string& reason,
                                          const std::string& by) {
   KB_ASSIGN_OR_RETURN(ModeState m, StoreMode(catalog_, mode, reason, by, clock_->NowMillis()));
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   mode_ = m;
   LogWarn("service mode set",
           Dump(json{{"mode", std::string(ServiceModeName(mode))}, {"reason", reason}, {"by", by}}));
@@ -490,7 +493,7 @@ Status AccessControl::SetRules(AddressRules rules, const std::string& by) {
   rules.updated_at_ms = clock_->NowMillis();
   rules.updated_by = by;
   KB_RETURN_IF_ERROR(StoreAddressRules(catalog_, rules));
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   LogWarn("address rules set", Dump(json{{"rules", rules.ToJson()}}));
   rules_ = std::move(rules);
   return Status::OK();

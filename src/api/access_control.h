@@ -28,7 +28,6 @@
 #include <cstdint>
 #include <list>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -38,6 +37,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "common/thread_annotations.h"
 #include "store/catalog.h"
 
 namespace kb::api {
@@ -163,8 +163,8 @@ class RateLimiter {
   RateLimiter(RateLimitOptions options, const Clock* clock);
   // Takes a token from `bucket`: 0 if the request may proceed, else the whole seconds (>= 1)
   // until a token will be available.
-  int64_t Take(const std::string& bucket);
-  size_t buckets() const;
+  int64_t Take(const std::string& bucket) EXCLUDES(mu_);
+  size_t buckets() const EXCLUDES(mu_);
   bool enabled() const { return options_.per_second > 0; }
 
  private:
@@ -175,9 +175,9 @@ class RateLimiter {
   };
   RateLimitOptions options_;
   const Clock* clock_;
-  mutable std::mutex mu_;
-  std::list<std::string> lru_;                       // most recent first; guarded by mu_
-  std::unordered_map<std::string, Bucket> buckets_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::list<std::string> lru_ GUARDED_BY(mu_);  // most recent first
+  std::unordered_map<std::string, Bucket> buckets_ GUARDED_BY(mu_);
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -225,17 +225,18 @@ class AccessControl {
   AccessControl(Catalog* catalog, AccessControlOptions options, const Clock* clock);
   // Re-reads the settings if they are older than the poll interval. A failed read keeps the
   // previous state (and is logged): a flaky read must not lift a lockdown.
-  void Refresh();
+  void Refresh() EXCLUDES(mu_, refresh_mu_);
 
   Catalog* catalog_;
   AccessControlOptions options_;
   const Clock* clock_;
   RateLimiter limiter_;
-  std::mutex refresh_mu_;  // one re-read at a time; others use the current state
-  std::mutex mu_;
-  ModeState mode_;            // guarded by mu_
-  AddressRules rules_;        // guarded by mu_
-  int64_t loaded_at_ms_ = 0;  // guarded by mu_
+  // One re-read at a time; others use the current state. Taken before mu_, never inside it.
+  Mutex refresh_mu_ ACQUIRED_BEFORE(mu_);
+  Mutex mu_;
+  ModeState mode_ GUARDED_BY(mu_);
+  AddressRules rules_ GUARDED_BY(mu_);
+  int64_t loaded_at_ms_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace kb::api

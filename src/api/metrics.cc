@@ -66,7 +66,7 @@ std::string FormatMetricValue(double value) {
 
 void MetricsRegistry::Declare(const std::string& name, Type type, const std::string& help,
                               std::vector<std::string> label_names, std::vector<double> buckets) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (families_.count(name)) return;
   Family f;
   f.type = type;
@@ -92,7 +92,7 @@ void MetricsRegistry::DeclareHistogram(const std::string& name, const std::strin
 
 void MetricsRegistry::Add(const std::string& name, const std::vector<std::string>& labels,
                           double delta) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = families_.find(name);
   if (it == families_.end() || it->second.type == Type::kHistogram) return;
   if (labels.size() != it->second.label_names.size()) return;
@@ -101,7 +101,7 @@ void MetricsRegistry::Add(const std::string& name, const std::vector<std::string
 
 void MetricsRegistry::Set(const std::string& name, const std::vector<std::string>& labels,
                           double value) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = families_.find(name);
   if (it == families_.end() || it->second.type == Type::kHistogram) return;
   if (labels.size() != it->second.label_names.size()) return;
@@ -110,7 +110,7 @@ void MetricsRegistry::Set(const std::string& name, const std::vector<std::string
 
 void MetricsRegistry::Observe(const std::string& name, const std::vector<std::string>& labels,
                               double value) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = families_.find(name);
   if (it == families_.end() || it->second.type != Type::kHistogram) return;
   Family& f = it->second;
@@ -128,13 +128,13 @@ void MetricsRegistry::Observe(const std::string& name, const std::vector<std::st
 }
 
 void MetricsRegistry::Clear(const std::string& name) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = families_.find(name);
   if (it != families_.end()) it->second.series.clear();
 }
 
 std::string MetricsRegistry::Render() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   std::string out;
   for (const auto& [name, f] : families_) {
     const char* type = f.type == Type::kCounter ? "counter"

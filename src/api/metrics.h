@@ -9,10 +9,11 @@
 #pragma once
 
 #include <map>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "common/thread_annotations.h"
 
 namespace kb::api {
 
@@ -59,8 +60,8 @@ class MetricsRegistry {
   void Declare(const std::string& name, Type type, const std::string& help,
                std::vector<std::string> label_names, std::vector<double> buckets);
 
-  mutable std::mutex mu_;
-  std::map<std::string, Family> families_;
+  mutable Mutex mu_;
+  std::map<std::string, Family> families_ GUARDED_BY(mu_);
 };
 
 // Exposition-format helpers, exposed for tests.

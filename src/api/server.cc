@@ -207,7 +207,10 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(KnowledgeBase* kb,
     }
     self->port_ = options.port;
   }
-  self->thread_ = std::thread([self] { self->http_->listen_after_bind(); });
+  {
+    MutexLock lock(self->stop_mu_);  // not yet shared, but thread_ is Stop()'s
+    self->thread_ = std::thread([self] { self->http_->listen_after_bind(); });
+  }
   // Return only once the accept loop runs, so that Stop() right after Start() is well defined.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (!http.is_running() && std::chrono::steady_clock::now() < deadline) {
@@ -220,7 +223,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(KnowledgeBase* kb,
 }
 
 void ApiServer::Stop() {
-  std::lock_guard lock(stop_mu_);
+  MutexLock lock(stop_mu_);
   if (stopped_) return;
   stopped_ = true;
   if (http_) http_->stop();
@@ -231,12 +234,12 @@ void ApiServer::Wait() {
   // Poll rather than join: Stop() may join concurrently from another thread.
   while (true) {
     {
-      std::lock_guard lock(stop_mu_);
+      MutexLock lock(stop_mu_);
       if (stopped_ || !http_ || !http_->is_running()) break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  std::lock_guard lock(stop_mu_);
+  MutexLock lock(stop_mu_);
   if (thread_.joinable()) thread_.join();
 }
 

@@ -18,13 +18,13 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "api/access_control.h"
 #include "common/status.h"
+#include "common/thread_annotations.h"
 #include "kb/knowledge_base.h"
 
 namespace httplib {
@@ -93,9 +93,9 @@ class ApiServer {
   // The bound port (the real one when options.port was 0).
   int port() const { return port_; }
   // Stops accepting connections and joins the serving thread. Idempotent.
-  void Stop();
+  void Stop() EXCLUDES(stop_mu_);
   // Blocks until the server stops.
-  void Wait();
+  void Wait() EXCLUDES(stop_mu_);
 
   api::MetricsRegistry& metrics() { return *metrics_; }
 
@@ -117,9 +117,10 @@ class ApiServer {
   std::unique_ptr<api::ApiContext> ctx_;
   std::unique_ptr<api::Router> router_;
   std::unique_ptr<httplib::Server> http_;
-  std::thread thread_;
-  std::mutex stop_mu_;
-  bool stopped_ = false;
+  // Stop() and Wait() may run at once on two threads (a signal handler and main): one joins.
+  Mutex stop_mu_;
+  std::thread thread_ GUARDED_BY(stop_mu_);
+  bool stopped_ GUARDED_BY(stop_mu_) = false;
 };
 
 }  // namespace kb

@@ -239,6 +239,11 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path, const 
 }
 
 Status AuditLog::Init() {
+  // Nothing is shared yet (the writer starts after Init): the locks are uncontended, and taking
+  // them lets the analysis check every access below like any other.
+  MutexLock write_lock(write_mu_);
+  MutexLock read_lock(read_mu_);
+  MutexLock queue_lock(mu_);
   if (options_.read_only) {
     if (!PathExists(path_)) return Status::NotFound("no audit log at " + path_);
     sql::OpenOptions ro;
@@ -251,7 +256,6 @@ Status AuditLog::Init() {
                                               " is newer than this program's")
                  : Status::Corruption("not an audit database");
     }
-    std::lock_guard lock(mu_);
     stopping_ = closed_ = true;
     return Status::OK();
   }
@@ -323,42 +327,44 @@ void AuditLog::ReportLost(const AuditEvent& e, const char* why) {
 void AuditLog::Record(AuditEvent event) {
   if (event.time_ms == 0) event.time_ms = clock_->NowMillis();
   BoundEvent(&event);
-  std::unique_lock lock(mu_);
-  if (queue_.size() >= options_.queue_capacity && !stopping_) {
-    space_cv_.wait_for(lock, std::chrono::milliseconds(options_.max_block_ms),
-                       [this] { return queue_.size() < options_.queue_capacity || stopping_; });
+  MutexLock lock(mu_);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.max_block_ms);
+  while (queue_.size() >= options_.queue_capacity && !stopping_) {
+    if (!space_cv_.WaitUntil(mu_, deadline)) break;
   }
   if (stopping_ || queue_.size() >= options_.queue_capacity) {
-    lock.unlock();
+    const bool closed = stopping_;  // read under the lock: Close() writes it concurrently
+    lock.Unlock();
     counters_.dropped.fetch_add(1);
-    ReportLost(event, stopping_ ? "audit event dropped: audit log closed"
-                                : "audit event dropped: audit queue full");
+    ReportLost(event, closed ? "audit event dropped: audit log closed"
+                             : "audit event dropped: audit queue full");
     return;
   }
   queue_.push_back(std::move(event));
   ++accepted_;
-  work_cv_.notify_one();
+  work_cv_.Signal();
 }
 
 void AuditLog::Flush() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   const uint64_t target = accepted_;
-  work_cv_.notify_one();
-  done_cv_.wait(lock, [&] { return processed_ >= target || closed_; });
+  work_cv_.Signal();
+  while (processed_ < target && !closed_) done_cv_.Wait(mu_);
 }
 
 void AuditLog::Close() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (stopping_) return;
     stopping_ = true;
   }
-  work_cv_.notify_all();
-  space_cv_.notify_all();
+  work_cv_.SignalAll();
+  space_cv_.SignalAll();
   if (writer_.joinable()) writer_.join();
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   closed_ = true;
-  done_cv_.notify_all();
+  done_cv_.SignalAll();
 }
 
 void AuditLog::WriterLoop() {
@@ -373,12 +379,13 @@ void AuditLog::WriterLoop() {
     }
     std::vector<AuditEvent> batch;
     {
-      std::unique_lock lock(mu_);
-      auto ready = [this] { return !queue_.empty() || stopping_; };
-      if (retain) {
-        work_cv_.wait_until(lock, next_retention, ready);
-      } else {
-        work_cv_.wait(lock, ready);
+      MutexLock lock(mu_);
+      while (queue_.empty() && !stopping_) {
+        if (!retain) {
+          work_cv_.Wait(mu_);
+        } else if (!work_cv_.WaitUntil(mu_, next_retention)) {
+          break;  // time for retention
+        }
       }
       if (queue_.empty()) {
         if (stopping_) break;
@@ -391,16 +398,16 @@ void AuditLog::WriterLoop() {
         queue_.pop_front();
       }
     }
-    space_cv_.notify_all();
+    space_cv_.SignalAll();
     WriteBatch(batch);
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     processed_ += batch.size();
-    done_cv_.notify_all();
+    done_cv_.SignalAll();
   }
 }
 
 void AuditLog::WriteBatch(std::vector<AuditEvent>& batch) {
-  std::lock_guard lock(write_mu_);
+  MutexLock lock(write_mu_);
   Status s = AppendLocked(batch);
   if (!s.ok()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(kRetryDelayMs));
@@ -489,7 +496,7 @@ Result<int64_t> AuditLog::ApplyRetention(int64_t now_ms) {
   if (options_.read_only) return Status::FailedPrecondition("the audit log is open read-only");
   if (options_.retention_ms <= 0) return int64_t{0};
   const int64_t cutoff = now_ms - options_.retention_ms;
-  std::lock_guard lock(write_mu_);
+  MutexLock lock(write_mu_);
   sql::Database* db = writer_db_.get();
   KB_ASSIGN_OR_RETURN(auto txn, sql::Transaction::Begin(db));
   KB_RETURN_IF_ERROR(ReadTailLocked());
@@ -548,7 +555,7 @@ Result<int64_t> AuditLog::ApplyRetention(int64_t now_ms) {
 }
 
 Result<VerifyReport> AuditLog::Verify() {
-  std::lock_guard lock(read_mu_);
+  MutexLock lock(read_mu_);
   sql::Database* db = reader_db_.get();
   VerifyReport r;
   auto bad = [&r](int64_t seq, std::string problem) {
@@ -683,7 +690,7 @@ Result<AuditPage> AuditLog::Query(const AuditQuery& q) {
   if (before) sql += " AND seq < ?";
   sql += " ORDER BY seq DESC LIMIT ?";
 
-  std::lock_guard lock(read_mu_);
+  MutexLock lock(read_mu_);
   KB_ASSIGN_OR_RETURN(auto st, reader_db_->Prepare(sql));
   // Bind in the order the placeholders were added (one ? each).
   int i = 0;
@@ -715,7 +722,7 @@ Status AuditLog::Export(std::optional<int64_t> since_ms, std::optional<int64_t> 
   if (since_ms) sql += " AND time_ms >= ?";
   if (until_ms) sql += " AND time_ms < ?";
   sql += " ORDER BY seq";
-  std::lock_guard lock(read_mu_);
+  MutexLock lock(read_mu_);
   KB_ASSIGN_OR_RETURN(auto txn,
                       sql::Transaction::Begin(reader_db_.get(), sql::Transaction::Mode::kDeferred));
   KB_ASSIGN_OR_RETURN(auto st, reader_db_->Prepare(sql));

@@ -27,12 +27,10 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -42,6 +40,7 @@
 #include "common/audit_sink.h"
 #include "common/clock.h"
 #include "common/status.h"
+#include "common/thread_annotations.h"
 
 namespace kb::sql {
 class Database;
@@ -133,33 +132,33 @@ class AuditLog final : public AuditSink {
   AuditLog& operator=(const AuditLog&) = delete;
 
   // Enqueues (see the file comment). Stamps time_ms with the clock when it is 0.
-  void Record(AuditEvent event) override;
+  void Record(AuditEvent event) override EXCLUDES(mu_);
   // Returns once everything recorded before the call is committed (or counted as failed).
-  void Flush();
+  void Flush() EXCLUDES(mu_);
   // Drains the queue and stops the writer. Idempotent.
-  void Close();
+  void Close() EXCLUDES(mu_);
 
   // Checks the whole chain and the head file; the report names the first bad entry.
-  Result<VerifyReport> Verify();
-  Result<AuditPage> Query(const AuditQuery& query);
+  Result<VerifyReport> Verify() EXCLUDES(read_mu_);
+  Result<AuditPage> Query(const AuditQuery& query) EXCLUDES(read_mu_);
   // Every entry with since <= time_ms < until, oldest first, one JSON object per call of `out`.
   Status Export(std::optional<int64_t> since_ms, std::optional<int64_t> until_ms,
-                const std::function<void(const std::string& line)>& out);
+                const std::function<void(const std::string& line)>& out) EXCLUDES(read_mu_);
   // Removes entries older than now - retention_ms and appends an anchor (in the chain) naming
   // the last removed entry and its hash. Returns how many entries were removed.
-  Result<int64_t> ApplyRetention(int64_t now_ms);
+  Result<int64_t> ApplyRetention(int64_t now_ms) EXCLUDES(write_mu_);
 
   const AuditCounters& counters() const { return counters_; }
   const std::string& path() const { return path_; }
 
  private:
   AuditLog(std::string path, const Clock* clock, const AuditLogOptions& options);
-  Status Init();
-  void WriterLoop();
-  void WriteBatch(std::vector<AuditEvent>& batch);
-  Status ReadTailLocked();
-  Status AppendLocked(const std::vector<AuditEvent>& batch);
-  void WriteHeadLocked();
+  Status Init() EXCLUDES(write_mu_, read_mu_, mu_);
+  void WriterLoop() EXCLUDES(mu_, write_mu_);
+  void WriteBatch(std::vector<AuditEvent>& batch) EXCLUDES(write_mu_);
+  Status ReadTailLocked() REQUIRES(write_mu_);
+  Status AppendLocked(const std::vector<AuditEvent>& batch) REQUIRES(write_mu_);
+  void WriteHeadLocked() REQUIRES(write_mu_);
   void ReportLost(const AuditEvent& event, const char* why);
 
   const std::string path_;
@@ -168,26 +167,27 @@ class AuditLog final : public AuditSink {
   const AuditLogOptions options_;
   AuditCounters counters_;
 
-  // The writer's connection and the chain's tail; guarded by write_mu_.
-  std::mutex write_mu_;
-  std::unique_ptr<sql::Database> writer_db_;
-  int64_t last_seq_ = 0;
-  std::string last_hash_;
+  // The writer's connection and the chain's tail. Init() takes it, then mu_; nothing else nests.
+  Mutex write_mu_ ACQUIRED_BEFORE(mu_);
+  std::unique_ptr<sql::Database> writer_db_ GUARDED_BY(write_mu_);
+  int64_t last_seq_ GUARDED_BY(write_mu_) = 0;
+  std::string last_hash_ GUARDED_BY(write_mu_);
 
-  // Readers' connection; guarded by read_mu_.
-  std::mutex read_mu_;
-  std::unique_ptr<sql::Database> reader_db_;
+  // Readers' connection.
+  Mutex read_mu_;
+  std::unique_ptr<sql::Database> reader_db_ GUARDED_BY(read_mu_);
 
-  // The queue; guarded by mu_.
-  std::mutex mu_;
-  std::condition_variable work_cv_;
-  std::condition_variable space_cv_;
-  std::condition_variable done_cv_;
-  std::deque<AuditEvent> queue_;
-  uint64_t accepted_ = 0;
-  uint64_t processed_ = 0;
-  bool stopping_ = false;
-  bool closed_ = false;
+  // The queue.
+  Mutex mu_;
+  CondVar work_cv_;   // queue_ not empty, or stopping_
+  CondVar space_cv_;  // queue_ below capacity, or stopping_
+  CondVar done_cv_;   // processed_ grew, or closed_
+  std::deque<AuditEvent> queue_ GUARDED_BY(mu_);
+  uint64_t accepted_ GUARDED_BY(mu_) = 0;
+  uint64_t processed_ GUARDED_BY(mu_) = 0;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  bool closed_ GUARDED_BY(mu_) = false;
+  // Started by Open() after Init(), joined by the first Close() (the one that sets stopping_).
   std::thread writer_;
 };
 

@@ -154,7 +154,7 @@ CurlPool::~CurlPool() {
 
 CURL* CurlPool::Acquire() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (!idle_.empty()) {
       CURL* handle = idle_.back();
       idle_.pop_back();
@@ -166,7 +166,7 @@ CURL* CurlPool::Acquire() {
 
 void CurlPool::Release(CURL* handle) {
   curl_easy_reset(handle);  // keeps the handle's live connections
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (idle_.size() < kMaxIdleHandles) {
     idle_.push_back(handle);
     return;

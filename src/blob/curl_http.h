@@ -12,12 +12,12 @@
 #include <curl/curl.h>
 
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "blob/sigv4.h"
+#include "common/thread_annotations.h"
 
 namespace kb::blob {
 
@@ -63,11 +63,11 @@ class CurlPool {
   HttpOutcome Perform(const HttpRequest& request);
 
  private:
-  CURL* Acquire();             // an idle handle, or a new one
-  void Release(CURL* handle);  // reset and keep for reuse
+  CURL* Acquire() EXCLUDES(mu_);             // an idle handle, or a new one
+  void Release(CURL* handle) EXCLUDES(mu_);  // reset and keep for reuse
 
-  std::mutex mu_;
-  std::vector<CURL*> idle_;  // guarded by mu_
+  Mutex mu_;
+  std::vector<CURL*> idle_ GUARDED_BY(mu_);
 };
 
 }  // namespace kb::blob

@@ -23,8 +23,6 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
-#include <shared_mutex>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -236,7 +234,8 @@ class HnswVectorIndex final : public VectorIndex {
         dot_(index_internal::BestDotProduct()) {}
 
   // A new, empty graph. hnswlib throws only on allocation failure here.
-  void InitEmptyGraph() {
+  void InitEmptyGraph() EXCLUDES(mu_) {
+    index_internal::WriterLock lock(mu_);  // uncontended: Create() has not returned the index yet
     graph_ = std::make_unique<Graph>(&space_, kInitialCapacity, static_cast<size_t>(options_.m),
                                      static_cast<size_t>(options_.ef_construction));
     graph_->setEf(static_cast<size_t>(options_.ef_search));
@@ -251,19 +250,19 @@ class HnswVectorIndex final : public VectorIndex {
                      const std::vector<std::vector<float>>& vectors) override;
   void Remove(int64_t label) override;
   bool Contains(int64_t label) const override {
-    std::shared_lock lock(mu_);
+    index_internal::ReaderLock lock(mu_);
     return row_of_.count(label) != 0;
   }
   std::vector<VectorHit> Search(std::span<const float> query, size_t k,
                                 const std::function<bool(int64_t)>& accept) const override;
   std::vector<VectorHit> SearchExact(std::span<const float> query, size_t k,
                                      const std::function<bool(int64_t)>& accept) const override {
-    std::shared_lock lock(mu_);
+    index_internal::ReaderLock lock(mu_);
     if (query.size() != dim_) return {};
     return ExactLocked(query.data(), k, accept);
   }
   size_t Size() const override {
-    std::shared_lock lock(mu_);
+    index_internal::ReaderLock lock(mu_);
     return row_labels_.size();
   }
   int64_t lsn() const override { return lsn_.load(); }
@@ -271,7 +270,7 @@ class HnswVectorIndex final : public VectorIndex {
   int dimension() const override { return options_.dimension; }
   size_t MemoryBytes() const override;
   std::vector<int64_t> Labels() const override {
-    std::shared_lock lock(mu_);
+    index_internal::ReaderLock lock(mu_);
     std::vector<int64_t> labels = row_labels_;
     std::sort(labels.begin(), labels.end());
     return labels;
@@ -289,27 +288,32 @@ class HnswVectorIndex final : public VectorIndex {
   }
 
   std::vector<VectorHit> ExactLocked(const float* query, size_t k,
-                                     const std::function<bool(int64_t)>& accept) const;
+                                     const std::function<bool(int64_t)>& accept) const
+      REQUIRES_SHARED(mu_);
   std::vector<VectorHit> GraphLocked(const float* query, size_t k,
-                                     const std::function<bool(int64_t)>& accept) const;
-  void PutRowLocked(int64_t label, const float* vec);
+                                     const std::function<bool(int64_t)>& accept) const
+      REQUIRES_SHARED(mu_);
+  void PutRowLocked(int64_t label, const float* vec) REQUIRES(mu_);
   Status Prepare(int64_t label, std::span<const float> vector, std::vector<float>* unit,
                  const float** data) const;
-  Status ReserveLocked(size_t additional);
-  Status AddToGraphLocked(int64_t label, const float* data);
-  void EraseRowLocked(int64_t label);
+  Status ReserveLocked(size_t additional) REQUIRES(mu_);
+  Status AddToGraphLocked(int64_t label, const float* data) REQUIRES(mu_);
+  void EraseRowLocked(int64_t label) REQUIRES(mu_);
 
   const VectorIndexOptions options_;
   const size_t dim_;
   UnitInnerProductSpace space_;  // must outlive graph_, which points into it
   const index_internal::DotProductFn dot_;
 
-  std::mutex save_mu_;  // serialises Save(): its cleanup must not delete a concurrent save's file
+  // Serialises Save(): its cleanup must not delete a concurrent save's file. Taken before mu_.
+  Mutex save_mu_ ACQUIRED_BEFORE(mu_);
   mutable index_internal::RwLock mu_;  // writer-preferring, see rw_lock.h
-  std::unique_ptr<Graph> graph_;                // guarded by mu_
-  std::vector<float> rows_;                     // guarded by mu_; live vectors, row-major
-  std::vector<int64_t> row_labels_;             // guarded by mu_; label of each row
-  std::unordered_map<int64_t, size_t> row_of_;  // guarded by mu_; label -> row
+  // The graph pointer and the graph behind it: hnswlib's own per-node locks only make addPoint
+  // of distinct labels safe among themselves, never against a search or a resize.
+  std::unique_ptr<Graph> graph_ GUARDED_BY(mu_) PT_GUARDED_BY(mu_);
+  std::vector<float> rows_ GUARDED_BY(mu_);                     // live vectors, row-major
+  std::vector<int64_t> row_labels_ GUARDED_BY(mu_);             // label of each row
+  std::unordered_map<int64_t, size_t> row_of_ GUARDED_BY(mu_);  // label -> row
   std::atomic<int64_t> lsn_{0};
 };
 
@@ -400,7 +404,7 @@ Status HnswVectorIndex::Upsert(int64_t label, std::span<const float> vector) {
   std::vector<float> unit;
   const float* data = nullptr;
   KB_RETURN_IF_ERROR(Prepare(label, vector, &unit, &data));
-  std::unique_lock lock(mu_);
+  index_internal::WriterLock lock(mu_);
   bool in_graph = graph_->label_lookup_.count(static_cast<hnswlib::labeltype>(label)) != 0;
   KB_RETURN_IF_ERROR(ReserveLocked(in_graph ? 0 : 1));
   KB_RETURN_IF_ERROR(AddToGraphLocked(label, data));
@@ -422,7 +426,7 @@ Status HnswVectorIndex::UpsertBatch(const std::vector<int64_t>& labels,
       return Status::InvalidArgument("duplicate label in batch: " + std::to_string(labels[i]));
     }
   }
-  std::unique_lock lock(mu_);
+  index_internal::WriterLock lock(mu_);
   size_t fresh = 0;
   for (int64_t label : labels) {
     fresh += graph_->label_lookup_.count(static_cast<hnswlib::labeltype>(label)) == 0;
@@ -435,7 +439,9 @@ Status HnswVectorIndex::UpsertBatch(const std::vector<int64_t>& labels,
           ? std::min<size_t>(kMaxInsertThreads, std::max(1u, std::thread::hardware_concurrency()))
           : 1;
   std::vector<Status> results(threads);
-  auto work = [&](size_t t) {
+  // The helpers run while this thread holds mu_ exclusively (joined below, before it is
+  // released): the analysis cannot see a lock held on their behalf.
+  auto work = [&](size_t t) NO_THREAD_SAFETY_ANALYSIS {
     for (size_t i = t; i < labels.size(); i += threads) {
       Status s = AddToGraphLocked(labels[i], data[i]);
       if (!s.ok() && results[t].ok()) results[t] = s;
@@ -458,7 +464,7 @@ Status HnswVectorIndex::UpsertBatch(const std::vector<int64_t>& labels,
 }
 
 void HnswVectorIndex::Remove(int64_t label) {
-  std::unique_lock lock(mu_);
+  index_internal::WriterLock lock(mu_);
   if (row_of_.count(label) == 0) return;
   try {
     graph_->markDelete(static_cast<hnswlib::labeltype>(label));
@@ -497,9 +503,8 @@ std::vector<VectorHit> HnswVectorIndex::GraphLocked(
   const size_t live = row_labels_.size();
   // hnswlib's beam is max(ef, k): asking for ef results costs no more than asking for k, so a
   // filtered search starts with the whole beam.
-  size_t want = accept ? std::max({k * kFilterWidenFactor, static_cast<size_t>(options_.ef_search),
-                                   k})
-                       : k;
+  size_t want =
+      accept ? std::max({k * kFilterWidenFactor, static_cast<size_t>(options_.ef_search), k}) : k;
   std::vector<VectorHit> hits;
   while (true) {
     if (accept && want > live / kFilterExactFraction) {
@@ -524,7 +529,7 @@ std::vector<VectorHit> HnswVectorIndex::GraphLocked(
 
 std::vector<VectorHit> HnswVectorIndex::Search(std::span<const float> query, size_t k,
                                                const std::function<bool(int64_t)>& accept) const {
-  std::shared_lock lock(mu_);
+  index_internal::ReaderLock lock(mu_);
   if (query.size() != dim_ || k == 0 || row_labels_.empty()) return {};
   if (row_labels_.size() < options_.exact_search_below) {
     return ExactLocked(query.data(), k, accept);
@@ -538,7 +543,7 @@ std::vector<VectorHit> HnswVectorIndex::Search(std::span<const float> query, siz
 }
 
 size_t HnswVectorIndex::MemoryBytes() const {
-  std::shared_lock lock(mu_);
+  index_internal::ReaderLock lock(mu_);
   // Hash-map nodes: key, value, next pointer and allocator overhead, roughly 48 bytes.
   constexpr size_t kMapNode = 48;
   size_t bytes = rows_.capacity() * sizeof(float) + row_labels_.capacity() * sizeof(int64_t) +
@@ -552,7 +557,7 @@ size_t HnswVectorIndex::MemoryBytes() const {
 }
 
 Status HnswVectorIndex::Save(const std::string& dir, int64_t lsn) {
-  std::lock_guard save_lock(save_mu_);
+  MutexLock save_lock(save_mu_);
   KB_RETURN_IF_ERROR(MakeDirs(dir));
   const std::string name = "graph-" + HexEncode(RandomBytes(8)) + ".hnsw";
   const std::string final_path = dir + "/" + name;
@@ -560,7 +565,7 @@ Status HnswVectorIndex::Save(const std::string& dir, int64_t lsn) {
   Manifest manifest;
   {
     // Shared: searches go on while the snapshot is written; mutations wait.
-    std::shared_lock lock(mu_);
+    index_internal::ReaderLock lock(mu_);
     try {
       graph_->saveIndex(tmp_path);
     } catch (const std::exception& e) {
@@ -631,8 +636,7 @@ Result<std::unique_ptr<VectorIndex>> HnswVectorIndex::LoadFrom(const std::string
                               std::to_string(hashed.first) + " bytes, manifest says " +
                               std::to_string(manifest.graph_size));
   }
-  if (std::memcmp(hashed.second.data(), manifest.graph_sha256.data(), hashed.second.size()) !=
-      0) {
+  if (std::memcmp(hashed.second.data(), manifest.graph_sha256.data(), hashed.second.size()) != 0) {
     return Status::Corruption("vector index graph file " + graph_path + ": checksum mismatch");
   }
 
@@ -640,6 +644,8 @@ Result<std::unique_ptr<VectorIndex>> HnswVectorIndex::LoadFrom(const std::string
   effective.m = static_cast<int>(manifest.m);
   effective.ef_construction = static_cast<int>(manifest.ef_construction);
   auto index = std::make_unique<HnswVectorIndex>(effective);
+  // Not yet shared: uncontended, taken so that the analysis checks the accesses below.
+  index_internal::WriterLock lock(index->mu_);
   auto corrupt = [&](const std::string& why) {
     return Status::Corruption("vector index graph file " + graph_path + ": " + why);
   };
