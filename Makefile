@@ -1,6 +1,7 @@
 # KnowledgeBeast: the two quick-start commands and the developer targets around them.
 #   make serve   install dependencies, build, start the server on ./data (embedded default)
 #   make test    install dependencies, build, run every test
+#   make test-fast   the everyday run: every test not labelled `slow` (well under 2 minutes)
 # Everything else is optional. Each target installs what it needs (scripts/install-deps.sh is
 # idempotent and does nothing when all packages are present).
 
@@ -12,7 +13,7 @@ JOBS       ?= $(shell nproc)
 ARGS       ?=
 FUZZ_SECONDS ?= 30
 
-.PHONY: deps build serve test test-asan asan check-thread-safety fuzz bench clean format
+.PHONY: deps build serve test test-fast check-module-order test-asan asan check-thread-safety fuzz bench clean format
 
 deps:
 	@bash scripts/install-deps.sh
@@ -24,8 +25,18 @@ build: deps
 serve: build
 	$(BUILD)/knowledgebeast serve $(ARGS)
 
-test: build
+test: build check-module-order
 	cd $(BUILD) && ctest -j$(JOBS) --output-on-failure --timeout 300
+
+# The everyday run: the same suite without the tests labelled `slow` (process-heavy end-to-end
+# suites, s3rver, long backup and crash tests; tests/*/CMakeLists.txt). `make test` stays the
+# whole suite, and CI runs that.
+test-fast: build check-module-order
+	cd $(BUILD) && ctest -j$(JOBS) --output-on-failure --timeout 300 -LE slow
+
+# A module may include only the modules before it in KB_MODULES (CMakeLists.txt). Cheap.
+check-module-order:
+	@python3 scripts/check_module_order.py
 
 # The same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-asan asan: deps

@@ -127,74 +127,82 @@ Result<Reply> RunQuery(ApiContext* api, const std::string& project, const QueryR
   return Reply::Json(200, EncodeQueryResponse(q, resp));
 }
 
-}  // namespace
+// Appends one route to `routes`. The router tries routes in the order they were added, so the
+// makers below add theirs in the order of docs/API.md, and MakeV1Routes calls them in that order.
+void Add(std::vector<Route>& routes, std::string method, std::string pattern,
+         std::optional<KeyScope> scope, std::string project_param, bool unrestricted_only,
+         RouteHandler h) {
+  routes.push_back(Route{std::move(method), std::move(pattern), scope, std::move(project_param),
+                         unrestricted_only, std::move(h)});
+}
 
-std::vector<Route> MakeV1Routes(ApiContext* api) {
-  std::vector<Route> routes;
-  auto add = [&](std::string method, std::string pattern, std::optional<KeyScope> scope,
-                 std::string project_param, bool unrestricted_only, RouteHandler h) {
-    routes.push_back(Route{std::move(method), std::move(pattern), scope, std::move(project_param),
-                           unrestricted_only, std::move(h)});
-  };
-  const auto kRead = KeyScope::kRead;
-  const auto kWrite = KeyScope::kWrite;
-  const auto kAdmin = KeyScope::kAdmin;
+constexpr auto kRead = KeyScope::kRead;
+constexpr auto kWrite = KeyScope::kWrite;
+constexpr auto kAdmin = KeyScope::kAdmin;
 
-  // --- operational ---
-  add("GET", "/health", std::nullopt, "", false, [api](RequestContext&) -> Result<Reply> {
-    HealthReport h = api->kb->Health();
-    const int64_t uptime = (MonotonicMicros() - api->started_mono_us) / 1'000'000;
-    Reply reply = Reply::Json(h.status == "unhealthy" ? 503 : 200,
-                              {{"status", h.status},
-                               {"version", KB_VERSION},
-                               {"uptime_seconds", uptime},
-                               {"checks",
-                                {{"ready", h.ready},
-                                 {"problems", h.problems},
-                                 {"integrity", EncodeIntegritySummary(h.integrity)}}}});
-    // The mode only: its reason may describe an incident, and these routes are public.
-    if (api->access) reply.body["mode"] = std::string(ServiceModeName(api->access->mode().mode));
-    if (api->audit) reply.body["checks"]["audit"] = AuditHealthJson(*api->audit);
-    return reply;
-  });
-  add("GET", "/ready", std::nullopt, "", false, [api](RequestContext&) -> Result<Reply> {
+Result<Reply> Health(ApiContext* api) {
+  HealthReport h = api->kb->Health();
+  const int64_t uptime = (MonotonicMicros() - api->started_mono_us) / 1'000'000;
+  Reply reply = Reply::Json(h.status == "unhealthy" ? 503 : 200,
+                            {{"status", h.status},
+                             {"version", KB_VERSION},
+                             {"uptime_seconds", uptime},
+                             {"checks",
+                              {{"ready", h.ready},
+                               {"problems", h.problems},
+                               {"integrity", EncodeIntegritySummary(h.integrity)}}}});
+  // The mode only: its reason may describe an incident, and these routes are public.
+  if (api->access) reply.body["mode"] = std::string(ServiceModeName(api->access->mode().mode));
+  if (api->audit) reply.body["checks"]["audit"] = AuditHealthJson(*api->audit);
+  return reply;
+}
+
+// --- operational: /health, /ready, /metrics ---
+void AddOperationalRoutes(ApiContext* api, std::vector<Route>& routes) {
+  Add(routes, "GET", "/health", std::nullopt, "", false,
+      [api](RequestContext&) { return Health(api); });
+  Add(routes, "GET", "/ready", std::nullopt, "", false, [api](RequestContext&) -> Result<Reply> {
     const bool ready = api->kb->Ready();
     json body = {{"ready", ready}};
     if (api->access) body["mode"] = std::string(ServiceModeName(api->access->mode().mode));
     return Reply::Json(ready ? 200 : 503, std::move(body));
   });
   // Authenticated only when ServerOptions::metrics_require_auth (decided in the middleware).
-  add("GET", "/metrics", kRead, "", false, [api](RequestContext&) -> Result<Reply> {
+  Add(routes, "GET", "/metrics", kRead, "", false, [api](RequestContext&) -> Result<Reply> {
     api->refresh_metrics();
     Reply r;
     r.text = api->metrics->Render();
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     return r;
   });
+}
 
-  // --- projects ---
-  add("GET", "/api/v1/projects", kRead, "", false, [api](RequestContext& ctx) -> Result<Reply> {
-    KB_ASSIGN_OR_RETURN(auto projects, api->kb->ListProjects());
-    json list = json::array();
-    for (const auto& p : projects) {
-      if (ctx.KeyAllowsProject(p.id)) list.push_back(EncodeProject(p));
-    }
-    const size_t n = list.size();
-    return Reply::Json(200, {{"projects", std::move(list)}, {"count", n}});
-  });
-  add("POST", "/api/v1/projects", kWrite, "", true, [api](RequestContext& ctx) -> Result<Reply> {
-    KB_ASSIGN_OR_RETURN(json body, JsonObjectBody(ctx));
-    KB_ASSIGN_OR_RETURN(CreateProjectRequest req, DecodeCreateProject(body));
-    KB_ASSIGN_OR_RETURN(ProjectRecord p, api->kb->CreateProject(req, ctx.actor));
-    ctx.audit_project = p.id;
-    return Reply::Json(201, EncodeProject(p));
-  });
-  add("GET", "/api/v1/projects/{project}", kRead, kProject, false,
+// --- projects ---
+void AddProjectRoutes(ApiContext* api, std::vector<Route>& routes) {
+  Add(routes, "GET", "/api/v1/projects", kRead, "", false,
+      [api](RequestContext& ctx) -> Result<Reply> {
+        KB_ASSIGN_OR_RETURN(auto projects, api->kb->ListProjects());
+        json list = json::array();
+        for (const auto& p : projects) {
+          if (ctx.KeyAllowsProject(p.id)) list.push_back(EncodeProject(p));
+        }
+        const size_t n = list.size();
+        return Reply::Json(200, {{"projects", std::move(list)}, {"count", n}});
+      });
+  Add(routes, "POST", "/api/v1/projects", kWrite, "", true,
+      [api](RequestContext& ctx) -> Result<Reply> {
+        KB_ASSIGN_OR_RETURN(json body, JsonObjectBody(ctx));
+        KB_ASSIGN_OR_RETURN(CreateProjectRequest req, DecodeCreateProject(body));
+        KB_ASSIGN_OR_RETURN(ProjectRecord p, api->kb->CreateProject(req, ctx.actor));
+        ctx.audit_project = p.id;
+        return Reply::Json(201, EncodeProject(p));
+      });
+  Add(routes, "GET", "/api/v1/projects/{project}", kRead, kProject, false,
       [api](RequestContext& ctx) -> Result<Reply> {
         KB_ASSIGN_OR_RETURN(ProjectRecord p, api->kb->GetProject(ctx.Param(kProject)));
         return Reply::Json(200, EncodeProject(p));
       });
-  add("PATCH", "/api/v1/projects/{project}", kWrite, kProject, false,
+  Add(routes, "PATCH", "/api/v1/projects/{project}", kWrite, kProject, false,
       [api](RequestContext& ctx) -> Result<Reply> {
         KB_ASSIGN_OR_RETURN(json body, JsonObjectBody(ctx));
         KB_ASSIGN_OR_RETURN(UpdateProjectRequest req, DecodeUpdateProject(body));
@@ -202,16 +210,18 @@ std::vector<Route> MakeV1Routes(ApiContext* api) {
                             api->kb->UpdateProject(ctx.Param(kProject), req, ctx.actor));
         return Reply::Json(200, EncodeProject(p));
       });
-  add("DELETE", "/api/v1/projects/{project}", kAdmin, kProject, false,
+  Add(routes, "DELETE", "/api/v1/projects/{project}", kAdmin, kProject, false,
       [api](RequestContext& ctx) -> Result<Reply> {
         KB_RETURN_IF_ERROR(api->kb->DeleteProject(ctx.Param(kProject), ctx.actor));
         return Reply::NoContent();
       });
+}
 
-  // --- documents ---
-  add("POST", "/api/v1/projects/{project}/documents", kWrite, kProject, false,
+// --- documents ---
+void AddDocumentRoutes(ApiContext* api, std::vector<Route>& routes) {
+  Add(routes, "POST", "/api/v1/projects/{project}/documents", kWrite, kProject, false,
       [api](RequestContext& ctx) { return Ingest(api, ctx); });
-  add("GET", "/api/v1/projects/{project}/documents", kRead, kProject, false,
+  Add(routes, "GET", "/api/v1/projects/{project}/documents", kRead, kProject, false,
       [api](RequestContext& ctx) -> Result<Reply> {
         KB_ASSIGN_OR_RETURN(PageParams page, DecodePageParams(Params(ctx)));
         KB_ASSIGN_OR_RETURN(auto result,
@@ -223,119 +233,152 @@ std::vector<Route> MakeV1Routes(ApiContext* api) {
                                  {"limit", page.limit},
                                  {"offset", page.offset}});
       });
-  add("GET", "/api/v1/projects/{project}/documents/{id}", kRead, kProject, false,
+  Add(routes, "GET", "/api/v1/projects/{project}/documents/{id}", kRead, kProject, false,
       [api](RequestContext& ctx) -> Result<Reply> {
         KB_ASSIGN_OR_RETURN(DocumentRecord d,
                             api->kb->GetDocument(ctx.Param(kProject), ctx.Param("id")));
         return Reply::Json(200, EncodeDocument(d));
       });
-  add("DELETE", "/api/v1/projects/{project}/documents/{id}", kWrite, kProject, false,
+  Add(routes, "DELETE", "/api/v1/projects/{project}/documents/{id}", kWrite, kProject, false,
       [api](RequestContext& ctx) -> Result<Reply> {
         KB_RETURN_IF_ERROR(
             api->kb->DeleteDocument(ctx.Param(kProject), ctx.Param("id"), ctx.actor));
         return Reply::NoContent();
       });
+}
 
-  // --- search ---
-  add("GET", "/api/v1/query/{project}", kRead, kProject, false,
+// --- search ---
+void AddQueryRoutes(ApiContext* api, std::vector<Route>& routes) {
+  Add(routes, "GET", "/api/v1/query/{project}", kRead, kProject, false,
       [api](RequestContext& ctx) -> Result<Reply> {
         KB_ASSIGN_OR_RETURN(QueryRequest q, DecodeQueryParams(Params(ctx)));
         return RunQuery(api, ctx.Param(kProject), q);
       });
-  add("POST", "/api/v1/projects/{project}/query", kRead, kProject, false,
+  Add(routes, "POST", "/api/v1/projects/{project}/query", kRead, kProject, false,
       [api](RequestContext& ctx) -> Result<Reply> {
         KB_ASSIGN_OR_RETURN(json body, JsonObjectBody(ctx));
         KB_ASSIGN_OR_RETURN(QueryRequest q, DecodeQueryBody(body));
         return RunQuery(api, ctx.Param(kProject), q);
       });
+}
 
-  // --- changes and stats ---
-  add("GET", "/api/v1/documents", kRead, "", false, [api](RequestContext& ctx) -> Result<Reply> {
-    KB_ASSIGN_OR_RETURN(ChangesParams c, DecodeChangesParams(Params(ctx)));
-    if (!c.project.empty() && ctx.KeyRestricted()) {
-      auto p = api->kb->GetProject(c.project);
-      if (!p.ok() || !ctx.KeyAllowsProject(p->id)) {
-        return Status::PermissionDenied("this key is not allowed on project '" + c.project + "'");
-      }
+// GET /api/v1/documents: what changed since a time, over the projects the key may see.
+Result<Reply> ChangedDocuments(ApiContext* api, RequestContext& ctx) {
+  KB_ASSIGN_OR_RETURN(ChangesParams c, DecodeChangesParams(Params(ctx)));
+  if (!c.project.empty() && ctx.KeyRestricted()) {
+    auto p = api->kb->GetProject(c.project);
+    if (!p.ok() || !ctx.KeyAllowsProject(p->id)) {
+      return Status::PermissionDenied("this key is not allowed on project '" + c.project + "'");
     }
-    KB_ASSIGN_OR_RETURN(auto changed,
-                        api->kb->DocumentsChangedSince(c.since_ms, c.project, c.limit));
-    json docs = json::array();
-    for (const auto& ch : changed) {
-      if (!ctx.KeyAllowsProject(ch.project_id)) continue;
-      json d = EncodeDocument(ch.document);
-      d["project_id"] = ch.project_id;
-      d["project_name"] = ch.project_name;
-      d["deleted"] = ch.document.deleted_at_ms.has_value();
-      docs.push_back(std::move(d));
-    }
-    const size_t n = docs.size();
-    return Reply::Json(
-        200, {{"documents", std::move(docs)}, {"count", n}, {"since", FormatIso8601(c.since_ms)}});
-  });
-  add("GET", "/api/v1/stats", kRead, "", false, [api](RequestContext& ctx) -> Result<Reply> {
-    KB_ASSIGN_OR_RETURN(KbStats s, api->kb->Stats());
-    if (ctx.KeyRestricted()) {
-      // A project-limited key sees totals over its own projects only.
-      KbStats mine;
-      mine.uptime_seconds = s.uptime_seconds;
-      for (auto& p : s.per_project) {
-        if (!ctx.KeyAllowsProject(p.project.id)) continue;
-        ++mine.projects;
-        mine.documents += p.counts.documents;
-        mine.chunks += p.counts.chunks;
-        mine.content_bytes += p.counts.content_bytes;
-        mine.disk_bytes += p.disk_bytes;
-        mine.per_project.push_back(p);
-      }
-      s = std::move(mine);
-    }
-    json body = EncodeStats(s);
-    // Where backups go (and whether that is off-site) is node-wide: unrestricted keys only.
-    if (api->backups && !ctx.KeyRestricted()) body["backups"] = api->backups->StatusJson();
-    return Reply::Json(200, body);
-  });
+  }
+  KB_ASSIGN_OR_RETURN(auto changed, api->kb->DocumentsChangedSince(c.since_ms, c.project, c.limit));
+  json docs = json::array();
+  for (const auto& ch : changed) {
+    if (!ctx.KeyAllowsProject(ch.project_id)) continue;
+    json d = EncodeDocument(ch.document);
+    d["project_id"] = ch.project_id;
+    d["project_name"] = ch.project_name;
+    d["deleted"] = ch.document.deleted_at_ms.has_value();
+    docs.push_back(std::move(d));
+  }
+  const size_t n = docs.size();
+  return Reply::Json(
+      200, {{"documents", std::move(docs)}, {"count", n}, {"since", FormatIso8601(c.since_ms)}});
+}
 
-  // --- API keys (admin) ---
-  add("POST", "/api/v1/admin/api-keys", kAdmin, "", true,
-      [api](RequestContext& ctx) -> Result<Reply> {
-        KB_ASSIGN_OR_RETURN(json body, JsonObjectBody(ctx));
-        KB_ASSIGN_OR_RETURN(CreateKeyRequest req, DecodeCreateKey(body));
-        std::vector<std::string> ids;
-        for (const std::string& p : req.projects) {
-          auto project = api->kb->GetProject(p);
-          if (!project.ok()) {
-            return Status::InvalidArgument("field 'projects': no project '" + p + "'");
-          }
-          ids.push_back(project->id);
-        }
-        KB_ASSIGN_OR_RETURN(CreatedKey k,
-                            api->kb->CreateKey(req.name, req.scope, ids, req.expires_in_days,
-                                               ctx.actor, req.expires_at_ms));
-        return Reply::Json(201, {{"key", EncodeKey(k.record)}, {"secret", k.secret}});
+// GET /api/v1/stats: node-wide totals, or the key's own projects' for a project-limited key.
+Result<Reply> Stats(ApiContext* api, RequestContext& ctx) {
+  KB_ASSIGN_OR_RETURN(KbStats s, api->kb->Stats());
+  if (ctx.KeyRestricted()) {
+    // A project-limited key sees totals over its own projects only.
+    KbStats mine;
+    mine.uptime_seconds = s.uptime_seconds;
+    for (auto& p : s.per_project) {
+      if (!ctx.KeyAllowsProject(p.project.id)) continue;
+      ++mine.projects;
+      mine.documents += p.counts.documents;
+      mine.chunks += p.counts.chunks;
+      mine.content_bytes += p.counts.content_bytes;
+      mine.disk_bytes += p.disk_bytes;
+      mine.per_project.push_back(p);
+    }
+    s = std::move(mine);
+  }
+  json body = EncodeStats(s);
+  // Where backups go (and whether that is off-site) is node-wide: unrestricted keys only.
+  if (api->backups && !ctx.KeyRestricted()) body["backups"] = api->backups->StatusJson();
+  return Reply::Json(200, body);
+}
+
+// --- changes and stats ---
+void AddChangesAndStatsRoutes(ApiContext* api, std::vector<Route>& routes) {
+  Add(routes, "GET", "/api/v1/documents", kRead, "", false,
+      [api](RequestContext& ctx) { return ChangedDocuments(api, ctx); });
+  Add(routes, "GET", "/api/v1/stats", kRead, "", false,
+      [api](RequestContext& ctx) { return Stats(api, ctx); });
+}
+
+// POST /api/v1/admin/api-keys: project names in the body become ids; unknown ones are refused.
+Result<Reply> CreateKey(ApiContext* api, RequestContext& ctx) {
+  KB_ASSIGN_OR_RETURN(json body, JsonObjectBody(ctx));
+  KB_ASSIGN_OR_RETURN(CreateKeyRequest req, DecodeCreateKey(body));
+  std::vector<std::string> ids;
+  for (const std::string& p : req.projects) {
+    auto project = api->kb->GetProject(p);
+    if (!project.ok()) {
+      return Status::InvalidArgument("field 'projects': no project '" + p + "'");
+    }
+    ids.push_back(project->id);
+  }
+  KB_ASSIGN_OR_RETURN(CreatedKey k,
+                      api->kb->CreateKey(req.name, req.scope, ids, req.expires_in_days, ctx.actor,
+                                         req.expires_at_ms));
+  return Reply::Json(201, {{"key", EncodeKey(k.record)}, {"secret", k.secret}});
+}
+
+// --- API keys (admin) ---
+void AddKeyRoutes(ApiContext* api, std::vector<Route>& routes) {
+  Add(routes, "POST", "/api/v1/admin/api-keys", kAdmin, "", true,
+      [api](RequestContext& ctx) { return CreateKey(api, ctx); });
+  Add(routes, "GET", "/api/v1/admin/api-keys", kAdmin, "", true,
+      [api](RequestContext&) -> Result<Reply> {
+        KB_ASSIGN_OR_RETURN(auto keys, api->kb->ListKeys());
+        json list = json::array();
+        for (const auto& k : keys) list.push_back(EncodeKey(k));
+        const size_t n = list.size();
+        return Reply::Json(200, {{"keys", std::move(list)}, {"count", n}});
       });
-  add("GET", "/api/v1/admin/api-keys", kAdmin, "", true, [api](RequestContext&) -> Result<Reply> {
-    KB_ASSIGN_OR_RETURN(auto keys, api->kb->ListKeys());
-    json list = json::array();
-    for (const auto& k : keys) list.push_back(EncodeKey(k));
-    const size_t n = list.size();
-    return Reply::Json(200, {{"keys", std::move(list)}, {"count", n}});
-  });
-  add("DELETE", "/api/v1/admin/api-keys/{id}", kAdmin, "", true,
+  Add(routes, "DELETE", "/api/v1/admin/api-keys/{id}", kAdmin, "", true,
       [api](RequestContext& ctx) -> Result<Reply> {
         KB_RETURN_IF_ERROR(api->kb->RevokeKey(ctx.Param("id"), ctx.actor));
         return Reply::NoContent();
       });
   routes.back().action = "apikey.revoke";
+}
 
-  // --- integrity (admin) ---
+// --- integrity (admin) ---
+void AddIntegrityRoutes(ApiContext* api, std::vector<Route>& routes) {
   // Runs the check now, on this request's thread (it reads every database: seconds to minutes
   // on large data); damage is in the report, with 200.
-  add("POST", "/api/v1/admin/check", kAdmin, "", true, [api](RequestContext&) -> Result<Reply> {
-    KB_ASSIGN_OR_RETURN(IntegrityReport report, api->kb->RunIntegrityCheck());
-    return Reply::Json(200, IntegrityReportToJson(report));
-  });
+  Add(routes, "POST", "/api/v1/admin/check", kAdmin, "", true,
+      [api](RequestContext&) -> Result<Reply> {
+        KB_ASSIGN_OR_RETURN(IntegrityReport report, api->kb->RunIntegrityCheck());
+        return Reply::Json(200, IntegrityReportToJson(report));
+      });
   routes.back().action = "integrity.check";
+}
+
+}  // namespace
+
+std::vector<Route> MakeV1Routes(ApiContext* api) {
+  std::vector<Route> routes;
+  AddOperationalRoutes(api, routes);
+  AddProjectRoutes(api, routes);
+  AddDocumentRoutes(api, routes);
+  AddQueryRoutes(api, routes);
+  AddChangesAndStatsRoutes(api, routes);
+  AddKeyRoutes(api, routes);
+  AddIntegrityRoutes(api, routes);
   return routes;
 }
 

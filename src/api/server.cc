@@ -369,6 +369,165 @@ void ApiServer::RenderTransportError(const httplib::Request& req, httplib::Respo
   api::AuditRequest(ctx_.get(), {req, res, request_id, match.route, &audit_ctx});
 }
 
+namespace {
+
+// --- the steps of ApiServer::Dispatch, in the order a request meets them ---
+
+// Renders a Status failure through the one mapping in http_status.cc.
+void RenderFailure(const Status& s, const std::string& request_id, bool v2,
+                   httplib::Response& res) {
+  api::HttpError e = api::ToHttpError(s, request_id);
+  if (v2) e.body["detail"] = e.body["error"]["message"];  // FastAPI clients read "detail"
+  res.status = e.http_status;
+  res.set_content(api::DumpJson(e.body), "application/json");
+  if (e.http_status == 401) res.set_header("WWW-Authenticate", "Bearer");
+}
+
+// Sets the CORS response headers when the request's Origin is allowed; returns whether it is.
+bool ApplyCors(const std::vector<std::string>& allowed, const httplib::Request& req,
+               httplib::Response& res) {
+  const std::string origin = req.get_header_value("Origin");
+  const bool cors_ok = OriginAllowed(allowed, origin);
+  if (cors_ok) {
+    res.set_header("Access-Control-Allow-Origin", origin);
+    res.set_header("Vary", "Origin");
+    res.set_header("Access-Control-Expose-Headers", "X-Request-ID");
+  }
+  return cors_ok;
+}
+
+// OPTIONS (a CORS preflight or a plain question for Allow): answered here, no handler runs.
+void AnswerOptions(const httplib::Request& req, api::Router::Outcome outcome,
+                   const api::Router::Match& match, bool cors_ok, const std::string& request_id,
+                   bool v2, httplib::Response& res) {
+  if (outcome == api::Router::Outcome::kNotFound) {
+    RenderFailure(Status::NotFound("no route for " + req.path), request_id, v2, res);
+  } else if (!req.get_header_value("Access-Control-Request-Method").empty() && !cors_ok) {
+    RenderFailure(Status::PermissionDenied("origin not allowed"), request_id, v2, res);
+  } else {
+    res.status = 204;
+    res.set_header("Allow", JoinMethods(match.allowed_methods));
+    if (cors_ok) {
+      res.set_header("Access-Control-Allow-Methods", JoinMethods(match.allowed_methods));
+      res.set_header("Access-Control-Allow-Headers",
+                     "Authorization, X-API-Key, Content-Type, X-Request-ID");
+      res.set_header("Access-Control-Max-Age", "600");
+    }
+  }
+}
+
+void AnswerMethodNotAllowed(const httplib::Request& req, const api::Router::Match& match,
+                            const std::string& request_id, httplib::Response& res) {
+  res.status = 405;
+  res.set_header("Allow", JoinMethods(match.allowed_methods));
+  res.set_content(
+      api::DumpJson(RawError("method_not_allowed", req.method + " is not allowed on " + req.path,
+                             request_id)),
+      "application/json");
+}
+
+// The key presented with the request: who it is (ctx.key, ctx.actor) and whether it may call
+// this route (scope, project-limited keys). OK when it may, else the refusal.
+Status AuthenticateKey(KnowledgeBase* kb, const api::Route& route, const httplib::Request& req,
+                       api::RequestContext& ctx) {
+  const std::string secret = api::PresentedSecret(req.get_header_value("Authorization"),
+                                                  req.get_header_value("X-API-Key"));
+  if (secret.empty()) {
+    return Status::Unauthenticated(
+        "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'");
+  }
+  std::string key_id;
+  auto key = kb->Authenticate(secret, &key_id);
+  if (!key.ok()) {
+    if (!key_id.empty()) ctx.actor.id = key_id;
+    // Storage failures stay 500s; only credential problems are 401.
+    return key.status().code() == Code::kUnauthenticated
+               ? key.status()
+               : Status::Internal(key.status().ToString());
+  }
+  ctx.key = std::move(key).value();
+  ctx.actor.id = ctx.key->id;
+  ctx.actor.name = ctx.key->name;
+  Status auth = api::CheckScope(*ctx.key, *route.scope);
+  if (auth.ok() && route.unrestricted_only && ctx.KeyRestricted()) {
+    auth = Status::PermissionDenied(
+        "this key is limited to projects; the route needs "
+        "a key for all projects");
+  }
+  if (auth.ok() && !route.project_param.empty() && ctx.KeyRestricted()) {
+    auto project = kb->GetProject(ctx.Param(route.project_param));
+    // Unknown projects are refused too: a limited key must not probe names.
+    if (!project.ok() || !ctx.KeyAllowsProject(project->id)) {
+      auth = Status::PermissionDenied("this key is not allowed on project '" +
+                                      ctx.Param(route.project_param) + "'");
+    }
+  }
+  return auth;
+}
+
+// Runs the route's handler and writes its reply (or its failure) into `res`.
+void RunHandler(const api::Route& route, api::RequestContext& ctx, bool v2,
+                httplib::Response& res) {
+  Result<api::Reply> reply = route.handler(ctx);
+  if (!reply.ok()) {
+    RenderFailure(reply.status(), ctx.request_id, v2, res);
+    return;
+  }
+  api::Reply& r = reply.value();
+  res.status = r.status;
+  for (auto& [k, v] : r.headers) res.set_header(k, v);
+  if (r.status == 204) {
+    // No body on 204.
+  } else if (r.text) {
+    res.set_content(*r.text, r.content_type);
+  } else {
+    res.set_content(api::DumpJson(r.body), "application/json");
+  }
+}
+
+// A matched route with a body within the limit: the key (if the route needs one), then rate
+// limit (429), the authentication outcome and the service mode (503), then the handler.
+void ServeRoute(KnowledgeBase* kb, api::AccessControl& access, const ServerOptions& options,
+                const api::Route& route, const httplib::Request& req, api::RequestContext& ctx,
+                bool v2, httplib::Response& res) {
+  Status auth;
+  const bool needs_auth =
+      route.scope.has_value() && !(route.pattern == "/metrics" && !options.metrics_require_auth);
+  if (needs_auth) auth = AuthenticateKey(kb, route, req, ctx);
+  // Rate limit (429), then the authentication outcome, then the service mode (503).
+  int64_t retry_after = 0;
+  auth = access.Admit(api::ClassifyRoute(route.method, route.pattern,
+                                         needs_auth ? route.scope : std::optional<KeyScope>()),
+                      ctx.key ? &*ctx.key : nullptr, auth, req.remote_addr, &retry_after);
+  if (retry_after > 0) res.set_header("Retry-After", std::to_string(retry_after));
+  if (!auth.ok()) {
+    RenderFailure(auth, ctx.request_id, v2, res);
+    LogInfo("access refused", api::DumpJson({{"request_id", ctx.request_id},
+                                             {"key_id", ctx.actor.id},
+                                             {"route", route.pattern},
+                                             {"reason", auth.message()}}));
+    return;
+  }
+  RunHandler(route, ctx, v2, res);
+}
+
+// The access-log line of one request.
+void LogRequest(const httplib::Request& req, const httplib::Response& res,
+                const api::RequestContext& ctx, const std::string& route_label, int64_t dur_us) {
+  json fields = {{"request_id", ctx.request_id},
+                 {"method", req.method},
+                 {"route", route_label},
+                 {"status", res.status},
+                 {"duration_ms", static_cast<double>(dur_us) / 1000.0}};
+  if (ctx.key)
+    fields["key_id"] = ctx.key->id;
+  else if (ctx.actor.id != "system")
+    fields["key_id"] = ctx.actor.id;
+  LogInfo("request", api::DumpJson(fields));
+}
+
+}  // namespace
+
 void ApiServer::Dispatch(const httplib::Request& req, httplib::Response& res) {
   const int64_t start_us = MonotonicMicros();
   const std::string header_id = req.get_header_value("X-Request-ID");
@@ -377,24 +536,8 @@ void ApiServer::Dispatch(const httplib::Request& req, httplib::Response& res) {
   const api::Route* audited_route = nullptr;
   bool v2 = false;
 
-  // Renders a Status failure through the one mapping in http_status.cc.
-  auto fail = [&](const Status& s) {
-    api::HttpError e = api::ToHttpError(s, ctx.request_id);
-    if (v2) e.body["detail"] = e.body["error"]["message"];  // FastAPI clients read "detail"
-    res.status = e.http_status;
-    res.set_content(api::DumpJson(e.body), "application/json");
-    if (e.http_status == 401) res.set_header("WWW-Authenticate", "Bearer");
-  };
-
   try {
-    const std::string origin = req.get_header_value("Origin");
-    const bool cors_ok = OriginAllowed(options_.cors_origins, origin);
-    if (cors_ok) {
-      res.set_header("Access-Control-Allow-Origin", origin);
-      res.set_header("Vary", "Origin");
-      res.set_header("Access-Control-Expose-Headers", "X-Request-ID");
-    }
-
+    const bool cors_ok = ApplyCors(options_.cors_origins, req, res);
     api::Router::Match match;
     const auto outcome = router_->Find(req.method, req.path, &match);
     audited_route = match.route;
@@ -407,114 +550,29 @@ void ApiServer::Dispatch(const httplib::Request& req, httplib::Response& res) {
     // Address rules come first, before anything about the request is believed.
     const Status address = access_->CheckAddress(req.remote_addr);
     if (!address.ok()) {
-      fail(address);
+      RenderFailure(address, ctx.request_id, v2, res);
       LogInfo("access refused", api::DumpJson({{"request_id", ctx.request_id},
                                                {"remote", req.remote_addr},
                                                {"reason", address.message()}}));
     } else if (req.method == "OPTIONS") {
-      if (outcome == api::Router::Outcome::kNotFound) {
-        fail(Status::NotFound("no route for " + req.path));
-      } else if (!req.get_header_value("Access-Control-Request-Method").empty() && !cors_ok) {
-        fail(Status::PermissionDenied("origin not allowed"));
-      } else {
-        res.status = 204;
-        res.set_header("Allow", JoinMethods(match.allowed_methods));
-        if (cors_ok) {
-          res.set_header("Access-Control-Allow-Methods", JoinMethods(match.allowed_methods));
-          res.set_header("Access-Control-Allow-Headers",
-                         "Authorization, X-API-Key, Content-Type, X-Request-ID");
-          res.set_header("Access-Control-Max-Age", "600");
-        }
-      }
+      AnswerOptions(req, outcome, match, cors_ok, ctx.request_id, v2, res);
     } else if (outcome == api::Router::Outcome::kNotFound) {
-      fail(Status::NotFound("no route for " + req.method + " " + req.path));
+      RenderFailure(Status::NotFound("no route for " + req.method + " " + req.path), ctx.request_id,
+                    v2, res);
     } else if (outcome == api::Router::Outcome::kMethodNotAllowed) {
-      res.status = 405;
-      res.set_header("Allow", JoinMethods(match.allowed_methods));
-      res.set_content(
-          api::DumpJson(RawError("method_not_allowed",
-                                 req.method + " is not allowed on " + req.path, ctx.request_id)),
-          "application/json");
+      AnswerMethodNotAllowed(req, match, ctx.request_id, res);
     } else if (static_cast<int64_t>(req.body.size()) > options_.max_body_bytes) {
-      fail(Status::PayloadTooLarge("request body larger than " +
-                                   std::to_string(options_.max_body_bytes) + " bytes"));
+      RenderFailure(Status::PayloadTooLarge("request body larger than " +
+                                            std::to_string(options_.max_body_bytes) + " bytes"),
+                    ctx.request_id, v2, res);
     } else {
-      const api::Route& route = *match.route;
       ctx.path_params = std::move(match.params);
-      Status auth;
-      const bool needs_auth = route.scope.has_value() &&
-                              !(route.pattern == "/metrics" && !options_.metrics_require_auth);
-      if (needs_auth) {
-        const std::string secret = api::PresentedSecret(req.get_header_value("Authorization"),
-                                                        req.get_header_value("X-API-Key"));
-        if (secret.empty()) {
-          auth = Status::Unauthenticated(
-              "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'");
-        } else {
-          std::string key_id;
-          auto key = kb_->Authenticate(secret, &key_id);
-          if (!key.ok()) {
-            // Storage failures stay 500s; only credential problems are 401.
-            auth = key.status().code() == Code::kUnauthenticated
-                       ? key.status()
-                       : Status::Internal(key.status().ToString());
-            if (!key_id.empty()) ctx.actor.id = key_id;
-          } else {
-            ctx.key = std::move(key).value();
-            ctx.actor.id = ctx.key->id;
-            ctx.actor.name = ctx.key->name;
-            auth = api::CheckScope(*ctx.key, *route.scope);
-            if (auth.ok() && route.unrestricted_only && ctx.KeyRestricted()) {
-              auth = Status::PermissionDenied(
-                  "this key is limited to projects; the route needs "
-                  "a key for all projects");
-            }
-            if (auth.ok() && !route.project_param.empty() && ctx.KeyRestricted()) {
-              auto project = kb_->GetProject(ctx.Param(route.project_param));
-              // Unknown projects are refused too: a limited key must not probe names.
-              if (!project.ok() || !ctx.KeyAllowsProject(project->id)) {
-                auth = Status::PermissionDenied("this key is not allowed on project '" +
-                                                ctx.Param(route.project_param) + "'");
-              }
-            }
-          }
-        }
-      }
-      // Rate limit (429), then the authentication outcome, then the service mode (503).
-      int64_t retry_after = 0;
-      auth =
-          access_->Admit(api::ClassifyRoute(route.method, route.pattern,
-                                            needs_auth ? route.scope : std::optional<KeyScope>()),
-                         ctx.key ? &*ctx.key : nullptr, auth, req.remote_addr, &retry_after);
-      if (retry_after > 0) res.set_header("Retry-After", std::to_string(retry_after));
-      if (!auth.ok()) {
-        fail(auth);
-        LogInfo("access refused", api::DumpJson({{"request_id", ctx.request_id},
-                                                 {"key_id", ctx.actor.id},
-                                                 {"route", route.pattern},
-                                                 {"reason", auth.message()}}));
-      } else {
-        Result<api::Reply> reply = route.handler(ctx);
-        if (!reply.ok()) {
-          fail(reply.status());
-        } else {
-          api::Reply& r = reply.value();
-          res.status = r.status;
-          for (auto& [k, v] : r.headers) res.set_header(k, v);
-          if (r.status == 204) {
-            // No body on 204.
-          } else if (r.text) {
-            res.set_content(*r.text, r.content_type);
-          } else {
-            res.set_content(api::DumpJson(r.body), "application/json");
-          }
-        }
-      }
+      ServeRoute(kb_, *access_, options_, *match.route, req, ctx, v2, res);
     }
   } catch (const std::exception& e) {
-    fail(Status::Internal(std::string("exception: ") + e.what()));
+    RenderFailure(Status::Internal(std::string("exception: ") + e.what()), ctx.request_id, v2, res);
   } catch (...) {
-    fail(Status::Internal("unknown exception"));
+    RenderFailure(Status::Internal("unknown exception"), ctx.request_id, v2, res);
   }
 
   SetCommonHeaders(res, ctx.request_id);
@@ -523,16 +581,7 @@ void ApiServer::Dispatch(const httplib::Request& req, httplib::Response& res) {
   metrics_->Add("kb_http_requests_total", {route_label, method, std::to_string(res.status)});
   metrics_->Observe("kb_http_request_duration_seconds", {route_label},
                     static_cast<double>(dur_us) / 1e6);
-  json fields = {{"request_id", ctx.request_id},
-                 {"method", req.method},
-                 {"route", route_label},
-                 {"status", res.status},
-                 {"duration_ms", static_cast<double>(dur_us) / 1000.0}};
-  if (ctx.key)
-    fields["key_id"] = ctx.key->id;
-  else if (ctx.actor.id != "system")
-    fields["key_id"] = ctx.actor.id;
-  LogInfo("request", api::DumpJson(fields));
+  LogRequest(req, res, ctx, route_label, dur_us);
   api::AuditRequest(ctx_.get(), {req, res, ctx.request_id, audited_route, &ctx});
 }
 
