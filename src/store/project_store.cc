@@ -138,8 +138,7 @@ class SqliteProjectStore final : public ProjectStore {
   Result<std::vector<DocumentRecord>> DocumentsChangedSince(int64_t since_ms,
                                                             int64_t limit) override;
   Status CompactAfterPurge() override;
-  Result<std::vector<DocumentRecord>> ListDeletedDocuments(int64_t limit,
-                                                           int64_t offset) override;
+  Result<std::vector<DocumentRecord>> ListDeletedDocuments(int64_t limit, int64_t offset) override;
   Result<std::vector<DocumentRecord>> DeletedBefore(int64_t cutoff_ms, int64_t limit) override;
   Result<std::vector<ChunkRecord>> GetDocumentChunks(const std::string& document_id) override;
   Result<std::vector<KeywordHit>> KeywordSearch(const std::string& query, size_t limit) override;
@@ -175,8 +174,8 @@ class SqliteProjectStore final : public ProjectStore {
   const int dimension_;
   const Clock* const clock_;
   std::mutex write_mu_;
-  std::unique_ptr<sql::Database> writer_;  // guarded by write_mu_
-  ReaderPool readers_;                     // declared after writer_: closed before it
+  std::unique_ptr<sql::Database> writer_;     // guarded by write_mu_
+  ReaderPool readers_;                        // declared after writer_: closed before it
   store::DocFrequencyCache doc_frequencies_;  // steers keyword query pruning
 };
 
@@ -439,13 +438,12 @@ Result<std::vector<DocumentRecord>> SqliteProjectStore::DocumentsChangedSince(in
 Result<std::vector<DocumentRecord>> SqliteProjectStore::ListDeletedDocuments(int64_t limit,
                                                                              int64_t offset) {
   auto reader = readers_.Acquire();
-  return QueryDocuments(reader.get(),
-                        "SELECT " + std::string(kDocColumns) +
-                            " FROM documents WHERE deleted_at IS NOT NULL "
-                            "ORDER BY deleted_at DESC, id LIMIT ?1 OFFSET ?2",
-                        [&](sql::Statement& st) {
-                          st.Bind(1, limit).Bind(2, std::max<int64_t>(0, offset));
-                        });
+  return QueryDocuments(
+      reader.get(),
+      "SELECT " + std::string(kDocColumns) +
+          " FROM documents WHERE deleted_at IS NOT NULL "
+          "ORDER BY deleted_at DESC, id LIMIT ?1 OFFSET ?2",
+      [&](sql::Statement& st) { st.Bind(1, limit).Bind(2, std::max<int64_t>(0, offset)); });
 }
 
 Result<std::vector<DocumentRecord>> SqliteProjectStore::DeletedBefore(int64_t cutoff_ms,
@@ -467,10 +465,10 @@ Result<std::vector<ChunkRecord>> SqliteProjectStore::GetDocumentChunks(
   if (!doc || doc->deleted_at_ms) {
     return Status::NotFound("document " + document_id + " does not exist");
   }
-  KB_ASSIGN_OR_RETURN(auto st,
-                      reader->PrepareCached("SELECT id, ordinal, text, heading_path, start_offset, "
-                                      "end_offset, embedding FROM chunks WHERE document_id = ?1 "
-                                      "ORDER BY ordinal"));
+  KB_ASSIGN_OR_RETURN(
+      auto st, reader->PrepareCached("SELECT id, ordinal, text, heading_path, start_offset, "
+                                     "end_offset, embedding FROM chunks WHERE document_id = ?1 "
+                                     "ORDER BY ordinal"));
   st.Bind(1, document_id);
   std::vector<ChunkRecord> out;
   while (true) {
@@ -539,12 +537,13 @@ Result<std::vector<ChunkView>> SqliteProjectStore::GetChunkViews(
   KB_ASSIGN_OR_RETURN(auto tx,
                       sql::Transaction::Begin(reader.get(), sql::Transaction::Mode::kDeferred));
   KB_ASSIGN_OR_RETURN(
-      auto st, reader->PrepareCached("SELECT c.id, c.ordinal, c.text, c.heading_path, "
-                               "c.start_offset, c.end_offset, d.id, d.title, d.source, "
-                               "d.content_type, d.content_hash, d.metadata, d.chunk_count, "
-                               "d.bytes, d.created_at, d.updated_at, d.deleted_at, "
-                               "d.deleted_by FROM chunks c JOIN documents d ON "
-                               "d.id = c.document_id WHERE c.id = ?1 AND d.deleted_at IS NULL"));
+      auto st,
+      reader->PrepareCached("SELECT c.id, c.ordinal, c.text, c.heading_path, "
+                            "c.start_offset, c.end_offset, d.id, d.title, d.source, "
+                            "d.content_type, d.content_hash, d.metadata, d.chunk_count, "
+                            "d.bytes, d.created_at, d.updated_at, d.deleted_at, "
+                            "d.deleted_by FROM chunks c JOIN documents d ON "
+                            "d.id = c.document_id WHERE c.id = ?1 AND d.deleted_at IS NULL"));
   std::vector<ChunkView> out;
   for (int64_t id : chunk_ids) {
     st.Reset();
@@ -571,8 +570,9 @@ Status SqliteProjectStore::ForEachLiveEmbedding(
   KB_ASSIGN_OR_RETURN(auto tx,
                       sql::Transaction::Begin(reader.get(), sql::Transaction::Mode::kDeferred));
   KB_ASSIGN_OR_RETURN(
-      auto st, reader->PrepareCached("SELECT c.id, c.embedding FROM chunks c JOIN documents d ON "
-                               "d.id = c.document_id WHERE d.deleted_at IS NULL ORDER BY c.id"));
+      auto st,
+      reader->PrepareCached("SELECT c.id, c.embedding FROM chunks c JOIN documents d ON "
+                            "d.id = c.document_id WHERE d.deleted_at IS NULL ORDER BY c.id"));
   while (true) {
     KB_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) break;
@@ -598,7 +598,7 @@ Result<std::vector<JournalEntry>> SqliteProjectStore::ReadJournal(int64_t after_
   auto reader = readers_.Acquire();
   KB_ASSIGN_OR_RETURN(
       auto st, reader->PrepareCached("SELECT lsn, ts_ms, actor, op, payload, checksum FROM journal "
-                               "WHERE lsn > ?1 ORDER BY lsn LIMIT ?2"));
+                                     "WHERE lsn > ?1 ORDER BY lsn LIMIT ?2"));
   st.Bind(1, after_lsn).Bind(2, limit);
   std::vector<JournalEntry> out;
   while (true) {
@@ -655,10 +655,10 @@ Status SqliteProjectStore::ApplyLocked(const JournalEntry& entry, store::Content
     // The content needed to redo it is gone on purpose (a purge): a copy cannot be built by
     // replay across this entry, only from a snapshot taken at or after the purge.
     KB_ASSIGN_OR_RETURN(auto p, store::DecodeScrubbedPayload(entry.payload));
-    return Status::FailedPrecondition(
-        "journal entry " + std::to_string(entry.lsn) + " was scrubbed when document " +
-        p.document_id + " was purged (LSN " + std::to_string(p.purged_at_lsn) +
-        "); replay must start from a snapshot at or after that LSN");
+    return Status::FailedPrecondition("journal entry " + std::to_string(entry.lsn) +
+                                      " was scrubbed when document " + p.document_id +
+                                      " was purged (LSN " + std::to_string(p.purged_at_lsn) +
+                                      "); replay must start from a snapshot at or after that LSN");
   }
   if (entry.op == store::kOpPurgeDocument) {
     KB_ASSIGN_OR_RETURN(auto p, store::DecodePurgePayload(entry.payload));
@@ -769,8 +769,8 @@ Result<std::unique_ptr<ProjectStore>> ProjectStore::Open(const std::string& path
                                           std::to_string(dimension));
       }
     } else {
-      KB_ASSIGN_OR_RETURN(auto ins,
-                          writer->PrepareCached("INSERT INTO meta(singleton, project_id, dimension, "
+      KB_ASSIGN_OR_RETURN(
+          auto ins, writer->PrepareCached("INSERT INTO meta(singleton, project_id, dimension, "
                                           "content_checksum, last_lsn) VALUES (1, ?1, ?2, ?3, 0)"));
       ins.Bind(1, project_id).Bind(2, dimension).Bind(3, store::ContentChecksum().ToHex());
       KB_RETURN_IF_ERROR(ins.Run());
