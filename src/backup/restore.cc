@@ -1,8 +1,6 @@
 // Restore orchestration. See restore.h and docs/BACKUP.md.
 #include "backup/restore.h"
 
-#include <sqlite3.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -15,6 +13,7 @@
 #include "common/dir_lock.h"
 #include "common/file_util.h"
 #include "common/logging.h"
+#include "store/project_reader.h"
 #include "store/project_store.h"
 
 namespace kb::backup {
@@ -69,22 +68,12 @@ std::string Join(const std::vector<std::string>& parts, const std::string& sep) 
 // Reads the newest journal position of a (possibly damaged) project database without modifying
 // it. Any failure means "unreadable".
 void ReadNewestCommit(const std::string& db_path, ProjectLoss* loss) {
-  sqlite3* db = nullptr;
-  std::string uri = "file:" + db_path + "?mode=ro";
-  if (sqlite3_open_v2(uri.c_str(), &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr) !=
-      SQLITE_OK) {
-    sqlite3_close(db);
-    return;
-  }
-  sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(db, "SELECT lsn, ts_ms FROM journal ORDER BY lsn DESC LIMIT 1", -1, &st,
-                         nullptr) == SQLITE_OK &&
-      sqlite3_step(st) == SQLITE_ROW) {
-    loss->damaged_lsn = sqlite3_column_int64(st, 0);
-    loss->damaged_last_commit = FormatIso8601(sqlite3_column_int64(st, 1));
-  }
-  sqlite3_finalize(st);
-  sqlite3_close(db);
+  auto reader = store::ProjectReader::Open(db_path);
+  if (!reader.ok()) return;
+  auto newest = (*reader)->NewestCommit();
+  if (!newest.ok() || !newest->has_value()) return;
+  loss->damaged_lsn = (*newest)->lsn;
+  loss->damaged_last_commit = FormatIso8601((*newest)->ts_ms);
 }
 
 DataLossWindow MeasureDataLoss(const SnapshotManifest& manifest, const std::string& old_dir) {
@@ -235,35 +224,66 @@ Result<ProjectRecord> ProjectRecordFromJson(const json& j) {
   }
 }
 
-std::vector<std::string> VerifyRestoredProject(const std::string& project_dir,
-                                               const ProjectSnapshot& meta) {
-  std::vector<std::string> problems;
+std::vector<std::string> CheckProjectMatchesSnapshot(const std::string& project_dir,
+                                                     const ProjectSnapshot& meta) {
   auto record = ProjectRecordFromJson(meta.catalog_row);
   if (!record.ok()) return {record.status().ToString()};
-  std::string db_path = layout::ProjectDbIn(project_dir);
-  auto store = ProjectStore::Open(db_path, meta.id, record->embedding_dimension, nullptr);
-  if (!store.ok()) return {"project " + meta.name + ": " + store.status().ToString()};
-  if (Status s = (*store)->IntegrityCheck(); !s.ok()) {
-    problems.push_back("project " + meta.name + ": " + s.ToString());
+  const std::string who = "project " + meta.name + ": ";
+  auto opened = store::ProjectReader::Open(layout::ProjectDbIn(project_dir));
+  if (!opened.ok()) return {who + opened.status().ToString()};
+  store::ProjectReader& reader = **opened;
+  // Every page and row is read once: through read(), not the memory map (sql::Database).
+  auto scan = reader.database()->BeginFullScan();
+  if (!scan.ok()) return {who + scan.status().ToString()};
+  // One snapshot: the file is not expected to change, but every finding is about one state.
+  if (Status s = reader.BeginSnapshot(); !s.ok()) return {who + s.ToString()};
+  auto stored = reader.Meta();
+  if (!stored.ok()) return {who + stored.status().ToString()};
+  if (stored->project_id != meta.id) {
+    return {who + "the database belongs to project " + stored->project_id + ", not " + meta.id};
   }
-  auto checksum = (*store)->VerifyContentChecksum();
-  if (!checksum.ok()) {
-    problems.push_back("project " + meta.name + ": " + checksum.status().ToString());
-  } else if (*checksum != meta.content_checksum) {
-    problems.push_back("project " + meta.name + ": content checksum " + *checksum +
-                       " differs from the snapshot's " + meta.content_checksum);
+  if (stored->dimension != record->embedding_dimension) {
+    return {who + "the database holds embeddings of dimension " +
+            std::to_string(stored->dimension) + ", the snapshot's catalog row says " +
+            std::to_string(record->embedding_dimension)};
   }
-  auto lsn = (*store)->LastLsn();
-  if (!lsn.ok() || *lsn != meta.lsn) {
-    problems.push_back("project " + meta.name + ": LSN " +
-                       (lsn.ok() ? std::to_string(*lsn) : lsn.status().ToString()) +
+
+  std::vector<std::string> problems;
+  if (Status s = reader.CheckIntegrity(); !s.ok()) problems.push_back(who + s.ToString());
+  // The rows must sum to the maintained checksum, and that must be the one the snapshot
+  // recorded (when it recorded one).
+  auto recomputed = reader.RecomputeContentChecksum();
+  if (!recomputed.ok()) {
+    problems.push_back(who + recomputed.status().ToString());
+  } else if (*recomputed != stored->content_checksum) {
+    problems.push_back(
+        who +
+        Status::Corruption(reader.path() + ": content checksum recomputed from the rows is " +
+                           *recomputed + ", the maintained one is " + stored->content_checksum)
+            .ToString());
+  } else if (!meta.content_checksum.empty() && *recomputed != meta.content_checksum) {
+    problems.push_back(who + "content checksum " + *recomputed + " differs from the snapshot's " +
+                       meta.content_checksum);
+  }
+  if (stored->last_lsn != meta.lsn) {
+    problems.push_back(who + "LSN " + std::to_string(stored->last_lsn) +
                        " differs from the snapshot's " + std::to_string(meta.lsn));
   }
-  auto counts = (*store)->Counts();
-  if (counts.ok() && meta.counts.contains("documents") &&
-      meta.counts["documents"].get<int64_t>() != counts->documents) {
-    problems.push_back("project " + meta.name + ": " + std::to_string(counts->documents) +
-                       " live documents, the snapshot recorded " + meta.counts["documents"].dump());
+  auto counts = reader.Counts();
+  if (!counts.ok()) {
+    problems.push_back(who + counts.status().ToString());
+  } else {
+    auto differs = [&](const char* key, int64_t value, const std::string& what) {
+      auto it = meta.counts.find(key);
+      if (it == meta.counts.end() || !it->is_number_integer() || it->get<int64_t>() == value) {
+        return;
+      }
+      problems.push_back(who + std::to_string(value) + " " + what + ", the snapshot recorded " +
+                         it->dump());
+    };
+    differs("documents", counts->documents, "live documents");
+    differs("chunks", counts->chunks, "live chunks");
+    differs("deleted_documents", counts->deleted_documents, "deleted documents");
   }
   return problems;
 }
@@ -331,7 +351,7 @@ Result<WholeRestoreReport> RestoreDataDirectory(Repository& repo, const Snapshot
   }
   std::vector<std::string> problems;
   for (const ProjectSnapshot& p : manifest.projects) {
-    for (std::string& problem : VerifyRestoredProject(layout::ProjectDir(staging, p.id), p)) {
+    for (std::string& problem : CheckProjectMatchesSnapshot(layout::ProjectDir(staging, p.id), p)) {
       problems.push_back(std::move(problem));
     }
     for (const SnapshotFile& f : p.files) report.bytes += f.size;
@@ -454,7 +474,7 @@ Result<ProjectRestoreReport> RestoreProject(Repository& repo, const SnapshotMani
   const std::string restored = work + "/files";
   KB_RETURN_IF_ERROR(repo.RestoreFiles(manifest, {meta->id}, restored));
   const std::string staged = layout::ProjectDir(restored, meta->id);
-  std::vector<std::string> problems = VerifyRestoredProject(staged, *meta);
+  std::vector<std::string> problems = CheckProjectMatchesSnapshot(staged, *meta);
   if (!problems.empty()) {
     return Status::Corruption("restored project " + meta->name + " from snapshot " + manifest.id +
                               " failed verification: " + Join(problems, "; "));

@@ -7,11 +7,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "backup/backup.h"
 #include "backup/source.h"
@@ -24,9 +23,9 @@ namespace kb::backup {
 // Choosing a snapshot
 
 struct SnapshotSelector {
-  std::string snapshot_id;            // exactly this one
-  bool latest_valid = false;          // newest one that verifies (reading every byte)
-  std::optional<int64_t> before_ms;   // newest one taken strictly before this time
+  std::string snapshot_id;           // exactly this one
+  bool latest_valid = false;         // newest one that verifies (reading every byte)
+  std::optional<int64_t> before_ms;  // newest one taken strictly before this time
   // Otherwise: the newest. Candidates must contain every one of these projects (ids or names)
   // and, when `need_full`, be full snapshots (a whole restore needs the catalog).
   std::vector<std::string> projects;
@@ -54,11 +53,15 @@ Result<const ProjectSnapshot*> FindProject(const SnapshotManifest& manifest,
 nlohmann::json ProjectRecordToJson(const ProjectRecord& record);
 Result<ProjectRecord> ProjectRecordFromJson(const nlohmann::json& j);
 
-// Checks a restored project directory against what its snapshot recorded: SQLite integrity,
-// the content checksum recomputed from the rows, the LSN, the live counts. Returns the list of
-// problems (empty = good).
-std::vector<std::string> VerifyRestoredProject(const std::string& project_dir,
-                                               const ProjectSnapshot& meta);
+// The one check that a restored project directory holds the state its snapshot recorded, read
+// without writing the files (store::ProjectReader): the database is the project's (id, and the
+// dimension of the snapshot's catalog row); SQLite integrity, chunk counts and keyword index
+// rows; the content checksum recomputed from the rows equals the maintained one and the
+// snapshot's (when recorded); the LSN equals the snapshot's; the live document, live chunk and
+// deleted document counts equal the snapshot's (those it recorded). Returns the problems, each
+// starting "project <name>: " (empty = it matches).
+std::vector<std::string> CheckProjectMatchesSnapshot(const std::string& project_dir,
+                                                     const ProjectSnapshot& meta);
 
 // ---------------------------------------------------------------------------------------------
 // Whole data directory
@@ -67,14 +70,14 @@ struct ProjectLoss {
   std::string project_id;
   std::string name;
   int64_t restored_lsn = 0;
-  int64_t damaged_lsn = -1;        // -1: unreadable or absent in the old data
+  int64_t damaged_lsn = -1;         // -1: unreadable or absent in the old data
   std::string damaged_last_commit;  // ISO-8601 of its newest journal entry, if readable
 };
 
 struct DataLossWindow {
-  std::string restored_point;       // the snapshot's time
+  std::string restored_point;         // the snapshot's time
   std::string newest_damaged_commit;  // newest commit readable in the old data ("" = none)
-  int64_t lost_entries = 0;         // journal entries in the old data after the restored LSNs
+  int64_t lost_entries = 0;           // journal entries in the old data after the restored LSNs
   std::vector<ProjectLoss> projects;
   nlohmann::json ToJson() const;
 };
@@ -104,7 +107,7 @@ Result<WholeRestoreReport> RestoreDataDirectory(Repository& repo, const Snapshot
 // One project
 
 struct ProjectRestoreOptions {
-  bool merge = false;           // bring back only documents the live project no longer has
+  bool merge = false;                // bring back only documents the live project no longer has
   bool pre_restore_snapshot = true;  // replace mode: snapshot the current state first
   // SourceOptions::index_max_lag of that snapshot (backup_index_max_lag).
   double index_max_lag = kDefaultIndexMaxLag;

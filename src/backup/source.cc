@@ -23,7 +23,7 @@
 #include "common/data_layout.h"
 #include "common/file_util.h"
 #include "store/catalog.h"
-#include "store/migrations.h"
+#include "store/project_reader.h"
 #include "store/sqlite.h"
 
 namespace kb::backup {
@@ -204,80 +204,35 @@ struct ProjectDbMeta {
   int64_t deleted_documents = 0;
 };
 
-// Reads what a backup records about a project from `db`, inside the caller's read transaction
-// (so it describes exactly the state that transaction copies), and checks that the database is
-// the project's.
-Result<ProjectDbMeta> ReadProjectDbMetaIn(sql::Database& db, const ProjectRecord& record) {
+// Reads what a backup records about a project from `reader`, inside the caller's snapshot (so it
+// describes exactly the state that snapshot copies), and checks that the database is the
+// project's. (ProjectReader::Open checked the file's identity and schema version.)
+Result<ProjectDbMeta> ReadProjectDbMetaIn(store::ProjectReader& reader,
+                                          const ProjectRecord& record) {
   const std::string what = "project '" + record.name + "' (" + record.id + ") database";
-  KB_ASSIGN_OR_RETURN(int64_t app_id, db.QueryInt("PRAGMA application_id"));
-  if (app_id != store::kProjectApplicationId) {
-    return Status::Corruption(what + " is not a KnowledgeBeast project database (application_id " +
-                              std::to_string(app_id) + ")");
-  }
-  KB_ASSIGN_OR_RETURN(int64_t version, db.QueryInt("PRAGMA user_version"));
-  const int latest = store::ProjectSchema().latest_version();
-  if (version > latest) {
-    return Status::FailedPrecondition(what + " has schema version " + std::to_string(version) +
-                                      ", newer than this binary supports (" +
-                                      std::to_string(latest) + ")");
-  }
   ProjectDbMeta m;
-  {
-    KB_ASSIGN_OR_RETURN(auto st, db.Prepare("SELECT project_id, dimension, content_checksum, "
-                                            "last_lsn, (SELECT max(lsn) FROM journal) FROM meta"));
-    KB_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) return Status::Corruption(what + " has no meta row");
-    if (st.ColumnText(0) != record.id) {
-      return Status::Corruption(what + " belongs to project " + st.ColumnText(0));
-    }
-    if (st.ColumnInt64(1) != record.embedding_dimension) {
-      return Status::Corruption(what + " holds embeddings of dimension " +
-                                std::to_string(st.ColumnInt64(1)) + ", the catalog says " +
-                                std::to_string(record.embedding_dimension));
-    }
-    m.content_checksum = st.ColumnText(2);
-    m.lsn = st.ColumnInt64(3);
-    if (!st.ColumnIsNull(4) && st.ColumnInt64(4) != m.lsn) {
-      return Status::Corruption(what + ": newest journal entry " +
-                                std::to_string(st.ColumnInt64(4)) + " differs from meta.last_lsn " +
-                                std::to_string(m.lsn));
-    }
+  KB_ASSIGN_OR_RETURN(store::ProjectMeta meta, reader.Meta());
+  if (meta.project_id != record.id) {
+    return Status::Corruption(what + " belongs to project " + meta.project_id);
   }
-  {
-    // The same counts as ProjectStore::Counts (live documents, their chunks, deleted documents).
-    KB_ASSIGN_OR_RETURN(
-        auto st, db.Prepare("SELECT "
-                            "(SELECT count(*) FROM documents WHERE deleted_at IS NULL), "
-                            "(SELECT count(*) FROM chunks c JOIN documents d ON d.id = "
-                            "c.document_id WHERE d.deleted_at IS NULL), "
-                            "(SELECT count(*) FROM documents WHERE deleted_at IS NOT NULL)"));
-    KB_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) return Status::Internal("counts returned no row");
-    m.documents = st.ColumnInt64(0);
-    m.chunks = st.ColumnInt64(1);
-    m.deleted_documents = st.ColumnInt64(2);
+  if (meta.dimension != record.embedding_dimension) {
+    return Status::Corruption(what + " holds embeddings of dimension " +
+                              std::to_string(meta.dimension) + ", the catalog says " +
+                              std::to_string(record.embedding_dimension));
   }
+  m.content_checksum = meta.content_checksum;
+  m.lsn = meta.last_lsn;
+  KB_ASSIGN_OR_RETURN(std::optional<store::CommitPoint> newest, reader.NewestCommit());
+  if (newest && newest->lsn != m.lsn) {
+    return Status::Corruption(what + ": newest journal entry " + std::to_string(newest->lsn) +
+                              " differs from meta.last_lsn " + std::to_string(m.lsn));
+  }
+  // The same counts as ProjectStore::Counts (live documents, their chunks, deleted documents).
+  KB_ASSIGN_OR_RETURN(StoreCounts counts, reader.Counts());
+  m.documents = counts.documents;
+  m.chunks = counts.chunks;
+  m.deleted_documents = counts.deleted_documents;
   return m;
-}
-
-// Whether a document was purged after `lsn`: an index saved before holds its vectors, which no
-// snapshot taken after the purge may carry (a purge removes content from everything but older
-// backups). In the caller's transaction; reads only the entries after `lsn`.
-Result<bool> PurgedSince(sql::Database& db, int64_t lsn) {
-  KB_ASSIGN_OR_RETURN(auto st, db.Prepare("SELECT EXISTS (SELECT 1 FROM journal WHERE lsn > ? "
-                                          "AND op = 'purge_document')"));
-  st.Bind(1, lsn);
-  KB_ASSIGN_OR_RETURN(bool row, st.Step());
-  return row && st.ColumnInt64(0) != 0;
-}
-
-// The journal entry checksum at `lsn` (the project's content checksum after that entry), "" if
-// the journal has no such entry. In the caller's transaction.
-Result<std::string> JournalChecksumAt(sql::Database& db, int64_t lsn) {
-  KB_ASSIGN_OR_RETURN(auto st, db.Prepare("SELECT checksum FROM journal WHERE lsn = ?"));
-  st.Bind(1, lsn);
-  KB_ASSIGN_OR_RETURN(bool row, st.Step());
-  return row ? st.ColumnText(0) : std::string();
 }
 
 // The producer of a project's kb.db: opens the live file read-only, begins one read
@@ -289,11 +244,11 @@ Result<std::string> JournalChecksumAt(sql::Database& db, int64_t lsn) {
 FileProducer ProjectDbProducer(const std::string& live_db, const ProjectRecord& record) {
   return [live_db, record](FileSink& sink, ProjectSnapshot* meta) -> Result<int64_t> {
     const std::string who = "project '" + record.name + "' (" + record.id + ")";
-    sql::OpenOptions ro;
-    ro.read_only = true;  // never writes the live file; in WAL mode it reads through the WAL
-    auto opened = sql::Database::Open(live_db, ro);
+    // Never writes the live file; in WAL mode it reads through the WAL.
+    auto opened = store::ProjectReader::Open(live_db);
     if (!opened.ok()) return opened.status().WithContext(who);
-    std::unique_ptr<sql::Database> db = std::move(opened).value();
+    std::unique_ptr<store::ProjectReader> reader = std::move(opened).value();
+    sql::Database* db = reader->database();
     // Pages are read once, so no large page cache; and, as for any full scan, no memory map:
     // mapped pages count in the process's RSS (and its OOM score), which would then grow with the
     // largest database. Reading through read() costs ~15% of a backup in which nothing changed
@@ -301,9 +256,8 @@ FileProducer ProjectDbProducer(const std::string& live_db, const ProjectRecord& 
     // instead of 289 MiB.
     KB_ASSIGN_OR_RETURN(auto scan, db->BeginFullScan());
     KB_RETURN_IF_ERROR(db->Exec("PRAGMA cache_size=-2048"));
-    KB_ASSIGN_OR_RETURN(auto tx,
-                        sql::Transaction::Begin(db.get(), sql::Transaction::Mode::kDeferred));
-    KB_ASSIGN_OR_RETURN(ProjectDbMeta m, ReadProjectDbMetaIn(*db, record));
+    KB_RETURN_IF_ERROR(reader->BeginSnapshot());
+    KB_ASSIGN_OR_RETURN(ProjectDbMeta m, ReadProjectDbMetaIn(*reader, record));
     std::string index_checksum;
     if (meta != nullptr && meta->index_lsn > 0) {
       auto changed = [&](const std::string& why) {
@@ -315,7 +269,9 @@ FileProducer ProjectDbProducer(const std::string& live_db, const ProjectRecord& 
         return changed("its vector index, LSN " + std::to_string(meta->index_lsn) +
                        ", is ahead of its database, LSN " + std::to_string(m.lsn));
       }
-      KB_ASSIGN_OR_RETURN(index_checksum, JournalChecksumAt(*db, meta->index_lsn));
+      KB_ASSIGN_OR_RETURN(std::optional<std::string> at,
+                          reader->JournalChecksumAt(meta->index_lsn));
+      index_checksum = at.value_or("");
       if (!meta->index_checksum.empty()) {  // an earlier snapshot's index, chosen at preparation
         if (index_checksum != meta->index_checksum) {
           return changed(
@@ -323,13 +279,15 @@ FileProducer ProjectDbProducer(const std::string& live_db, const ProjectRecord& 
               "chosen for it, LSN " +
               std::to_string(meta->index_lsn));
         }
-        KB_ASSIGN_OR_RETURN(bool purged, PurgedSince(*db, meta->index_lsn));
+        // A purge after the index: it holds the purged document's vectors, which no snapshot
+        // taken after the purge may carry (a purge removes content from all but older backups).
+        KB_ASSIGN_OR_RETURN(bool purged, reader->PurgedAfter(meta->index_lsn));
         if (purged) return changed("a document was purged after the vector index chosen for it");
       }
     }
     KB_ASSIGN_OR_RETURN(int64_t size,
                         StreamSqliteDatabase(db->handle(), who + " database " + live_db, sink));
-    KB_RETURN_IF_ERROR(tx.Commit());
+    KB_RETURN_IF_ERROR(reader->EndSnapshot());
     if (meta != nullptr) {
       meta->lsn = m.lsn;
       meta->content_checksum = m.content_checksum;
@@ -352,18 +310,16 @@ struct JournalPosition {
 };
 
 Result<JournalPosition> ReadJournalPosition(const std::string& live_db, int64_t index_lsn) {
-  sql::OpenOptions ro;
-  ro.read_only = true;
-  KB_ASSIGN_OR_RETURN(auto db, sql::Database::Open(live_db, ro));
-  KB_ASSIGN_OR_RETURN(auto tx,
-                      sql::Transaction::Begin(db.get(), sql::Transaction::Mode::kDeferred));
+  KB_ASSIGN_OR_RETURN(auto reader, store::ProjectReader::Open(live_db));
+  KB_RETURN_IF_ERROR(reader->BeginSnapshot());
   JournalPosition pos;
-  KB_ASSIGN_OR_RETURN(pos.last_lsn, db->QueryInt("SELECT last_lsn FROM meta"));
-  KB_ASSIGN_OR_RETURN(pos.documents,
-                      db->QueryInt("SELECT count(*) FROM documents WHERE deleted_at IS NULL"));
-  KB_ASSIGN_OR_RETURN(pos.checksum_at_index, JournalChecksumAt(*db, index_lsn));
-  KB_ASSIGN_OR_RETURN(pos.purged_since_index, PurgedSince(*db, index_lsn));
-  KB_RETURN_IF_ERROR(tx.Commit());
+  KB_ASSIGN_OR_RETURN(store::ProjectMeta meta, reader->Meta());
+  pos.last_lsn = meta.last_lsn;
+  KB_ASSIGN_OR_RETURN(pos.documents, reader->LiveDocuments());
+  KB_ASSIGN_OR_RETURN(std::optional<std::string> at, reader->JournalChecksumAt(index_lsn));
+  pos.checksum_at_index = at.value_or("");
+  KB_ASSIGN_OR_RETURN(pos.purged_since_index, reader->PurgedAfter(index_lsn));
+  KB_RETURN_IF_ERROR(reader->EndSnapshot());
   return pos;
 }
 

@@ -2,7 +2,9 @@
 // transaction: rows + one journal entry + the maintained content checksum), and a small pool of
 // read-only connections that read committed WAL snapshots concurrently with the writer.
 // The mutation bodies (Write*) are shared by the primary path and by journal replay, so that the
-// two cannot drift apart: replay differs only in taking ids and times from the payload.
+// two cannot drift apart: replay differs only in taking ids and times from the payload. Those
+// bodies and the row reads they share with ProjectReader are in project_rows.cc; this file
+// holds the transactions, the locking and the connection pool.
 #include "store/project_store.h"
 
 #include <cctype>
@@ -21,277 +23,29 @@
 #include "store/journal_codec.h"
 #include "store/keyword_query.h"
 #include "store/migrations.h"
+#include "store/project_rows.h"
 #include "store/sqlite.h"
 
 namespace kb {
 namespace {
 
-using store::ContentChecksum;
-using store::DocumentDigestBuilder;
+using store::AppendJournal;
+using store::ChunkIdsOf;
+using store::kDocColumns;
+using store::LoadDocument;
+using store::LoadMeta;
+using store::MetaRow;
+using store::QueryDocuments;
+using store::ReadDocument;
+using store::ScrubJournal;
+using store::SecureDeleteScope;
+using store::WriteDeletedState;
+using store::WritePurge;
+using store::WritePut;
 
 // Reader connections per store: enough for a search and a listing to overlap with a backup scan
 // on a 2-core node, few enough that hundreds of open projects stay cheap in file handles.
 constexpr int kReaderPoolSize = 3;
-// A keyword query longer than this is cut: BM25 over more OR-ed terms adds cost, not precision.
-
-constexpr std::string_view kDocColumns =
-    "id, title, source, content_type, content_hash, metadata, chunk_count, bytes, created_at, "
-    "updated_at, deleted_at, deleted_by";
-
-DocumentRecord ReadDocument(const sql::Statement& st, int first) {
-  DocumentRecord d;
-  d.id = st.ColumnText(first + 0);
-  d.title = st.ColumnText(first + 1);
-  d.source = st.ColumnText(first + 2);
-  d.content_type = st.ColumnText(first + 3);
-  d.content_hash = st.ColumnText(first + 4);
-  d.metadata_json = st.ColumnText(first + 5);
-  d.chunk_count = static_cast<int>(st.ColumnInt64(first + 6));
-  d.bytes = st.ColumnInt64(first + 7);
-  d.created_at_ms = st.ColumnInt64(first + 8);
-  d.updated_at_ms = st.ColumnInt64(first + 9);
-  d.deleted_at_ms = st.ColumnOptionalInt64(first + 10);
-  d.deleted_by = st.ColumnText(first + 11);
-  return d;
-}
-
-Result<std::vector<DocumentRecord>> QueryDocuments(
-    sql::Database* db, const std::string& sql, const std::function<void(sql::Statement&)>& bind) {
-  KB_ASSIGN_OR_RETURN(auto st, db->PrepareCached(sql));
-  bind(st);
-  std::vector<DocumentRecord> out;
-  while (true) {
-    KB_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
-    out.push_back(ReadDocument(st, 0));
-  }
-  return out;
-}
-
-Result<std::optional<DocumentRecord>> LoadDocument(sql::Database* db, const std::string& id) {
-  KB_ASSIGN_OR_RETURN(
-      auto docs,
-      QueryDocuments(db, "SELECT " + std::string(kDocColumns) + " FROM documents WHERE id = ?1",
-                     [&](sql::Statement& st) { st.Bind(1, id); }));
-  if (docs.empty()) return std::optional<DocumentRecord>();
-  return std::optional<DocumentRecord>(std::move(docs.front()));
-}
-
-Result<std::vector<int64_t>> ChunkIdsOf(sql::Database* db, const std::string& document_id) {
-  KB_ASSIGN_OR_RETURN(auto st,
-                      db->PrepareCached("SELECT id FROM chunks WHERE document_id = ?1 ORDER BY ordinal"));
-  st.Bind(1, document_id);
-  std::vector<int64_t> ids;
-  while (true) {
-    KB_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
-    ids.push_back(st.ColumnInt64(0));
-  }
-  return ids;
-}
-
-// The document's digest as its rows stand now (docs/format/DATABASE.md section 5).
-Result<Sha256Digest> DigestOf(sql::Database* db, const DocumentRecord& doc) {
-  KB_ASSIGN_OR_RETURN(int64_t n, [&]() -> Result<int64_t> {
-    KB_ASSIGN_OR_RETURN(auto st, db->PrepareCached("SELECT count(*) FROM chunks WHERE document_id = ?1"));
-    st.Bind(1, doc.id);
-    KB_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) return Status::Internal("count returned no row");
-    return st.ColumnInt64(0);
-  }());
-  DocumentDigestBuilder builder(doc, static_cast<uint64_t>(n));
-  KB_ASSIGN_OR_RETURN(auto st,
-                      db->PrepareCached("SELECT id, ordinal, text, heading_path, start_offset, "
-                                  "end_offset, embedding FROM chunks WHERE document_id = ?1 "
-                                  "ORDER BY ordinal"));
-  st.Bind(1, doc.id);
-  while (true) {
-    KB_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
-    builder.AddChunk(st.ColumnInt64(0), st.ColumnInt64(1), st.ColumnText(2), st.ColumnText(3),
-                     st.ColumnInt64(4), st.ColumnInt64(5), st.ColumnBlobView(6));
-  }
-  return builder.Finish();
-}
-
-struct MetaRow {
-  ContentChecksum checksum;
-  int64_t last_lsn = 0;
-};
-
-Result<MetaRow> LoadMeta(sql::Database* db) {
-  KB_ASSIGN_OR_RETURN(auto st, db->PrepareCached("SELECT content_checksum, last_lsn FROM meta"));
-  KB_ASSIGN_OR_RETURN(bool row, st.Step());
-  if (!row) return Status::Corruption(db->path() + ": meta row is missing");
-  auto sum = ContentChecksum::FromHex(st.ColumnText(0));
-  if (!sum) return Status::Corruption(db->path() + ": meta.content_checksum is malformed");
-  return MetaRow{*sum, st.ColumnInt64(1)};
-}
-
-// Appends the entry and records the checksum it carries as the maintained one.
-Status AppendJournal(sql::Database* db, const JournalEntry& e) {
-  KB_ASSIGN_OR_RETURN(auto ins,
-                      db->PrepareCached("INSERT INTO journal(lsn, ts_ms, actor, op, payload, checksum) "
-                                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
-  ins.Bind(1, e.lsn)
-      .Bind(2, e.ts_ms)
-      .Bind(3, e.actor)
-      .Bind(4, e.op)
-      .Bind(5, e.payload)
-      .Bind(6, e.checksum);
-  KB_RETURN_IF_ERROR(ins.Run());
-  KB_ASSIGN_OR_RETURN(auto upd,
-                      db->PrepareCached("UPDATE meta SET content_checksum = ?1, last_lsn = ?2"));
-  upd.Bind(1, e.checksum).Bind(2, e.lsn);
-  return upd.Run();
-}
-
-// --- mutation bodies, shared by the primary path and replay; caller holds a write transaction ---
-
-// Writes `doc` (live) with `chunks`; a chunk id of 0 is assigned by SQLite and filled in.
-Status WritePut(sql::Database* db, const DocumentRecord& doc, std::vector<ChunkRecord>* chunks,
-                bool existed, std::vector<int64_t>* removed, ContentChecksum* sum) {
-  removed->clear();
-  if (existed) {
-    KB_ASSIGN_OR_RETURN(auto old, LoadDocument(db, doc.id));
-    if (!old) return Status::Internal("document vanished inside a transaction");
-    KB_ASSIGN_OR_RETURN(Sha256Digest old_digest, DigestOf(db, *old));
-    sum->Subtract(old_digest);
-    KB_ASSIGN_OR_RETURN(*removed, ChunkIdsOf(db, doc.id));
-    KB_ASSIGN_OR_RETURN(auto del, db->PrepareCached("DELETE FROM chunks WHERE document_id = ?1"));
-    del.Bind(1, doc.id);
-    KB_RETURN_IF_ERROR(del.Run());
-    KB_ASSIGN_OR_RETURN(auto upd,
-                        db->PrepareCached("UPDATE documents SET title = ?2, source = ?3, "
-                                    "content_type = ?4, content_hash = ?5, metadata = ?6, "
-                                    "chunk_count = ?7, bytes = ?8, created_at = ?9, "
-                                    "updated_at = ?10, deleted_at = NULL, deleted_by = '' "
-                                    "WHERE id = ?1"));
-    upd.Bind(1, doc.id).Bind(2, doc.title).Bind(3, doc.source).Bind(4, doc.content_type);
-    upd.Bind(5, doc.content_hash).Bind(6, doc.metadata_json).Bind(7, doc.chunk_count);
-    upd.Bind(8, doc.bytes).Bind(9, doc.created_at_ms).Bind(10, doc.updated_at_ms);
-    KB_RETURN_IF_ERROR(upd.Run());
-  } else {
-    KB_ASSIGN_OR_RETURN(auto ins,
-                        db->PrepareCached("INSERT INTO documents(id, title, source, content_type, "
-                                    "content_hash, metadata, chunk_count, bytes, created_at, "
-                                    "updated_at, deleted_at, deleted_by) VALUES (?1, ?2, ?3, "
-                                    "?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, '')"));
-    ins.Bind(1, doc.id).Bind(2, doc.title).Bind(3, doc.source).Bind(4, doc.content_type);
-    ins.Bind(5, doc.content_hash).Bind(6, doc.metadata_json).Bind(7, doc.chunk_count);
-    ins.Bind(8, doc.bytes).Bind(9, doc.created_at_ms).Bind(10, doc.updated_at_ms);
-    KB_RETURN_IF_ERROR(ins.Run());
-  }
-  KB_ASSIGN_OR_RETURN(auto ins, db->PrepareCached("INSERT INTO chunks(id, document_id, ordinal, text, "
-                                            "heading_path, start_offset, end_offset, embedding) "
-                                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
-  for (ChunkRecord& c : *chunks) {
-    ins.Reset();
-    if (c.id == 0) {
-      ins.BindNull(1);
-    } else {
-      ins.Bind(1, c.id);
-    }
-    ins.Bind(2, doc.id).Bind(3, c.ordinal).Bind(4, c.text).Bind(5, c.heading_path);
-    ins.Bind(6, c.start_offset).Bind(7, c.end_offset);
-    ins.BindBlob(8, store::EmbeddingToBytes(c.embedding));
-    KB_RETURN_IF_ERROR(ins.Run());
-    if (c.id == 0) c.id = db->LastInsertRowid();
-  }
-  KB_ASSIGN_OR_RETURN(Sha256Digest digest, DigestOf(db, doc));
-  sum->Add(digest);
-  return Status::OK();
-}
-
-// Sets or clears the soft-delete state of an existing document.
-Status WriteDeletedState(sql::Database* db, const std::string& id,
-                         std::optional<int64_t> deleted_at, const std::string& deleted_by,
-                         int64_t updated_at, ContentChecksum* sum) {
-  KB_ASSIGN_OR_RETURN(auto old, LoadDocument(db, id));
-  if (!old) return Status::NotFound("document " + id + " does not exist");
-  KB_ASSIGN_OR_RETURN(Sha256Digest old_digest, DigestOf(db, *old));
-  sum->Subtract(old_digest);
-  KB_ASSIGN_OR_RETURN(auto upd,
-                      db->PrepareCached("UPDATE documents SET deleted_at = ?2, deleted_by = ?3, "
-                                  "updated_at = ?4 WHERE id = ?1"));
-  upd.Bind(1, id).Bind(2, deleted_at).Bind(3, deleted_by).Bind(4, updated_at);
-  KB_RETURN_IF_ERROR(upd.Run());
-  DocumentRecord now = *old;
-  now.deleted_at_ms = deleted_at;
-  now.deleted_by = deleted_by;
-  now.updated_at_ms = updated_at;
-  KB_ASSIGN_OR_RETURN(Sha256Digest digest, DigestOf(db, now));
-  sum->Add(digest);
-  return Status::OK();
-}
-
-Status WritePurge(sql::Database* db, const DocumentRecord& doc, ContentChecksum* sum) {
-  KB_ASSIGN_OR_RETURN(Sha256Digest old_digest, DigestOf(db, doc));
-  sum->Subtract(old_digest);
-  // Chunks first and explicitly: their delete trigger keeps the FTS index in step.
-  KB_ASSIGN_OR_RETURN(auto dc, db->PrepareCached("DELETE FROM chunks WHERE document_id = ?1"));
-  dc.Bind(1, doc.id);
-  KB_RETURN_IF_ERROR(dc.Run());
-  KB_ASSIGN_OR_RETURN(auto dd, db->PrepareCached("DELETE FROM documents WHERE id = ?1"));
-  dd.Bind(1, doc.id);
-  return dd.Run();
-}
-
-// PRAGMA secure_delete for the lifetime of the scope (a connection setting; it cannot change
-// inside a transaction, so the scope is opened before BEGIN and closed after COMMIT/ROLLBACK).
-class SecureDeleteScope {
- public:
-  static Result<SecureDeleteScope> Enable(sql::Database* db) {
-    KB_RETURN_IF_ERROR(db->Exec("PRAGMA secure_delete=ON"));
-    return SecureDeleteScope(db);
-  }
-  SecureDeleteScope(SecureDeleteScope&& o) noexcept : db_(std::exchange(o.db_, nullptr)) {}
-  SecureDeleteScope& operator=(SecureDeleteScope&&) = delete;
-  ~SecureDeleteScope() {
-    if (db_) (void)db_->Exec("PRAGMA secure_delete=OFF");
-  }
-
- private:
-  explicit SecureDeleteScope(sql::Database* db) : db_(db) {}
-  sql::Database* db_;
-};
-
-// Rewrites every put_document / undelete_document entry of `document_id` as a scrubbed entry
-// (JOURNAL.md section 2): same lsn, ts_ms, actor and checksum; the payload keeps only ids.
-// A full scan of the journal, narrowed by a substring test: purges are rare background work.
-Status ScrubJournal(sql::Database* db, const std::string& document_id, int64_t purge_lsn) {
-  KB_ASSIGN_OR_RETURN(auto sel, db->Prepare("SELECT lsn, op, payload FROM journal WHERE op IN "
-                                            "('put_document', 'undelete_document') AND "
-                                            "instr(payload, ?1) > 0 ORDER BY lsn"));
-  sel.Bind(1, nlohmann::json(document_id).dump());
-  std::vector<std::pair<int64_t, std::string>> rewrites;
-  while (true) {
-    KB_ASSIGN_OR_RETURN(bool row, sel.Step());
-    if (!row) break;
-    const int64_t lsn = sel.ColumnInt64(0);
-    const std::string op = sel.ColumnText(1);
-    store::ScrubbedPayload scrubbed{document_id, op, purge_lsn, {}, {}};
-    if (op == store::kOpPutDocument) {
-      KB_ASSIGN_OR_RETURN(auto p, store::DecodePutPayload(sel.ColumnText(2)));
-      if (p.document.id != document_id) continue;  // the id appeared elsewhere in the text
-      for (const ChunkRecord& c : p.chunks) scrubbed.chunk_ids.push_back(c.id);
-      scrubbed.removed_chunk_ids = std::move(p.removed_chunk_ids);
-    } else {
-      KB_ASSIGN_OR_RETURN(auto p, store::DecodeUndeletePayload(sel.ColumnText(2)));
-      if (p.document_id != document_id) continue;
-      for (const auto& [chunk_id, embedding] : p.chunks) scrubbed.chunk_ids.push_back(chunk_id);
-    }
-    rewrites.emplace_back(lsn, store::EncodePayload(scrubbed));
-  }
-  KB_ASSIGN_OR_RETURN(auto upd,
-                      db->Prepare("UPDATE journal SET op = ?2, payload = ?3 WHERE lsn = ?1"));
-  for (const auto& [lsn, payload] : rewrites) {
-    upd.Reset();
-    upd.Bind(1, lsn).Bind(2, store::kOpScrubbed).Bind(3, payload);
-    KB_RETURN_IF_ERROR(upd.Run());
-  }
-  return Status::OK();
-}
 
 Status CheckText(std::string_view field, std::string_view value) {
   if (!IsValidUtf8(value))
@@ -308,8 +62,6 @@ Result<std::string> CanonicalMetadata(const std::string& text) {
   return j.dump();
 }
 
-// Free text -> an FTS5 query in which every token is a quoted string, OR-ed together, so that
-// nothing the user typed (quotes, *, NEAR(, OR, column filters) is read as FTS5 syntax.
 // A pool of read-only connections; Lease returns the connection on destruction.
 class ReaderPool {
  public:
@@ -386,8 +138,7 @@ class SqliteProjectStore final : public ProjectStore {
   Result<std::vector<DocumentRecord>> DocumentsChangedSince(int64_t since_ms,
                                                             int64_t limit) override;
   Status CompactAfterPurge() override;
-  Result<std::vector<DocumentRecord>> ListDeletedDocuments(int64_t limit,
-                                                           int64_t offset) override;
+  Result<std::vector<DocumentRecord>> ListDeletedDocuments(int64_t limit, int64_t offset) override;
   Result<std::vector<DocumentRecord>> DeletedBefore(int64_t cutoff_ms, int64_t limit) override;
   Result<std::vector<ChunkRecord>> GetDocumentChunks(const std::string& document_id) override;
   Result<std::vector<KeywordHit>> KeywordSearch(const std::string& query, size_t limit) override;
@@ -407,13 +158,24 @@ class SqliteProjectStore final : public ProjectStore {
   Status ValidateChunks(const std::vector<ChunkRecord>& chunks, bool replay) const;
   Status ApplyLocked(const JournalEntry& entry, store::ContentChecksum* sum);
 
+  // The one tail of every primary mutation (put, delete, undelete, purge), run with write_mu_
+  // held inside the write transaction `tx`: `write` changes the rows, keeping `sum` (the
+  // maintained content checksum) in step, and returns the journal entry's payload; it is told
+  // the LSN the entry will get (a purge scrubs earlier entries with it). Then the entry — that
+  // LSN (meta.last_lsn + 1), `ts_ms`, `actor`, `op`, the checksum after — is appended, the meta
+  // row updated, and the transaction committed. Returns the entry's LSN. Replay appends the
+  // entry it was given instead (ApplyJournalEntry).
+  using RowWriter = std::function<Result<std::string>(store::ContentChecksum* sum, int64_t lsn)>;
+  Result<int64_t> CommitJournaled(sql::Database* db, sql::Transaction* tx, std::string_view op,
+                                  const std::string& actor, int64_t ts_ms, const RowWriter& write);
+
   const std::string path_;
   const std::string project_id_;
   const int dimension_;
   const Clock* const clock_;
   std::mutex write_mu_;
-  std::unique_ptr<sql::Database> writer_;  // guarded by write_mu_
-  ReaderPool readers_;                     // declared after writer_: closed before it
+  std::unique_ptr<sql::Database> writer_;     // guarded by write_mu_
+  ReaderPool readers_;                        // declared after writer_: closed before it
   store::DocFrequencyCache doc_frequencies_;  // steers keyword query pruning
 };
 
@@ -440,6 +202,18 @@ Status SqliteProjectStore::ValidateChunks(const std::vector<ChunkRecord>& chunks
     }
   }
   return Status::OK();
+}
+
+Result<int64_t> SqliteProjectStore::CommitJournaled(sql::Database* db, sql::Transaction* tx,
+                                                    std::string_view op, const std::string& actor,
+                                                    int64_t ts_ms, const RowWriter& write) {
+  KB_ASSIGN_OR_RETURN(MetaRow meta, LoadMeta(db));
+  const int64_t lsn = meta.last_lsn + 1;
+  KB_ASSIGN_OR_RETURN(std::string payload, write(&meta.checksum, lsn));
+  JournalEntry entry{lsn, ts_ms, actor, std::string(op), std::move(payload), meta.checksum.ToHex()};
+  KB_RETURN_IF_ERROR(AppendJournal(db, entry));
+  KB_RETURN_IF_ERROR(tx->Commit());
+  return lsn;
 }
 
 Result<PutDocumentResult> SqliteProjectStore::PutDocument(DocumentRecord doc,
@@ -504,25 +278,21 @@ Result<PutDocumentResult> SqliteProjectStore::PutDocument(DocumentRecord doc,
     chunks[i].ordinal = static_cast<int>(i);
   }
 
-  KB_ASSIGN_OR_RETURN(MetaRow meta, LoadMeta(db));
-  KB_RETURN_IF_ERROR(
-      WritePut(db, stored, &chunks, target.has_value(), &result.removed_chunk_ids, &meta.checksum));
-
-  store::PutPayload payload{stored, target.has_value(), result.removed_chunk_ids, {}};
-  payload.chunks = std::move(chunks);
-  JournalEntry entry{meta.last_lsn + 1,
-                     now,
-                     actor,
-                     std::string(store::kOpPutDocument),
-                     store::EncodePayload(payload),
-                     meta.checksum.ToHex()};
-  KB_RETURN_IF_ERROR(AppendJournal(db, entry));
-  KB_RETURN_IF_ERROR(tx.Commit());
+  store::PutPayload payload;
+  KB_ASSIGN_OR_RETURN(
+      result.lsn,
+      CommitJournaled(db, &tx, store::kOpPutDocument, actor, now,
+                      [&](store::ContentChecksum* sum, int64_t) -> Result<std::string> {
+                        KB_RETURN_IF_ERROR(WritePut(db, stored, &chunks, target.has_value(),
+                                                    &result.removed_chunk_ids, sum));
+                        payload = {stored, target.has_value(), result.removed_chunk_ids, {}};
+                        payload.chunks = std::move(chunks);
+                        return store::EncodePayload(payload);
+                      }));
 
   result.outcome = target ? PutOutcome::kReplaced : PutOutcome::kCreated;
   result.document = std::move(stored);
   for (const ChunkRecord& c : payload.chunks) result.chunk_ids.push_back(c.id);
-  result.lsn = entry.lsn;
   return result;
 }
 
@@ -534,19 +304,16 @@ Result<std::vector<int64_t>> SqliteProjectStore::DeleteDocument(const std::strin
   KB_ASSIGN_OR_RETURN(auto tx, sql::Transaction::Begin(db));
   KB_ASSIGN_OR_RETURN(auto doc, LoadDocument(db, id));
   if (!doc || doc->deleted_at_ms) return Status::NotFound("document " + id + " does not exist");
-  KB_ASSIGN_OR_RETURN(MetaRow meta, LoadMeta(db));
   int64_t now = clock_->NowMillis();
-  KB_RETURN_IF_ERROR(WriteDeletedState(db, id, now, actor, now, &meta.checksum));
   store::DeletePayload payload{id, now, actor, now, {}};
-  KB_ASSIGN_OR_RETURN(payload.chunk_ids, ChunkIdsOf(db, id));
-  JournalEntry entry{meta.last_lsn + 1,
-                     now,
-                     actor,
-                     std::string(store::kOpDeleteDocument),
-                     store::EncodePayload(payload),
-                     meta.checksum.ToHex()};
-  KB_RETURN_IF_ERROR(AppendJournal(db, entry));
-  KB_RETURN_IF_ERROR(tx.Commit());
+  KB_RETURN_IF_ERROR(
+      CommitJournaled(db, &tx, store::kOpDeleteDocument, actor, now,
+                      [&](store::ContentChecksum* sum, int64_t) -> Result<std::string> {
+                        KB_RETURN_IF_ERROR(WriteDeletedState(db, id, now, actor, now, sum));
+                        KB_ASSIGN_OR_RETURN(payload.chunk_ids, ChunkIdsOf(db, id));
+                        return store::EncodePayload(payload);
+                      })
+          .status());
   return std::move(payload.chunk_ids);
 }
 
@@ -560,37 +327,36 @@ Result<std::vector<int64_t>> SqliteProjectStore::UndeleteDocument(const std::str
   if (!doc || !doc->deleted_at_ms) {
     return Status::NotFound("document " + id + " does not exist or is not deleted");
   }
-  KB_ASSIGN_OR_RETURN(MetaRow meta, LoadMeta(db));
   int64_t now = clock_->NowMillis();
-  Status s = WriteDeletedState(db, id, std::nullopt, "", now, &meta.checksum);
-  if (s.code() == Code::kAlreadyExists) {
-    return Status::AlreadyExists("a live document took source '" + doc->source + "' meanwhile");
-  }
-  KB_RETURN_IF_ERROR(s);
-  store::UndeletePayload payload{id, now, {}};
-  KB_ASSIGN_OR_RETURN(auto st,
-                      db->PrepareCached("SELECT id, embedding FROM chunks WHERE document_id = ?1 "
-                                  "ORDER BY ordinal"));
-  st.Bind(1, id);
   std::vector<int64_t> ids;
-  while (true) {
-    KB_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
-    auto emb = store::EmbeddingFromBytes(st.ColumnBlobView(1));
-    if (!emb)
-      return Status::Corruption("chunk " + std::to_string(st.ColumnInt64(0)) +
-                                ": embedding BLOB size is not a multiple of 4");
-    ids.push_back(st.ColumnInt64(0));
-    payload.chunks.emplace_back(st.ColumnInt64(0), std::move(*emb));
-  }
-  JournalEntry entry{meta.last_lsn + 1,
-                     now,
-                     actor,
-                     std::string(store::kOpUndeleteDocument),
-                     store::EncodePayload(payload),
-                     meta.checksum.ToHex()};
-  KB_RETURN_IF_ERROR(AppendJournal(db, entry));
-  KB_RETURN_IF_ERROR(tx.Commit());
+  KB_RETURN_IF_ERROR(
+      CommitJournaled(
+          db, &tx, store::kOpUndeleteDocument, actor, now,
+          [&](store::ContentChecksum* sum, int64_t) -> Result<std::string> {
+            Status s = WriteDeletedState(db, id, std::nullopt, "", now, sum);
+            if (s.code() == Code::kAlreadyExists) {
+              return Status::AlreadyExists("a live document took source '" + doc->source +
+                                           "' meanwhile");
+            }
+            KB_RETURN_IF_ERROR(s);
+            store::UndeletePayload payload{id, now, {}};
+            KB_ASSIGN_OR_RETURN(auto st, db->PrepareCached("SELECT id, embedding FROM chunks "
+                                                           "WHERE document_id = ?1 "
+                                                           "ORDER BY ordinal"));
+            st.Bind(1, id);
+            while (true) {
+              KB_ASSIGN_OR_RETURN(bool row, st.Step());
+              if (!row) break;
+              auto emb = store::EmbeddingFromBytes(st.ColumnBlobView(1));
+              if (!emb)
+                return Status::Corruption("chunk " + std::to_string(st.ColumnInt64(0)) +
+                                          ": embedding BLOB size is not a multiple of 4");
+              ids.push_back(st.ColumnInt64(0));
+              payload.chunks.emplace_back(st.ColumnInt64(0), std::move(*emb));
+            }
+            return store::EncodePayload(payload);
+          })
+          .status());
   return ids;
 }
 
@@ -603,19 +369,16 @@ Result<std::vector<int64_t>> SqliteProjectStore::PurgeDocument(const std::string
   KB_ASSIGN_OR_RETURN(auto tx, sql::Transaction::Begin(db));
   KB_ASSIGN_OR_RETURN(auto doc, LoadDocument(db, id));
   if (!doc) return Status::NotFound("document " + id + " does not exist");
-  KB_ASSIGN_OR_RETURN(MetaRow meta, LoadMeta(db));
   store::PurgePayload payload{id, {}};
-  KB_ASSIGN_OR_RETURN(payload.chunk_ids, ChunkIdsOf(db, id));
-  KB_RETURN_IF_ERROR(WritePurge(db, *doc, &meta.checksum));
-  JournalEntry entry{meta.last_lsn + 1,
-                     clock_->NowMillis(),
-                     actor,
-                     std::string(store::kOpPurgeDocument),
-                     store::EncodePayload(payload),
-                     meta.checksum.ToHex()};
-  KB_RETURN_IF_ERROR(ScrubJournal(db, id, entry.lsn));
-  KB_RETURN_IF_ERROR(AppendJournal(db, entry));
-  KB_RETURN_IF_ERROR(tx.Commit());
+  KB_RETURN_IF_ERROR(
+      CommitJournaled(db, &tx, store::kOpPurgeDocument, actor, clock_->NowMillis(),
+                      [&](store::ContentChecksum* sum, int64_t lsn) -> Result<std::string> {
+                        KB_ASSIGN_OR_RETURN(payload.chunk_ids, ChunkIdsOf(db, id));
+                        KB_RETURN_IF_ERROR(WritePurge(db, *doc, sum));
+                        KB_RETURN_IF_ERROR(ScrubJournal(db, id, lsn));
+                        return store::EncodePayload(payload);
+                      })
+          .status());
   return std::move(payload.chunk_ids);
 }
 
@@ -675,13 +438,12 @@ Result<std::vector<DocumentRecord>> SqliteProjectStore::DocumentsChangedSince(in
 Result<std::vector<DocumentRecord>> SqliteProjectStore::ListDeletedDocuments(int64_t limit,
                                                                              int64_t offset) {
   auto reader = readers_.Acquire();
-  return QueryDocuments(reader.get(),
-                        "SELECT " + std::string(kDocColumns) +
-                            " FROM documents WHERE deleted_at IS NOT NULL "
-                            "ORDER BY deleted_at DESC, id LIMIT ?1 OFFSET ?2",
-                        [&](sql::Statement& st) {
-                          st.Bind(1, limit).Bind(2, std::max<int64_t>(0, offset));
-                        });
+  return QueryDocuments(
+      reader.get(),
+      "SELECT " + std::string(kDocColumns) +
+          " FROM documents WHERE deleted_at IS NOT NULL "
+          "ORDER BY deleted_at DESC, id LIMIT ?1 OFFSET ?2",
+      [&](sql::Statement& st) { st.Bind(1, limit).Bind(2, std::max<int64_t>(0, offset)); });
 }
 
 Result<std::vector<DocumentRecord>> SqliteProjectStore::DeletedBefore(int64_t cutoff_ms,
@@ -703,10 +465,10 @@ Result<std::vector<ChunkRecord>> SqliteProjectStore::GetDocumentChunks(
   if (!doc || doc->deleted_at_ms) {
     return Status::NotFound("document " + document_id + " does not exist");
   }
-  KB_ASSIGN_OR_RETURN(auto st,
-                      reader->PrepareCached("SELECT id, ordinal, text, heading_path, start_offset, "
-                                      "end_offset, embedding FROM chunks WHERE document_id = ?1 "
-                                      "ORDER BY ordinal"));
+  KB_ASSIGN_OR_RETURN(
+      auto st, reader->PrepareCached("SELECT id, ordinal, text, heading_path, start_offset, "
+                                     "end_offset, embedding FROM chunks WHERE document_id = ?1 "
+                                     "ORDER BY ordinal"));
   st.Bind(1, document_id);
   std::vector<ChunkRecord> out;
   while (true) {
@@ -775,12 +537,13 @@ Result<std::vector<ChunkView>> SqliteProjectStore::GetChunkViews(
   KB_ASSIGN_OR_RETURN(auto tx,
                       sql::Transaction::Begin(reader.get(), sql::Transaction::Mode::kDeferred));
   KB_ASSIGN_OR_RETURN(
-      auto st, reader->PrepareCached("SELECT c.id, c.ordinal, c.text, c.heading_path, "
-                               "c.start_offset, c.end_offset, d.id, d.title, d.source, "
-                               "d.content_type, d.content_hash, d.metadata, d.chunk_count, "
-                               "d.bytes, d.created_at, d.updated_at, d.deleted_at, "
-                               "d.deleted_by FROM chunks c JOIN documents d ON "
-                               "d.id = c.document_id WHERE c.id = ?1 AND d.deleted_at IS NULL"));
+      auto st,
+      reader->PrepareCached("SELECT c.id, c.ordinal, c.text, c.heading_path, "
+                            "c.start_offset, c.end_offset, d.id, d.title, d.source, "
+                            "d.content_type, d.content_hash, d.metadata, d.chunk_count, "
+                            "d.bytes, d.created_at, d.updated_at, d.deleted_at, "
+                            "d.deleted_by FROM chunks c JOIN documents d ON "
+                            "d.id = c.document_id WHERE c.id = ?1 AND d.deleted_at IS NULL"));
   std::vector<ChunkView> out;
   for (int64_t id : chunk_ids) {
     st.Reset();
@@ -807,8 +570,9 @@ Status SqliteProjectStore::ForEachLiveEmbedding(
   KB_ASSIGN_OR_RETURN(auto tx,
                       sql::Transaction::Begin(reader.get(), sql::Transaction::Mode::kDeferred));
   KB_ASSIGN_OR_RETURN(
-      auto st, reader->PrepareCached("SELECT c.id, c.embedding FROM chunks c JOIN documents d ON "
-                               "d.id = c.document_id WHERE d.deleted_at IS NULL ORDER BY c.id"));
+      auto st,
+      reader->PrepareCached("SELECT c.id, c.embedding FROM chunks c JOIN documents d ON "
+                            "d.id = c.document_id WHERE d.deleted_at IS NULL ORDER BY c.id"));
   while (true) {
     KB_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) break;
@@ -834,7 +598,7 @@ Result<std::vector<JournalEntry>> SqliteProjectStore::ReadJournal(int64_t after_
   auto reader = readers_.Acquire();
   KB_ASSIGN_OR_RETURN(
       auto st, reader->PrepareCached("SELECT lsn, ts_ms, actor, op, payload, checksum FROM journal "
-                               "WHERE lsn > ?1 ORDER BY lsn LIMIT ?2"));
+                                     "WHERE lsn > ?1 ORDER BY lsn LIMIT ?2"));
   st.Bind(1, after_lsn).Bind(2, limit);
   std::vector<JournalEntry> out;
   while (true) {
@@ -891,10 +655,10 @@ Status SqliteProjectStore::ApplyLocked(const JournalEntry& entry, store::Content
     // The content needed to redo it is gone on purpose (a purge): a copy cannot be built by
     // replay across this entry, only from a snapshot taken at or after the purge.
     KB_ASSIGN_OR_RETURN(auto p, store::DecodeScrubbedPayload(entry.payload));
-    return Status::FailedPrecondition(
-        "journal entry " + std::to_string(entry.lsn) + " was scrubbed when document " +
-        p.document_id + " was purged (LSN " + std::to_string(p.purged_at_lsn) +
-        "); replay must start from a snapshot at or after that LSN");
+    return Status::FailedPrecondition("journal entry " + std::to_string(entry.lsn) +
+                                      " was scrubbed when document " + p.document_id +
+                                      " was purged (LSN " + std::to_string(p.purged_at_lsn) +
+                                      "); replay must start from a snapshot at or after that LSN");
   }
   if (entry.op == store::kOpPurgeDocument) {
     KB_ASSIGN_OR_RETURN(auto p, store::DecodePurgePayload(entry.payload));
@@ -951,15 +715,7 @@ Result<std::string> SqliteProjectStore::VerifyContentChecksum() {
   KB_ASSIGN_OR_RETURN(auto tx,
                       sql::Transaction::Begin(reader.get(), sql::Transaction::Mode::kDeferred));
   KB_ASSIGN_OR_RETURN(MetaRow meta, LoadMeta(reader.get()));
-  KB_ASSIGN_OR_RETURN(auto docs, QueryDocuments(reader.get(),
-                                                "SELECT " + std::string(kDocColumns) +
-                                                    " FROM documents ORDER BY id",
-                                                [](sql::Statement&) {}));
-  store::ContentChecksum sum;
-  for (const DocumentRecord& d : docs) {
-    KB_ASSIGN_OR_RETURN(Sha256Digest digest, DigestOf(reader.get(), d));
-    sum.Add(digest);
-  }
+  KB_ASSIGN_OR_RETURN(store::ContentChecksum sum, store::RecomputeContentChecksum(reader.get()));
   if (!(sum == meta.checksum)) {
     return Status::Corruption(path_ + ": content checksum recomputed from the rows is " +
                               sum.ToHex() + ", the maintained one is " + meta.checksum.ToHex());
@@ -971,42 +727,17 @@ Status SqliteProjectStore::IntegrityCheck() {
   std::lock_guard<std::mutex> lock(write_mu_);
   sql::Database* db = writer_.get();
   KB_ASSIGN_OR_RETURN(auto scan, db->BeginFullScan());  // every page: not through the map
-  KB_ASSIGN_OR_RETURN(auto st, db->PrepareCached("PRAGMA integrity_check"));
-  std::string report;
-  while (true) {
-    KB_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
-    if (!report.empty()) report += "; ";
-    report += st.ColumnText(0);
-  }
-  if (report != "ok") return Status::Corruption(path_ + ": integrity_check: " + report);
+  KB_RETURN_IF_ERROR(store::CheckSqliteIntegrity(db, path_));
   // The FTS index is derived from chunks; check that it still matches them.
   // rank = 1 also compares the index with its content, the view of live chunks.
   Status fts = db->Exec("INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('integrity-check', 1)");
   if (!fts.ok()) return Status::Corruption(path_ + ": FTS index: " + fts.message());
-  KB_ASSIGN_OR_RETURN(int64_t bad,
-                      db->QueryInt("SELECT count(*) FROM documents d WHERE d.chunk_count != "
-                                   "(SELECT count(*) FROM chunks c WHERE c.document_id = d.id)"));
-  if (bad != 0) {
-    return Status::Corruption(path_ + ": " + std::to_string(bad) +
-                              " documents whose chunk_count differs from their chunk rows");
-  }
-  return Status::OK();
+  return store::CheckChunkCounts(db, path_);
 }
 
 Result<StoreCounts> SqliteProjectStore::Counts() {
   auto reader = readers_.Acquire();
-  KB_ASSIGN_OR_RETURN(
-      auto st, reader->PrepareCached("SELECT "
-                               "(SELECT count(*) FROM documents WHERE deleted_at IS NULL), "
-                               "(SELECT count(*) FROM chunks c JOIN documents d ON d.id = "
-                               "c.document_id WHERE d.deleted_at IS NULL), "
-                               "(SELECT coalesce(sum(bytes), 0) FROM documents WHERE "
-                               "deleted_at IS NULL), "
-                               "(SELECT count(*) FROM documents WHERE deleted_at IS NOT NULL)"));
-  KB_ASSIGN_OR_RETURN(bool row, st.Step());
-  if (!row) return Status::Internal("counts returned no row");
-  return StoreCounts{st.ColumnInt64(0), st.ColumnInt64(1), st.ColumnInt64(2), st.ColumnInt64(3)};
+  return store::ReadCounts(reader.get());
 }
 
 }  // namespace
@@ -1038,8 +769,8 @@ Result<std::unique_ptr<ProjectStore>> ProjectStore::Open(const std::string& path
                                           std::to_string(dimension));
       }
     } else {
-      KB_ASSIGN_OR_RETURN(auto ins,
-                          writer->PrepareCached("INSERT INTO meta(singleton, project_id, dimension, "
+      KB_ASSIGN_OR_RETURN(
+          auto ins, writer->PrepareCached("INSERT INTO meta(singleton, project_id, dimension, "
                                           "content_checksum, last_lsn) VALUES (1, ?1, ?2, ?3, 0)"));
       ins.Bind(1, project_id).Bind(2, dimension).Bind(3, store::ContentChecksum().ToHex());
       KB_RETURN_IF_ERROR(ins.Run());

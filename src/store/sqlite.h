@@ -35,6 +35,10 @@ class Statement;
 
 struct OpenOptions {
   bool read_only = false;  // reader connections: no schema changes, no journal_mode switch
+  // With read_only: open with SQLite's `immutable=1`: no locks, no -wal or -shm file is created
+  // or read. Only for a file nothing can change while it is open (one on a read-only file
+  // system); a writer's changes would be missed or misread.
+  bool immutable = false;
   int busy_timeout_ms = kDefaultBusyTimeoutMs;
 };
 

@@ -3,6 +3,7 @@
 // merge of purged documents with their ids and vectors, and the refusal cases.
 #include "backup/restore.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -10,9 +11,11 @@
 
 #include "backup/source.h"
 #include "common/clock.h"
+#include "common/data_layout.h"
 #include "common/file_util.h"
 #include "kb/knowledge_base.h"
 #include "store/project_store.h"
+#include "store/sqlite.h"
 #include "test_util.h"
 
 namespace kb::backup {
@@ -20,6 +23,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using kb::testing::TempDir;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 
 class RestoreTest : public ::testing::Test {
  protected:
@@ -179,6 +184,64 @@ TEST_F(RestoreTest, AnIncrementalBackupReusesTheIndexAndTheRestoredServerCatches
   EXPECT_EQ(p4.lsn, p3.lsn + 1);
   EXPECT_EQ(p4.index_lsn, p3.index_lsn);
   EXPECT_EQ(index_files(p4), index_files(p3));
+}
+
+// The one "does a restored project match its snapshot" check: a faithful restore has no
+// problem; each recorded value that differs is named (checksum, LSN, each count).
+TEST_F(RestoreTest, RestoredProjectThatDiffersFromItsSnapshotIsNamed) {
+  NewProject("p");
+  Put("p", "a.md", "# A\n\nNotes on herons.");
+  Put("p", "b.md", "# B\n\nNotes on badgers.");
+  SnapshotManifest m = Snapshot();
+  auto found = FindProject(m, "p");
+  ASSERT_TRUE(found.ok()) << found.status().ToString();
+  const ProjectSnapshot& p = **found;
+  const std::string restored = dir_.Sub("restored");
+  ASSERT_TRUE(repo_->RestoreFiles(m, {p.id}, restored).ok());
+  const std::string project_dir = layout::ProjectDir(restored, p.id);
+  EXPECT_THAT(CheckProjectMatchesSnapshot(project_dir, p), ElementsAre());
+
+  ProjectSnapshot other_checksum = p;
+  other_checksum.content_checksum = std::string(64, 'f');
+  EXPECT_THAT(CheckProjectMatchesSnapshot(project_dir, other_checksum),
+              ElementsAre(HasSubstr("project p: content checksum " + p.content_checksum +
+                                    " differs from the snapshot's " + std::string(64, 'f'))));
+
+  ProjectSnapshot other_lsn = p;
+  other_lsn.lsn = p.lsn + 5;
+  EXPECT_THAT(CheckProjectMatchesSnapshot(project_dir, other_lsn),
+              ElementsAre("project p: LSN " + std::to_string(p.lsn) +
+                          " differs from the snapshot's " + std::to_string(p.lsn + 5)));
+
+  ProjectSnapshot other_counts = p;
+  other_counts.counts = {{"documents", 3}, {"chunks", 99}, {"deleted_documents", 1}};
+  EXPECT_THAT(CheckProjectMatchesSnapshot(project_dir, other_counts),
+              ElementsAre("project p: 2 live documents, the snapshot recorded 3",
+                          HasSubstr("live chunks, the snapshot recorded 99"),
+                          "project p: 0 deleted documents, the snapshot recorded 1"));
+}
+
+TEST_F(RestoreTest, RestoredProjectWithChangedRowsOrNoDatabaseIsNamed) {
+  NewProject("p");
+  Put("p", "a.md", "# A\n\nNotes on herons.");
+  SnapshotManifest m = Snapshot();
+  auto found = FindProject(m, "p");
+  ASSERT_TRUE(found.ok());
+  const ProjectSnapshot& p = **found;
+  const std::string restored = dir_.Sub("restored");
+  ASSERT_TRUE(repo_->RestoreFiles(m, {p.id}, restored).ok());
+  const std::string project_dir = layout::ProjectDir(restored, p.id);
+  {
+    // A row edited behind the store's back: the rows no longer sum to the maintained checksum.
+    auto db = sql::Database::Open(layout::ProjectDbIn(project_dir));
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->Exec("UPDATE documents SET title = 'edited'").ok());
+  }
+  EXPECT_THAT(CheckProjectMatchesSnapshot(project_dir, p),
+              ElementsAre(HasSubstr("content checksum recomputed from the rows is")));
+
+  EXPECT_THAT(CheckProjectMatchesSnapshot(dir_.Sub("nowhere"), p),
+              ElementsAre(HasSubstr("project p: not_found")));
 }
 
 TEST_F(RestoreTest, SelectsByTimeAndRefusesWhatDoesNotExist) {

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "test_util.h"
 
 namespace kb::sql {
@@ -77,6 +79,28 @@ TEST(SqliteTest, BindErrorIsReportedByStep) {
   auto st = std::move(db->Prepare("SELECT ?1").value());
   st.Bind(5, int64_t{1});  // out of range
   EXPECT_FALSE(st.Step().ok());
+}
+
+// For a file nothing can change (a read-only file system): no -wal or -shm is created, and a
+// path with URI syntax characters in it still names the file.
+TEST(SqliteTest, ImmutableReadOnlyOpenCreatesNoWalOrShm) {
+  TempDir dir;
+  const std::string path = dir.Sub("odd?name#50%.db");
+  {
+    auto db = Database::Open(path);
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    ASSERT_TRUE((*db)->Exec("CREATE TABLE t(x INTEGER); INSERT INTO t VALUES (1)").ok());
+  }  // the last connection checkpoints and removes the WAL
+  ASSERT_FALSE(std::filesystem::exists(path + "-wal"));
+  OpenOptions options;
+  options.read_only = true;
+  options.immutable = true;
+  auto db = Database::Open(path, options);
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  EXPECT_EQ(*(*db)->QueryInt("SELECT count(*) FROM t"), 1);
+  EXPECT_FALSE((*db)->Exec("INSERT INTO t VALUES (2)").ok());
+  EXPECT_FALSE(std::filesystem::exists(path + "-wal"));
+  EXPECT_FALSE(std::filesystem::exists(path + "-shm"));
 }
 
 TEST(SqliteTest, FileThatIsNotADatabaseIsCorruption) {
