@@ -7,15 +7,14 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "backup/backup.h"
 #include "backup/source.h"
 #include "kb/knowledge_base.h"
+#include "repo/repository.h"
 #include "store/catalog.h"
 
 namespace kb::backup {
@@ -24,9 +23,9 @@ namespace kb::backup {
 // Choosing a snapshot
 
 struct SnapshotSelector {
-  std::string snapshot_id;            // exactly this one
-  bool latest_valid = false;          // newest one that verifies (reading every byte)
-  std::optional<int64_t> before_ms;   // newest one taken strictly before this time
+  std::string snapshot_id;           // exactly this one
+  bool latest_valid = false;         // newest one that verifies (reading every byte)
+  std::optional<int64_t> before_ms;  // newest one taken strictly before this time
   // Otherwise: the newest. Candidates must contain every one of these projects (ids or names)
   // and, when `need_full`, be full snapshots (a whole restore needs the catalog).
   std::vector<std::string> projects;
@@ -39,16 +38,16 @@ struct SkippedSnapshot {
 };
 
 struct Selection {
-  SnapshotManifest manifest;
+  repo::SnapshotManifest manifest;
   std::vector<SkippedSnapshot> skipped;  // --latest-valid: the newer ones that failed, and why
 };
 
 // NotFound when no snapshot matches (the message says what was looked for).
-Result<Selection> SelectSnapshot(Repository& repo, const SnapshotSelector& selector);
+Result<Selection> SelectSnapshot(repo::Repository& repo, const SnapshotSelector& selector);
 
 // The project in `manifest` named by id or name (a live one is preferred on a name clash).
-Result<const ProjectSnapshot*> FindProject(const SnapshotManifest& manifest,
-                                           const std::string& id_or_name);
+Result<const repo::ProjectSnapshot*> FindProject(const repo::SnapshotManifest& manifest,
+                                                 const std::string& id_or_name);
 
 // The catalog row recorded in a snapshot, back as a record (every ProjectRecord field).
 nlohmann::json ProjectRecordToJson(const ProjectRecord& record);
@@ -58,7 +57,7 @@ Result<ProjectRecord> ProjectRecordFromJson(const nlohmann::json& j);
 // the content checksum recomputed from the rows, the LSN, the live counts. Returns the list of
 // problems (empty = good).
 std::vector<std::string> VerifyRestoredProject(const std::string& project_dir,
-                                               const ProjectSnapshot& meta);
+                                               const repo::ProjectSnapshot& meta);
 
 // ---------------------------------------------------------------------------------------------
 // Whole data directory
@@ -67,14 +66,14 @@ struct ProjectLoss {
   std::string project_id;
   std::string name;
   int64_t restored_lsn = 0;
-  int64_t damaged_lsn = -1;        // -1: unreadable or absent in the old data
+  int64_t damaged_lsn = -1;         // -1: unreadable or absent in the old data
   std::string damaged_last_commit;  // ISO-8601 of its newest journal entry, if readable
 };
 
 struct DataLossWindow {
-  std::string restored_point;       // the snapshot's time
+  std::string restored_point;         // the snapshot's time
   std::string newest_damaged_commit;  // newest commit readable in the old data ("" = none)
-  int64_t lost_entries = 0;         // journal entries in the old data after the restored LSNs
+  int64_t lost_entries = 0;           // journal entries in the old data after the restored LSNs
   std::vector<ProjectLoss> projects;
   nlohmann::json ToJson() const;
 };
@@ -96,7 +95,8 @@ struct WholeRestoreReport {
 // the new directory into place and removes the marker last. A server must not be running on
 // `data_dir`. On any failure before the swap nothing at `data_dir` changed and the partial
 // directory is removed.
-Result<WholeRestoreReport> RestoreDataDirectory(Repository& repo, const SnapshotManifest& manifest,
+Result<WholeRestoreReport> RestoreDataDirectory(repo::Repository& repo,
+                                                const repo::SnapshotManifest& manifest,
                                                 const std::string& data_dir,
                                                 const Clock* clock = nullptr);
 
@@ -104,7 +104,7 @@ Result<WholeRestoreReport> RestoreDataDirectory(Repository& repo, const Snapshot
 // One project
 
 struct ProjectRestoreOptions {
-  bool merge = false;           // bring back only documents the live project no longer has
+  bool merge = false;                // bring back only documents the live project no longer has
   bool pre_restore_snapshot = true;  // replace mode: snapshot the current state first
   // SourceOptions::index_max_lag of that snapshot (backup_index_max_lag).
   double index_max_lag = kDefaultIndexMaxLag;
@@ -134,7 +134,8 @@ struct ProjectRestoreReport {
 // document live in the snapshot that the live project does not have at all (neither live nor
 // soft-deleted), with its id, chunks and embeddings; a document whose source a live document
 // owns is skipped; nothing live is modified.
-Result<ProjectRestoreReport> RestoreProject(Repository& repo, const SnapshotManifest& manifest,
+Result<ProjectRestoreReport> RestoreProject(repo::Repository& repo,
+                                            const repo::SnapshotManifest& manifest,
                                             const std::string& project, KnowledgeBase& kb,
                                             const ProjectRestoreOptions& options);
 
