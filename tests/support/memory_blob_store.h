@@ -1,5 +1,6 @@
 // MemoryBlobStore: a BlobStore in memory for the repository and backup tests, following every
-// rule of blob_store.h (key validation, ranged reads, ordered listing, idempotent delete). Several
+// rule of blob_store.h (key validation, ranged reads, ordered listing, idempotent delete); the
+// blob conformance suite (tests/blob/blob_conformance_test.cc) holds it to that contract. Several
 // handles can share one set of objects (Handle()), so that a test can open two Repository
 // objects on "the same bucket", and the test can reach in to damage objects.
 //
@@ -20,8 +21,8 @@ class MemoryBlobStore : public blob::BlobStore {
  public:
   struct Objects {
     std::mutex mu;
-    std::map<std::string, std::string, std::less<>> objects;
-    int64_t puts = 0;
+    std::map<std::string, std::string, std::less<>> objects;  // guarded by mu
+    int64_t puts = 0;                                         // guarded by mu
   };
 
   MemoryBlobStore() : state_(std::make_shared<Objects>()) {}
@@ -79,21 +80,32 @@ class MemoryBlobStore : public blob::BlobStore {
     return Status::OK();
   }
 
+  // Pages of at most list_page_size keys, as blob_store.h asks (bounded memory, never the whole
+  // listing at once): each page is copied under the lock and visited without it, since the
+  // visitor may call back into the store; the next page starts after the last key visited.
   Status List(std::string_view prefix,
               const std::function<Status(const blob::ObjectInfo&)>& visit) override {
     KB_RETURN_IF_ERROR(blob::ValidatePrefix(prefix));
-    // Copy the page first: the callback may call back into the store.
-    std::vector<blob::ObjectInfo> page;
-    {
-      std::lock_guard<std::mutex> lock(state_->mu);
-      for (auto it = state_->objects.lower_bound(prefix);
-           it != state_->objects.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
-        page.push_back(blob::ObjectInfo{it->first, static_cast<int64_t>(it->second.size())});
+    std::string after;  // the last key visited; empty before the first page
+    for (bool first = true;; first = false) {
+      std::vector<blob::ObjectInfo> page;
+      {
+        std::lock_guard<std::mutex> lock(state_->mu);
+        auto it = first ? state_->objects.lower_bound(prefix) : state_->objects.upper_bound(after);
+        for (; it != state_->objects.end() && it->first.compare(0, prefix.size(), prefix) == 0 &&
+               static_cast<int>(page.size()) < list_page_size_;
+             ++it) {
+          page.push_back(blob::ObjectInfo{it->first, static_cast<int64_t>(it->second.size())});
+        }
       }
+      for (const blob::ObjectInfo& info : page) KB_RETURN_IF_ERROR(visit(info));
+      if (static_cast<int>(page.size()) < list_page_size_) return Status::OK();
+      after = page.back().key;
     }
-    for (const blob::ObjectInfo& info : page) KB_RETURN_IF_ERROR(visit(info));
-    return Status::OK();
   }
+
+  // Keys per List page (as S3's max-keys); at least 1.
+  void set_list_page_size(int n) { list_page_size_ = n < 1 ? 1 : n; }
 
   // --- test access ---
   std::vector<std::string> Keys(std::string_view prefix = "") const {
@@ -141,6 +153,7 @@ class MemoryBlobStore : public blob::BlobStore {
 
  private:
   std::shared_ptr<Objects> state_;
+  int list_page_size_ = 1000;
 };
 
 }  // namespace kb::testing
