@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <sstream>
 
 #include "backup/source.h"
 #include "common/crypto_util.h"
@@ -295,6 +296,39 @@ json WholeRestoreReport::ToJson() const {
           {"seconds", seconds}};
 }
 
+namespace {
+
+// A whole restore moves the old data directory aside, audit log included; the log is history of
+// this node, not state to roll back, so it is copied into the restored directory (the copy in
+// the moved-aside directory stays for forensics). Failures become warnings, never fatal: the
+// restored data is in place and complete by now; the caller reports them (the CLI prints them as
+// it did when it carried the log over itself).
+void CarryAuditLogOver(const std::string& from_dir, const std::string& to_dir,
+                       std::vector<std::string>* warnings) {
+  namespace fs = std::filesystem;
+  if (from_dir.empty() || !fs::exists(layout::AuditDb(from_dir))) return;
+  for (const std::string& name :
+       {std::string(layout::kAuditDbName), std::string(layout::kAuditDbName) + "-wal",
+        std::string(layout::kAuditHeadName)}) {
+    const fs::path from = fs::path(from_dir) / name;
+    if (!fs::exists(from)) continue;
+    std::error_code ec;
+    fs::copy_file(from, fs::path(to_dir) / name, fs::copy_options::overwrite_existing, ec);
+    if (ec) {
+      std::ostringstream text;  // the path quoted, as `std::cerr << path` printed it before
+      text << "could not carry the audit log over: " << from << ": " << ec.message();
+      warnings->push_back(text.str());
+      return;
+    }
+    Status synced = FsyncPath((fs::path(to_dir) / name).string());
+    if (!synced.ok()) warnings->push_back(synced.ToString());
+  }
+  Status synced = FsyncPath(to_dir);
+  if (!synced.ok()) warnings->push_back(synced.ToString());
+}
+
+}  // namespace
+
 Result<WholeRestoreReport> RestoreDataDirectory(repo::Repository& repo,
                                                 const repo::SnapshotManifest& manifest,
                                                 const std::string& data_dir_in,
@@ -360,6 +394,8 @@ Result<WholeRestoreReport> RestoreDataDirectory(repo::Repository& repo,
     return Status::IOError("removing the restore marker: " + std::string(std::strerror(errno)));
   }
   KB_RETURN_IF_ERROR(FsyncPath(data_dir));
+  // The audit log is history, not data: it stays with the data directory across a restore.
+  CarryAuditLogOver(report.moved_aside, data_dir, &report.warnings);
   report.seconds = static_cast<double>(MonotonicMicros() - started) / 1e6;
   LogInfo("data directory restored", report.ToJson().dump());
   return report;

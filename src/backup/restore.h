@@ -85,6 +85,10 @@ struct WholeRestoreReport {
   DataLossWindow window;
   int64_t bytes = 0;
   double seconds = 0;
+  // Problems after the restored directory is in place that did not fail the restore (the audit
+  // log could not be carried over), for the caller to report; not part of ToJson (the report's
+  // JSON is what `restore --json` prints, unchanged).
+  std::vector<std::string> warnings;
   nlohmann::json ToJson() const;
 };
 
@@ -92,9 +96,11 @@ struct WholeRestoreReport {
 // next to it (with the RESTORE_IN_PROGRESS marker), verifies every database against the
 // manifest, moves an existing `data_dir` to `<data_dir>.before-restore-<time>` (never deleting
 // it; a local repository under its `backups/` moves along into the restored directory), renames
-// the new directory into place and removes the marker last. A server must not be running on
-// `data_dir`. On any failure before the swap nothing at `data_dir` changed and the partial
-// directory is removed.
+// the new directory into place and removes the marker last. The audit log (audit.db, its WAL,
+// audit.head) of the moved-aside directory is then copied into the restored one: it is the node's
+// history, not data to roll back (failures: report.warnings, never fatal). A server must not be
+// running on `data_dir`. On any failure before the swap nothing at `data_dir` changed and the
+// partial directory is removed.
 Result<WholeRestoreReport> RestoreDataDirectory(repo::Repository& repo,
                                                 const repo::SnapshotManifest& manifest,
                                                 const std::string& data_dir,

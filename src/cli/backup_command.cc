@@ -29,31 +29,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-// A whole restore moves the old data directory aside, audit log included; the log is history of
-// this node, not state to roll back, so it is copied into the restored directory (the copy in
-// the moved-aside directory stays for forensics). Failures are printed, never fatal.
-void CarryAuditLogOver(const std::string& from_dir, const std::string& to_dir) {
-  namespace fs = std::filesystem;
-  if (from_dir.empty() || !fs::exists(layout::AuditDb(from_dir))) return;
-  for (const std::string& name :
-       {std::string(layout::kAuditDbName), std::string(layout::kAuditDbName) + "-wal",
-        std::string(layout::kAuditHeadName)}) {
-    const fs::path from = fs::path(from_dir) / name;
-    if (!fs::exists(from)) continue;
-    std::error_code ec;
-    fs::copy_file(from, fs::path(to_dir) / name, fs::copy_options::overwrite_existing, ec);
-    if (ec) {
-      std::cerr << "warning: could not carry the audit log over: " << from << ": " << ec.message()
-                << "\n";
-      return;
-    }
-    Status synced = FsyncPath((fs::path(to_dir) / name).string());
-    if (!synced.ok()) std::cerr << "warning: " << synced.ToString() << "\n";
-  }
-  Status synced = FsyncPath(to_dir);
-  if (!synced.ok()) std::cerr << "warning: " << synced.ToString() << "\n";
-}
-
 struct RepoOptions {
   CommonOptions common;
   std::string label;
@@ -471,8 +446,8 @@ int RunRestore(const RepoOptions& o) {
     event.route = "restore";
     event.action = "data.restore";
     if (report.ok()) {
-      // The audit log is history, not data: it stays with the data directory across a restore.
-      CarryAuditLogOver(report->moved_aside, config.data_dir);
+      // The restore carried the audit log over; what it could not do is only a warning.
+      for (const std::string& w : report->warnings) std::cerr << "warning: " << w << "\n";
       event.outcome = "ok";
       event.detail =
           "whole data directory from snapshot " + report->snapshot_id +

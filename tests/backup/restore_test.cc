@@ -7,9 +7,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
+#include "audit/audit_log.h"
 #include "backup/source.h"
 #include "common/clock.h"
+#include "common/data_layout.h"
 #include "common/file_util.h"
 #include "kb/knowledge_base.h"
 #include "store/project_store.h"
@@ -323,6 +326,113 @@ TEST_F(RestoreTest, WholeRestoreRefusesAPartialSnapshotAndLeavesNothing) {
   auto r = RestoreDataDirectory(*repo_, *m, dir_.Sub("elsewhere"), &clock_);
   EXPECT_EQ(r.status().code(), Code::kFailedPrecondition);
   EXPECT_FALSE(fs::exists(dir_.Sub("elsewhere")));
+}
+
+// The audit log is the node's history, not data to roll back: a whole restore over an existing
+// data directory carries audit.db, its WAL and audit.head over from the moved-aside directory
+// (which keeps its copy), byte for byte, and reports no warning.
+TEST_F(RestoreTest, WholeRestoreOverADataDirectoryKeepsItsAuditLog) {
+  NewProject("p");
+  Put("p", "a.md", "# A\n\nText.");
+  repo::SnapshotManifest m = Snapshot();
+  const std::string data = dir_.Sub("data");
+  // Written after the snapshot: only the carry-over can bring these into the restored directory.
+  const std::map<std::string, std::string> audit = {
+      {layout::AuditDb(data), "audit database bytes"},
+      {layout::AuditDb(data) + "-wal", "audit wal bytes"},
+      {layout::AuditHead(data), "{\"seq\": 7}"}};
+  for (const auto& [path, bytes] : audit) ASSERT_TRUE(AtomicWriteFile(path, bytes).ok()) << path;
+  kb_->Close();
+  kb_.reset();
+
+  auto r = RestoreDataDirectory(*repo_, m, data, &clock_);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_FALSE(r->moved_aside.empty());
+  EXPECT_TRUE(r->warnings.empty()) << r->warnings.front();
+  for (const auto& [path, bytes] : audit) {
+    auto restored = ReadFile(path);
+    ASSERT_TRUE(restored.ok()) << path;
+    EXPECT_EQ(*restored, bytes) << path;
+    auto kept = ReadFile(r->moved_aside + "/" + fs::path(path).filename().string());
+    ASSERT_TRUE(kept.ok()) << path;  // the forensic copy keeps its log too
+    EXPECT_EQ(*kept, bytes) << path;
+  }
+  EXPECT_FALSE(r->ToJson().contains("warnings"));
+  OpenKb();  // and the restored directory opens
+}
+
+// What the CLI's end-to-end test asserts of a whole restore (tests/e2e/audit_e2e_test.cc), at the
+// restore level on a real audit log: the entries recorded before and after the snapshot are all
+// in the restored directory, an entry appended afterwards (the CLI's "data.restore") continues the
+// same chain, and the chain and its head file verify; the moved-aside copy verifies too.
+TEST_F(RestoreTest, WholeRestoreKeepsTheAuditChainAndItContinues) {
+  NewProject("p");
+  Put("p", "a.md", "# A\n\nText.");
+  const std::string data = dir_.Sub("data");
+  auto record = [&](const std::string& dir, const std::string& action) {
+    auto log = audit::AuditLog::Open(layout::AuditDb(dir), &clock_);
+    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    AuditEvent e;
+    e.actor_id = "cli";
+    e.method = "CLI";
+    e.route = action;
+    e.action = action;
+    e.outcome = "ok";
+    (*log)->Record(e);
+    (*log)->Close();
+  };
+  record(data, "project.create");
+  repo::SnapshotManifest m = Snapshot();
+  record(data, "project.delete");  // after the snapshot: only the carry-over keeps it
+  kb_->Close();
+  kb_.reset();
+
+  auto r = RestoreDataDirectory(*repo_, m, data, &clock_);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_FALSE(r->moved_aside.empty());
+  EXPECT_TRUE(r->warnings.empty()) << r->warnings.front();
+  record(data, "data.restore");
+
+  auto verified = [&](const std::string& dir) {
+    audit::AuditLogOptions ro;
+    ro.read_only = true;
+    auto log = audit::AuditLog::Open(layout::AuditDb(dir), &clock_, ro);
+    EXPECT_TRUE(log.ok()) << log.status().ToString();
+    if (!log.ok()) return std::pair<audit::VerifyReport, std::vector<std::string>>{};
+    auto report = (*log)->Verify();
+    EXPECT_TRUE(report.ok()) << report.status().ToString();
+    audit::AuditQuery q;
+    q.key = "cli";
+    auto page = (*log)->Query(q);
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    std::vector<std::string> actions;
+    if (page.ok()) {
+      for (const audit::AuditEntry& e : page->entries) actions.push_back(e.event.action);
+    }
+    return std::make_pair(report.ok() ? *report : audit::VerifyReport{}, actions);
+  };
+  auto [restored, restored_actions] = verified(data);
+  EXPECT_TRUE(restored.ok) << restored.problem;
+  EXPECT_EQ(restored.entries, 3);
+  EXPECT_EQ(restored.head_seq, restored.last_seq);
+  EXPECT_EQ(restored_actions,
+            (std::vector<std::string>{"data.restore", "project.delete", "project.create"}));
+  auto [kept, kept_actions] = verified(r->moved_aside);
+  EXPECT_TRUE(kept.ok) << kept.problem;
+  EXPECT_EQ(kept_actions, (std::vector<std::string>{"project.delete", "project.create"}));
+  OpenKb();  // and the restored directory opens
+}
+
+TEST_F(RestoreTest, WholeRestoreIntoANewDirectoryHasNoAuditLogToCarry) {
+  NewProject("p");
+  Put("p", "a.md", "# A\n\nText.");
+  repo::SnapshotManifest m = Snapshot();
+  const std::string target = dir_.Sub("new-data");
+  auto r = RestoreDataDirectory(*repo_, m, target, &clock_);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->moved_aside.empty());
+  EXPECT_TRUE(r->warnings.empty());
+  EXPECT_FALSE(fs::exists(layout::AuditHead(target)));
 }
 
 }  // namespace
