@@ -1,4 +1,4 @@
-// libFuzzer target for pack framing (backup/pack.h, ReadPackTable): header, footer and table
+// libFuzzer target for pack framing (repo/pack.h, ReadPackTable): header, footer and table
 // length - all read before the table box is opened - and, in the table-body mode, the table's
 // block entries and block ranges (DecodeBlockEntry, CheckBlockRanges). The input layout is in
 // repo_fuzz.h. Invariants: no crash, throw or sanitizer finding; a refusal is Corruption (or
@@ -17,9 +17,9 @@ namespace {
 
 using kb::fuzz::Check;
 
-void CheckBlocks(const std::vector<kb::backup::BlockEntry>& blocks, std::string_view pack,
-                 const kb::backup::FormatLimits& limits) {
-  using namespace kb::backup;
+void CheckBlocks(const std::vector<kb::repo::BlockEntry>& blocks, std::string_view pack,
+                 const kb::repo::FormatLimits& limits) {
+  using namespace kb::repo;
   // The table's extent, from the footer (which ReadPackTable accepted).
   ByteReader footer(pack.substr(pack.size() - kPackFooterBytes));
   uint32_t table_length = 0;
@@ -46,7 +46,7 @@ void CheckBlocks(const std::vector<kb::backup::BlockEntry>& blocks, std::string_
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace kb::backup;
+  using namespace kb::repo;
   if (size < 1) return 0;
   const uint8_t mode = data[0];
   const std::string_view rest(reinterpret_cast<const char*>(data) + 1, size - 1);

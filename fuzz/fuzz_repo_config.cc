@@ -1,4 +1,4 @@
-// libFuzzer target for the backup repository's `config` object (backup/repository_keys.h,
+// libFuzzer target for the backup repository's `config` object (repo/repository_keys.h,
 // ParseConfig): the first object every reader fetches, before it holds any key. Invariants:
 // no crash, throw or sanitizer finding; a refusal is Corruption or FailedPrecondition; what
 // parses has parameters a new repository could be created with, and re-encodes to a config that
@@ -10,12 +10,12 @@
 #include <cstdint>
 #include <string_view>
 
-#include "backup/repository_keys.h"
+#include "repo/repository_keys.h"
 #include "repo_fuzz.h"
 
 namespace {
 
-bool Same(const kb::backup::RepoConfig& a, const kb::backup::RepoConfig& b) {
+bool Same(const kb::repo::RepoConfig& a, const kb::repo::RepoConfig& b) {
   return a.id == b.id && a.created == b.created && a.key_check == b.key_check &&
          a.params.chunk_size == b.params.chunk_size && a.params.block_size == b.params.block_size &&
          a.params.pack_size == b.params.pack_size && a.params.tree_fanout == b.params.tree_fanout &&
@@ -25,7 +25,7 @@ bool Same(const kb::backup::RepoConfig& a, const kb::backup::RepoConfig& b) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace kb::backup;
+  using namespace kb::repo;
   using kb::fuzz::Check;
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   auto config = ParseConfig(text);

@@ -1,4 +1,4 @@
-// libFuzzer target for the backup repository's keys/ objects (backup/repository_keys.h,
+// libFuzzer target for the backup repository's keys/ objects (repo/repository_keys.h,
 // ParseKeyObject): the JSON a reader parses before it derives a KEK or opens anything. Input:
 // "<object name>\n<JSON text>", so that the fuzzer also tries ids that do not match the name.
 // Invariants: no crash, throw or sanitizer finding; a refusal is Corruption or
@@ -13,12 +13,12 @@
 #include <string>
 #include <string_view>
 
-#include "backup/repository_keys.h"
+#include "repo/repository_keys.h"
 #include "repo_fuzz.h"
 
 namespace {
 
-bool Same(const kb::backup::KeyObject& a, const kb::backup::KeyObject& b) {
+bool Same(const kb::repo::KeyObject& a, const kb::repo::KeyObject& b) {
   return a.id == b.id && a.created == b.created && a.label == b.label && a.kdf == b.kdf &&
          a.log2_n == b.log2_n && a.r == b.r && a.p == b.p && a.salt == b.salt &&
          a.wrapped == b.wrapped;
@@ -27,7 +27,7 @@ bool Same(const kb::backup::KeyObject& a, const kb::backup::KeyObject& b) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace kb::backup;
+  using namespace kb::repo;
   using kb::fuzz::Check;
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   const size_t nl = input.find('\n');
@@ -59,7 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (key->kdf == "keyfile") {
     KeyMaterial material;
     material.is_file = true;
-    material.secret = kb::backup::SecretBytes(std::string(kMinKeyFileBytes, '\x17'));
+    material.secret = kb::repo::SecretBytes(std::string(kMinKeyFileBytes, '\x17'));
     auto master = UnwrapMasterKey(*key, "fuzz-repository", material);
     Check(!master.ok() && master.status().code() == kb::Code::kUnauthenticated,
           "a key file the key was not made for unwrapped it, or failed otherwise");

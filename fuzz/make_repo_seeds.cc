@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "backup/backup.h"
-#include "backup/pack.h"
-#include "backup/repository_keys.h"
+#include "repo/repository.h"
+#include "repo/pack.h"
+#include "repo/repository_keys.h"
 #include "blob/local_blob_store.h"
 #include "common/crypto_util.h"
 #include "common/file_util.h"
@@ -23,7 +23,7 @@
 
 namespace {
 
-using namespace kb::backup;
+using namespace kb::repo;
 
 void Die(const std::string& what) {
   std::fprintf(stderr, "make_repo_seeds: %s\n", what.c_str());

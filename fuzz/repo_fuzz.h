@@ -16,9 +16,9 @@
 #include <string_view>
 #include <vector>
 
-#include "backup/pack.h"
-#include "backup/repository_format.h"
-#include "backup/sealed_box.h"
+#include "repo/pack.h"
+#include "repo/repository_format.h"
+#include "repo/sealed_box.h"
 
 namespace kb::fuzz {
 
@@ -45,33 +45,33 @@ inline constexpr uint8_t kSmallLimitsMode = 2;
 
 inline std::string PackFuzzKey() { return std::string(32, '\x5a'); }
 
-inline backup::FormatLimits PackFuzzLimits(uint8_t mode) {
+inline repo::FormatLimits PackFuzzLimits(uint8_t mode) {
   if (mode & kSmallLimitsMode) {
-    return backup::FormatLimits{backup::kMinChunkSize, 8192, backup::kMinTreeFanout};
+    return repo::FormatLimits{repo::kMinChunkSize, 8192, repo::kMinTreeFanout};
   }
-  return backup::FormatLimits{};
+  return repo::FormatLimits{};
 }
 
 inline std::string PackAroundTable(std::string_view body, size_t padding) {
   std::string pack;
-  backup::ByteWriter w(&pack);
-  w.Bytes(backup::kPackMagic);
-  w.U16(backup::kPackVersion);
+  repo::ByteWriter w(&pack);
+  w.Bytes(repo::kPackMagic);
+  w.U16(repo::kPackVersion);
   w.U16(0);
   pack.append(padding, '\0');
-  std::string sealed = backup::SealCompressed(PackFuzzKey(), backup::kPackTableAad, body, 1);
+  std::string sealed = repo::SealCompressed(PackFuzzKey(), repo::kPackTableAad, body, 1);
   w.Bytes(sealed);
   w.U32(static_cast<uint32_t>(sealed.size()));
-  w.Bytes(backup::kPackFooterMagic);
+  w.Bytes(repo::kPackFooterMagic);
   return pack;
 }
 
 // The table body PackBuilder::Finish seals for `blocks`.
-inline std::string EncodeTableBody(const std::vector<backup::BlockEntry>& blocks) {
+inline std::string EncodeTableBody(const std::vector<repo::BlockEntry>& blocks) {
   std::string body;
-  backup::ByteWriter w(&body);
+  repo::ByteWriter w(&body);
   w.U32(static_cast<uint32_t>(blocks.size()));
-  for (const backup::BlockEntry& b : blocks) backup::EncodeBlockEntry(b, w);
+  for (const repo::BlockEntry& b : blocks) repo::EncodeBlockEntry(b, w);
   return body;
 }
 

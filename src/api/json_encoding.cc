@@ -173,19 +173,26 @@ json EncodeStats(const KbStats& s) {
           {"per_project", std::move(per)}};
 }
 
-json EncodeSnapshotSummary(const backup::SnapshotSummary& s) {
-  json j = {{"id", s.id},           {"time", s.time},         {"trigger", s.trigger},
-            {"scope", s.scope},     {"projects", s.projects}, {"bytes", s.bytes},
+json EncodeSnapshotSummary(const repo::SnapshotSummary& s) {
+  json j = {{"id", s.id},
+            {"time", s.time},
+            {"trigger", s.trigger},
+            {"scope", s.scope},
+            {"projects", s.projects},
+            {"bytes", s.bytes},
             {"added_bytes", s.added_stored_bytes},
             {"verified", s.verified.empty() ? json(nullptr) : json(s.verified)}};
   if (!s.problem.empty()) j["problem"] = s.problem;
   return j;
 }
 
-json EncodeSnapshot(const backup::SnapshotManifest& m) {
+json EncodeSnapshot(const repo::SnapshotManifest& m) {
   json projects = json::array();
   for (const auto& p : m.projects) {
-    projects.push_back({{"id", p.id}, {"name", p.name}, {"lsn", p.lsn}, {"deleted", p.deleted},
+    projects.push_back({{"id", p.id},
+                        {"name", p.name},
+                        {"lsn", p.lsn},
+                        {"deleted", p.deleted},
                         {"counts", p.counts}});
   }
   return {{"id", m.id},

@@ -9,8 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "backup/backup.h"
 #include "kb/knowledge_base.h"
+#include "repo/repository.h"
 
 namespace kb::api {
 
@@ -34,8 +34,8 @@ nlohmann::json EncodeRestoreDeletedReport(const RestoreDeletedReport& r);
 nlohmann::json EncodePurgeReport(const PurgeReport& r);
 nlohmann::json EncodeStats(const KbStats& s);
 // A row of the snapshot list, and a whole snapshot's summary (docs/API.md "Backups").
-nlohmann::json EncodeSnapshotSummary(const backup::SnapshotSummary& s);
-nlohmann::json EncodeSnapshot(const backup::SnapshotManifest& m);
+nlohmann::json EncodeSnapshotSummary(const repo::SnapshotSummary& s);
+nlohmann::json EncodeSnapshot(const repo::SnapshotManifest& m);
 // /health's "integrity" object; null before the first check.
 nlohmann::json EncodeIntegritySummary(const std::optional<IntegritySummary>& s);
 

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <sstream>
 
 #include "backup/source.h"
 #include "common/crypto_util.h"
@@ -49,7 +50,7 @@ void RemoveTree(const std::string& path) {
   fs::remove_all(path, ec);
 }
 
-bool ContainsAll(const SnapshotManifest& m, const std::vector<std::string>& projects) {
+bool ContainsAll(const repo::SnapshotManifest& m, const std::vector<std::string>& projects) {
   for (const std::string& p : projects) {
     if (!FindProject(m, p).ok()) return false;
   }
@@ -76,10 +77,10 @@ void ReadNewestCommit(const std::string& db_path, ProjectLoss* loss) {
   loss->damaged_last_commit = FormatIso8601((*newest)->ts_ms);
 }
 
-DataLossWindow MeasureDataLoss(const SnapshotManifest& manifest, const std::string& old_dir) {
+DataLossWindow MeasureDataLoss(const repo::SnapshotManifest& manifest, const std::string& old_dir) {
   DataLossWindow w;
   w.restored_point = manifest.time;
-  for (const ProjectSnapshot& p : manifest.projects) {
+  for (const repo::ProjectSnapshot& p : manifest.projects) {
     ProjectLoss loss;
     loss.project_id = p.id;
     loss.name = p.name;
@@ -107,10 +108,10 @@ Result<std::string> MakeWorkDir(const std::string& parent, const std::string& pr
 
 // ---------------------------------------------------------------------------------------------
 
-Result<const ProjectSnapshot*> FindProject(const SnapshotManifest& manifest,
-                                           const std::string& id_or_name) {
-  const ProjectSnapshot* by_name = nullptr;
-  for (const ProjectSnapshot& p : manifest.projects) {
+Result<const repo::ProjectSnapshot*> FindProject(const repo::SnapshotManifest& manifest,
+                                                 const std::string& id_or_name) {
+  const repo::ProjectSnapshot* by_name = nullptr;
+  for (const repo::ProjectSnapshot& p : manifest.projects) {
     if (p.id == id_or_name) return &p;
     if (p.name == id_or_name && (!by_name || (by_name->deleted && !p.deleted))) by_name = &p;
   }
@@ -118,7 +119,7 @@ Result<const ProjectSnapshot*> FindProject(const SnapshotManifest& manifest,
   return Status::NotFound("snapshot " + manifest.id + " has no project '" + id_or_name + "'");
 }
 
-Result<Selection> SelectSnapshot(Repository& repo, const SnapshotSelector& selector) {
+Result<Selection> SelectSnapshot(repo::Repository& repo, const SnapshotSelector& selector) {
   Selection out;
   if (!selector.snapshot_id.empty()) {
     KB_ASSIGN_OR_RETURN(out.manifest, repo.ReadSnapshot(selector.snapshot_id));
@@ -133,9 +134,9 @@ Result<Selection> SelectSnapshot(Repository& repo, const SnapshotSelector& selec
     }
     return out;
   }
-  KB_ASSIGN_OR_RETURN(std::vector<SnapshotSummary> all, repo.ListSnapshots());
+  KB_ASSIGN_OR_RETURN(std::vector<repo::SnapshotSummary> all, repo.ListSnapshots());
   for (auto it = all.rbegin(); it != all.rend(); ++it) {  // newest first
-    const SnapshotSummary& s = *it;
+    const repo::SnapshotSummary& s = *it;
     if (selector.before_ms) {
       auto t = ParseIso8601(s.time);
       if (!t || *t >= *selector.before_ms) continue;
@@ -149,8 +150,8 @@ Result<Selection> SelectSnapshot(Repository& repo, const SnapshotSelector& selec
     }
     if (!ContainsAll(*manifest, selector.projects)) continue;
     if (selector.latest_valid) {
-      VerifyOptions vo;
-      vo.data = VerifyOptions::Data::kAll;
+      repo::VerifyOptions vo;
+      vo.data = repo::VerifyOptions::Data::kAll;
       auto reports = repo.Verify({s.id}, vo);
       if (!reports.ok()) {
         out.skipped.push_back({s.id, reports.status().ToString()});
@@ -225,7 +226,7 @@ Result<ProjectRecord> ProjectRecordFromJson(const json& j) {
 }
 
 std::vector<std::string> CheckProjectMatchesSnapshot(const std::string& project_dir,
-                                                     const ProjectSnapshot& meta) {
+                                                     const repo::ProjectSnapshot& meta) {
   auto record = ProjectRecordFromJson(meta.catalog_row);
   if (!record.ok()) return {record.status().ToString()};
   const std::string who = "project " + meta.name + ": ";
@@ -315,7 +316,41 @@ json WholeRestoreReport::ToJson() const {
           {"seconds", seconds}};
 }
 
-Result<WholeRestoreReport> RestoreDataDirectory(Repository& repo, const SnapshotManifest& manifest,
+namespace {
+
+// A whole restore moves the old data directory aside, audit log included; the log is history of
+// this node, not state to roll back, so it is copied into the restored directory (the copy in
+// the moved-aside directory stays for forensics). Failures become warnings, never fatal: the
+// restored data is in place and complete by now; the caller reports them (the CLI prints them as
+// it did when it carried the log over itself).
+void CarryAuditLogOver(const std::string& from_dir, const std::string& to_dir,
+                       std::vector<std::string>* warnings) {
+  namespace fs = std::filesystem;
+  if (from_dir.empty() || !fs::exists(layout::AuditDb(from_dir))) return;
+  for (const std::string& name :
+       {std::string(layout::kAuditDbName), std::string(layout::kAuditDbName) + "-wal",
+        std::string(layout::kAuditHeadName)}) {
+    const fs::path from = fs::path(from_dir) / name;
+    if (!fs::exists(from)) continue;
+    std::error_code ec;
+    fs::copy_file(from, fs::path(to_dir) / name, fs::copy_options::overwrite_existing, ec);
+    if (ec) {
+      std::ostringstream text;  // the path quoted, as `std::cerr << path` printed it before
+      text << "could not carry the audit log over: " << from << ": " << ec.message();
+      warnings->push_back(text.str());
+      return;
+    }
+    Status synced = FsyncPath((fs::path(to_dir) / name).string());
+    if (!synced.ok()) warnings->push_back(synced.ToString());
+  }
+  Status synced = FsyncPath(to_dir);
+  if (!synced.ok()) warnings->push_back(synced.ToString());
+}
+
+}  // namespace
+
+Result<WholeRestoreReport> RestoreDataDirectory(repo::Repository& repo,
+                                                const repo::SnapshotManifest& manifest,
                                                 const std::string& data_dir_in,
                                                 const Clock* clock) {
   if (!clock) clock = SystemClock::Default();
@@ -350,13 +385,13 @@ Result<WholeRestoreReport> RestoreDataDirectory(Repository& repo, const Snapshot
     return fail(s);
   }
   std::vector<std::string> problems;
-  for (const ProjectSnapshot& p : manifest.projects) {
+  for (const repo::ProjectSnapshot& p : manifest.projects) {
     for (std::string& problem : CheckProjectMatchesSnapshot(layout::ProjectDir(staging, p.id), p)) {
       problems.push_back(std::move(problem));
     }
-    for (const SnapshotFile& f : p.files) report.bytes += f.size;
+    for (const repo::SnapshotFile& f : p.files) report.bytes += f.size;
   }
-  for (const SnapshotFile& f : manifest.catalog_files) report.bytes += f.size;
+  for (const repo::SnapshotFile& f : manifest.catalog_files) report.bytes += f.size;
   if (!problems.empty()) {
     return fail(Status::Corruption("restored snapshot " + manifest.id +
                                    " failed verification: " + Join(problems, "; ")));
@@ -379,6 +414,8 @@ Result<WholeRestoreReport> RestoreDataDirectory(Repository& repo, const Snapshot
     return Status::IOError("removing the restore marker: " + std::string(std::strerror(errno)));
   }
   KB_RETURN_IF_ERROR(FsyncPath(data_dir));
+  // The audit log is history, not data: it stays with the data directory across a restore.
+  CarryAuditLogOver(report.moved_aside, data_dir, &report.warnings);
   report.seconds = static_cast<double>(MonotonicMicros() - started) / 1e6;
   LogInfo("data directory restored", report.ToJson().dump());
   return report;
@@ -409,19 +446,21 @@ json ProjectRestoreReport::ToJson() const {
 namespace {
 
 // Snapshots the live state of one project into `repo` before it is replaced.
-Result<std::string> PreRestoreSnapshot(Repository& repo, KnowledgeBase& kb,
+Result<std::string> PreRestoreSnapshot(repo::Repository& repo, KnowledgeBase& kb,
                                        const std::string& project_id, double index_max_lag) {
   SourceOptions so;
   so.projects = {project_id};
   so.index_max_lag = index_max_lag;
-  BackupOptions bo;
+  repo::BackupOptions bo;
   bo.trigger = "pre-restore";
-  KB_ASSIGN_OR_RETURN(SnapshotManifest m, BackupDataDirectory(repo, kb.options().data_dir, so, bo));
+  KB_ASSIGN_OR_RETURN(repo::SnapshotManifest m,
+                      BackupDataDirectory(repo, kb.options().data_dir, so, bo));
   return m.id;
 }
 
-Status MergeDocuments(const std::string& snapshot_db, const ProjectSnapshot& meta, int dimension,
-                      KnowledgeBase& kb, const Actor& actor, ProjectRestoreReport* report) {
+Status MergeDocuments(const std::string& snapshot_db, const repo::ProjectSnapshot& meta,
+                      int dimension, KnowledgeBase& kb, const Actor& actor,
+                      ProjectRestoreReport* report) {
   KB_ASSIGN_OR_RETURN(auto store, ProjectStore::Open(snapshot_db, meta.id, dimension, nullptr));
   constexpr int64_t kPage = 256;
   for (int64_t offset = 0;; offset += kPage) {
@@ -452,11 +491,12 @@ Status MergeDocuments(const std::string& snapshot_db, const ProjectSnapshot& met
 
 }  // namespace
 
-Result<ProjectRestoreReport> RestoreProject(Repository& repo, const SnapshotManifest& manifest,
+Result<ProjectRestoreReport> RestoreProject(repo::Repository& repo,
+                                            const repo::SnapshotManifest& manifest,
                                             const std::string& project, KnowledgeBase& kb,
                                             const ProjectRestoreOptions& options) {
   const int64_t started = MonotonicMicros();
-  KB_ASSIGN_OR_RETURN(const ProjectSnapshot* meta, FindProject(manifest, project));
+  KB_ASSIGN_OR_RETURN(const repo::ProjectSnapshot* meta, FindProject(manifest, project));
   KB_ASSIGN_OR_RETURN(ProjectRecord record, ProjectRecordFromJson(meta->catalog_row));
   ProjectRestoreReport report;
   report.mode = options.merge ? "merge" : "replace";

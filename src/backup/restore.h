@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "backup/backup.h"
 #include "backup/source.h"
 #include "kb/knowledge_base.h"
+#include "repo/repository.h"
 #include "store/catalog.h"
 
 namespace kb::backup {
@@ -38,16 +38,16 @@ struct SkippedSnapshot {
 };
 
 struct Selection {
-  SnapshotManifest manifest;
+  repo::SnapshotManifest manifest;
   std::vector<SkippedSnapshot> skipped;  // --latest-valid: the newer ones that failed, and why
 };
 
 // NotFound when no snapshot matches (the message says what was looked for).
-Result<Selection> SelectSnapshot(Repository& repo, const SnapshotSelector& selector);
+Result<Selection> SelectSnapshot(repo::Repository& repo, const SnapshotSelector& selector);
 
 // The project in `manifest` named by id or name (a live one is preferred on a name clash).
-Result<const ProjectSnapshot*> FindProject(const SnapshotManifest& manifest,
-                                           const std::string& id_or_name);
+Result<const repo::ProjectSnapshot*> FindProject(const repo::SnapshotManifest& manifest,
+                                                 const std::string& id_or_name);
 
 // The catalog row recorded in a snapshot, back as a record (every ProjectRecord field).
 nlohmann::json ProjectRecordToJson(const ProjectRecord& record);
@@ -61,7 +61,7 @@ Result<ProjectRecord> ProjectRecordFromJson(const nlohmann::json& j);
 // deleted document counts equal the snapshot's (those it recorded). Returns the problems, each
 // starting "project <name>: " (empty = it matches).
 std::vector<std::string> CheckProjectMatchesSnapshot(const std::string& project_dir,
-                                                     const ProjectSnapshot& meta);
+                                                     const repo::ProjectSnapshot& meta);
 
 // ---------------------------------------------------------------------------------------------
 // Whole data directory
@@ -89,6 +89,10 @@ struct WholeRestoreReport {
   DataLossWindow window;
   int64_t bytes = 0;
   double seconds = 0;
+  // Problems after the restored directory is in place that did not fail the restore (the audit
+  // log could not be carried over), for the caller to report; not part of ToJson (the report's
+  // JSON is what `restore --json` prints, unchanged).
+  std::vector<std::string> warnings;
   nlohmann::json ToJson() const;
 };
 
@@ -96,10 +100,13 @@ struct WholeRestoreReport {
 // next to it (with the RESTORE_IN_PROGRESS marker), verifies every database against the
 // manifest, moves an existing `data_dir` to `<data_dir>.before-restore-<time>` (never deleting
 // it; a local repository under its `backups/` moves along into the restored directory), renames
-// the new directory into place and removes the marker last. A server must not be running on
-// `data_dir`. On any failure before the swap nothing at `data_dir` changed and the partial
-// directory is removed.
-Result<WholeRestoreReport> RestoreDataDirectory(Repository& repo, const SnapshotManifest& manifest,
+// the new directory into place and removes the marker last. The audit log (audit.db, its WAL,
+// audit.head) of the moved-aside directory is then copied into the restored one: it is the node's
+// history, not data to roll back (failures: report.warnings, never fatal). A server must not be
+// running on `data_dir`. On any failure before the swap nothing at `data_dir` changed and the
+// partial directory is removed.
+Result<WholeRestoreReport> RestoreDataDirectory(repo::Repository& repo,
+                                                const repo::SnapshotManifest& manifest,
                                                 const std::string& data_dir,
                                                 const Clock* clock = nullptr);
 
@@ -137,7 +144,8 @@ struct ProjectRestoreReport {
 // document live in the snapshot that the live project does not have at all (neither live nor
 // soft-deleted), with its id, chunks and embeddings; a document whose source a live document
 // owns is skipped; nothing live is modified.
-Result<ProjectRestoreReport> RestoreProject(Repository& repo, const SnapshotManifest& manifest,
+Result<ProjectRestoreReport> RestoreProject(repo::Repository& repo,
+                                            const repo::SnapshotManifest& manifest,
                                             const std::string& project, KnowledgeBase& kb,
                                             const ProjectRestoreOptions& options);
 

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <filesystem>
 
+#include "backup/restore_check.h"
 #include "backup/source.h"
 #include "common/crypto_util.h"
 #include "common/data_layout.h"
@@ -77,7 +78,7 @@ void BackupService::Stop() {
   if (scheduler_.joinable()) scheduler_.join();
 }
 
-Result<Repository*> BackupService::Repo() {
+Result<repo::Repository*> BackupService::Repo() {
   std::lock_guard<std::mutex> lock(repo_mu_);
   if (repo_) return repo_.get();
   if (options_.repository_url.empty()) {
@@ -90,30 +91,30 @@ Result<Repository*> BackupService::Repo() {
     const std::string dir = url_.substr(std::string("file://").size());
     if (!PathExists(dir + "/config")) {
       KB_ASSIGN_OR_RETURN(auto store, blob::OpenBlobStore(url_, options_.blob, /*create=*/true));
-      KB_ASSIGN_OR_RETURN(repo_, Repository::Init(std::move(store), key_, "local default",
-                                                  RepositoryParams{}, kb_->clock()));
+      KB_ASSIGN_OR_RETURN(repo_, repo::Repository::Init(std::move(store), key_, "local default",
+                                                        repo::RepositoryParams{}, kb_->clock()));
       return repo_.get();
     }
   }
-  KB_ASSIGN_OR_RETURN(repo_, OpenRepository(url_, key_, options_.blob, kb_->clock()));
+  KB_ASSIGN_OR_RETURN(repo_, repo::OpenRepository(url_, key_, options_.blob, kb_->clock()));
   return repo_.get();
 }
 
-Result<SnapshotManifest> BackupService::RunBackup(const std::string& trigger,
-                                                  const std::vector<std::string>& projects,
-                                                  const std::vector<std::string>& tags) {
+Result<repo::SnapshotManifest> BackupService::RunBackup(const std::string& trigger,
+                                                        const std::vector<std::string>& projects,
+                                                        const std::vector<std::string>& tags) {
   std::unique_lock<std::mutex> lock(run_mu_, std::try_to_lock);
   if (!lock.owns_lock()) {
     return Status::Unavailable("a backup or restore is already running; try again later");
   }
   RunningFlag running(&running_);
   const int64_t started = MonotonicMicros();
-  auto result = [&]() -> Result<SnapshotManifest> {
-    KB_ASSIGN_OR_RETURN(Repository * repo, Repo());
+  auto result = [&]() -> Result<repo::SnapshotManifest> {
+    KB_ASSIGN_OR_RETURN(repo::Repository * repo, Repo());
     SourceOptions so;
     so.projects = projects;
     so.index_max_lag = options_.index_max_lag;
-    BackupOptions bo;
+    repo::BackupOptions bo;
     bo.trigger = trigger;
     bo.tags = tags;
     return BackupDataDirectory(*repo, kb_->options().data_dir, so, bo);
@@ -145,17 +146,17 @@ Result<SnapshotManifest> BackupService::RunBackup(const std::string& trigger,
   return result;
 }
 
-Result<std::vector<SnapshotSummary>> BackupService::ListSnapshots() {
-  KB_ASSIGN_OR_RETURN(Repository * repo, Repo());
+Result<std::vector<repo::SnapshotSummary>> BackupService::ListSnapshots() {
+  KB_ASSIGN_OR_RETURN(repo::Repository * repo, Repo());
   return repo->ListSnapshots();
 }
 
-Result<std::vector<VerifyReport>> BackupService::Verify(const std::vector<std::string>& ids,
-                                                        const VerifyOptions& options) {
-  KB_ASSIGN_OR_RETURN(Repository * repo, Repo());
-  KB_ASSIGN_OR_RETURN(auto reports, repo->Verify(ids, options));
+Result<std::vector<repo::VerifyReport>> BackupService::Verify(const std::vector<std::string>& ids,
+                                                              const repo::VerifyOptions& options) {
+  KB_ASSIGN_OR_RETURN(repo::Repository * repo, Repo());
+  KB_ASSIGN_OR_RETURN(auto reports, repo->Verify(ids, WithRestoredCheck(options)));
   bool all_ok = !reports.empty();
-  for (const VerifyReport& r : reports) all_ok = all_ok && r.ok;
+  for (const repo::VerifyReport& r : reports) all_ok = all_ok && r.ok;
   if (all_ok) counters_.last_verified_ms = kb_->clock()->NowMillis();
   return reports;
 }
@@ -168,7 +169,7 @@ Result<ProjectRestoreReport> BackupService::RestoreProject(const std::string& pr
     return Status::Unavailable("a backup or restore is already running; try again later");
   }
   RunningFlag running(&running_);
-  KB_ASSIGN_OR_RETURN(Repository * repo, Repo());
+  KB_ASSIGN_OR_RETURN(repo::Repository * repo, Repo());
   SnapshotSelector sel = selector;
   sel.projects = {project};
   KB_ASSIGN_OR_RETURN(Selection chosen, SelectSnapshot(*repo, sel));
@@ -234,8 +235,8 @@ void BackupService::ApplyRetention() {
   auto snapshots = (*repo)->ListSnapshots();
   if (!snapshots.ok()) return;
   int forgotten = 0;
-  for (const RetentionDecision& d :
-       backup::ApplyRetention(*snapshots, options_.retention, kb_->clock()->NowMillis())) {
+  for (const repo::RetentionDecision& d :
+       repo::ApplyRetention(*snapshots, options_.retention, kb_->clock()->NowMillis())) {
     if (d.keep) continue;
     Status s = (*repo)->ForgetSnapshot(d.snapshot_id);
     if (s.ok())

@@ -20,16 +20,15 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "backup/backup.h"
 #include "backup/restore.h"
 #include "backup/source.h"
 #include "kb/knowledge_base.h"
+#include "repo/repository.h"
 
 namespace kb::backup {
 
@@ -37,13 +36,13 @@ inline constexpr int64_t kDefaultBackupIntervalMs = 60LL * 60 * 1000;
 
 struct BackupServiceOptions {
   std::string repository_url;  // empty = the local default under the data directory
-  KeySource key;               // required when repository_url is set
+  repo::KeySource key;         // required when repository_url is set
   blob::BlobStoreOptions blob;
   int64_t interval_ms = kDefaultBackupIntervalMs;  // 0 = no scheduled backups
-  RetentionPolicy retention = RetentionPolicy::Default();
+  repo::RetentionPolicy retention = repo::RetentionPolicy::Default();
   // SourceOptions::index_max_lag of every backup the service makes.
   double index_max_lag = kDefaultIndexMaxLag;
-  PruneOptions prune;
+  repo::PruneOptions prune;
   // Delay before the first scheduled backup (default: one interval after start).
   int64_t first_delay_ms = -1;
   // Where scheduled backups, their retention and prune, and restores are recorded (actor
@@ -69,13 +68,14 @@ class BackupService {
   void Stop();
 
   // One backup now (`projects` empty = full). Unavailable if another one is running.
-  Result<SnapshotManifest> RunBackup(const std::string& trigger,
-                                     const std::vector<std::string>& projects,
-                                     const std::vector<std::string>& tags);
-  Result<std::vector<SnapshotSummary>> ListSnapshots();
-  // Verifies snapshots (records the result in the repository and in the counters).
-  Result<std::vector<VerifyReport>> Verify(const std::vector<std::string>& ids,
-                                           const VerifyOptions& options);
+  Result<repo::SnapshotManifest> RunBackup(const std::string& trigger,
+                                           const std::vector<std::string>& projects,
+                                           const std::vector<std::string>& tags);
+  Result<std::vector<repo::SnapshotSummary>> ListSnapshots();
+  // Verifies snapshots (records the result in the repository and in the counters); a restore
+  // test checks the restored databases with CheckRestoredDatabases (restore_check.h).
+  Result<std::vector<repo::VerifyReport>> Verify(const std::vector<std::string>& ids,
+                                                 const repo::VerifyOptions& options);
   Result<ProjectRestoreReport> RestoreProject(const std::string& project,
                                               const SnapshotSelector& selector, bool merge,
                                               const Actor& actor);
@@ -88,7 +88,7 @@ class BackupService {
 
  private:
   BackupService(KnowledgeBase* kb, const BackupServiceOptions& options);
-  Result<Repository*> Repo();  // opens (or, for the local default, creates) on first use
+  Result<repo::Repository*> Repo();  // opens (or, for the local default, creates) on first use
   void SchedulerLoop();
   void ApplyRetention();
   void Audit(const std::string& action, const std::string& outcome, const std::string& project,
@@ -97,12 +97,12 @@ class BackupService {
   KnowledgeBase* kb_;
   BackupServiceOptions options_;
   std::string url_;
-  KeySource key_;
+  repo::KeySource key_;
   bool off_site_ = false;
 
   std::mutex repo_mu_;  // guards repo_
-  std::unique_ptr<Repository> repo_;
-  std::mutex run_mu_;   // one backup / restore at a time
+  std::unique_ptr<repo::Repository> repo_;
+  std::mutex run_mu_;  // one backup / restore at a time
   std::atomic<bool> running_{false};
 
   mutable std::mutex status_mu_;

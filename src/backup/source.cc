@@ -241,8 +241,8 @@ Result<ProjectDbMeta> ReadProjectDbMetaIn(store::ProjectReader& reader,
 // one read transaction (and one set of file descriptors) at a time. The index the snapshot
 // names (meta->index_lsn, staged or reused at preparation) must be consistent with this state:
 // not ahead of it, and, for a reused index, reflecting the state this journal went through.
-FileProducer ProjectDbProducer(const std::string& live_db, const ProjectRecord& record) {
-  return [live_db, record](FileSink& sink, ProjectSnapshot* meta) -> Result<int64_t> {
+repo::FileProducer ProjectDbProducer(const std::string& live_db, const ProjectRecord& record) {
+  return [live_db, record](repo::FileSink& sink, repo::ProjectSnapshot* meta) -> Result<int64_t> {
     const std::string who = "project '" + record.name + "' (" + record.id + ")";
     // Never writes the live file; in WAL mode it reads through the WAL.
     auto opened = store::ProjectReader::Open(live_db);
@@ -484,11 +484,11 @@ bool IsWithin(const fs::path& inner, const fs::path& outer) {
 // Stages one project (its vector index, then its database) under `staging_dir`. nullopt for a
 // deleted project whose files are gone (with a note). Runs on a staging thread: touches nothing
 // shared but the file system below its own directory.
-Result<std::optional<ProjectSource>> StageProject(const std::string& data_dir,
-                                                  const std::string& staging_dir,
-                                                  const ProjectRecord& record, bool full,
-                                                  const SourceOptions& options,
-                                                  std::vector<std::string>* notes) {
+Result<std::optional<repo::ProjectSource>> StageProject(const std::string& data_dir,
+                                                        const std::string& staging_dir,
+                                                        const ProjectRecord& record, bool full,
+                                                        const SourceOptions& options,
+                                                        std::vector<std::string>* notes) {
   std::error_code ec;
   if (!SafeName(record.id)) {
     return Status::Corruption("catalog: project id '" + record.id + "' is not a valid name");
@@ -500,13 +500,13 @@ Result<std::optional<ProjectSource>> StageProject(const std::string& data_dir,
   if (!fs::exists(live_db, ec)) {
     if (record.deleted_at_ms && full) {
       notes->push_back(who + ": deleted and its files are gone; only its catalog row is backed up");
-      return std::optional<ProjectSource>();
+      return std::optional<repo::ProjectSource>();
     }
     return Status::FailedPrecondition(who + " has no database file " + live_db +
                                       " (was it purged while the backup ran? retry)");
   }
-  ProjectSource project;
-  ProjectSnapshot& meta = project.meta;
+  repo::ProjectSource project;
+  repo::ProjectSnapshot& meta = project.meta;
   meta.id = record.id;
   meta.name = record.name;
   meta.deleted = record.deleted_at_ms.has_value();
@@ -514,8 +514,8 @@ Result<std::optional<ProjectSource>> StageProject(const std::string& data_dir,
   meta.embedder =
       json{{"fingerprint", record.embedder_fingerprint}, {"dimension", record.embedding_dimension}};
   // The database is read later, while the backup runs (lsn, checksum and counts come from it).
-  project.files.push_back(SourceFile{layout::kProjectDbName, live_db, kStagedFileMode,
-                                     ProjectDbProducer(live_db, record)});
+  project.files.push_back(repo::SourceFile{layout::kProjectDbName, live_db, kStagedFileMode,
+                                           ProjectDbProducer(live_db, record)});
 
   // A previous snapshot's index, if it is still valid for this database and close enough.
   auto previous = options.previous_indexes.find(record.id);
@@ -525,7 +525,7 @@ Result<std::optional<ProjectSource>> StageProject(const std::string& data_dir,
     const PreviousIndex& prev = previous->second;
     std::optional<std::string> live_graph = LiveGraphName(layout::ProjectIndexDirIn(live_dir));
     bool same = false;
-    for (const SnapshotFile& f : prev.files) {
+    for (const repo::SnapshotFile& f : prev.files) {
       if (live_graph && f.path == std::string(layout::kProjectIndexDirName) + "/" + *live_graph)
         same = true;
     }
@@ -538,12 +538,12 @@ Result<std::optional<ProjectSource>> StageProject(const std::string& data_dir,
         (same || lag <= allowed)) {
       meta.index_lsn = prev.index_lsn;
       meta.index_checksum = prev.index_checksum;
-      for (const SnapshotFile& f : prev.files) {
-        SourceFile reused(f.path, "", f.mode);
+      for (const repo::SnapshotFile& f : prev.files) {
+        repo::SourceFile reused(f.path, "", f.mode);
         reused.stored = f;
         project.files.push_back(std::move(reused));
       }
-      return std::optional<ProjectSource>(std::move(project));
+      return std::optional<repo::ProjectSource>(std::move(project));
     }
   }
 
@@ -555,12 +555,12 @@ Result<std::optional<ProjectSource>> StageProject(const std::string& data_dir,
   if (index) {
     meta.index_lsn = index->lsn;
     for (const std::string& name : index->files) {
-      project.files.push_back(SourceFile{std::string(layout::kProjectIndexDirName) + "/" + name,
-                                         layout::Join(layout::ProjectIndexDirIn(staged_dir), name),
-                                         kStagedFileMode});
+      project.files.push_back(repo::SourceFile{
+          std::string(layout::kProjectIndexDirName) + "/" + name,
+          layout::Join(layout::ProjectIndexDirIn(staged_dir), name), kStagedFileMode});
     }
   }
-  return std::optional<ProjectSource>(std::move(project));
+  return std::optional<repo::ProjectSource>(std::move(project));
 }
 
 }  // namespace
@@ -658,14 +658,14 @@ void PreparedSource::Release() {
 
 int64_t PreparedSource::total_bytes() const {
   int64_t total = 0;
-  auto add = [&](const SourceFile& f) {
+  auto add = [&](const repo::SourceFile& f) {
     std::error_code ec;
     auto size = fs::file_size(f.local_path, ec);
     if (!ec) total += static_cast<int64_t>(size);
   };
-  for (const SourceFile& f : source_.catalog_files) add(f);
-  for (const ProjectSource& p : source_.projects) {
-    for (const SourceFile& f : p.files) add(f);
+  for (const repo::SourceFile& f : source_.catalog_files) add(f);
+  for (const repo::ProjectSource& p : source_.projects) {
+    for (const repo::SourceFile& f : p.files) add(f);
   }
   return total;
 }
@@ -703,7 +703,7 @@ Result<PreparedSource> PrepareSnapshotSource(const std::string& data_dir,
   KB_RETURN_IF_ERROR(MakeDirs(staging_dir));
   // From here on, every return removes the staging directory (PreparedSource's destructor).
   PreparedSource prepared(staging_dir);
-  SnapshotSource& source = prepared.source_;
+  repo::SnapshotSource& source = prepared.source_;
   const bool full = options.projects.empty();
   source.scope = full ? "full" : "projects";
 
@@ -725,7 +725,7 @@ Result<PreparedSource> PrepareSnapshotSource(const std::string& data_dir,
   }
   if (full) {
     source.catalog_files.push_back(
-        SourceFile{layout::kCatalogDbName, staged_catalog, kStagedFileMode});
+        repo::SourceFile{layout::kCatalogDbName, staged_catalog, kStagedFileMode});
   } else {
     fs::remove(staged_catalog, ec);
   }
@@ -735,7 +735,7 @@ Result<PreparedSource> PrepareSnapshotSource(const std::string& data_dir,
   // kStagingThreads are staged at once (the copy is mostly page-cache work in the kernel, which
   // runs on both cores); the result keeps the catalog's order.
   struct Staged {
-    Result<std::optional<ProjectSource>> result = Status::Internal("not staged");
+    Result<std::optional<repo::ProjectSource>> result = Status::Internal("not staged");
     std::vector<std::string> notes;
   };
   std::vector<Staged> staged(records.size());
@@ -758,19 +758,19 @@ Result<PreparedSource> PrepareSnapshotSource(const std::string& data_dir,
   for (Staged& st : staged) {
     KB_RETURN_IF_ERROR(st.result.status());  // the first failure in catalog order
     prepared.notes_.insert(prepared.notes_.end(), st.notes.begin(), st.notes.end());
-    if (std::optional<ProjectSource>& project = *st.result) {
+    if (std::optional<repo::ProjectSource>& project = *st.result) {
       source.projects.push_back(std::move(*project));
     }
   }
   return prepared;
 }
 
-Result<int64_t> ProduceToFile(const SourceFile& file, const std::string& path,
-                              ProjectSnapshot* meta) {
+Result<int64_t> ProduceToFile(const repo::SourceFile& file, const std::string& path,
+                              repo::ProjectSnapshot* meta) {
   if (!file.produce) return Status::InvalidArgument(file.path + " is not a produced file");
   Fd out(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, kStagedFileMode));
   if (out.get() < 0) return ErrnoStatus("create", path, errno);
-  class ToFile : public FileSink {
+  class ToFile : public repo::FileSink {
    public:
     ToFile(int fd, const std::string& path) : fd_(fd), path_(path) {}
     Status Write(int64_t offset, std::string_view data) override {
@@ -793,7 +793,7 @@ Result<int64_t> ProduceToFile(const SourceFile& file, const std::string& path,
   return size;
 }
 
-Result<std::map<std::string, PreviousIndex>> FindPreviousIndexes(Repository& repo,
+Result<std::map<std::string, PreviousIndex>> FindPreviousIndexes(repo::Repository& repo,
                                                                  size_t max_manifests) {
   KB_ASSIGN_OR_RETURN(std::vector<std::string> ids, repo.ListSnapshotIds());
   std::map<std::string, PreviousIndex> out;
@@ -801,14 +801,14 @@ Result<std::map<std::string, PreviousIndex>> FindPreviousIndexes(Repository& rep
   for (auto it = ids.rbegin(); it != ids.rend() && read < max_manifests; ++it, ++read) {
     auto m = repo.ReadSnapshot(*it);
     if (!m.ok()) continue;  // forgotten meanwhile, or damaged: `backup verify` reports it
-    for (const ProjectSnapshot& p : m->projects) {
+    for (const repo::ProjectSnapshot& p : m->projects) {
       if (out.count(p.id) || p.index_lsn <= 0 || p.index_checksum.empty()) continue;
       PreviousIndex prev;
       prev.snapshot_id = m->id;
       prev.index_lsn = p.index_lsn;
       prev.index_checksum = p.index_checksum;
       prev.embedder = p.embedder;
-      for (const SnapshotFile& f : p.files) {
+      for (const repo::SnapshotFile& f : p.files) {
         if (f.path.rfind(std::string(layout::kProjectIndexDirName) + "/", 0) == 0)
           prev.files.push_back(f);
       }
@@ -818,9 +818,10 @@ Result<std::map<std::string, PreviousIndex>> FindPreviousIndexes(Repository& rep
   return out;
 }
 
-Result<SnapshotManifest> BackupDataDirectory(Repository& repo, const std::string& data_dir,
-                                             const SourceOptions& source,
-                                             const BackupOptions& options) {
+Result<repo::SnapshotManifest> BackupDataDirectory(repo::Repository& repo,
+                                                   const std::string& data_dir,
+                                                   const SourceOptions& source,
+                                                   const repo::BackupOptions& options) {
   const std::string staging = data_dir + "/.backup-staging-" + HexEncode(RandomBytes(6));
   SourceOptions with_previous = source;
   if (with_previous.previous_indexes.empty()) {

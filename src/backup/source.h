@@ -47,11 +47,12 @@
 // one short read transaction at preparation -- the project names that index's stored files again
 // when either the live index is that same index (same graph file) or the journal has grown by at
 // most index_max_lag x live documents entries since -- and no document was purged since (the old
-// index holds the purged document's vectors, and a snapshot taken after a purge must not). The snapshot then records the older
-// index_lsn; the server replays the later entries into the index when it opens the restored
-// project (as it does after any restart). The kb.db producer checks the checksum again in its
-// own transaction (Unavailable if the project was replaced, or a document purged, in between). Otherwise the live index
-// is staged, and its index_checksum is read by the producer.
+// index holds the purged document's vectors, and a snapshot taken after a purge must not). The
+// snapshot then records the older index_lsn; the server replays the later entries into the index
+// when it opens the restored project (as it does after any restart). The kb.db producer checks the
+// checksum again in its own transaction (Unavailable if the project was replaced, or a document
+// purged, in between). Otherwise the live index is staged, and its index_checksum is read by the
+// producer.
 //
 // Staging layout mirrors the data directory: <staging>/catalog.db,
 // <staging>/projects/<id>/index/{VECTOR_INDEX,graph-*.hnsw}. Paths in the SnapshotSource are
@@ -73,8 +74,8 @@
 #include <string>
 #include <vector>
 
-#include "backup/backup.h"
 #include "common/status.h"
+#include "repo/repository.h"
 
 namespace kb::backup {
 
@@ -87,11 +88,11 @@ inline constexpr double kDefaultIndexMaxLag = 0.02;
 
 // A vector index that an earlier snapshot of a project holds (FindPreviousIndexes).
 struct PreviousIndex {
-  std::string snapshot_id;     // the snapshot it comes from (for messages)
+  std::string snapshot_id;  // the snapshot it comes from (for messages)
   int64_t index_lsn = 0;
   std::string index_checksum;  // the project's content checksum at index_lsn
   nlohmann::json embedder = nlohmann::json::object();
-  std::vector<SnapshotFile> files;  // index/VECTOR_INDEX and its graph, with their trees
+  std::vector<repo::SnapshotFile> files;  // index/VECTOR_INDEX and its graph, with their trees
 };
 
 struct SourceOptions {
@@ -133,7 +134,7 @@ class PreparedSource {
   PreparedSource& operator=(const PreparedSource&) = delete;
   ~PreparedSource();
 
-  const SnapshotSource& source() const { return source_; }
+  const repo::SnapshotSource& source() const { return source_; }
   const std::string& staging_dir() const { return staging_dir_; }
   // Things left out that a reader of the backup log should know (an unusable vector index, a
   // deleted project whose files are gone). Never data that a restore needs.
@@ -148,7 +149,7 @@ class PreparedSource {
   void Release();
 
   std::string staging_dir_;  // empty after a move
-  SnapshotSource source_;
+  repo::SnapshotSource source_;
   std::vector<std::string> notes_;
 };
 
@@ -173,21 +174,22 @@ Result<PreparedSource> PrepareSnapshotSource(const std::string& data_dir,
 // writes them and the streamed databases to `repo` as one snapshot, and removes the staging
 // directory. What `backup`, the
 // server's schedule and the pre-restore snapshot all do.
-Result<SnapshotManifest> BackupDataDirectory(Repository& repo, const std::string& data_dir,
-                                             const SourceOptions& source,
-                                             const BackupOptions& options);
+Result<repo::SnapshotManifest> BackupDataDirectory(repo::Repository& repo,
+                                                   const std::string& data_dir,
+                                                   const SourceOptions& source,
+                                                   const repo::BackupOptions& options);
 
 // The newest usable vector index of each project among the newest `max_manifests` snapshots of
 // `repo` (one with index files, index_lsn > 0 and an index_checksum). Unreadable manifests are
 // skipped. For SourceOptions::previous_indexes.
-Result<std::map<std::string, PreviousIndex>> FindPreviousIndexes(Repository& repo,
+Result<std::map<std::string, PreviousIndex>> FindPreviousIndexes(repo::Repository& repo,
                                                                  size_t max_manifests = 8);
 
 // Writes a produced file (SourceFile::produce) into the new file `path`, completing `meta` as a
 // backup would, and returns its size: exactly the bytes a backup stores, for tests and tools.
 // On error nothing is left at `path`.
-Result<int64_t> ProduceToFile(const SourceFile& file, const std::string& path,
-                              ProjectSnapshot* meta);
+Result<int64_t> ProduceToFile(const repo::SourceFile& file, const std::string& path,
+                              repo::ProjectSnapshot* meta);
 
 // Copies the SQLite database `source_path` (live, possibly in WAL mode and being written) into
 // the new file `dest_path` (which must not exist) with the online backup API: one committed state,

@@ -19,7 +19,7 @@ constexpr int kSectorSize = 4096;
 
 // One destination file: where its pages go, and what SQLite may legitimately read back.
 struct StreamState {
-  FileSink* sink = nullptr;
+  repo::FileSink* sink = nullptr;
   std::string what;
   int64_t size = 0;        // the file's logical size: written end, or the last truncation
   std::string first_page;  // the newest write at offset 0 (page 1), the only one ever re-read
@@ -56,9 +56,8 @@ int FileRead(sqlite3_file* f, void* out, int amount, sqlite3_int64 offset) {
     std::memcpy(dest, st->first_page.data() + offset, static_cast<size_t>(amount));
     return SQLITE_OK;
   }
-  st->Fail(Status::Internal("copy of " + st->what + ": SQLite read back " +
-                            std::to_string(amount) + " bytes at offset " +
-                            std::to_string(offset) + " of a streamed copy"));
+  st->Fail(Status::Internal("copy of " + st->what + ": SQLite read back " + std::to_string(amount) +
+                            " bytes at offset " + std::to_string(offset) + " of a streamed copy"));
   return SQLITE_IOERR_READ;
 }
 
@@ -112,8 +111,12 @@ const sqlite3_io_methods kIoMethods = {
     FileControl,
     FileSectorSize,
     FileDeviceCharacteristics,
-    nullptr, nullptr, nullptr, nullptr,  // xShmMap, xShmLock, xShmBarrier, xShmUnmap
-    nullptr, nullptr,                    // xFetch, xUnfetch
+    nullptr,  // xShmMap
+    nullptr,  // xShmLock
+    nullptr,  // xShmBarrier
+    nullptr,  // xShmUnmap
+    nullptr,  // xFetch
+    nullptr,  // xUnfetch
 };
 
 sqlite3_vfs* DefaultVfs() { return sqlite3_vfs_find(nullptr); }
@@ -216,18 +219,19 @@ struct Closer {
 
 }  // namespace
 
-Result<int64_t> StreamSqliteDatabase(sqlite3* source, const std::string& what, FileSink& sink) {
+Result<int64_t> StreamSqliteDatabase(sqlite3* source, const std::string& what,
+                                     repo::FileSink& sink) {
   sqlite3_vfs* vfs = StreamVfs();
-  if (vfs == nullptr) return Status::Internal("cannot register the SQLite VFS " +
-                                              std::string(kVfsName));
+  if (vfs == nullptr)
+    return Status::Internal("cannot register the SQLite VFS " + std::string(kVfsName));
   StreamState state;
   state.sink = &sink;
   state.what = what;
   Registration registration(&state);
   sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(registration.name().c_str(), &raw,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXRESCODE,
-                           kVfsName);
+  int rc =
+      sqlite3_open_v2(registration.name().c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXRESCODE, kVfsName);
   std::unique_ptr<sqlite3, Closer> dest(raw);
   auto failed = [&](int code, sqlite3* db, const std::string& doing) {
     if (!state.error.ok()) return state.error;  // the sink's (or the VFS's) own error

@@ -29,8 +29,8 @@
 #include <cstdint>
 #include <string>
 
-#include "backup/backup.h"
 #include "common/status.h"
+#include "repo/repository.h"
 
 namespace kb::backup {
 
@@ -38,6 +38,7 @@ namespace kb::backup {
 // with sqlite3_backup into a new file would hold them) and returns its size. `what` names the
 // source in errors. Errors: the sink's own error if a Write failed; Unavailable if the source
 // is busy; Corruption for a damaged source; Internal if SQLite asked to read back a page.
-Result<int64_t> StreamSqliteDatabase(sqlite3* source, const std::string& what, FileSink& sink);
+Result<int64_t> StreamSqliteDatabase(sqlite3* source, const std::string& what,
+                                     repo::FileSink& sink);
 
 }  // namespace kb::backup

@@ -2,49 +2,55 @@
 
 #include <charconv>
 
-#include "backup/retention.h"
 #include "common/text_util.h"
+#include "repo/retention.h"
 
 namespace kb::cli {
 
 namespace {
 
 Status BadPolicy(std::string_view text, std::string_view why) {
-  return Status::InvalidArgument("backup_retention '" + std::string(text) + "': " +
-                                 std::string(why) +
+  return Status::InvalidArgument("backup_retention '" + std::string(text) +
+                                 "': " + std::string(why) +
                                  " (expected e.g. hourly=168,daily=30,weekly=8,monthly=12,"
                                  "last=3,within=7d)");
 }
 
 }  // namespace
 
-Result<backup::RetentionPolicy> ParseRetentionPolicy(std::string_view text) {
-  if (TrimWhitespace(text).empty()) return backup::RetentionPolicy::Default();
-  backup::RetentionPolicy policy;
+Result<repo::RetentionPolicy> ParseRetentionPolicy(std::string_view text) {
+  if (TrimWhitespace(text).empty()) return repo::RetentionPolicy::Default();
+  repo::RetentionPolicy policy;
   size_t start = 0;
   while (start <= text.size()) {
     size_t comma = text.find(',', start);
-    std::string_view item =
-        TrimWhitespace(text.substr(start, comma == std::string_view::npos ? std::string_view::npos
-                                                                           : comma - start));
+    std::string_view item = TrimWhitespace(text.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start));
     size_t eq = item.find('=');
-    if (eq == std::string_view::npos) return BadPolicy(text, "'" + std::string(item) + "' has no '='");
+    if (eq == std::string_view::npos)
+      return BadPolicy(text, "'" + std::string(item) + "' has no '='");
     std::string_view name = item.substr(0, eq);
     std::string_view value = item.substr(eq + 1);
     if (name == "within") {
-      KB_ASSIGN_OR_RETURN(policy.keep_within_ms, backup::ParseDuration(value));
+      KB_ASSIGN_OR_RETURN(policy.keep_within_ms, repo::ParseDuration(value));
     } else {
       int n = 0;
       auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
       if (value.empty() || ec != std::errc() || end != value.data() + value.size() || n < 0) {
         return BadPolicy(text, "'" + std::string(value) + "' is not a count");
       }
-      if (name == "last") policy.keep_last = n;
-      else if (name == "hourly") policy.keep_hourly = n;
-      else if (name == "daily") policy.keep_daily = n;
-      else if (name == "weekly") policy.keep_weekly = n;
-      else if (name == "monthly") policy.keep_monthly = n;
-      else return BadPolicy(text, "unknown rule '" + std::string(name) + "'");
+      if (name == "last")
+        policy.keep_last = n;
+      else if (name == "hourly")
+        policy.keep_hourly = n;
+      else if (name == "daily")
+        policy.keep_daily = n;
+      else if (name == "weekly")
+        policy.keep_weekly = n;
+      else if (name == "monthly")
+        policy.keep_monthly = n;
+      else
+        return BadPolicy(text, "unknown rule '" + std::string(name) + "'");
     }
     if (comma == std::string_view::npos) break;
     start = comma + 1;
@@ -63,10 +69,10 @@ blob::BlobStoreOptions BlobOptionsFromConfig(const Config& config) {
   return options;
 }
 
-backup::KeySource KeyFromConfig(const Config& config) {
-  backup::KeySource overrides;
+repo::KeySource KeyFromConfig(const Config& config) {
+  repo::KeySource overrides;
   if (!config.backup_key_file.empty()) overrides.key_file = config.backup_key_file;
-  return backup::KeySource::FromEnvironment(overrides);
+  return repo::KeySource::FromEnvironment(overrides);
 }
 
 Result<backup::BackupServiceOptions> BackupServiceOptionsFromConfig(const Config& config) {
@@ -77,7 +83,7 @@ Result<backup::BackupServiceOptions> BackupServiceOptionsFromConfig(const Config
   if (config.backup_interval == "0") {
     options.interval_ms = 0;
   } else {
-    auto interval = backup::ParseDuration(config.backup_interval);
+    auto interval = repo::ParseDuration(config.backup_interval);
     if (!interval.ok()) return interval.status().WithContext("backup_interval");
     options.interval_ms = *interval;
   }
@@ -88,8 +94,10 @@ Result<backup::BackupServiceOptions> BackupServiceOptionsFromConfig(const Config
 
 Result<double> ParseIndexMaxLag(const std::string& text) {
   auto bad = [&] {
-    return Status::InvalidArgument("backup_index_max_lag: expected a percentage (\"2%\") or a "
-                                   "fraction from 0 to 1, got \"" + text + "\"");
+    return Status::InvalidArgument(
+        "backup_index_max_lag: expected a percentage (\"2%\") or a "
+        "fraction from 0 to 1, got \"" +
+        text + "\"");
   };
   std::string number = text;
   double scale = 1.0;

@@ -7,22 +7,22 @@
 #include <string>
 #include <string_view>
 
-#include "backup/backup.h"
 #include "backup/service.h"
 #include "blob/blob_store.h"
 #include "cli/config.h"
+#include "repo/repository.h"
 
 namespace kb::cli {
 
 // "hourly=168,daily=30,weekly=8,monthly=12,last=3,within=7d" (any subset, comma-separated).
 // "" is the default policy (hourly for 7 days, daily for 30 days). InvalidArgument otherwise.
-Result<backup::RetentionPolicy> ParseRetentionPolicy(std::string_view text);
+Result<repo::RetentionPolicy> ParseRetentionPolicy(std::string_view text);
 
 // S3 settings from the config, then the AWS_* environment for what the config leaves empty.
 blob::BlobStoreOptions BlobOptionsFromConfig(const Config& config);
 
 // backup_key_file from the config, else KB_BACKUP_KEY_FILE / KB_BACKUP_PASSWORD.
-backup::KeySource KeyFromConfig(const Config& config);
+repo::KeySource KeyFromConfig(const Config& config);
 
 // Everything `serve` needs to start the BackupService.
 Result<backup::BackupServiceOptions> BackupServiceOptionsFromConfig(const Config& config);

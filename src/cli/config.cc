@@ -13,10 +13,10 @@
 #include <utility>
 #include <variant>
 
-#include "backup/retention.h"
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "common/text_util.h"
+#include "repo/retention.h"
 
 namespace kb::cli {
 namespace {
@@ -112,8 +112,7 @@ const std::vector<Setting>& Table() {
        [](Config* c, Value&& v) { c->backup_s3_path_style = Take<bool>(std::move(v)); }},
       {"api_key", "KB_API_KEY", "--api-key", Kind::kString,
        [](Config* c, Value&& v) { c->api_key = Take<std::string>(std::move(v)); }},
-      {"rate_limit_per_second", "KB_RATE_LIMIT_PER_SECOND", "--rate-limit-per-second",
-       Kind::kCount,
+      {"rate_limit_per_second", "KB_RATE_LIMIT_PER_SECOND", "--rate-limit-per-second", Kind::kCount,
        [](Config* c, Value&& v) { c->rate_limit_per_second = Take<int64_t>(std::move(v)); }},
       {"rate_limit_burst", "KB_RATE_LIMIT_BURST", "--rate-limit-burst", Kind::kPositiveInt,
        [](Config* c, Value&& v) { c->rate_limit_burst = Take<int64_t>(std::move(v)); }},
@@ -180,7 +179,7 @@ Status CheckInteger(std::string_view where, int64_t n, std::string_view text, Ki
   return Status::OK();
 }
 
-// A duration with the grammar every duration in KnowledgeBeast has (backup::ParseDuration:
+// A duration with the grammar every duration in KnowledgeBeast has (repo::ParseDuration:
 // "1d12h", "90m", "2w", "1y2mo"; units largest first, each at most once), or a bare number of
 // seconds. Returns milliseconds; nullopt if malformed or beyond 100 years.
 std::optional<int64_t> ParseDurationMillis(std::string_view text) {
@@ -193,7 +192,7 @@ std::optional<int64_t> ParseDurationMillis(std::string_view text) {
     }
     return seconds * 1000;
   }
-  Result<int64_t> ms = backup::ParseDuration(text);
+  Result<int64_t> ms = repo::ParseDuration(text);
   if (!ms.ok() || *ms > kMaxMillis) return std::nullopt;
   return *ms;
 }

@@ -79,13 +79,13 @@ struct Config {
   // the data directory. The passphrase is never a setting: KB_BACKUP_PASSWORD only.
   std::string backup_repository;
   std::string backup_key_file;
-  std::string backup_interval = "1h";     // a duration (backup/retention.h); "0" = no schedule
-  std::string backup_retention;           // "" = the default policy; see ParseRetentionPolicy
+  std::string backup_interval = "1h";  // a duration (repo/retention.h); "0" = no schedule
+  std::string backup_retention;        // "" = the default policy; see ParseRetentionPolicy
   // How far behind its database a backup may leave a project's vector index (a fraction of its
   // live documents, as journal entries; "2%" or "0.02"): see backup::SourceOptions::index_max_lag.
   std::string backup_index_max_lag = "2%";
-  std::string backup_s3_endpoint;         // else AWS_ENDPOINT_URL
-  std::string backup_s3_region;           // else AWS_REGION / AWS_DEFAULT_REGION
+  std::string backup_s3_endpoint;  // else AWS_ENDPOINT_URL
+  std::string backup_s3_region;    // else AWS_REGION / AWS_DEFAULT_REGION
   std::optional<bool> backup_s3_path_style;
   // The file the config was read from, if any (for messages).
   std::string config_file;

@@ -8,7 +8,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
+#include "audit/audit_log.h"
 #include "backup/source.h"
 #include "common/clock.h"
 #include "common/data_layout.h"
@@ -30,11 +32,11 @@ class RestoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
     key_.passphrase = "restore test passphrase";
-    RepositoryParams params;
+    repo::RepositoryParams params;
     params.scrypt_log2_n = 14;
     auto store = blob::OpenBlobStore("file://" + dir_.Sub("repo"), {}, /*create=*/true);
     ASSERT_TRUE(store.ok()) << store.status().ToString();
-    auto repo = Repository::Init(std::move(store).value(), key_, "test", params, &clock_);
+    auto repo = repo::Repository::Init(std::move(store).value(), key_, "test", params, &clock_);
     ASSERT_TRUE(repo.ok()) << repo.status().ToString();
     repo_ = std::move(repo).value();
     OpenKb();
@@ -70,15 +72,15 @@ class RestoreTest : public ::testing::Test {
     ASSERT_TRUE(kb_->CreateProject(req, Actor{}).ok());
   }
 
-  SnapshotManifest Snapshot(const std::string& trigger = "manual") {
+  repo::SnapshotManifest Snapshot(const std::string& trigger = "manual") {
     clock_.Advance(60'000);
     auto prepared = PrepareSnapshotSource(dir_.Sub("data"), dir_.Sub("staging"), {});
     EXPECT_TRUE(prepared.ok()) << prepared.status().ToString();
-    BackupOptions bo;
+    repo::BackupOptions bo;
     bo.trigger = trigger;
     auto m = repo_->CreateSnapshot(prepared->source(), bo);
     EXPECT_TRUE(m.ok()) << m.status().ToString();
-    return m.ok() ? *m : SnapshotManifest{};
+    return m.ok() ? *m : repo::SnapshotManifest{};
   }
 
   std::vector<std::pair<std::string, double>> Search(const std::string& project,
@@ -96,8 +98,8 @@ class RestoreTest : public ::testing::Test {
 
   ManualClock clock_{1'790'000'000'000};  // 2026-09-21
   TempDir dir_;
-  KeySource key_;
-  std::unique_ptr<Repository> repo_;
+  repo::KeySource key_;
+  std::unique_ptr<repo::Repository> repo_;
   std::unique_ptr<KnowledgeBase> kb_;
 };
 
@@ -117,21 +119,21 @@ TEST_F(RestoreTest, AnIncrementalBackupReusesTheIndexAndTheRestoredServerCatches
     clock_.Advance(60'000);
     SourceOptions so;
     so.index_max_lag = max_lag;
-    BackupOptions bo;
+    repo::BackupOptions bo;
     auto m = BackupDataDirectory(*repo_, dir_.Sub("data"), so, bo);
     EXPECT_TRUE(m.ok()) << m.status().ToString();
-    return m.ok() ? *m : SnapshotManifest{};
+    return m.ok() ? *m : repo::SnapshotManifest{};
   };
-  auto index_files = [](const ProjectSnapshot& p) {
+  auto index_files = [](const repo::ProjectSnapshot& p) {
     std::vector<std::pair<std::string, std::vector<std::string>>> out;
-    for (const SnapshotFile& f : p.files) {
+    for (const repo::SnapshotFile& f : p.files) {
       if (f.path.rfind("index/", 0) == 0) out.emplace_back(f.path, f.trees);
     }
     return out;
   };
-  SnapshotManifest first = backup(0.05);
+  repo::SnapshotManifest first = backup(0.05);
   ASSERT_EQ(first.projects.size(), 1u);
-  const ProjectSnapshot& p1 = first.projects[0];
+  const repo::ProjectSnapshot& p1 = first.projects[0];
   EXPECT_EQ(p1.index_lsn, p1.lsn);
   EXPECT_FALSE(p1.index_checksum.empty());
   EXPECT_EQ(p1.index_checksum, p1.content_checksum);  // the index is at the newest state
@@ -143,9 +145,9 @@ TEST_F(RestoreTest, AnIncrementalBackupReusesTheIndexAndTheRestoredServerCatches
   kb_->Close();
   OpenKb();
   const auto live = Search("p", "otters kingfishers herons");
-  SnapshotManifest second = backup(0.05);
+  repo::SnapshotManifest second = backup(0.05);
   ASSERT_EQ(second.projects.size(), 1u);
-  const ProjectSnapshot& p2 = second.projects[0];
+  const repo::ProjectSnapshot& p2 = second.projects[0];
   EXPECT_EQ(p2.lsn, p1.lsn + 2);
   EXPECT_EQ(p2.index_lsn, p1.index_lsn) << "the earlier index is named again";
   EXPECT_EQ(p2.index_checksum, p1.index_checksum);
@@ -171,16 +173,16 @@ TEST_F(RestoreTest, AnIncrementalBackupReusesTheIndexAndTheRestoredServerCatches
   }
 
   // No lag allowed: the live index (saved at the newest LSN) is stored.
-  SnapshotManifest third = backup(0.0);
-  const ProjectSnapshot& p3 = third.projects.at(0);
+  repo::SnapshotManifest third = backup(0.0);
+  const repo::ProjectSnapshot& p3 = third.projects.at(0);
   EXPECT_EQ(p3.index_lsn, p3.lsn);
   EXPECT_EQ(p3.index_checksum, p3.content_checksum);
   EXPECT_NE(index_files(p3), index_files(p1));
 
   // The live index is the one `third` stored: named again whatever the lag allowance.
   Put("p", "later.md", "# Later\n\nHerons again.");
-  SnapshotManifest fourth = backup(0.0);  // the server has not saved its index since
-  const ProjectSnapshot& p4 = fourth.projects.at(0);
+  repo::SnapshotManifest fourth = backup(0.0);  // the server has not saved its index since
+  const repo::ProjectSnapshot& p4 = fourth.projects.at(0);
   EXPECT_EQ(p4.lsn, p3.lsn + 1);
   EXPECT_EQ(p4.index_lsn, p3.index_lsn);
   EXPECT_EQ(index_files(p4), index_files(p3));
@@ -247,9 +249,9 @@ TEST_F(RestoreTest, RestoredProjectWithChangedRowsOrNoDatabaseIsNamed) {
 TEST_F(RestoreTest, SelectsByTimeAndRefusesWhatDoesNotExist) {
   NewProject("p");
   Put("p", "a.md", "# A\n\nAlpha text about herons.");
-  SnapshotManifest first = Snapshot();
+  repo::SnapshotManifest first = Snapshot();
   Put("p", "b.md", "# B\n\nBeta text about badgers.");
-  SnapshotManifest second = Snapshot();
+  repo::SnapshotManifest second = Snapshot();
 
   SnapshotSelector newest;
   auto s = SelectSnapshot(*repo_, newest);
@@ -280,7 +282,7 @@ TEST_F(RestoreTest, ReplaceRestoresOneProjectAndKeepsTheReplacedStateAsASnapshot
   NewProject("q");
   Put("p", "a.md", "# A\n\nHerons wade in rivers.");
   Put("q", "x.md", "# X\n\nBadgers dig setts.");
-  SnapshotManifest snap = Snapshot();
+  repo::SnapshotManifest snap = Snapshot();
   const auto at_snapshot = Search("p", "herons rivers");
   Put("p", "b.md", "# B\n\nHerons nest in tall trees near rivers.");
   Put("q", "y.md", "# Y\n\nBadgers sleep by day.");
@@ -314,7 +316,7 @@ TEST_F(RestoreTest, ReplaceRestoresOneProjectAndKeepsTheReplacedStateAsASnapshot
 TEST_F(RestoreTest, ReplaceBringsBackADeletedProject) {
   NewProject("gone");
   Put("gone", "a.md", "# A\n\nOtters hold hands.");
-  SnapshotManifest snap = Snapshot();
+  repo::SnapshotManifest snap = Snapshot();
   ASSERT_TRUE(kb_->DeleteProject("gone", Actor{}).ok());
   EXPECT_FALSE(kb_->GetProject("gone").ok());
   auto report = RestoreProject(*repo_, snap, "gone", *kb_, ProjectRestoreOptions{});
@@ -330,7 +332,7 @@ TEST_F(RestoreTest, MergeRestoresPurgedDocumentsWithTheirIdsAndTouchesNothingLiv
   const std::string purged = Put("m", "purged.md", "# Purged\n\nOtters hold hands while asleep.");
   const std::string edited = Put("m", "edited.md", "# Edited\n\nThe first version.");
   const std::string soft = Put("m", "soft.md", "# Soft\n\nSoft deleted later.");
-  SnapshotManifest snap = Snapshot();
+  repo::SnapshotManifest snap = Snapshot();
   const auto purged_hits = Search("m", "otters hold hands asleep");
   ASSERT_FALSE(purged_hits.empty());
   ASSERT_EQ(purged_hits.front().first, purged);
@@ -381,11 +383,118 @@ TEST_F(RestoreTest, WholeRestoreRefusesAPartialSnapshotAndLeavesNothing) {
   only_p.projects = {"p"};
   auto prepared = PrepareSnapshotSource(dir_.Sub("data"), dir_.Sub("staging"), only_p);
   ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
-  auto m = repo_->CreateSnapshot(prepared->source(), BackupOptions{});
+  auto m = repo_->CreateSnapshot(prepared->source(), repo::BackupOptions{});
   ASSERT_TRUE(m.ok());
   auto r = RestoreDataDirectory(*repo_, *m, dir_.Sub("elsewhere"), &clock_);
   EXPECT_EQ(r.status().code(), Code::kFailedPrecondition);
   EXPECT_FALSE(fs::exists(dir_.Sub("elsewhere")));
+}
+
+// The audit log is the node's history, not data to roll back: a whole restore over an existing
+// data directory carries audit.db, its WAL and audit.head over from the moved-aside directory
+// (which keeps its copy), byte for byte, and reports no warning.
+TEST_F(RestoreTest, WholeRestoreOverADataDirectoryKeepsItsAuditLog) {
+  NewProject("p");
+  Put("p", "a.md", "# A\n\nText.");
+  repo::SnapshotManifest m = Snapshot();
+  const std::string data = dir_.Sub("data");
+  // Written after the snapshot: only the carry-over can bring these into the restored directory.
+  const std::map<std::string, std::string> audit = {
+      {layout::AuditDb(data), "audit database bytes"},
+      {layout::AuditDb(data) + "-wal", "audit wal bytes"},
+      {layout::AuditHead(data), "{\"seq\": 7}"}};
+  for (const auto& [path, bytes] : audit) ASSERT_TRUE(AtomicWriteFile(path, bytes).ok()) << path;
+  kb_->Close();
+  kb_.reset();
+
+  auto r = RestoreDataDirectory(*repo_, m, data, &clock_);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_FALSE(r->moved_aside.empty());
+  EXPECT_TRUE(r->warnings.empty()) << r->warnings.front();
+  for (const auto& [path, bytes] : audit) {
+    auto restored = ReadFile(path);
+    ASSERT_TRUE(restored.ok()) << path;
+    EXPECT_EQ(*restored, bytes) << path;
+    auto kept = ReadFile(r->moved_aside + "/" + fs::path(path).filename().string());
+    ASSERT_TRUE(kept.ok()) << path;  // the forensic copy keeps its log too
+    EXPECT_EQ(*kept, bytes) << path;
+  }
+  EXPECT_FALSE(r->ToJson().contains("warnings"));
+  OpenKb();  // and the restored directory opens
+}
+
+// What the CLI's end-to-end test asserts of a whole restore (tests/e2e/audit_e2e_test.cc), at the
+// restore level on a real audit log: the entries recorded before and after the snapshot are all
+// in the restored directory, an entry appended afterwards (the CLI's "data.restore") continues the
+// same chain, and the chain and its head file verify; the moved-aside copy verifies too.
+TEST_F(RestoreTest, WholeRestoreKeepsTheAuditChainAndItContinues) {
+  NewProject("p");
+  Put("p", "a.md", "# A\n\nText.");
+  const std::string data = dir_.Sub("data");
+  auto record = [&](const std::string& dir, const std::string& action) {
+    auto log = audit::AuditLog::Open(layout::AuditDb(dir), &clock_);
+    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    AuditEvent e;
+    e.actor_id = "cli";
+    e.method = "CLI";
+    e.route = action;
+    e.action = action;
+    e.outcome = "ok";
+    (*log)->Record(e);
+    (*log)->Close();
+  };
+  record(data, "project.create");
+  repo::SnapshotManifest m = Snapshot();
+  record(data, "project.delete");  // after the snapshot: only the carry-over keeps it
+  kb_->Close();
+  kb_.reset();
+
+  auto r = RestoreDataDirectory(*repo_, m, data, &clock_);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_FALSE(r->moved_aside.empty());
+  EXPECT_TRUE(r->warnings.empty()) << r->warnings.front();
+  record(data, "data.restore");
+
+  auto verified = [&](const std::string& dir) {
+    audit::AuditLogOptions ro;
+    ro.read_only = true;
+    auto log = audit::AuditLog::Open(layout::AuditDb(dir), &clock_, ro);
+    EXPECT_TRUE(log.ok()) << log.status().ToString();
+    if (!log.ok()) return std::pair<audit::VerifyReport, std::vector<std::string>>{};
+    auto report = (*log)->Verify();
+    EXPECT_TRUE(report.ok()) << report.status().ToString();
+    audit::AuditQuery q;
+    q.key = "cli";
+    auto page = (*log)->Query(q);
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    std::vector<std::string> actions;
+    if (page.ok()) {
+      for (const audit::AuditEntry& e : page->entries) actions.push_back(e.event.action);
+    }
+    return std::make_pair(report.ok() ? *report : audit::VerifyReport{}, actions);
+  };
+  auto [restored, restored_actions] = verified(data);
+  EXPECT_TRUE(restored.ok) << restored.problem;
+  EXPECT_EQ(restored.entries, 3);
+  EXPECT_EQ(restored.head_seq, restored.last_seq);
+  EXPECT_EQ(restored_actions,
+            (std::vector<std::string>{"data.restore", "project.delete", "project.create"}));
+  auto [kept, kept_actions] = verified(r->moved_aside);
+  EXPECT_TRUE(kept.ok) << kept.problem;
+  EXPECT_EQ(kept_actions, (std::vector<std::string>{"project.delete", "project.create"}));
+  OpenKb();  // and the restored directory opens
+}
+
+TEST_F(RestoreTest, WholeRestoreIntoANewDirectoryHasNoAuditLogToCarry) {
+  NewProject("p");
+  Put("p", "a.md", "# A\n\nText.");
+  repo::SnapshotManifest m = Snapshot();
+  const std::string target = dir_.Sub("new-data");
+  auto r = RestoreDataDirectory(*repo_, m, target, &clock_);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->moved_aside.empty());
+  EXPECT_TRUE(r->warnings.empty());
+  EXPECT_FALSE(fs::exists(layout::AuditHead(target)));
 }
 
 }  // namespace

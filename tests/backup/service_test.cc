@@ -92,7 +92,7 @@ TEST_F(BackupServiceTest, ScheduledBackupsRunAndRetentionKeepsThePolicy) {
   BackupServiceOptions o;
   o.interval_ms = 150;
   o.first_delay_ms = 0;
-  o.retention = RetentionPolicy{};
+  o.retention = repo::RetentionPolicy{};
   o.retention.keep_last = 2;
   CollectingSink audit;
   o.audit = &audit;
@@ -108,7 +108,7 @@ TEST_F(BackupServiceTest, ScheduledBackupsRunAndRetentionKeepsThePolicy) {
   auto list = (*svc)->ListSnapshots();
   ASSERT_TRUE(list.ok()) << list.status().ToString();
   EXPECT_EQ(list->size(), 2u);
-  for (const SnapshotSummary& s : *list) EXPECT_EQ(s.trigger, "schedule");
+  for (const repo::SnapshotSummary& s : *list) EXPECT_EQ(s.trigger, "schedule");
 
   // Each scheduled backup and each retention run is in the audit trail, as the system.
   const auto backups = audit.Events("backup.create");
@@ -122,8 +122,8 @@ TEST_F(BackupServiceTest, ScheduledBackupsRunAndRetentionKeepsThePolicy) {
   EXPECT_EQ(audit.Events("backup.retention").size(), backups.size());
 
   // So is a restore, naming who asked for it.
-  auto restored = (*svc)->RestoreProject("p", SnapshotSelector{}, /*merge=*/false,
-                                         Actor{"key_asker", "asker"});
+  auto restored =
+      (*svc)->RestoreProject("p", SnapshotSelector{}, /*merge=*/false, Actor{"key_asker", "asker"});
   ASSERT_TRUE(restored.ok()) << restored.status().ToString();
   const auto restores = audit.Events("project.restore");
   ASSERT_EQ(restores.size(), 1u);

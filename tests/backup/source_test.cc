@@ -75,9 +75,9 @@ std::string ReadAll(const std::string& path) {
   return r.ok() ? *r : "";
 }
 
-std::vector<std::string> Paths(const std::vector<SourceFile>& files) {
+std::vector<std::string> Paths(const std::vector<repo::SourceFile>& files) {
   std::vector<std::string> out;
-  for (const SourceFile& f : files) out.push_back(f.path);
+  for (const repo::SourceFile& f : files) out.push_back(f.path);
   return out;
 }
 
@@ -171,9 +171,9 @@ class SourceTest : public ::testing::Test {
   // and the project metadata completed from the same read transaction.
   struct Copy {
     std::string path;
-    ProjectSnapshot meta;
+    repo::ProjectSnapshot meta;
   };
-  Copy CopyOf(const ProjectSource& p) {
+  Copy CopyOf(const repo::ProjectSource& p) {
     Copy c{dir_.Sub("copy-" + std::to_string(++copies_) + "/kb.db"), p.meta};
     fs::create_directories(fs::path(c.path).parent_path());
     EXPECT_EQ(p.files.at(0).path, "kb.db");
@@ -208,7 +208,7 @@ TEST_F(SourceTest, FullSnapshotStagesCatalogAndEveryProjectWithMatchingMetadata)
 
   auto prepared = Prepare();
   ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
-  const SnapshotSource& src = prepared->source();
+  const repo::SnapshotSource& src = prepared->source();
   EXPECT_EQ(src.scope, "full");
   ASSERT_EQ(Paths(src.catalog_files), std::vector<std::string>{"catalog.db"});
   EXPECT_EQ(src.catalog_files[0].local_path, staging_ + "/catalog.db");
@@ -218,14 +218,14 @@ TEST_F(SourceTest, FullSnapshotStagesCatalogAndEveryProjectWithMatchingMetadata)
 
   auto catalog = Catalog::Open(data_dir_ + "/catalog.db", &clock_);
   ASSERT_TRUE(catalog.ok());
-  std::map<std::string, ProjectSnapshot> copied;
-  for (const ProjectSource& p : src.projects) {
+  std::map<std::string, repo::ProjectSnapshot> copied;
+  for (const repo::ProjectSource& p : src.projects) {
     SCOPED_TRACE(p.meta.name);
     // Nothing of the database is read before the backup reaches it.
     EXPECT_EQ(p.meta.lsn, 0);
     EXPECT_EQ(p.meta.content_checksum, "");
     const Copy copy = CopyOf(p);
-    const ProjectSnapshot& meta = copy.meta;
+    const repo::ProjectSnapshot& meta = copy.meta;
     copied[p.meta.id] = meta;
     auto record = (*catalog)->GetProject(p.meta.id);
     ASSERT_TRUE(record.ok());
@@ -239,8 +239,8 @@ TEST_F(SourceTest, FullSnapshotStagesCatalogAndEveryProjectWithMatchingMetadata)
     EXPECT_EQ(meta.content_checksum, *(*live)->ContentChecksum());
     StoreCounts counts = *(*live)->Counts();
     EXPECT_EQ(meta.counts, (nlohmann::json{{"documents", counts.documents},
-                                             {"chunks", counts.chunks},
-                                             {"deleted_documents", counts.deleted_documents}}));
+                                           {"chunks", counts.chunks},
+                                           {"deleted_documents", counts.deleted_documents}}));
     EXPECT_EQ(p.meta.embedder, (nlohmann::json{{"fingerprint", record->embedder_fingerprint},
                                                {"dimension", record->embedding_dimension}}));
     VectorIndexOptions iopts;
@@ -256,7 +256,7 @@ TEST_F(SourceTest, FullSnapshotStagesCatalogAndEveryProjectWithMatchingMetadata)
     EXPECT_EQ(p.files[0].local_path, ProjectDir(p.meta.id) + "/kb.db");
     EXPECT_EQ(p.files[1].path, "index/VECTOR_INDEX");
     EXPECT_THAT(p.files[2].path, ::testing::MatchesRegex("index/graph-[0-9a-f]{16}\\.hnsw"));
-    for (const SourceFile& f : p.files) EXPECT_EQ(f.mode, 0600);
+    for (const repo::SourceFile& f : p.files) EXPECT_EQ(f.mode, 0600);
     for (size_t i = 1; i < p.files.size(); ++i) {
       EXPECT_FALSE(p.files[i].produce);
       EXPECT_EQ(p.files[i].local_path, staging_ + "/projects/" + p.meta.id + "/" + p.files[i].path);
@@ -281,7 +281,7 @@ TEST_F(SourceTest, MetadataMatchesTheRunningServer) {
   ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
   ASSERT_EQ(prepared->source().projects.size(), 1u);
   const Copy copied = CopyOf(prepared->source().projects[0]);
-  const ProjectSnapshot& meta = copied.meta;
+  const repo::ProjectSnapshot& meta = copied.meta;
   auto stats = kb_->Stats();
   ASSERT_TRUE(stats.ok());
   const ProjectStats& ps = stats->per_project.at(0);
@@ -323,11 +323,11 @@ TEST_F(SourceTest, CopyTakenDuringIngestionIsOneCommittedState) {
     const std::string staging = dir_.Sub("staging-" + std::to_string(round));
     auto prepared = PrepareSnapshotSource(data_dir_, staging);
     ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
-    const ProjectSource& ps = prepared->source().projects.at(0);
+    const repo::ProjectSource& ps = prepared->source().projects.at(0);
     const Copy copied = CopyOf(ps);
     auto live_stats = kb_->Stats();  // after the copy: the live store is at least as new
     ASSERT_TRUE(live_stats.ok());
-    const ProjectSnapshot& meta = copied.meta;
+    const repo::ProjectSnapshot& meta = copied.meta;
     lsns.insert(meta.lsn);
     EXPECT_LE(meta.lsn, live_stats->per_project.at(0).journal_lsn);
     EXPECT_LE(meta.index_lsn, meta.lsn);
@@ -393,7 +393,7 @@ TEST_F(SourceTest, ProjectsCopiedWhileAllAreWrittenAreEachOneCommittedState) {
     ASSERT_EQ(projects.size(), catalog_order->size());
     for (size_t i = 0; i < projects.size(); ++i) {
       const Copy copied = CopyOf(projects[i]);
-      const ProjectSnapshot& meta = copied.meta;
+      const repo::ProjectSnapshot& meta = copied.meta;
       const ProjectRecord& rec = (*catalog_order)[i];
       EXPECT_EQ(meta.id, rec.id);
       const std::string& copy = copied.path;
@@ -434,7 +434,7 @@ TEST_F(SourceTest, ProjectsAreSelectedByNameOrIdWithoutTheCatalog) {
     EXPECT_TRUE(prepared->source().catalog_files.empty());
     EXPECT_FALSE(fs::exists(staging_ + "/catalog.db"));
     std::vector<std::string> ids;
-    for (const ProjectSource& p : prepared->source().projects) ids.push_back(p.meta.id);
+    for (const repo::ProjectSource& p : prepared->source().projects) ids.push_back(p.meta.id);
     EXPECT_EQ(ids, c.ids);
   }
 }
@@ -458,7 +458,7 @@ TEST_F(SourceTest, DeletedProjectsAreInFullSnapshotsAndOnlyByRequestOtherwise) {
   auto full = Prepare();
   ASSERT_TRUE(full.ok()) << full.status().ToString();
   ASSERT_EQ(full->source().projects.size(), 2u);
-  const ProjectSnapshot& g = full->source().projects[0].meta;
+  const repo::ProjectSnapshot& g = full->source().projects[0].meta;
   EXPECT_EQ(g.id, gone.id);
   EXPECT_TRUE(g.deleted);
   EXPECT_TRUE(g.catalog_row["deleted_at_ms"].is_number());
@@ -603,7 +603,7 @@ TEST_P(SourceIndexTest, GraphReplacedAfterTheManifestWasReadIsRetried) {
   auto prepared = Prepare(o);
   ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
   EXPECT_EQ(calls, 2);
-  const ProjectSource& ps = prepared->source().projects.at(0);
+  const repo::ProjectSource& ps = prepared->source().projects.at(0);
   EXPECT_EQ(ps.meta.index_lsn, first_lsn - 1);  // the pair from the second read
   ASSERT_EQ(ps.files.size(), 3u);
   // The staged pair loads (manifest checksum, graph size and SHA-256 all verified).
@@ -637,7 +637,7 @@ TEST_F(SourceTest, IndexThatNeverSettlesIsLeftOutWithANote) {
   };
   auto prepared = Prepare(o);
   ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
-  const ProjectSource& ps = prepared->source().projects.at(0);
+  const repo::ProjectSource& ps = prepared->source().projects.at(0);
   EXPECT_EQ(Paths(ps.files), std::vector<std::string>{"kb.db"});
   EXPECT_EQ(ps.meta.index_lsn, 0);
   ASSERT_EQ(prepared->notes().size(), 1u);
@@ -710,14 +710,15 @@ class IndexReuseTest : public SourceTest {
     prev.embedder = nlohmann::json{{"fingerprint", project_.embedder_fingerprint},
                                    {"dimension", project_.embedding_dimension}};
     for (const auto& e : fs::directory_iterator(ProjectDir(project_.id) + "/index")) {
-      SnapshotFile f;
+      repo::SnapshotFile f;
       f.path = "index/" + e.path().filename().string();
       f.size = static_cast<int64_t>(fs::file_size(e.path()));
       f.trees = {std::string(32, 'a')};
       prev.files.push_back(f);
     }
-    std::sort(prev.files.begin(), prev.files.end(),
-              [](const SnapshotFile& a, const SnapshotFile& b) { return a.path < b.path; });
+    std::sort(
+        prev.files.begin(), prev.files.end(),
+        [](const repo::SnapshotFile& a, const repo::SnapshotFile& b) { return a.path < b.path; });
     return prev;
   }
   // Whether a preparation with `prev` names it; checks the rest of what it says either way.
@@ -728,20 +729,21 @@ class IndexReuseTest : public SourceTest {
     auto prepared = PrepareSnapshotSource(data_dir_, dir_.Sub("s" + std::to_string(++round_)), o);
     EXPECT_TRUE(prepared.ok()) << prepared.status().ToString();
     if (!prepared.ok()) return false;
-    const ProjectSource& ps = prepared->source().projects.at(0);
+    const repo::ProjectSource& ps = prepared->source().projects.at(0);
     bool reused = ps.files.size() > 1 && ps.files[1].stored.has_value();
     if (reused) {
       EXPECT_EQ(ps.meta.index_lsn, prev.index_lsn);
       EXPECT_EQ(ps.meta.index_checksum, prev.index_checksum);
       EXPECT_EQ(ps.files.size(), 1 + prev.files.size());
-      for (size_t i = 1; i < ps.files.size(); ++i) EXPECT_EQ(*ps.files[i].stored, prev.files[i - 1]);
+      for (size_t i = 1; i < ps.files.size(); ++i)
+        EXPECT_EQ(*ps.files[i].stored, prev.files[i - 1]);
       EXPECT_FALSE(fs::exists(prepared->staging_dir() + "/projects/" + project_.id + "/index"));
       // The producer confirms the choice in its own transaction and completes the metadata.
       Copy c = CopyOf(ps);
       EXPECT_EQ(c.meta.index_checksum, prev.index_checksum);
       EXPECT_GE(c.meta.lsn, prev.index_lsn);
     } else {
-      for (const SourceFile& f : ps.files) EXPECT_FALSE(f.stored.has_value());
+      for (const repo::SourceFile& f : ps.files) EXPECT_FALSE(f.stored.has_value());
       EXPECT_EQ(ps.meta.index_checksum, "");  // read by the producer
       Copy c = CopyOf(ps);
       EXPECT_EQ(c.meta.index_checksum, JournalChecksum(ps.meta.index_lsn));
@@ -807,11 +809,11 @@ TEST_F(IndexReuseTest, TheProducerRefusesAnIndexTheDatabaseNoLongerPassesThrough
   SetUpProject(5);
   auto prepared = Prepare();
   ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
-  const ProjectSource& ps = prepared->source().projects.at(0);
+  const repo::ProjectSource& ps = prepared->source().projects.at(0);
   ASSERT_GT(ps.meta.index_lsn, 0);
   const std::string out = dir_.Sub("refused.db");
   {
-    ProjectSnapshot meta = ps.meta;
+    repo::ProjectSnapshot meta = ps.meta;
     meta.index_checksum = std::string(64, 'f');  // chosen for a state this journal never had
     auto size = ProduceToFile(ps.files.at(0), out, &meta);
     ASSERT_FALSE(size.ok());
@@ -820,7 +822,7 @@ TEST_F(IndexReuseTest, TheProducerRefusesAnIndexTheDatabaseNoLongerPassesThrough
     EXPECT_FALSE(fs::exists(out));
   }
   {
-    ProjectSnapshot meta = ps.meta;
+    repo::ProjectSnapshot meta = ps.meta;
     meta.index_lsn = 1000;  // ahead of the database
     auto size = ProduceToFile(ps.files.at(0), out, &meta);
     ASSERT_FALSE(size.ok());
@@ -885,16 +887,16 @@ TEST_F(SourceTest, StagedFilesOpenAsADataDirectoryWithTheServersOpenPath) {
   // Lay the staged files out as a restore would: catalog paths under the data directory, project
   // paths under projects/<id>/.
   const std::string restored = dir_.Sub("restored");
-  for (const SourceFile& f : prepared->source().catalog_files) {
+  for (const repo::SourceFile& f : prepared->source().catalog_files) {
     fs::create_directories(fs::path(restored + "/" + f.path).parent_path());
     fs::copy_file(f.local_path, restored + "/" + f.path);
   }
-  for (const ProjectSource& p : prepared->source().projects) {
-    for (const SourceFile& f : p.files) {
+  for (const repo::ProjectSource& p : prepared->source().projects) {
+    for (const repo::SourceFile& f : p.files) {
       std::string to = restored + "/projects/" + p.meta.id + "/" + f.path;
       fs::create_directories(fs::path(to).parent_path());
       if (f.produce) {
-        ProjectSnapshot meta = p.meta;
+        repo::ProjectSnapshot meta = p.meta;
         auto size = ProduceToFile(f, to, &meta);
         ASSERT_TRUE(size.ok()) << size.status().ToString();
       } else {

@@ -22,7 +22,7 @@ using kb::testing::Exec;
 using kb::testing::ReadBytes;
 
 // Collects writes into a string, growing it as needed (never-written bytes stay zero).
-class StringSink : public FileSink {
+class StringSink : public repo::FileSink {
  public:
   Status Write(int64_t offset, std::string_view data) override {
     writes_++;
@@ -48,9 +48,7 @@ class StringSink : public FileSink {
 
 struct Db {
   sqlite3* db = nullptr;
-  explicit Db(const std::string& path) {
-    EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  }
+  explicit Db(const std::string& path) { EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK); }
   ~Db() { sqlite3_close(db); }
 };
 
@@ -97,15 +95,15 @@ TEST_P(SqliteStreamTest, TheStreamIsWhatTheBackupApiWritesToAFileAndRoundTrips) 
 
   // Through a repository with 4 KiB chunks (pages smaller, equal and larger), and back.
   kb::testing::MemoryRepo r;
-  SnapshotSource source;
+  repo::SnapshotSource source;
   source.scope = "projects";
-  ProjectSource p;
+  repo::ProjectSource p;
   p.meta.id = "p-pages";
-  p.files.push_back(SourceFile{"kb.db", live, 0600,
-                               [&](FileSink& s, ProjectSnapshot*) -> Result<int64_t> {
-                                 Db d(live);
-                                 return StreamSqliteDatabase(d.db, live, s);
-                               }});
+  p.files.push_back(repo::SourceFile{
+      "kb.db", live, 0600, [&](repo::FileSink& s, repo::ProjectSnapshot*) -> Result<int64_t> {
+        Db d(live);
+        return StreamSqliteDatabase(d.db, live, s);
+      }});
   source.projects.push_back(p);
   auto m = r.repo->CreateSnapshot(source, {});
   ASSERT_TRUE(m.ok()) << m.status().ToString();

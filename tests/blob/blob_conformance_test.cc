@@ -2,6 +2,8 @@
 // backup layer relies only on the contract in blob/blob_store.h. Implementations under test:
 //   Local: LocalBlobStore on a temporary directory.
 //   S3:    S3BlobStore on a real s3rver process on loopback (each test under its own prefix).
+//   Memory: the in-memory store the repository tests run on (tests/support/memory_blob_store.h),
+//          so that what those tests prove holds for the contract, not for a lenient fake.
 // The S3 cases FAIL when s3rver cannot start (it is installed by scripts/install-deps.sh).
 #include <gtest/gtest.h>
 
@@ -14,6 +16,7 @@
 #include "blob/blob_store.h"
 #include "blob/local_blob_store.h"
 #include "blob/s3_blob_store.h"
+#include "memory_blob_store.h"
 #include "s3rver_fixture.h"
 #include "test_util.h"
 
@@ -54,6 +57,16 @@ class S3Impl {
       options.multipart_part_size = settings.multipart_part_size;
     if (settings.list_page_size > 0) options.list_page_size = settings.list_page_size;
     KB_ASSIGN_OR_RETURN(auto store, testing::OpenS3TestStore(options));
+    return std::unique_ptr<BlobStore>(std::move(store));
+  }
+};
+
+class MemoryImpl {
+ public:
+  static constexpr const char* kName = "Memory";
+  Result<std::unique_ptr<BlobStore>> Open(const StoreSettings& settings) {
+    auto store = std::make_unique<testing::MemoryBlobStore>();
+    if (settings.list_page_size > 0) store->set_list_page_size(settings.list_page_size);
     return std::unique_ptr<BlobStore>(std::move(store));
   }
 };
@@ -102,7 +115,7 @@ class BlobConformanceTest : public ::testing::Test {
   std::unique_ptr<BlobStore> store_;
 };
 
-using Implementations = ::testing::Types<LocalImpl, S3Impl>;
+using Implementations = ::testing::Types<LocalImpl, S3Impl, MemoryImpl>;
 TYPED_TEST_SUITE(BlobConformanceTest, Implementations, ImplName);
 
 std::string RandomBytesOf(size_t n, uint64_t seed) {

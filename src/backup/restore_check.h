@@ -1,0 +1,29 @@
+// The restore test's check of a restored data directory (`backup verify --restore-test`): the
+// repository engine (src/repo/verify.h) restores a snapshot's files into a temporary directory
+// and hands it here through VerifyOptions::restored_check, because judging the databases needs
+// SQLite and the data directory check of src/kb/integrity_check.h, which the engine must not
+// know. Checked: every database, the journal, the content checksum recomputed from the rows, the
+// vector index; and each project's maintained content checksum and last LSN against the
+// manifest's.
+//
+// Thread-safety: a pure function of the directory's files; calls on different directories may
+// run concurrently.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "repo/repository.h"
+
+namespace kb::backup {
+
+// The check of a restored directory (see above). A "projects" snapshot has no catalog.db: its
+// project directories are checked one by one. Problems name the file; empty = good.
+std::vector<std::string> CheckRestoredDatabases(const std::string& dir,
+                                                const repo::SnapshotManifest& m);
+
+// `options` with restored_check set to CheckRestoredDatabases when it asks for a restore test
+// and has no check yet: what every live-data caller of Repository::Verify passes.
+repo::VerifyOptions WithRestoredCheck(repo::VerifyOptions options);
+
+}  // namespace kb::backup

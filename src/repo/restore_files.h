@@ -1,0 +1,30 @@
+// Writing a snapshot's files into a directory (docs/format/BACKUP_REPOSITORY.md, "Restore
+// (reader)" steps 1-2). Streamed: the positions of up to 65,536 chunks of one file (~2.6 MB), one
+// tree and a few blocks in memory at a time; each batch of a file's chunks is read in pack and
+// block order, so every block is fetched and decompressed once per batch however the file's
+// chunks are spread over the backups that stored them. Every path is
+// validated again (a manifest given by a caller may not come from ReadManifest); every file is
+// created exclusively (O_EXCL | O_NOFOLLOW) inside the target; every chunk is checked against
+// its id; each file's size must equal the sum of its chunks. Files and directories are fsynced.
+// On any failure everything written is removed and the target is left as it was found.
+//
+// Thread-safety: independent calls may run concurrently (each has its own reader).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "repo/repository.h"
+#include "repo/repository_context.h"
+
+namespace kb::repo {
+
+// See Repository::RestoreFiles. FailedPrecondition if `target_dir` exists and is not an empty
+// directory; NotFound if a requested project is not in the manifest; Corruption naming the
+// object for damaged data. `bytes_read`, when given, receives the bytes fetched from the store.
+Status RestoreSnapshotFiles(const RepoContext& ctx, const SnapshotManifest& manifest,
+                            const std::vector<std::string>& project_ids,
+                            const std::string& target_dir, int64_t* bytes_read = nullptr);
+
+}  // namespace kb::repo

@@ -1,0 +1,87 @@
+// Verification of snapshots and of the whole repository (docs/format/BACKUP_REPOSITORY.md;
+// `backup verify`, `repo check`).
+//
+// A snapshot is checked at one of these levels, each including the previous:
+//   structure   the manifest opens and validates; every tree opens and every tree and chunk it
+//               names is in the index; every pack used exists with the size the index says
+//               (Stat); each file's size equals the sum of its chunks.
+//   read-data   every pack used (or a random subset) is downloaded whole: its SHA-256 matches its
+//               name, its table opens and agrees with the index, every block opens and every
+//               chunk matches its id.
+//   restore-test the files are restored into a temporary directory and checked there by
+//               VerifyOptions::restored_check, which the caller supplies (the engine knows
+//               nothing of SQLite: src/backup/restore_check.h checks the databases).
+// Problems name the object ("data/ab/ab12…: block 3 fails authentication") and, in each
+// snapshot's report, every damaged object it depends on.
+//
+// ReferenceWalker is shared with prune: it resolves a manifest into the packs it uses.
+//
+// Thread-safety: one call at a time per walker; the functions may run concurrently.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+#include "repo/chunk_index.h"
+#include "repo/pack_reader.h"
+#include "repo/repository.h"
+#include "repo/repository_context.h"
+
+namespace kb::repo {
+
+struct ChunkIdHash {
+  size_t operator()(const ChunkId& id) const {
+    size_t h;
+    memcpy(&h, id.data(), sizeof h);
+    return h;
+  }
+};
+
+// Resolves snapshots into the packs they use, reading each tree once (trees are shared by
+// snapshots of unchanged files).
+class ReferenceWalker {
+ public:
+  ReferenceWalker(const RepoContext& ctx, const ChunkMap& map);
+
+  // Adds to `packs` the ordinals of every pack `m` uses; appends problems (a tree or chunk not in
+  // the index, an unreadable tree, a size mismatch), each naming the snapshot.
+  void Walk(const SnapshotManifest& m, std::set<uint32_t>* packs,
+            std::vector<std::string>* problems);
+
+  int64_t bytes_fetched() const { return reader_.bytes_fetched(); }
+
+ private:
+  struct TreeSummary {
+    std::vector<uint32_t> packs;
+    int64_t bytes = 0;
+    std::vector<std::string> problems;
+  };
+  const TreeSummary& Tree(const ChunkId& id);
+  void WalkFile(const SnapshotFile& f, const std::string& where, std::set<uint32_t>* packs,
+                std::vector<std::string>* problems);
+
+  const ChunkMap& map_;
+  ChunkReader reader_;
+  std::unordered_map<ChunkId, TreeSummary, ChunkIdHash> trees_;
+};
+
+// Repository::Verify. `snapshot_ids` empty = every snapshot. NotFound if a named snapshot does
+// not exist. Writes verified/<id> for every snapshot checked.
+Result<std::vector<VerifyReport>> VerifySnapshots(const RepoContext& ctx,
+                                                  const std::vector<std::string>& snapshot_ids,
+                                                  const VerifyOptions& options);
+
+// Repository::Check.
+Result<RepoCheckReport> CheckRepository(const RepoContext& ctx, bool read_data);
+
+// Downloads pack `id` whole and checks it (name, table, agreement with `index_blocks` when
+// given, every block and chunk). Returns the problems found (empty = good).
+std::vector<std::string> CheckPackData(const RepoContext& ctx, const std::string& id,
+                                       const PackInfo* indexed, int64_t* bytes_read);
+
+}  // namespace kb::repo
