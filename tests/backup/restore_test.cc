@@ -194,28 +194,28 @@ TEST_F(RestoreTest, RestoredProjectThatDiffersFromItsSnapshotIsNamed) {
   NewProject("p");
   Put("p", "a.md", "# A\n\nNotes on herons.");
   Put("p", "b.md", "# B\n\nNotes on badgers.");
-  SnapshotManifest m = Snapshot();
+  repo::SnapshotManifest m = Snapshot();
   auto found = FindProject(m, "p");
   ASSERT_TRUE(found.ok()) << found.status().ToString();
-  const ProjectSnapshot& p = **found;
+  const repo::ProjectSnapshot& p = **found;
   const std::string restored = dir_.Sub("restored");
   ASSERT_TRUE(repo_->RestoreFiles(m, {p.id}, restored).ok());
   const std::string project_dir = layout::ProjectDir(restored, p.id);
   EXPECT_THAT(CheckProjectMatchesSnapshot(project_dir, p), ElementsAre());
 
-  ProjectSnapshot other_checksum = p;
+  repo::ProjectSnapshot other_checksum = p;
   other_checksum.content_checksum = std::string(64, 'f');
   EXPECT_THAT(CheckProjectMatchesSnapshot(project_dir, other_checksum),
               ElementsAre(HasSubstr("project p: content checksum " + p.content_checksum +
                                     " differs from the snapshot's " + std::string(64, 'f'))));
 
-  ProjectSnapshot other_lsn = p;
+  repo::ProjectSnapshot other_lsn = p;
   other_lsn.lsn = p.lsn + 5;
   EXPECT_THAT(CheckProjectMatchesSnapshot(project_dir, other_lsn),
               ElementsAre("project p: LSN " + std::to_string(p.lsn) +
                           " differs from the snapshot's " + std::to_string(p.lsn + 5)));
 
-  ProjectSnapshot other_counts = p;
+  repo::ProjectSnapshot other_counts = p;
   other_counts.counts = {{"documents", 3}, {"chunks", 99}, {"deleted_documents", 1}};
   EXPECT_THAT(CheckProjectMatchesSnapshot(project_dir, other_counts),
               ElementsAre("project p: 2 live documents, the snapshot recorded 3",
@@ -226,10 +226,10 @@ TEST_F(RestoreTest, RestoredProjectThatDiffersFromItsSnapshotIsNamed) {
 TEST_F(RestoreTest, RestoredProjectWithChangedRowsOrNoDatabaseIsNamed) {
   NewProject("p");
   Put("p", "a.md", "# A\n\nNotes on herons.");
-  SnapshotManifest m = Snapshot();
+  repo::SnapshotManifest m = Snapshot();
   auto found = FindProject(m, "p");
   ASSERT_TRUE(found.ok());
-  const ProjectSnapshot& p = **found;
+  const repo::ProjectSnapshot& p = **found;
   const std::string restored = dir_.Sub("restored");
   ASSERT_TRUE(repo_->RestoreFiles(m, {p.id}, restored).ok());
   const std::string project_dir = layout::ProjectDir(restored, p.id);
