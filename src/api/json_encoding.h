@@ -10,7 +10,7 @@
 #include <string>
 
 #include "backup/backup.h"
-#include "kb/knowledge_base.h"
+#include "service/knowledge_base.h"
 
 namespace kb::api {
 

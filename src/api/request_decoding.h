@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "kb/knowledge_base.h"
+#include "service/knowledge_base.h"
 #include "store/catalog.h"
 
 namespace kb::api {

@@ -15,7 +15,7 @@
 
 #include "backup/backup.h"
 #include "backup/source.h"
-#include "kb/knowledge_base.h"
+#include "service/knowledge_base.h"
 #include "store/catalog.h"
 
 namespace kb::backup {

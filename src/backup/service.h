@@ -29,7 +29,7 @@
 #include "backup/backup.h"
 #include "backup/restore.h"
 #include "backup/source.h"
-#include "kb/knowledge_base.h"
+#include "service/knowledge_base.h"
 
 namespace kb::backup {
 

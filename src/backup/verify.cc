@@ -18,7 +18,7 @@
 #include "common/crypto_util.h"
 #include "common/data_layout.h"
 #include "common/logging.h"
-#include "kb/integrity_check.h"
+#include "service/integrity_check.h"
 
 namespace kb::backup {
 

@@ -11,7 +11,7 @@
 
 #include "cli/commands.h"
 #include "cli/output.h"
-#include "kb/integrity_check.h"
+#include "service/integrity_check.h"
 
 namespace kb::cli {
 namespace {

@@ -11,7 +11,7 @@
 #include "backup/source.h"
 #include "common/clock.h"
 #include "common/file_util.h"
-#include "kb/knowledge_base.h"
+#include "service/knowledge_base.h"
 #include "store/project_store.h"
 #include "test_util.h"
 

@@ -16,7 +16,7 @@
 #include "backup/source.h"
 #include "common/crypto_util.h"
 #include "faulty_blob_store.h"
-#include "kb/knowledge_base.h"
+#include "service/knowledge_base.h"
 #include "repository_test_util.h"
 
 namespace kb::backup {

@@ -4,7 +4,7 @@
 // ProjectStore or Catalog: those open read-write and migrate, which an offline check of a backup
 // or of a damaged directory must not do. The SQL below therefore restates a little of the
 // store's schema; docs/format/DATABASE.md is the contract both follow.
-#include "kb/integrity_check.h"
+#include "service/integrity_check.h"
 
 #include <algorithm>
 #include <cctype>

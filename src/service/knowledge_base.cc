@@ -1,5 +1,5 @@
 // The service layer: see knowledge_base.h for the contract and the write ordering rules.
-#include "kb/knowledge_base.h"
+#include "service/knowledge_base.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -16,8 +16,8 @@
 #include "common/logging.h"
 #include "common/text_util.h"
 #include "ingest/parser.h"
-#include "kb/project_handle.h"
-#include "kb/query_cache.h"
+#include "service/project_handle.h"
+#include "service/query_cache.h"
 #include "search/metadata_filter.h"
 
 namespace kb {

@@ -15,8 +15,8 @@
 #include "common/data_layout.h"
 #include "common/file_util.h"
 #include "common/logging.h"
-#include "kb/knowledge_base.h"
-#include "kb/project_handle.h"
+#include "service/knowledge_base.h"
+#include "service/project_handle.h"
 
 namespace kb {
 

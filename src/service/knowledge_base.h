@@ -15,7 +15,7 @@
 // the commit to the store and the application to the vector index happen under the project's
 // write mutex, so the index always reflects a prefix of the journal.
 //
-// Integrity: RunIntegrityCheck() checks the whole data directory (kb/integrity_check.h) and
+// Integrity: RunIntegrityCheck() checks the whole data directory (service/integrity_check.h) and
 // rebuilds a damaged vector index from its database; a background thread runs it once after
 // Open() and then every KbOptions::integrity_check_interval_ms. Health() reports the last result.
 //
@@ -42,7 +42,7 @@
 #include "embed/embedder.h"
 #include "index/vector_index.h"
 #include "ingest/chunker.h"
-#include "kb/integrity_check.h"
+#include "service/integrity_check.h"
 #include "search/fusion.h"
 #include "store/catalog.h"
 #include "store/project_store.h"
@@ -417,7 +417,7 @@ class KnowledgeBase {
   // --- status ---
   Result<KbStats> Stats();
   HealthReport Health();
-  // Checks the whole data directory now (kb/integrity_check.h): every database read-only, every
+  // Checks the whole data directory now (service/integrity_check.h): every database read-only, every
   // live project's in-memory index and saved index against its database. A damaged vector
   // index is rebuilt from the database (counted in index_rebuilds) and reported as repaired.
   // Runs are serialised; Unavailable if the knowledge base is closing. Damage is reported in the

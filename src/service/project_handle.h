@@ -9,8 +9,8 @@
 #include <string>
 
 #include "common/data_layout.h"
-#include "kb/knowledge_base.h"
-#include "kb/query_cache.h"
+#include "service/knowledge_base.h"
+#include "service/query_cache.h"
 
 namespace kb {
 
