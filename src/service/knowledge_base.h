@@ -1,294 +1,55 @@
-// KnowledgeBase: the service layer. It owns the data directory — the catalog, one ProjectStore
-// and one VectorIndex per project — and implements every operation the REST API and the CLI
-// offer: projects, ingestion (parse -> chunk -> embed -> commit -> index), search (vector,
-// keyword, hybrid), change listings, statistics, API keys and health.
+// KnowledgeBase: the facade of the service layer, what the REST routes (src/api), the CLI
+// (src/cli) and backup/restore (src/backup) call. It owns the data directory — the catalog, one
+// ProjectStore and one VectorIndex per project — and routes every operation to the room that
+// implements it:
+//   service/project_registry.h   open, look up, retire and swap project handles
+//   service/ingest_pipeline.h    detect -> parse -> chunk -> embed -> commit -> index
+//   search/hybrid_search.h       retrieve -> fuse -> filter -> widen -> hydrate (the query cache
+//                                stays here, per project)
+//   service/key_service.h        API keys
+//   service/lifecycle.h          soft delete: purge, restore deleted, list deleted
+//   service/index_maintenance.h  index saver, integrity-check runs, rebuild of a damaged index
+// Projects, documents, statistics and health are small enough to live here. The request and
+// result types and the limits are in service/types.h (and search/query.h).
 //
 // Routes and CLI commands stay thin: they decode input, call one method here, and map the
 // returned Status to an HTTP status or exit code in one place.
 //
-// Data directory layout (docs/ARCHITECTURE.md):
-//   <data>/catalog.db                       projects, API keys, settings
-//   <data>/projects/<project-id>/kb.db       documents, chunks, FTS5, journal
-//   <data>/projects/<project-id>/index/      the saved vector index (derived; rebuildable)
+// Data directory layout: common/data_layout.h (docs/ARCHITECTURE.md).
 //
 // Write ordering: parsing, chunking and embedding run on the caller's thread without locks;
 // the commit to the store and the application to the vector index happen under the project's
 // write mutex, so the index always reflects a prefix of the journal.
 //
-// Integrity: RunIntegrityCheck() checks the whole data directory (service/integrity_check.h) and
-// rebuilds a damaged vector index from its database; a background thread runs it once after
-// Open() and then every KbOptions::integrity_check_interval_ms. Health() reports the last result.
+// Background threads: the index saver and the integrity checker (index_maintenance.h) and the
+// purger (lifecycle.h), all stopped by Close().
 //
 // Thread-safety: every public method is safe to call concurrently.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
-#include <cstdint>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <set>
-#include <shared_mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "common/audit_sink.h"
 #include "common/clock.h"
 #include "common/data_layout.h"
 #include "common/status.h"
-#include "embed/embedder.h"
-#include "index/vector_index.h"
-#include "ingest/chunker.h"
 #include "service/integrity_check.h"
-#include "search/fusion.h"
+#include "service/stop_signal.h"
+#include "service/types.h"
 #include "store/catalog.h"
 #include "store/project_store.h"
 
 namespace kb {
 
-// Limits and defaults in one place (docs/CONFIG.md quotes these).
-inline constexpr int kDefaultTopK = 10;
-inline constexpr int kMaxTopK = 100;
-inline constexpr double kDefaultAlpha = 0.7;
-inline constexpr size_t kMaxQueryBytes = 4096;
-inline constexpr int64_t kDefaultMaxDocumentBytes = 32 * 1024 * 1024;
-inline constexpr int kMaxListLimit = 1000;
-inline constexpr int kDefaultListLimit = 100;
-inline constexpr int64_t kIndexSaveIntervalMs = 30'000;
-// How often `serve` checks the data directory unless configured (integrity_check_interval).
-inline constexpr int64_t kDefaultIntegrityCheckIntervalMs = 24LL * 60 * 60 * 1000;
-// How long a restore waits for requests still using a project before giving up.
-inline constexpr int64_t kRetireWaitMicros = 30'000'000;
-inline constexpr size_t kQueryCacheEntries = 1024;
-inline constexpr size_t kMaxTitleBytes = 1000;
-inline constexpr size_t kMaxSourceBytes = 4096;
-inline constexpr size_t kMaxDescriptionBytes = 10000;
-inline constexpr size_t kMaxKeyNameBytes = 200;
-// Soft-deleted documents and projects are purged for good this long after their deletion
-// (deletion_grace_period), by a background job every kDefaultPurgeIntervalMs in `serve`.
-inline constexpr int64_t kDefaultDeletionGracePeriodMs = 30LL * 24 * 60 * 60 * 1000;
-inline constexpr int64_t kDefaultPurgeIntervalMs = 60LL * 60 * 1000;
-// A rotated key's previous secret stays valid at most this long (overlap_seconds).
-inline constexpr int64_t kMaxRotationOverlapSeconds = 24LL * 60 * 60;
-// Items a single admin restore may name in document_ids.
-inline constexpr size_t kMaxRestoreDocumentIds = 1000;
-
-struct KbOptions {
-  std::string data_dir = "./data";
-  const Clock* clock = nullptr;  // null = SystemClock
-  VectorIndexOptions index;      // dimension is taken from each project
-  ChunkOptions chunking;         // defaults for new projects
-  int64_t max_document_bytes = kDefaultMaxDocumentBytes;
-  // Root directory for the v2 API's `file_path` ingestion; empty disables it.
-  std::string ingest_root;
-  bool enable_query_cache = true;
-  // Save dirty vector indexes every this many ms from a background thread (0 = only on Close).
-  int64_t index_save_interval_ms = kIndexSaveIntervalMs;
-  // Run RunIntegrityCheck() from a background thread once after Open() (without delaying it)
-  // and then every this many ms. 0 = never in the background (the library default, so that
-  // direct-mode CLI commands and tests do not read every database; `serve` passes
-  // kDefaultIntegrityCheckIntervalMs unless configured otherwise).
-  int64_t integrity_check_interval_ms = 0;
-  // Where background actions (purge, restore, integrity repairs) are recorded with the actor
-  // "system". Null = not recorded. Must outlive the KnowledgeBase.
-  AuditSink* audit = nullptr;
-  // Soft-deleted items older than this are purged by Purge() (docs/CONFIG.md).
-  int64_t deletion_grace_period_ms = kDefaultDeletionGracePeriodMs;
-  // Run Purge() from a background thread every this many ms (first run one interval after
-  // Open). 0 = never in the background (the library default; `serve` passes
-  // kDefaultPurgeIntervalMs unless configured otherwise).
-  int64_t purge_interval_ms = 0;
-};
-
-// Who is acting: the key id for API calls, "cli" for the CLI, "system" for background work.
-struct Actor {
-  std::string id = "system";
-  std::string name;
-};
-
-struct CreateProjectRequest {
-  std::string name;
-  std::string description;
-  std::string metadata_json = "{}";
-  EmbedderSpec embedder;  // default: builtin-hash, 384
-  std::optional<int> chunk_size;
-  std::optional<int> chunk_overlap;
-};
-
-struct UpdateProjectRequest {
-  std::optional<std::string> name;
-  std::optional<std::string> description;
-  std::optional<std::string> metadata_json;
-};
-
-// A caller-split chunk, optionally with its own embedding (required for "external" projects).
-struct ProvidedChunk {
-  std::string text;
-  std::vector<float> embedding;  // empty = embed it with the project's embedder
-};
-
-struct IngestRequest {
-  std::string content;        // raw bytes of the document (ignored when `chunks` is set)
-  std::string declared_mime;  // may be empty
-  std::string filename;       // may be empty; used for type detection and as default source
-  std::string title;          // empty = the parser's title, else the filename
-  std::string source;         // empty = filename
-  std::string metadata_json = "{}";
-  std::vector<ProvidedChunk> chunks;  // bring-your-own chunks (and vectors)
-};
-
-struct IngestResult {
-  DocumentRecord document;
-  PutOutcome outcome = PutOutcome::kCreated;
-  int64_t lsn = 0;
-};
-
-struct QueryRequest {
-  std::string text;
-  std::vector<float> vector;  // optional caller vector (external projects)
-  SearchMode mode = SearchMode::kHybrid;
-  FusionMethod fusion = FusionMethod::kWeighted;
-  double alpha = kDefaultAlpha;  // weight of the vector score in weighted fusion
-  int top_k = kDefaultTopK;
-  int offset = 0;
-  // Metadata filters: a JSON object {"key": value | {"$in": [values]}}; all must match.
-  std::string filters_json;
-  bool use_cache = true;
-};
-
-struct QueryHit {
-  std::string document_id;
-  int64_t chunk_id = 0;
-  std::string title;
-  std::string source;
-  std::string text;
-  std::string heading_path;
-  double score = 0;
-  std::optional<double> vector_score;   // cosine similarity, when the chunk was a vector hit
-  std::optional<double> keyword_score;  // BM25, when the chunk was a keyword hit
-  int rank = 0;                         // 1-based, counting from offset
-  std::string metadata_json;
-};
-
-struct QueryResponse {
-  std::vector<QueryHit> hits;
-  double took_ms = 0;
-  bool cached = false;
-};
-
-struct ProjectStats {
-  ProjectRecord project;
-  StoreCounts counts;
-  size_t index_vectors = 0;
-  size_t index_memory_bytes = 0;
-  int64_t index_lsn = 0;
-  int64_t journal_lsn = 0;
-  int64_t disk_bytes = 0;
-};
-
-struct KbStats {
-  int64_t projects = 0;
-  int64_t documents = 0;
-  int64_t chunks = 0;
-  int64_t content_bytes = 0;
-  int64_t disk_bytes = 0;
-  int64_t uptime_seconds = 0;
-  std::vector<ProjectStats> per_project;
-};
-
-// Monotonic counters since start, for /metrics.
-struct KbCounters {
-  std::atomic<int64_t> documents_ingested{0};
-  std::atomic<int64_t> documents_unchanged{0};
-  std::atomic<int64_t> chunks_ingested{0};
-  std::atomic<int64_t> ingest_failures{0};
-  std::atomic<int64_t> queries{0};
-  std::atomic<int64_t> query_cache_hits{0};
-  std::atomic<int64_t> index_rebuilds{0};
-  std::atomic<int64_t> integrity_checks{0};          // completed runs of RunIntegrityCheck
-  std::atomic<int64_t> integrity_check_failures{0};  // runs that found a problem (even repaired)
-  std::atomic<int64_t> integrity_check_last_success_ms{0};  // end of the last clean run; 0 = none
-  std::atomic<int64_t> integrity_check_last_duration_ms{0};
-};
-
-// The last integrity check, as /health shows it.
-struct IntegritySummary {
-  int64_t finished_at_ms = 0;
-  int64_t duration_ms = 0;
-  CheckSeverity status = CheckSeverity::kOk;  // outstanding after repairs
-  std::vector<std::string> problems;          // outstanding ones
-  std::vector<std::string> repaired;          // found and repaired by that run
-  std::optional<int64_t> last_success_at_ms;  // end of the last run that left nothing outstanding
-};
-
-struct HealthReport {
-  // "healthy" | "degraded" | "unhealthy": the worst of the catalog, the projects that failed to
-  // load and the last integrity check (a damaged vector index is "degraded" until rebuilt; a
-  // database that failed its checks is "unhealthy").
-  std::string status = "healthy";
-  bool ready = false;                         // every database open and every index loaded
-  std::vector<std::string> problems;          // every outstanding problem, integrity ones included
-  std::optional<IntegritySummary> integrity;  // nullopt until a check has completed
-};
-
-struct CreatedKey {
-  ApiKeyRecord record;
-  std::string secret;  // shown once, never stored
-};
-
-struct RevokeAllResult {
-  std::vector<std::string> revoked;     // ids, in id order
-  std::optional<CreatedKey> new_admin;  // include_admin: the replacement admin key, shown once
-};
-
-// One soft-deleted item that Purge() removed (or would remove, on a dry run).
-struct PurgedItem {
-  std::string project_id;
-  std::string project_name;
-  std::string document_id;  // empty for a whole project
-  int64_t deleted_at_ms = 0;
-  std::string deleted_by;
-};
-
-struct PurgeReport {
-  bool dry_run = false;
-  int64_t cutoff_ms = 0;  // items deleted at or before this were due
-  std::vector<PurgedItem> projects;
-  std::vector<PurgedItem> documents;  // of live projects (a purged project's go with it)
-  std::vector<std::string> problems;  // per-item failures; the rest went ahead
-};
-
-struct RestoreDeletedRequest {
-  std::string project;                    // id or name, live or soft-deleted
-  std::optional<int64_t> before_ms;       // everything deleted at or after this
-  std::vector<std::string> document_ids;  // just these (and `before_ms`, if given, applies too)
-};
-
-struct RestoreSkip {
-  std::string id;
-  std::string reason;  // "not_found" | "not_deleted" | "source_taken" | "deleted_before_cutoff"
-  std::string detail;
-};
-
-struct RestoreDeletedReport {
-  std::string project_id;
-  std::string project_name;
-  bool project_restored = false;
-  std::vector<std::string> restored_documents;
-  std::vector<RestoreSkip> skipped;
-};
-
-struct DeletedListing {
-  // Without a project: soft-deleted projects. With one: its soft-deleted documents (and the
-  // project's own record, deleted or not).
-  std::vector<ProjectRecord> projects;
-  std::optional<ProjectRecord> project;
-  std::vector<DocumentRecord> documents;
-  int64_t total = 0;
-};
+class IndexMaintenance;
+class IngestPipeline;
+class KeyService;
+class ProjectRegistry;
+class SoftDeleteLifecycle;
+struct ProjectHandle;
 
 class KnowledgeBase {
  public:
@@ -417,8 +178,8 @@ class KnowledgeBase {
   // --- status ---
   Result<KbStats> Stats();
   HealthReport Health();
-  // Checks the whole data directory now (service/integrity_check.h): every database read-only, every
-  // live project's in-memory index and saved index against its database. A damaged vector
+  // Checks the whole data directory now (service/integrity_check.h): every database read-only,
+  // every live project's in-memory index and saved index against its database. A damaged vector
   // index is rebuilt from the database (counted in index_rebuilds) and reported as repaired.
   // Runs are serialised; Unavailable if the knowledge base is closing. Damage is reported in the
   // result, not as an error.
@@ -429,64 +190,29 @@ class KnowledgeBase {
   const Clock* clock() const { return clock_; }
 
  private:
-  struct ProjectHandle;
   explicit KnowledgeBase(const KbOptions& options);
-
-  Status LoadProjects();
-  // `loading`: an existing project at Open() (a rebuilt index is then reported by the next
-  // integrity check as damage it repaired); false for a project being created or restored.
-  Result<std::shared_ptr<ProjectHandle>> OpenProjectHandle(const ProjectRecord& record,
-                                                           bool loading = false);
-  Result<std::shared_ptr<ProjectHandle>> Handle(const std::string& id_or_name);
-  // Waits until no request uses `h`, saves its index and closes its store and index.
-  Status RetireHandle(const std::shared_ptr<ProjectHandle>& h);
-  Status SwapInRestoredProject(const ProjectRecord& record, const std::string& staged_dir,
-                               const std::string& aside_dir);
-  Status SaveIndex(ProjectHandle& handle);
+  // The rooms, wired to the catalog and to each other.
+  void BuildRooms();
+  // Ingest without counting failures (Ingest counts them).
   Result<IngestResult> IngestImpl(const std::string& project, const IngestRequest& req,
                                   const Actor& actor);
-  void SaverLoop();
-  void CheckerLoop();
-  void PurgerLoop();
-  // Records a background ("system") action in options_.audit. HTTP requests are recorded by the
-  // server's middleware and direct-mode CLI changes by the CLI backend: other actors are ignored.
-  void AuditAction(const Actor& actor, const std::string& route, const std::string& action,
-                   const std::string& project, std::vector<std::string> document_ids,
-                   const std::string& outcome, const std::string& detail);
-  // Undeletes one document under the project's write mutex and puts its vectors back.
-  Status UndeleteDocumentLocked(ProjectHandle& h, const std::string& document_id,
-                                const Actor& actor);
-  bool Closing();
-  // The vector_index check of one project during RunIntegrityCheck (see the .cc).
-  CheckResult CheckProjectIndex(const ExpectedProject& project, const std::string& project_dir);
-  // Replaces a project's index with one rebuilt from its database, then saves it.
-  Status RebuildIndex(ProjectHandle& handle);
+  // The query cache's key: every field that changes the answer.
+  static std::string QueryCacheKey(const QueryRequest& req, const std::string& filter);
 
   KbOptions options_;
   const Clock* clock_;
   int64_t started_at_ms_ = 0;
   std::unique_ptr<Catalog> catalog_;
-  mutable std::shared_mutex projects_mu_;
-  std::map<std::string, std::shared_ptr<ProjectHandle>> projects_;  // by project id
-  std::set<std::string> restoring_;  // guarded by projects_mu_: ids and names being restored
   KbCounters counters_;
   std::atomic<bool> ready_{false};
   std::vector<std::string> load_problems_;  // projects that failed to open; set once in Open
+  StopSignal stop_;                         // set by Close(); the background loops watch it
 
-  // Background threads (index saver, integrity checker) wait on saver_cv_ for stopping_.
-  std::mutex saver_mu_;
-  std::condition_variable saver_cv_;
-  bool stopping_ = false;
-  std::thread saver_;
-  std::thread checker_;
-  std::thread purger_;
-  // Serialises Purge with RestoreDeleted and ListDeleted of deleted projects, so that a project
-  // is never restored or opened while its directory is being removed.
-  std::mutex lifecycle_mu_;
-
-  std::mutex check_run_mu_;  // one RunIntegrityCheck at a time
-  mutable std::mutex check_mu_;
-  std::optional<IntegritySummary> last_check_;  // guarded by check_mu_
+  std::unique_ptr<ProjectRegistry> registry_;
+  std::unique_ptr<KeyService> keys_;
+  std::unique_ptr<IngestPipeline> ingest_;
+  std::unique_ptr<IndexMaintenance> maintenance_;
+  std::unique_ptr<SoftDeleteLifecycle> lifecycle_;
 };
 
 }  // namespace kb

@@ -1,13 +1,6 @@
-// The soft-delete lifecycle of the knowledge base: the purge job (what was soft-deleted longer
-// than the grace period is removed for good), the admin restore of soft-deleted documents and
-// projects, and the listing of what is deleted. Kept apart from knowledge_base.cc because it is
-// one policy with its own ordering rules:
-//   - purge and restore are serialised (lifecycle_mu_), so a project is never restored while
-//     its directory is being removed;
-//   - a document is purged under its project's write mutex, like every other write, so the
-//     vector index keeps reflecting a journal prefix;
-//   - a project is purged directory first, catalog row last: a crash in between leaves a
-//     deleted row whose files are gone, which the next run finishes and a restore refuses.
+// The soft-delete lifecycle: see lifecycle.h for the ordering rules.
+#include "service/lifecycle.h"
+
 #include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -15,8 +8,6 @@
 #include "common/data_layout.h"
 #include "common/file_util.h"
 #include "common/logging.h"
-#include "service/knowledge_base.h"
-#include "service/project_handle.h"
 
 namespace kb {
 
@@ -33,10 +24,10 @@ const Actor kSystemActor{"system", "system"};
 
 }  // namespace
 
-void KnowledgeBase::AuditAction(const Actor& actor, const std::string& route,
-                                const std::string& action, const std::string& project,
-                                std::vector<std::string> document_ids, const std::string& outcome,
-                                const std::string& detail) {
+void SoftDeleteLifecycle::AuditAction(const Actor& actor, const std::string& route,
+                                      const std::string& action, const std::string& project,
+                                      std::vector<std::string> document_ids,
+                                      const std::string& outcome, const std::string& detail) {
   if (options_.audit == nullptr) return;
   // Only background work: API calls are recorded by the HTTP middleware (api/audit_hook.h) and
   // direct-mode CLI commands by the CLI's backend (cli/direct_backend.cc), each exactly once.
@@ -54,22 +45,34 @@ void KnowledgeBase::AuditAction(const Actor& actor, const std::string& route,
   options_.audit->Record(std::move(e));
 }
 
-void KnowledgeBase::PurgerLoop() {
-  std::unique_lock<std::mutex> lock(saver_mu_);
-  while (!stopping_) {
-    saver_cv_.wait_for(lock, std::chrono::milliseconds(options_.purge_interval_ms),
-                       [this] { return stopping_; });
-    if (stopping_) break;
-    lock.unlock();
+SoftDeleteLifecycle::SoftDeleteLifecycle(const KbOptions& options, const Clock* clock,
+                                         Catalog* catalog, ProjectRegistry* registry,
+                                         IndexMaintenance* maintenance, StopSignal* stop)
+    : options_(options),
+      clock_(clock),
+      catalog_(catalog),
+      registry_(registry),
+      maintenance_(maintenance),
+      stop_(stop) {}
+
+void SoftDeleteLifecycle::Start() {
+  if (options_.purge_interval_ms > 0) purger_ = std::thread([this] { PurgerLoop(); });
+}
+
+void SoftDeleteLifecycle::Join() {
+  if (purger_.joinable()) purger_.join();
+}
+
+void SoftDeleteLifecycle::PurgerLoop() {
+  while (!stop_->WaitFor(options_.purge_interval_ms)) {
     auto report = Purge(/*dry_run=*/false, kSystemActor);
     if (!report.ok()) {
       LogError("purge could not run", json{{"error", report.status().ToString()}}.dump());
     }
-    lock.lock();
   }
 }
 
-Result<PurgeReport> KnowledgeBase::Purge(bool dry_run, const Actor& actor) {
+Result<PurgeReport> SoftDeleteLifecycle::Purge(bool dry_run, const Actor& actor) {
   std::lock_guard<std::mutex> serial(lifecycle_mu_);
   if (options_.deletion_grace_period_ms < 0) {
     return Status::InvalidArgument("deletion_grace_period must not be negative");
@@ -80,97 +83,23 @@ Result<PurgeReport> KnowledgeBase::Purge(bool dry_run, const Actor& actor) {
   const std::string route = dry_run ? "purge --dry-run" : "purge";
 
   // Documents of live projects.
-  std::vector<std::shared_ptr<ProjectHandle>> handles;
-  {
-    std::shared_lock lock(projects_mu_);
-    for (auto& [id, h] : projects_) handles.push_back(h);
-  }
-  for (auto& h : handles) {
-    if (Closing()) return Status::Unavailable("purge interrupted: the knowledge base is closing");
-    const ProjectRecord r = h->Record();
-    std::vector<std::string> purged_ids;
-    std::vector<DocumentRecord> due;
-    // Dry run: one listing. Real run: purge in batches until nothing is due (each purge removes
-    // the row, so the next listing starts after it).
-    while (true) {
-      KB_ASSIGN_OR_RETURN(due, h->store->DeletedBefore(report.cutoff_ms, kPurgeBatch));
-      if (due.empty()) break;
-      for (const DocumentRecord& d : due) {
-        PurgedItem item{r.id, r.name, d.id, d.deleted_at_ms.value_or(0), d.deleted_by};
-        if (dry_run) {
-          report.documents.push_back(std::move(item));
-          continue;
-        }
-        std::lock_guard<std::mutex> write(h->write_mu);
-        auto chunk_ids = h->store->PurgeDocument(d.id, actor.id);
-        if (!chunk_ids.ok()) {
-          report.problems.push_back("document " + d.id + " of project " + r.id + ": " +
-                                    chunk_ids.status().ToString());
-          continue;
-        }
-        for (int64_t id : *chunk_ids) h->index->Remove(id);
-        auto lsn = h->store->LastLsn();
-        if (lsn.ok()) h->applied_lsn = *lsn;
-        h->dirty = true;
-        h->generation++;
-        purged_ids.push_back(d.id);
-        report.documents.push_back(std::move(item));
-      }
-      if (dry_run || purged_ids.empty() || static_cast<int64_t>(due.size()) < kPurgeBatch ||
-          !report.problems.empty()) {
-        break;
-      }
+  for (auto& h : registry_->All()) {
+    if (stop_->Stopping()) {
+      return Status::Unavailable("purge interrupted: the knowledge base is closing");
     }
-    if (purged_ids.empty()) continue;
-    // The keyword index and the WAL still hold purged bytes until compacted; the HNSW graph
-    // keeps the vectors of removed labels (markDelete) until it is rebuilt.
-    Status compacted = h->store->CompactAfterPurge();
-    if (!compacted.ok()) report.problems.push_back("project " + r.id + ": " + compacted.ToString());
-    Status rebuilt = RebuildIndex(*h);
-    if (!rebuilt.ok()) {
-      report.problems.push_back("project " + r.id +
-                                ": rebuilding the vector index: " + rebuilt.ToString());
-    }
-    AuditAction(actor, route, "purge", r.id, purged_ids, compacted.ok() ? "ok" : "failed",
-                std::to_string(purged_ids.size()) + " documents purged");
+    KB_RETURN_IF_ERROR(PurgeDocumentsOf(*h, actor, route, &report));
   }
 
   // Whole projects.
   KB_ASSIGN_OR_RETURN(auto all, catalog_->ListProjects(/*include_deleted=*/true));
   for (const ProjectRecord& p : all) {
     if (!p.deleted_at_ms || *p.deleted_at_ms > report.cutoff_ms) continue;
-    {
-      std::shared_lock lock(projects_mu_);
-      if (projects_.count(p.id) || restoring_.count(p.id)) continue;  // live again / busy
-    }
+    if (registry_->LoadedOrRestoring(p.id)) continue;  // live again / busy
     PurgedItem item{p.id, p.name, "", *p.deleted_at_ms, p.deleted_by};
-    if (dry_run) {
-      report.projects.push_back(std::move(item));
-      continue;
+    if (!dry_run) {
+      if (!PurgeProject(p, &report)) continue;
+      AuditAction(actor, route, "purge", p.id, {}, "ok", "project '" + p.name + "' purged");
     }
-    namespace fs = std::filesystem;
-    const std::string dir = ProjectDir(p.id);
-    const std::string doomed = layout::PurgingProjectDir(options_.data_dir, p.id);
-    std::error_code ec;
-    if (PathExists(dir)) {
-      Status moved = RenamePath(dir, doomed);
-      if (!moved.ok()) {
-        report.problems.push_back("project " + p.id + ": " + moved.ToString());
-        continue;
-      }
-    }
-    fs::remove_all(doomed, ec);
-    if (ec) {
-      report.problems.push_back("project " + p.id + ": removing " + doomed + ": " + ec.message());
-      continue;
-    }
-    (void)FsyncPath(layout::ProjectsDir(options_.data_dir));
-    Status row = catalog_->DeleteProjectRow(p.id);
-    if (!row.ok()) {
-      report.problems.push_back("project " + p.id + ": " + row.ToString());
-      continue;
-    }
-    AuditAction(actor, route, "purge", p.id, {}, "ok", "project '" + p.name + "' purged");
     report.projects.push_back(std::move(item));
   }
   if (!dry_run && (!report.documents.empty() || !report.projects.empty())) {
@@ -186,8 +115,84 @@ Result<PurgeReport> KnowledgeBase::Purge(bool dry_run, const Actor& actor) {
   return report;
 }
 
-Status KnowledgeBase::UndeleteDocumentLocked(ProjectHandle& h, const std::string& document_id,
-                                             const Actor& actor) {
+Status SoftDeleteLifecycle::PurgeDocumentsOf(ProjectHandle& h, const Actor& actor,
+                                             const std::string& route, PurgeReport* report) {
+  const ProjectRecord r = h.Record();
+  std::vector<std::string> purged_ids;
+  // Dry run: one listing. Real run: purge in batches until nothing is due (each purge removes
+  // the row, so the next listing starts after it).
+  while (true) {
+    KB_ASSIGN_OR_RETURN(auto due, h.store->DeletedBefore(report->cutoff_ms, kPurgeBatch));
+    if (due.empty()) break;
+    for (const DocumentRecord& d : due) {
+      PurgedItem item{r.id, r.name, d.id, d.deleted_at_ms.value_or(0), d.deleted_by};
+      if (report->dry_run) {
+        report->documents.push_back(std::move(item));
+        continue;
+      }
+      std::lock_guard<std::mutex> write(h.write_mu);
+      auto chunk_ids = h.store->PurgeDocument(d.id, actor.id);
+      if (!chunk_ids.ok()) {
+        report->problems.push_back("document " + d.id + " of project " + r.id + ": " +
+                                   chunk_ids.status().ToString());
+        continue;
+      }
+      for (int64_t id : *chunk_ids) h.index->Remove(id);
+      auto lsn = h.store->LastLsn();
+      if (lsn.ok()) h.applied_lsn = *lsn;
+      h.dirty = true;
+      h.generation++;
+      purged_ids.push_back(d.id);
+      report->documents.push_back(std::move(item));
+    }
+    if (report->dry_run || purged_ids.empty() || static_cast<int64_t>(due.size()) < kPurgeBatch ||
+        !report->problems.empty()) {
+      break;
+    }
+  }
+  if (purged_ids.empty()) return Status::OK();
+  // The keyword index and the WAL still hold purged bytes until compacted; the HNSW graph
+  // keeps the vectors of removed labels (markDelete) until it is rebuilt.
+  Status compacted = h.store->CompactAfterPurge();
+  if (!compacted.ok()) report->problems.push_back("project " + r.id + ": " + compacted.ToString());
+  Status rebuilt = maintenance_->RebuildIndex(h);
+  if (!rebuilt.ok()) {
+    report->problems.push_back("project " + r.id +
+                               ": rebuilding the vector index: " + rebuilt.ToString());
+  }
+  AuditAction(actor, route, "purge", r.id, purged_ids, compacted.ok() ? "ok" : "failed",
+              std::to_string(purged_ids.size()) + " documents purged");
+  return Status::OK();
+}
+
+bool SoftDeleteLifecycle::PurgeProject(const ProjectRecord& p, PurgeReport* report) {
+  namespace fs = std::filesystem;
+  const std::string dir = registry_->ProjectDir(p.id);
+  const std::string doomed = layout::PurgingProjectDir(options_.data_dir, p.id);
+  std::error_code ec;
+  if (PathExists(dir)) {
+    Status moved = RenamePath(dir, doomed);
+    if (!moved.ok()) {
+      report->problems.push_back("project " + p.id + ": " + moved.ToString());
+      return false;
+    }
+  }
+  fs::remove_all(doomed, ec);
+  if (ec) {
+    report->problems.push_back("project " + p.id + ": removing " + doomed + ": " + ec.message());
+    return false;
+  }
+  (void)FsyncPath(layout::ProjectsDir(options_.data_dir));
+  Status row = catalog_->DeleteProjectRow(p.id);
+  if (!row.ok()) {
+    report->problems.push_back("project " + p.id + ": " + row.ToString());
+    return false;
+  }
+  return true;
+}
+
+Status SoftDeleteLifecycle::UndeleteDocumentLocked(ProjectHandle& h, const std::string& document_id,
+                                                   const Actor& actor) {
   KB_RETURN_IF_ERROR(h.store->UndeleteDocument(document_id, actor.id).status());
   // The rows were never removed: the same chunk ids and embeddings go back into the index, and
   // the keyword index gets the same rowids back (migration 2's undelete trigger), so the
@@ -215,8 +220,8 @@ Status KnowledgeBase::UndeleteDocumentLocked(ProjectHandle& h, const std::string
   return Status::OK();
 }
 
-Result<RestoreDeletedReport> KnowledgeBase::RestoreDeleted(const RestoreDeletedRequest& req,
-                                                           const Actor& actor) {
+Result<RestoreDeletedReport> SoftDeleteLifecycle::RestoreDeleted(const RestoreDeletedRequest& req,
+                                                                 const Actor& actor) {
   if (req.project.empty()) return Status::InvalidArgument("project is required");
   if (!req.before_ms && req.document_ids.empty()) {
     return Status::InvalidArgument(
@@ -230,7 +235,7 @@ Result<RestoreDeletedReport> KnowledgeBase::RestoreDeleted(const RestoreDeletedR
   std::lock_guard<std::mutex> serial(lifecycle_mu_);
   RestoreDeletedReport report;
 
-  auto live = Handle(req.project);
+  auto live = registry_->Find(req.project);
   std::shared_ptr<ProjectHandle> h;
   if (live.ok()) {
     h = std::move(live).value();
@@ -238,61 +243,14 @@ Result<RestoreDeletedReport> KnowledgeBase::RestoreDeleted(const RestoreDeletedR
     return live.status();
   } else {
     // A soft-deleted project: bring it back first.
-    KB_ASSIGN_OR_RETURN(ProjectRecord p,
-                        catalog_->GetProject(req.project, /*include_deleted=*/true));
-    if (!p.deleted_at_ms) return Status::NotFound("project '" + req.project + "' does not exist");
-    if (req.before_ms && *p.deleted_at_ms < *req.before_ms) {
-      return Status::FailedPrecondition(
-          "project '" + p.name + "' was deleted at " + FormatIso8601(*p.deleted_at_ms) +
-          ", before 'before' (" + FormatIso8601(*req.before_ms) + "); choose an earlier time");
-    }
-    if (!PathExists(layout::ProjectDbIn(ProjectDir(p.id)))) {
-      return Status::FailedPrecondition("project '" + p.name +
-                                        "' has no database any more (it was being purged)");
-    }
-    const int64_t deleted_at = *p.deleted_at_ms;
-    const std::string deleted_by = p.deleted_by;
-    KB_RETURN_IF_ERROR(catalog_->UnmarkProjectDeleted(p.id));  // AlreadyExists on a name clash
-    p.deleted_at_ms.reset();
-    p.deleted_by.clear();
-    auto opened = OpenProjectHandle(p);
-    if (!opened.ok()) {
-      // Leave it as it was: deleted, at its original time (its keys are revoked already).
-      Status undo = catalog_->MarkProjectDeleted(p.id, deleted_by, deleted_at);
-      if (!undo.ok()) {
-        LogError("could not mark a project deleted again after a failed restore",
-                 json{{"project", p.id}, {"error", undo.ToString()}}.dump());
-      }
-      return opened.status().WithContext("opening restored project " + p.id);
-    }
-    h = std::move(opened).value();
-    {
-      std::unique_lock lock(projects_mu_);
-      projects_[p.id] = h;
-    }
+    KB_ASSIGN_OR_RETURN(h, ReopenDeletedProject(req, actor));
     report.project_restored = true;
-    LogInfo("project restored", json{{"project", p.id}, {"actor", actor.id}}.dump());
   }
   const ProjectRecord r = h->Record();
   report.project_id = r.id;
   report.project_name = r.name;
 
-  // The candidates: the ids given, or every document deleted at or after `before`.
-  std::vector<std::string> candidates = req.document_ids;
-  if (candidates.empty()) {
-    for (int64_t offset = 0;; offset += kRestoreScanPage) {
-      KB_ASSIGN_OR_RETURN(auto page, h->store->ListDeletedDocuments(kRestoreScanPage, offset));
-      bool older = false;
-      for (const DocumentRecord& d : page) {
-        if (d.deleted_at_ms.value_or(0) < *req.before_ms) {
-          older = true;  // newest first: the rest are older still
-          break;
-        }
-        candidates.push_back(d.id);
-      }
-      if (older || static_cast<int64_t>(page.size()) < kRestoreScanPage) break;
-    }
-  }
+  KB_ASSIGN_OR_RETURN(std::vector<std::string> candidates, RestoreCandidates(*h, req));
   std::lock_guard<std::mutex> write(h->write_mu);
   for (const std::string& id : candidates) {
     auto doc = h->store->GetDocument(id, /*include_deleted=*/true);
@@ -328,8 +286,61 @@ Result<RestoreDeletedReport> KnowledgeBase::RestoreDeleted(const RestoreDeletedR
   return report;
 }
 
-Result<DeletedListing> KnowledgeBase::ListDeleted(const std::string& project, int64_t limit,
-                                                  int64_t offset) {
+Result<std::shared_ptr<ProjectHandle>> SoftDeleteLifecycle::ReopenDeletedProject(
+    const RestoreDeletedRequest& req, const Actor& actor) {
+  KB_ASSIGN_OR_RETURN(ProjectRecord p, catalog_->GetProject(req.project, /*include_deleted=*/true));
+  if (!p.deleted_at_ms) return Status::NotFound("project '" + req.project + "' does not exist");
+  if (req.before_ms && *p.deleted_at_ms < *req.before_ms) {
+    return Status::FailedPrecondition("project '" + p.name + "' was deleted at " +
+                                      FormatIso8601(*p.deleted_at_ms) + ", before 'before' (" +
+                                      FormatIso8601(*req.before_ms) + "); choose an earlier time");
+  }
+  if (!PathExists(layout::ProjectDbIn(registry_->ProjectDir(p.id)))) {
+    return Status::FailedPrecondition("project '" + p.name +
+                                      "' has no database any more (it was being purged)");
+  }
+  const int64_t deleted_at = *p.deleted_at_ms;
+  const std::string deleted_by = p.deleted_by;
+  KB_RETURN_IF_ERROR(catalog_->UnmarkProjectDeleted(p.id));  // AlreadyExists on a name clash
+  p.deleted_at_ms.reset();
+  p.deleted_by.clear();
+  auto opened = registry_->OpenHandle(p);
+  if (!opened.ok()) {
+    // Leave it as it was: deleted, at its original time (its keys are revoked already).
+    Status undo = catalog_->MarkProjectDeleted(p.id, deleted_by, deleted_at);
+    if (!undo.ok()) {
+      LogError("could not mark a project deleted again after a failed restore",
+               json{{"project", p.id}, {"error", undo.ToString()}}.dump());
+    }
+    return opened.status().WithContext("opening restored project " + p.id);
+  }
+  std::shared_ptr<ProjectHandle> h = std::move(opened).value();
+  registry_->Put(p.id, h);
+  LogInfo("project restored", json{{"project", p.id}, {"actor", actor.id}}.dump());
+  return h;
+}
+
+Result<std::vector<std::string>> SoftDeleteLifecycle::RestoreCandidates(
+    ProjectHandle& h, const RestoreDeletedRequest& req) {
+  std::vector<std::string> candidates = req.document_ids;
+  if (!candidates.empty()) return candidates;
+  for (int64_t offset = 0;; offset += kRestoreScanPage) {
+    KB_ASSIGN_OR_RETURN(auto page, h.store->ListDeletedDocuments(kRestoreScanPage, offset));
+    bool older = false;
+    for (const DocumentRecord& d : page) {
+      if (d.deleted_at_ms.value_or(0) < *req.before_ms) {
+        older = true;  // newest first: the rest are older still
+        break;
+      }
+      candidates.push_back(d.id);
+    }
+    if (older || static_cast<int64_t>(page.size()) < kRestoreScanPage) break;
+  }
+  return candidates;
+}
+
+Result<DeletedListing> SoftDeleteLifecycle::ListDeleted(const std::string& project, int64_t limit,
+                                                        int64_t offset) {
   if (limit < 1 || limit > kMaxListLimit) {
     return Status::InvalidArgument("limit must be between 1 and " + std::to_string(kMaxListLimit));
   }
@@ -351,7 +362,7 @@ Result<DeletedListing> KnowledgeBase::ListDeleted(const std::string& project, in
     }
     return out;
   }
-  auto live = Handle(project);
+  auto live = registry_->Find(project);
   if (live.ok()) {
     out.project = (*live)->Record();
     KB_ASSIGN_OR_RETURN(out.documents, (*live)->store->ListDeletedDocuments(limit, offset));
@@ -364,7 +375,7 @@ Result<DeletedListing> KnowledgeBase::ListDeleted(const std::string& project, in
   std::lock_guard<std::mutex> serial(lifecycle_mu_);
   KB_ASSIGN_OR_RETURN(ProjectRecord p, catalog_->GetProject(project, /*include_deleted=*/true));
   out.project = p;
-  const std::string db = layout::ProjectDbIn(ProjectDir(p.id));
+  const std::string db = layout::ProjectDbIn(registry_->ProjectDir(p.id));
   if (!PathExists(db)) return out;
   KB_ASSIGN_OR_RETURN(auto store, ProjectStore::Open(db, p.id, p.embedding_dimension, clock_));
   KB_ASSIGN_OR_RETURN(out.documents, store->ListDeletedDocuments(limit, offset));
