@@ -28,7 +28,7 @@
 #include "bench_util.h"
 #include "common/clock.h"
 #include "common/text_util.h"
-#include "kb/knowledge_base.h"
+#include "service/knowledge_base.h"
 
 namespace fs = std::filesystem;
 using namespace kb;

@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "kb/knowledge_base.h"
+#include "service/knowledge_base.h"
 #include "repo/repository.h"
 
 namespace kb::api {

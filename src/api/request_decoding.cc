@@ -18,7 +18,7 @@ using nlohmann::json;
 namespace {
 
 // Field limits (kMaxTitleBytes, kMaxSourceBytes, kMaxKeyNameBytes) are the service's, from
-// kb/knowledge_base.h: checked here too so that a bad field is named before any work starts.
+// service/types.h: checked here too so that a bad field is named before any work starts.
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
@@ -273,17 +273,14 @@ Result<QueryRequest> DecodeQueryBodyImpl(const json& j) {
                             std::numeric_limits<int64_t>::max(), &top_k));
   KB_RETURN_IF_ERROR(GetInt(j, "offset", std::numeric_limits<int64_t>::min(),
                             std::numeric_limits<int64_t>::max(), &offset));
+  // The ranges are search/query.h's, checked as the fields are read so that a bad one is named
+  // first.
   if (top_k) {
-    if (*top_k < 1 || *top_k > kMaxTopK) {
-      return Status::InvalidArgument("field 'top_k' must be between 1 and " +
-                                     std::to_string(kMaxTopK));
-    }
+    KB_RETURN_IF_ERROR(ValidateTopK(*top_k, "field"));
     q.top_k = static_cast<int>(*top_k);
   }
   if (offset) {
-    if (*offset < 0 || *offset > 100000) {
-      return Status::InvalidArgument("field 'offset' must be between 0 and 100000");
-    }
+    KB_RETURN_IF_ERROR(ValidateOffset(*offset, "field"));
     q.offset = static_cast<int>(*offset);
   }
   std::optional<double> alpha;
@@ -306,10 +303,19 @@ Result<QueryRequest> DecodeQueryParamsImpl(const QueryParams& p) {
   else if (const std::string* s2 = Param(p, "query"))
     q.text = *s2;
   std::optional<int64_t> top_k, offset;
-  KB_RETURN_IF_ERROR(ParamInt(p, "top_k", 1, kMaxTopK, &top_k));
-  KB_RETURN_IF_ERROR(ParamInt(p, "offset", 0, 100000, &offset));
-  if (top_k) q.top_k = static_cast<int>(*top_k);
-  if (offset) q.offset = static_cast<int>(*offset);
+  KB_RETURN_IF_ERROR(ParamInt(p, "top_k", std::numeric_limits<int64_t>::min(),
+                              std::numeric_limits<int64_t>::max(), &top_k));
+  KB_RETURN_IF_ERROR(ParamInt(p, "offset", std::numeric_limits<int64_t>::min(),
+                              std::numeric_limits<int64_t>::max(), &offset));
+  // The ranges are search/query.h's, checked as the parameters are read.
+  if (top_k) {
+    KB_RETURN_IF_ERROR(ValidateTopK(*top_k, "parameter"));
+    q.top_k = static_cast<int>(*top_k);
+  }
+  if (offset) {
+    KB_RETURN_IF_ERROR(ValidateOffset(*offset, "parameter"));
+    q.offset = static_cast<int>(*offset);
+  }
   std::optional<double> alpha;
   KB_RETURN_IF_ERROR(ParamDouble(p, "alpha", &alpha));
   if (alpha) q.alpha = *alpha;
@@ -560,31 +566,6 @@ Result<ChangesParams> DecodeChangesParams(const QueryParams& params) {
   KB_RETURN_IF_ERROR(ParamInt(params, "limit", 1, kMaxListLimit, &limit));
   if (limit) c.limit = *limit;
   return c;
-}
-
-Status ValidateQuery(const QueryRequest& q) {
-  if (q.text.empty() && q.vector.empty()) {
-    return Status::InvalidArgument("the query is empty: give 'query' text or a 'vector'");
-  }
-  if (q.text.size() > kMaxQueryBytes) {
-    return Status::InvalidArgument("the query is longer than " + std::to_string(kMaxQueryBytes) +
-                                   " bytes");
-  }
-  if (!IsValidUtf8(q.text)) return Status::InvalidArgument("the query is not valid UTF-8");
-  if (!q.text.empty() && TrimWhitespace(q.text).empty() && q.vector.empty()) {
-    return Status::InvalidArgument("the query is empty: give 'query' text or a 'vector'");
-  }
-  if (q.top_k < 1 || q.top_k > kMaxTopK) {
-    return Status::InvalidArgument("'top_k' must be between 1 and " + std::to_string(kMaxTopK));
-  }
-  if (!(q.alpha >= 0.0 && q.alpha <= 1.0)) {
-    return Status::InvalidArgument("'alpha' must be between 0 and 1");
-  }
-  if (q.offset < 0) return Status::InvalidArgument("'offset' must not be negative");
-  if (q.mode == SearchMode::kKeyword && q.text.empty()) {
-    return Status::InvalidArgument("keyword search needs query text");
-  }
-  return Status::OK();
 }
 
 Result<QueryRequest> DecodeQueryBody(const json& j) {

@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "kb/knowledge_base.h"
+#include "service/knowledge_base.h"
 #include "store/catalog.h"
 
 namespace kb::api {
@@ -83,8 +83,8 @@ Result<ChangesParams> DecodeChangesParams(const QueryParams& params);
 // --- search ---
 Result<QueryRequest> DecodeQueryBody(const nlohmann::json& j);
 Result<QueryRequest> DecodeQueryParams(const QueryParams& params);
-// Range and consistency checks shared by both forms (and by the v2 decoder).
-Status ValidateQuery(const QueryRequest& q);
+// Both forms (and the v2 decoder) end with ValidateQuery (search/query.h), the one check every
+// path a query takes shares.
 
 // --- API keys ---
 struct CreateKeyRequest {

@@ -24,7 +24,7 @@
 
 #include "api/metrics.h"
 #include "common/status.h"
-#include "kb/knowledge_base.h"
+#include "service/knowledge_base.h"
 #include "store/catalog.h"
 
 namespace kb::backup {

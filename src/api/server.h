@@ -25,7 +25,7 @@
 #include "api/access_control.h"
 #include "common/status.h"
 #include "common/thread_annotations.h"
-#include "kb/knowledge_base.h"
+#include "service/knowledge_base.h"
 
 namespace httplib {
 class Server;

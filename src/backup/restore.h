@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "backup/source.h"
-#include "kb/knowledge_base.h"
+#include "service/knowledge_base.h"
 #include "repo/repository.h"
 #include "store/catalog.h"
 

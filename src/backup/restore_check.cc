@@ -6,7 +6,7 @@
 #include <filesystem>
 
 #include "common/data_layout.h"
-#include "kb/integrity_check.h"
+#include "service/integrity_check.h"
 
 namespace kb::backup {
 
@@ -67,7 +67,7 @@ int ManifestDimension(const ProjectSnapshot& p) {
 
 std::vector<std::string> CheckRestoredDatabases(const std::string& dir, const SnapshotManifest& m) {
   std::vector<std::string> problems;
-  // The data directory's own check (src/kb/integrity_check.h): every database, the journal, the
+  // The data directory's own check (src/service/integrity_check.h): every database, the journal, the
   // content checksum recomputed from the rows, the vector index. A projects-only snapshot has no
   // catalog: its project directories are checked one by one.
   if (std::filesystem::exists(layout::CatalogDb(dir))) {

@@ -1,7 +1,7 @@
 // The restore test's check of a restored data directory (`backup verify --restore-test`): the
 // repository engine (src/repo/verify.h) restores a snapshot's files into a temporary directory
 // and hands it here through VerifyOptions::restored_check, because judging the databases needs
-// SQLite and the data directory check of src/kb/integrity_check.h, which the engine must not
+// SQLite and the data directory check of src/service/integrity_check.h, which the engine must not
 // know. Checked: every database, the journal, the content checksum recomputed from the rows, the
 // vector index; and each project's maintained content checksum and last LSN against the
 // manifest's.

@@ -27,7 +27,7 @@
 
 #include "backup/restore.h"
 #include "backup/source.h"
-#include "kb/knowledge_base.h"
+#include "service/knowledge_base.h"
 #include "repo/repository.h"
 
 namespace kb::backup {

@@ -20,7 +20,7 @@
 
 #include "cli/config.h"
 #include "common/status.h"
-#include "kb/knowledge_base.h"
+#include "service/knowledge_base.h"
 
 namespace kb::cli {
 

@@ -20,7 +20,7 @@
 #include "common/data_layout.h"
 #include "common/dir_lock.h"
 #include "common/file_util.h"
-#include "kb/knowledge_base.h"
+#include "service/knowledge_base.h"
 #include "repo/repository.h"
 #include "repo/retention.h"
 

@@ -11,7 +11,7 @@
 
 #include "cli/commands.h"
 #include "cli/output.h"
-#include "kb/integrity_check.h"
+#include "service/integrity_check.h"
 
 namespace kb::cli {
 namespace {
@@ -109,7 +109,7 @@ void RegisterCheckCommand(CLI::App* root, CommandRegistry* registry) {
       "with its database. The databases are only read. Run it while no server has the directory "
       "open (a running server checks itself: POST /api/v1/admin/check). Exit status: 0 nothing "
       "wrong, 1 a problem was found (even if repaired), 2 the check could not run. What each "
-      "check costs: src/kb/integrity_check.h.");
+      "check costs: src/service/integrity_check.h.");
   AddConfigOptions(cmd, &opts->common);
   AddJsonFlag(cmd, &opts->common);
   cmd->add_flag("--repair-index", opts->repair_index,

@@ -52,7 +52,7 @@ struct Config {
   bool metrics_require_auth = false;
   std::optional<int> threads;  // HTTP worker threads; unset = the API layer's default
   // How often `serve` checks the data directory (a duration; also once at start). Unset =
-  // kDefaultIntegrityCheckIntervalMs (src/kb/knowledge_base.h); 0 = no background checks.
+  // kDefaultIntegrityCheckIntervalMs (src/service/types.h); 0 = no background checks.
   std::optional<int64_t> integrity_check_interval_ms;
   // Rate limits per API key (and per address for requests without a valid key): requests per
   // second and bucket size. Unset = api::kDefaultRatePerSecond / kDefaultRateBurst

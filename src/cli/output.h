@@ -14,7 +14,7 @@
 #include <string>
 
 #include "common/status.h"
-#include "kb/knowledge_base.h"
+#include "service/knowledge_base.h"
 
 namespace kb::cli {
 

@@ -79,6 +79,22 @@ TEST(DecodeTest, QueryRanges) {
   EXPECT_NE(r.status().message().find("longer"), std::string::npos);
 }
 
+TEST(DecodeTest, QueryPagingRangesComeFromSearchAndNameTheField) {
+  // One range for every path a query takes (search/query.h): offset stops at the service's
+  // deepest page in both forms, and the message names the field as the form calls it.
+  auto body = DecodeQueryBody(Parse(R"({"query":"x","offset":10001})"));
+  ASSERT_FALSE(body.ok());
+  EXPECT_EQ(body.status().message(), "field 'offset' must be between 0 and 10000");
+  EXPECT_TRUE(DecodeQueryBody(Parse(R"({"query":"x","offset":10000})")).ok());
+  auto top_k = DecodeQueryBody(Parse(R"({"query":"x","top_k":101})"));
+  EXPECT_EQ(top_k.status().message(), "field 'top_k' must be between 1 and 100");
+  auto params = DecodeQueryParams({{"q", "x"}, {"offset", "10001"}});
+  ASSERT_FALSE(params.ok());
+  EXPECT_EQ(params.status().message(), "parameter 'offset' must be between 0 and 10000");
+  EXPECT_EQ(DecodeQueryParams({{"q", "x"}, {"top_k", "0"}}).status().message(),
+            "parameter 'top_k' must be between 1 and 100");
+}
+
 TEST(DecodeTest, QueryBodyFields) {
   auto r = DecodeQueryBody(Parse(
       R"({"q":"hello","top_k":7,"offset":2,"mode":"keyword","alpha":0.25,"fusion":"rrf",

@@ -8,7 +8,7 @@
 #include <filesystem>
 
 #include "backup/source.h"
-#include "kb/knowledge_base.h"
+#include "service/knowledge_base.h"
 #include "repo/repository_format.h"
 #include "repository_test_util.h"
 

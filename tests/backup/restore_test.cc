@@ -15,7 +15,7 @@
 #include "common/clock.h"
 #include "common/data_layout.h"
 #include "common/file_util.h"
-#include "kb/knowledge_base.h"
+#include "service/knowledge_base.h"
 #include "store/project_store.h"
 #include "store/sqlite.h"
 #include "test_util.h"

@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "common/file_util.h"
-#include "kb/knowledge_base.h"
+#include "service/knowledge_base.h"
 #include "test_util.h"
 
 namespace kb::backup {

@@ -19,7 +19,7 @@
 #include "backup/restore.h"
 #include "common/file_util.h"
 #include "index/vector_index.h"
-#include "kb/knowledge_base.h"
+#include "service/knowledge_base.h"
 #include "store/catalog.h"
 #include "store/project_store.h"
 #include "store/sqlite.h"

@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "common/audit_sink.h"
-#include "kb/knowledge_base.h"
+#include "service/knowledge_base.h"
 #include "test_util.h"
 
 namespace kb {

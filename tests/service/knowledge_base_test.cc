@@ -1,5 +1,5 @@
 // Service-level tests: a real KnowledgeBase on real SQLite files in a temp directory.
-#include "kb/knowledge_base.h"
+#include "service/knowledge_base.h"
 
 #include <gtest/gtest.h>
 

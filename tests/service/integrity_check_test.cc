@@ -3,7 +3,7 @@
 // b-tree page, a broken journal or keyword index, a missing, truncated, stale or wrong vector
 // index, orphan and missing project directories — is reported precisely, offline and by a
 // running KnowledgeBase, which also rebuilds damaged vector indexes by itself.
-#include "kb/integrity_check.h"
+#include "service/integrity_check.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -16,7 +16,7 @@
 #include <thread>
 
 #include "common/crypto_util.h"
-#include "kb/knowledge_base.h"
+#include "service/knowledge_base.h"
 #include "store/journal_codec.h"
 #include "store/project_store.h"
 #include "store/sqlite.h"

@@ -1,21 +1,26 @@
-// KnowledgeBase::ProjectHandle: one loaded project (its store, vector index and embedder) and
-// the locks that order writes to it. Internal to the kb module: knowledge_base.cc and
-// lifecycle.cc (soft delete, purge, restore of deleted items) both work on it.
+// ProjectHandle: one loaded project (its store, vector index and embedder) and the locks that
+// order writes to it. The rooms of the service layer share it: the project registry
+// (service/project_registry.h) opens, looks up and retires handles; the ingest pipeline, the
+// soft-delete lifecycle and the facade write through them; index maintenance saves, checks and
+// rebuilds their indexes.
+//
+// Thread-safety: the members say which mutex guards them. Lock order: save_mu, then write_mu,
+// then index_ptr_mu (and record_mu alone).
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
 
 #include "common/data_layout.h"
-#include "kb/knowledge_base.h"
-#include "kb/query_cache.h"
+#include "service/query_cache.h"
+#include "service/types.h"
 
 namespace kb {
 
-// One loaded project: its store, index and embedder.
-struct KnowledgeBase::ProjectHandle {
+struct ProjectHandle {
   std::mutex record_mu;
   ProjectRecord record;  // guarded by record_mu
 
@@ -56,6 +61,13 @@ struct KnowledgeBase::ProjectHandle {
     return index;
   }
   std::string index_dir() const { return layout::ProjectIndexDirIn(dir); }
+  bool external() const { return spec.kind == "external"; }
 };
+
+// Replays the journal entries after `after` up to `last_lsn` onto `index`, in batches. Returns
+// the LSN reached (`*applied` counts the entries). On an entry that cannot be decoded or
+// applied, returns that error and sets `*failed_lsn` to the entry's LSN.
+Result<int64_t> ReplayJournal(ProjectStore& store, VectorIndex* index, int64_t after,
+                              int64_t last_lsn, int64_t* applied, int64_t* failed_lsn);
 
 }  // namespace kb
