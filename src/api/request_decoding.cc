@@ -261,6 +261,21 @@ Result<IngestRequest> DecodeIngestDocumentImpl(const json& j) {
   return req;
 }
 
+// top_k and offset when given, in the ranges of search/query.h; `naming` is how the caller names
+// them in messages ("field" in a JSON body, "parameter" in a query string).
+Status SetPage(std::optional<int64_t> top_k, std::optional<int64_t> offset, std::string_view naming,
+               QueryRequest* q) {
+  if (top_k) {
+    KB_RETURN_IF_ERROR(ValidateTopK(*top_k, naming));
+    q->top_k = static_cast<int>(*top_k);
+  }
+  if (offset) {
+    KB_RETURN_IF_ERROR(ValidateOffset(*offset, naming));
+    q->offset = static_cast<int>(*offset);
+  }
+  return Status::OK();
+}
+
 Result<QueryRequest> DecodeQueryBodyImpl(const json& j) {
   KB_RETURN_IF_ERROR(RequireObject(j));
   QueryRequest q;
@@ -273,16 +288,8 @@ Result<QueryRequest> DecodeQueryBodyImpl(const json& j) {
                             std::numeric_limits<int64_t>::max(), &top_k));
   KB_RETURN_IF_ERROR(GetInt(j, "offset", std::numeric_limits<int64_t>::min(),
                             std::numeric_limits<int64_t>::max(), &offset));
-  // The ranges are search/query.h's, checked as the fields are read so that a bad one is named
-  // first.
-  if (top_k) {
-    KB_RETURN_IF_ERROR(ValidateTopK(*top_k, "field"));
-    q.top_k = static_cast<int>(*top_k);
-  }
-  if (offset) {
-    KB_RETURN_IF_ERROR(ValidateOffset(*offset, "field"));
-    q.offset = static_cast<int>(*offset);
-  }
+  // Checked as the fields are read, so that a bad one is named first.
+  KB_RETURN_IF_ERROR(SetPage(top_k, offset, "field", &q));
   std::optional<double> alpha;
   KB_RETURN_IF_ERROR(GetNumber(j, "alpha", &alpha));
   if (alpha) q.alpha = *alpha;
@@ -307,15 +314,7 @@ Result<QueryRequest> DecodeQueryParamsImpl(const QueryParams& p) {
                               std::numeric_limits<int64_t>::max(), &top_k));
   KB_RETURN_IF_ERROR(ParamInt(p, "offset", std::numeric_limits<int64_t>::min(),
                               std::numeric_limits<int64_t>::max(), &offset));
-  // The ranges are search/query.h's, checked as the parameters are read.
-  if (top_k) {
-    KB_RETURN_IF_ERROR(ValidateTopK(*top_k, "parameter"));
-    q.top_k = static_cast<int>(*top_k);
-  }
-  if (offset) {
-    KB_RETURN_IF_ERROR(ValidateOffset(*offset, "parameter"));
-    q.offset = static_cast<int>(*offset);
-  }
+  KB_RETURN_IF_ERROR(SetPage(top_k, offset, "parameter", &q));
   std::optional<double> alpha;
   KB_RETURN_IF_ERROR(ParamDouble(p, "alpha", &alpha));
   if (alpha) q.alpha = *alpha;

@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/text_util.h"  // UriEncode: the encoding SigV4 expects in paths and queries
+
 namespace kb::blob {
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
@@ -47,10 +49,6 @@ struct SignedRequest {
 SignedRequest SignRequest(const SigV4Request& request, const SigV4Credentials& credentials,
                           std::string_view region, int64_t now_millis,
                           std::string_view service = "s3");
-
-// RFC 3986 percent-encoding of everything but unreserved characters (A-Z a-z 0-9 - _ . ~), and
-// of '/' unless `keep_slash`. This is the encoding SigV4 expects in paths and query strings.
-std::string UriEncode(std::string_view text, bool keep_slash);
 
 // "a=1&b=&c=x%2Fy": names and values encoded, sorted by name then value. The same string is
 // used as the URL's query, so what is sent is exactly what was signed.

@@ -6,12 +6,12 @@
 // with the server's message, its code mapped back from the API's error code string.
 #include <httplib.h>
 
-#include <cctype>
 #include <nlohmann/json.hpp>
 #include <utility>
 
 #include "cli/backend.h"
 #include "common/clock.h"
+#include "common/text_util.h"
 
 namespace kb::cli {
 namespace {
@@ -155,18 +155,7 @@ Code CodeFromError(const std::string& name, int http_status) {
 
 std::string PathSegment(const std::string& s) {
   // Project names may contain spaces; ids and names never contain '/' (ValidateProjectName).
-  std::string out;
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
+  return UriEncode(s, /*keep_slash=*/false);
 }
 
 class RemoteBackend final : public Backend {
@@ -342,8 +331,8 @@ class RemoteBackend final : public Backend {
   Result<CreatedKey> RotateKey(const std::string& key_id, int64_t overlap_seconds) override {
     Json body = {{"overlap_seconds", overlap_seconds}};
     KB_ASSIGN_OR_RETURN(
-        Json j, Send("POST", "/api/v1/admin/api-keys/" + PathSegment(key_id) + "/rotate",
-                     body.dump()));
+        Json j,
+        Send("POST", "/api/v1/admin/api-keys/" + PathSegment(key_id) + "/rotate", body.dump()));
     CreatedKey out;
     out.record = DecodeKey(Unwrap(j, "key"));
     out.secret = Str(j, "secret");
@@ -400,8 +389,7 @@ class RemoteBackend final : public Backend {
 
   Result<DeletedListing> ListDeleted(const std::string& project, int64_t limit,
                                      int64_t offset) override {
-    httplib::Params params = {{"limit", std::to_string(limit)},
-                              {"offset", std::to_string(offset)}};
+    httplib::Params params = {{"limit", std::to_string(limit)}, {"offset", std::to_string(offset)}};
     if (!project.empty()) params.emplace("project", project);
     KB_ASSIGN_OR_RETURN(
         Json j, Decode(client_.Get(httplib::append_query_params("/api/v1/admin/deleted", params))));

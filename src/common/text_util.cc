@@ -64,7 +64,8 @@ std::string SanitizeUtf8(std::string_view s) {
 
 Status ValidateProjectName(std::string_view name) {
   if (name.empty()) return Status::InvalidArgument("project name must not be empty");
-  if (name.size() > 100) return Status::InvalidArgument("project name is longer than 100 characters");
+  if (name.size() > 100)
+    return Status::InvalidArgument("project name is longer than 100 characters");
   bool any_non_space = false;
   for (char c : name) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -86,7 +87,8 @@ Status ValidateLabel(std::string_view field, std::string_view value, size_t max_
     return Status::InvalidArgument(std::string(field) + " is longer than " +
                                    std::to_string(max_bytes) + " bytes");
   }
-  if (!IsValidUtf8(value)) return Status::InvalidArgument(std::string(field) + " is not valid UTF-8");
+  if (!IsValidUtf8(value))
+    return Status::InvalidArgument(std::string(field) + " is not valid UTF-8");
   for (unsigned char c : value) {
     if ((c < 0x20 && c != '\t') || c == 0x7f) {
       return Status::InvalidArgument(std::string(field) + " contains control characters");
@@ -105,8 +107,27 @@ std::string ToLowerAscii(std::string_view s) {
 std::string_view TrimWhitespace(std::string_view s) {
   size_t a = 0, b = s.size();
   while (a < b && (s[a] == ' ' || s[a] == '\t' || s[a] == '\n' || s[a] == '\r')) ++a;
-  while (b > a && (s[b - 1] == ' ' || s[b - 1] == '\t' || s[b - 1] == '\n' || s[b - 1] == '\r')) --b;
+  while (b > a && (s[b - 1] == ' ' || s[b - 1] == '\t' || s[b - 1] == '\n' || s[b - 1] == '\r'))
+    --b;
   return s.substr(a, b - a);
+}
+
+std::string UriEncode(std::string_view text, bool keep_slash) {
+  static const char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  for (unsigned char c : text) {
+    bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                      c == '-' || c == '_' || c == '.' || c == '~';
+    if (unreserved || (keep_slash && c == '/')) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
 }
 
 }  // namespace kb

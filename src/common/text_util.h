@@ -1,5 +1,5 @@
-// Text helpers shared by parsers, the store and the API: UTF-8 validation and repair, and the
-// validation rules for user-chosen names.
+// Text helpers shared by parsers, the store and the API: UTF-8 validation and repair, the
+// validation rules for user-chosen names, and URL percent-encoding.
 #pragma once
 
 #include <string>
@@ -25,5 +25,10 @@ Status ValidateLabel(std::string_view field, std::string_view value, size_t max_
 
 std::string ToLowerAscii(std::string_view s);
 std::string_view TrimWhitespace(std::string_view s);
+
+// RFC 3986 percent-encoding of everything but unreserved characters (A-Z a-z 0-9 - _ . ~), and
+// of '/' unless `keep_slash`: for URL paths and query strings (S3 requests, the CLI's remote
+// calls).
+std::string UriEncode(std::string_view text, bool keep_slash);
 
 }  // namespace kb

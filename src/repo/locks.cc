@@ -240,4 +240,13 @@ Result<std::vector<PrunePlan>> ReadAllPlans(const RepoContext& ctx) {
   return plans;
 }
 
+std::unordered_set<std::string> PlannedPacks(const RepoContext& ctx) {
+  std::unordered_set<std::string> planned;
+  auto plans = ReadAllPlans(ctx);
+  if (plans.ok()) {
+    for (const PrunePlan& p : *plans) planned.insert(p.packs.begin(), p.packs.end());
+  }
+  return planned;
+}
+
 }  // namespace kb::repo

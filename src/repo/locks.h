@@ -17,6 +17,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "common/status.h"
@@ -97,5 +98,9 @@ Result<int64_t> WritePlan(const RepoContext& ctx, const PrunePlan& plan);
 // unreadable plan fails the call (Corruption naming it): a backup that cannot read a plan cannot
 // know which packs to avoid.
 Result<std::vector<PrunePlan>> ReadAllPlans(const RepoContext& ctx);
+// The packs any readable plan names: a reader (restore, verify) takes a chunk from another pack
+// when it has one, since planned packs may disappear at any moment. Best effort: when the plans
+// cannot be read, none are avoided (a reader that meets a vanished pack reports it).
+std::unordered_set<std::string> PlannedPacks(const RepoContext& ctx);
 
 }  // namespace kb::repo

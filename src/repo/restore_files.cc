@@ -248,11 +248,7 @@ Status RestoreSnapshotFiles(const RepoContext& ctx, const SnapshotManifest& mani
   KB_ASSIGN_OR_RETURN(std::vector<FileJob> jobs, SelectFiles(manifest, project_ids));
 
   // Packs in a prune plan may disappear at any moment: read from others when a chunk has one.
-  std::unordered_set<std::string> planned;
-  auto plans = ReadAllPlans(ctx);
-  if (plans.ok()) {
-    for (const PrunePlan& p : *plans) planned.insert(p.packs.begin(), p.packs.end());
-  }
+  const std::unordered_set<std::string> planned = PlannedPacks(ctx);
   ChunkMap map;
   KB_ASSIGN_OR_RETURN(IndexLoadResult loaded, LoadChunkMap(ctx, planned, true, &map));
   for (const std::string& problem : loaded.problems) {

@@ -332,11 +332,7 @@ Result<std::vector<VerifyReport>> VerifySnapshots(const RepoContext& ctx,
       KB_RETURN_IF_ERROR(stat.status());
     }
   }
-  std::unordered_set<std::string> planned;
-  auto plans = ReadAllPlans(ctx);
-  if (plans.ok()) {
-    for (const PrunePlan& p : *plans) planned.insert(p.packs.begin(), p.packs.end());
-  }
+  const std::unordered_set<std::string> planned = PlannedPacks(ctx);
   ChunkMap map;
   KB_ASSIGN_OR_RETURN(IndexLoadResult loaded, LoadChunkMap(ctx, planned, true, &map));
   Verifier verifier(ctx, options, map, loaded.problems);

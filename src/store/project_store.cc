@@ -156,6 +156,9 @@ class SqliteProjectStore final : public ProjectStore {
 
  private:
   Status ValidateChunks(const std::vector<ChunkRecord>& chunks, bool replay) const;
+  // Document rows on a pooled reader: `where` is the SQL after "FROM documents" (WHERE, ORDER
+  // BY, LIMIT with ?1, ?2), bound to `a` and `b`.
+  Result<std::vector<DocumentRecord>> SelectDocuments(std::string_view where, int64_t a, int64_t b);
   Status ApplyLocked(const JournalEntry& entry, store::ContentChecksum* sum);
 
   // The one tail of every primary mutation (put, delete, undelete, purge), run with write_mu_
@@ -414,46 +417,38 @@ Result<DocumentRecord> SqliteProjectStore::GetDocument(const std::string& id,
   return std::move(*doc);
 }
 
-Result<std::vector<DocumentRecord>> SqliteProjectStore::ListDocuments(int64_t limit,
-                                                                      int64_t offset) {
+Result<std::vector<DocumentRecord>> SqliteProjectStore::SelectDocuments(std::string_view where,
+                                                                        int64_t a, int64_t b) {
   auto reader = readers_.Acquire();
   return QueryDocuments(
-      reader.get(),
-      "SELECT " + std::string(kDocColumns) +
-          " FROM documents WHERE deleted_at IS NULL ORDER BY created_at, id "
-          "LIMIT ?1 OFFSET ?2",
-      [&](sql::Statement& st) { st.Bind(1, limit).Bind(2, std::max<int64_t>(0, offset)); });
+      reader.get(), "SELECT " + std::string(kDocColumns) + " FROM documents " + std::string(where),
+      [&](sql::Statement& st) { st.Bind(1, a).Bind(2, b); });
+}
+
+Result<std::vector<DocumentRecord>> SqliteProjectStore::ListDocuments(int64_t limit,
+                                                                      int64_t offset) {
+  return SelectDocuments("WHERE deleted_at IS NULL ORDER BY created_at, id LIMIT ?1 OFFSET ?2",
+                         limit, std::max<int64_t>(0, offset));
 }
 
 Result<std::vector<DocumentRecord>> SqliteProjectStore::DocumentsChangedSince(int64_t since_ms,
                                                                               int64_t limit) {
-  auto reader = readers_.Acquire();
-  return QueryDocuments(reader.get(),
-                        "SELECT " + std::string(kDocColumns) +
-                            " FROM documents WHERE updated_at >= ?1 ORDER BY updated_at, id "
-                            "LIMIT ?2",
-                        [&](sql::Statement& st) { st.Bind(1, since_ms).Bind(2, limit); });
+  return SelectDocuments("WHERE updated_at >= ?1 ORDER BY updated_at, id LIMIT ?2", since_ms,
+                         limit);
 }
 
 Result<std::vector<DocumentRecord>> SqliteProjectStore::ListDeletedDocuments(int64_t limit,
                                                                              int64_t offset) {
-  auto reader = readers_.Acquire();
-  return QueryDocuments(
-      reader.get(),
-      "SELECT " + std::string(kDocColumns) +
-          " FROM documents WHERE deleted_at IS NOT NULL "
-          "ORDER BY deleted_at DESC, id LIMIT ?1 OFFSET ?2",
-      [&](sql::Statement& st) { st.Bind(1, limit).Bind(2, std::max<int64_t>(0, offset)); });
+  return SelectDocuments(
+      "WHERE deleted_at IS NOT NULL ORDER BY deleted_at DESC, id LIMIT ?1 OFFSET ?2", limit,
+      std::max<int64_t>(0, offset));
 }
 
 Result<std::vector<DocumentRecord>> SqliteProjectStore::DeletedBefore(int64_t cutoff_ms,
                                                                       int64_t limit) {
-  auto reader = readers_.Acquire();
-  return QueryDocuments(reader.get(),
-                        "SELECT " + std::string(kDocColumns) +
-                            " FROM documents WHERE deleted_at IS NOT NULL AND deleted_at <= ?1 "
-                            "ORDER BY deleted_at, id LIMIT ?2",
-                        [&](sql::Statement& st) { st.Bind(1, cutoff_ms).Bind(2, limit); });
+  return SelectDocuments(
+      "WHERE deleted_at IS NOT NULL AND deleted_at <= ?1 ORDER BY deleted_at, id LIMIT ?2",
+      cutoff_ms, limit);
 }
 
 Result<std::vector<ChunkRecord>> SqliteProjectStore::GetDocumentChunks(
