@@ -1,12 +1,11 @@
 // The restore test's check of a restored data directory (see restore_check.h).
 #include "backup/restore_check.h"
 
-#include <sqlite3.h>
-
 #include <filesystem>
 
 #include "common/data_layout.h"
 #include "service/integrity_check.h"
+#include "store/project_reader.h"
 
 namespace kb::backup {
 
@@ -15,24 +14,16 @@ using repo::SnapshotManifest;
 
 namespace {
 
-// meta.content_checksum and meta.last_lsn of a restored kb.db (a temporary copy).
+// meta.content_checksum and meta.last_lsn of a restored kb.db (a temporary copy), read
+// through the store's read-only reader.
 Status ReadMeta(const std::string& path, std::string* checksum, int64_t* lsn) {
-  sqlite3* db = nullptr;
-  Status s = Status::Corruption("cannot read the meta row");
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK) {
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db, "SELECT content_checksum, last_lsn FROM meta", -1, &stmt, nullptr) ==
-            SQLITE_OK &&
-        sqlite3_step(stmt) == SQLITE_ROW) {
-      const unsigned char* text = sqlite3_column_text(stmt, 0);
-      *checksum = text ? reinterpret_cast<const char*>(text) : "";
-      *lsn = sqlite3_column_int64(stmt, 1);
-      s = Status::OK();
-    }
-    sqlite3_finalize(stmt);
-  }
-  sqlite3_close(db);
-  return s;
+  auto reader = store::ProjectReader::Open(path);
+  if (!reader.ok()) return reader.status();
+  auto meta = (*reader)->Meta();
+  if (!meta.ok()) return meta.status();
+  *checksum = meta->content_checksum;
+  *lsn = meta->last_lsn;
+  return Status::OK();
 }
 
 // The restored state must be the one the manifest describes: same content checksum (which the
@@ -67,9 +58,9 @@ int ManifestDimension(const ProjectSnapshot& p) {
 
 std::vector<std::string> CheckRestoredDatabases(const std::string& dir, const SnapshotManifest& m) {
   std::vector<std::string> problems;
-  // The data directory's own check (src/service/integrity_check.h): every database, the journal, the
-  // content checksum recomputed from the rows, the vector index. A projects-only snapshot has no
-  // catalog: its project directories are checked one by one.
+  // The data directory's own check (src/service/integrity_check.h): every database, the journal,
+  // the content checksum recomputed from the rows, the vector index. A projects-only snapshot has
+  // no catalog: its project directories are checked one by one.
   if (std::filesystem::exists(layout::CatalogDb(dir))) {
     auto report = CheckDataDirectory(dir);
     if (!report.ok()) {

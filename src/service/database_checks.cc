@@ -1,16 +1,19 @@
 // The checks of one database file: see database_checks.h (and integrity_check.h for what each
-// check costs). The SQL below restates a little of the store's schema;
-// docs/format/DATABASE.md is the contract both follow.
+// check costs). The files are read through store::ProjectReader and store::CatalogReader, which
+// own the SQL on the two schemas; what is judged here, and how a finding is worded, is the
+// check's own.
 #include "service/database_checks.h"
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
+#include <memory>
 
 #include "common/file_util.h"
+#include "store/catalog_reader.h"
 #include "store/content_checksum.h"
-#include "store/journal_codec.h"
 #include "store/migrations.h"
-#include "store/project_store.h"
+#include "store/project_reader.h"
 
 namespace kb::integrity_internal {
 
@@ -28,23 +31,6 @@ std::string Plural(size_t n, const std::string& one, const std::string& many) {
   return std::to_string(n) + " " + (n == 1 ? one : many);
 }
 
-Result<std::unique_ptr<sql::Database>> OpenReadOnly(const std::string& path) {
-  sql::OpenOptions o;
-  o.read_only = true;
-  return sql::Database::Open(path, o);
-}
-
-Status ForEachInt(sql::Database* db, const std::string& sql_text,
-                  const std::function<void(int64_t)>& fn) {
-  KB_ASSIGN_OR_RETURN(auto st, db->Prepare(sql_text));
-  while (true) {
-    KB_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
-    fn(st.ColumnInt64(0));
-  }
-  return Status::OK();
-}
-
 namespace {
 
 std::string HexId(int64_t v) {
@@ -56,26 +42,14 @@ std::string HexId(int64_t v) {
 // ---------------------------------------------------------------------------------------------
 // Checks shared by both kinds of database
 
-void CheckSqliteIntegrity(sql::Database* db, DatabaseCheckReport* r) {
-  auto st = db->Prepare("PRAGMA integrity_check");
-  std::vector<std::string> rows;
-  Status s = st.status();
-  if (s.ok()) {
-    while (true) {
-      auto row = st->Step();
-      if (!row.ok()) {
-        s = row.status();
-        break;
-      }
-      if (!*row) break;
-      rows.push_back(st->ColumnText(0));
-    }
-  }
-  if (!s.ok()) {
+// Judges the rows of PRAGMA integrity_check (or the error that stopped it).
+void CheckSqliteIntegrity(const Result<std::vector<std::string>>& report, DatabaseCheckReport* r) {
+  if (!report.ok()) {
     r->Add(kCheckSqlite, CheckSeverity::kUnhealthy,
-           "PRAGMA integrity_check failed: " + s.message());
+           "PRAGMA integrity_check failed: " + report.status().message());
     return;
   }
+  const std::vector<std::string>& rows = *report;
   if (rows.size() == 1 && rows[0] == "ok") {
     r->Pass(kCheckSqlite);
     return;
@@ -92,37 +66,36 @@ void CheckSqliteIntegrity(sql::Database* db, DatabaseCheckReport* r) {
   r->Add(kCheckSqlite, CheckSeverity::kUnhealthy, text);
 }
 
-// application_id and user_version; false (and a problem recorded) if the file is not ours or
-// too new to interpret.
-bool CheckFileIdentity(sql::Database* db, const store::SchemaSpec& spec, DatabaseCheckReport* r,
-                       std::string* note) {
-  auto app = db->QueryInt("PRAGMA application_id");
-  auto version = db->QueryInt("PRAGMA user_version");
-  if (!app.ok() || !version.ok()) {
-    r->Add(
-        kCheckSchema, CheckSeverity::kUnhealthy,
-        "cannot read the file header: " + (app.ok() ? version.status() : app.status()).message());
+// application_id and user_version, as read; false (and a problem recorded) if the file is not
+// ours or too new to interpret.
+bool CheckFileIdentity(const Result<store::FileIdentity>& id, const store::SchemaSpec& spec,
+                       DatabaseCheckReport* r, std::string* note) {
+  if (!id.ok()) {
+    r->Add(kCheckSchema, CheckSeverity::kUnhealthy,
+           "cannot read the file header: " + id.status().message());
     return false;
   }
-  if (*app != spec.application_id) {
+  const int64_t app = id->application_id;
+  const int64_t version = id->schema_version;
+  if (app != spec.application_id) {
     r->Add(kCheckSchema, CheckSeverity::kUnhealthy,
-           "application_id is " + HexId(*app) + ", expected " + HexId(spec.application_id) +
+           "application_id is " + HexId(app) + ", expected " + HexId(spec.application_id) +
                ": not a KnowledgeBeast " + std::string(spec.kind) + " database");
     return false;
   }
-  if (*version > spec.latest_version()) {
+  if (version > spec.latest_version()) {
     r->Add(kCheckSchema, CheckSeverity::kUnhealthy,
-           "schema version " + std::to_string(*version) + " is newer than this binary supports (" +
+           "schema version " + std::to_string(version) + " is newer than this binary supports (" +
                std::to_string(spec.latest_version()) + ")");
     return false;
   }
-  if (*version < 1) {
+  if (version < 1) {
     r->Add(kCheckSchema, CheckSeverity::kUnhealthy,
            "schema version 0: the file was never initialised");
     return false;
   }
-  if (*version < spec.latest_version()) {
-    *note = "schema version " + std::to_string(*version) + " (migrated to " +
+  if (version < spec.latest_version()) {
+    *note = "schema version " + std::to_string(version) + " (migrated to " +
             std::to_string(spec.latest_version()) + " when a server opens it)";
   }
   return true;
@@ -130,11 +103,12 @@ bool CheckFileIdentity(sql::Database* db, const store::SchemaSpec& spec, Databas
 
 // ---------------------------------------------------------------------------------------------
 // Project database checks
-std::optional<MetaInfo> CheckProjectSchema(sql::Database* db, const ExpectedProject& expected,
+std::optional<MetaInfo> CheckProjectSchema(store::ProjectReader* db,
+                                           const ExpectedProject& expected,
                                            DatabaseCheckReport* r) {
   std::string note;
-  if (!CheckFileIdentity(db, store::ProjectSchema(), r, &note)) return std::nullopt;
-  auto count = db->QueryInt("SELECT count(*) FROM meta");
+  if (!CheckFileIdentity(db->Identity(), store::ProjectSchema(), r, &note)) return std::nullopt;
+  auto count = db->MetaRowCount();
   if (!count.ok()) {
     r->Add(kCheckSchema, CheckSeverity::kUnhealthy,
            "meta table unreadable: " + count.status().message());
@@ -145,23 +119,17 @@ std::optional<MetaInfo> CheckProjectSchema(sql::Database* db, const ExpectedProj
            "meta table has " + std::to_string(*count) + " rows, expected exactly 1");
     return std::nullopt;
   }
-  auto st = db->Prepare("SELECT project_id, dimension, content_checksum, last_lsn FROM meta");
-  if (!st.ok()) {
+  auto row = db->Meta();
+  if (!row.ok()) {
     r->Add(kCheckSchema, CheckSeverity::kUnhealthy,
-           "meta row unreadable: " + st.status().message());
-    return std::nullopt;
-  }
-  auto row = st->Step();
-  if (!row.ok() || !*row) {
-    r->Add(kCheckSchema, CheckSeverity::kUnhealthy,
-           "meta row unreadable: " + (row.ok() ? std::string("no row") : row.status().message()));
+           "meta row unreadable: " + row.status().message());
     return std::nullopt;
   }
   MetaInfo meta;
-  const std::string project_id = st->ColumnText(0);
-  const int64_t dimension = st->ColumnInt64(1);
-  meta.checksum_hex = st->ColumnText(2);
-  meta.last_lsn = st->ColumnInt64(3);
+  const std::string project_id = row->project_id;
+  const int64_t dimension = row->dimension;
+  meta.checksum_hex = row->content_checksum;
+  meta.last_lsn = row->last_lsn;
   std::vector<std::string> problems;
   if (project_id != expected.id) {
     problems.push_back("meta.project_id is '" + project_id +
@@ -188,12 +156,9 @@ std::optional<MetaInfo> CheckProjectSchema(sql::Database* db, const ExpectedProj
   return meta;
 }
 
-Status CheckJournal(sql::Database* db, const MetaInfo& meta, DatabaseCheckReport* r) {
-  KB_ASSIGN_OR_RETURN(auto st, db->Prepare("SELECT count(*), coalesce(min(lsn), 0), "
-                                           "coalesce(max(lsn), 0) FROM journal"));
-  KB_ASSIGN_OR_RETURN(bool row, st.Step());
-  if (!row) return Status::Internal("count returned no row");
-  const int64_t count = st.ColumnInt64(0), first = st.ColumnInt64(1), last = st.ColumnInt64(2);
+Status CheckJournal(store::ProjectReader* db, const MetaInfo& meta, DatabaseCheckReport* r) {
+  KB_ASSIGN_OR_RETURN(store::JournalSpan span, db->Journal());
+  const int64_t count = span.entries, first = span.first_lsn, last = span.last_lsn;
   std::vector<std::string> problems;
   if (count == 0) {
     if (meta.last_lsn != 0) {
@@ -210,13 +175,11 @@ Status CheckJournal(sql::Database* db, const MetaInfo& meta, DatabaseCheckReport
                          std::to_string(first) + " to " + std::to_string(last) + ": " +
                          std::to_string(last - first + 1 - count) + " are missing");
     }
-    KB_ASSIGN_OR_RETURN(auto tail, db->Prepare("SELECT checksum FROM journal WHERE lsn = ?1"));
-    tail.Bind(1, last);
-    KB_ASSIGN_OR_RETURN(bool found, tail.Step());
-    if (found && tail.ColumnText(0) != meta.checksum_hex) {
+    KB_ASSIGN_OR_RETURN(std::optional<std::string> tail, db->JournalChecksumAt(last));
+    if (tail && *tail != meta.checksum_hex) {
       problems.push_back("the newest journal entry (LSN " + std::to_string(last) +
-                         ") records content checksum " + tail.ColumnText(0) +
-                         " but meta.content_checksum is " + meta.checksum_hex);
+                         ") records content checksum " + *tail + " but meta.content_checksum is " +
+                         meta.checksum_hex);
     }
   }
   if (problems.empty()) {
@@ -230,25 +193,18 @@ Status CheckJournal(sql::Database* db, const MetaInfo& meta, DatabaseCheckReport
   return Status::OK();
 }
 
-Status CheckChunks(sql::Database* db, const MetaInfo& meta, DatabaseCheckReport* r) {
+Status CheckChunks(store::ProjectReader* db, const MetaInfo& meta, DatabaseCheckReport* r) {
   std::vector<std::string> problems;
   {
-    KB_ASSIGN_OR_RETURN(auto st,
-                        db->Prepare("SELECT id, length(embedding) FROM chunks WHERE "
-                                    "typeof(embedding) != 'blob' OR length(embedding) != ?1 "
-                                    "ORDER BY id"));
-    st.Bind(1, int64_t{meta.dimension} * 4);
     IdSample bad;
     std::string example;
-    while (true) {
-      KB_ASSIGN_OR_RETURN(bool row, st.Step());
-      if (!row) break;
-      if (bad.count == 0) {
-        example = " (chunk " + std::to_string(st.ColumnInt64(0)) + " has " +
-                  std::to_string(st.ColumnInt64(1)) + " bytes)";
-      }
-      bad.Add(st.ColumnInt64(0));
-    }
+    KB_RETURN_IF_ERROR(db->ForEachChunkWithEmbeddingSizeOtherThan(
+        int64_t{meta.dimension} * 4, [&](int64_t id, int64_t bytes) {
+          if (bad.count == 0) {
+            example = " (chunk " + std::to_string(id) + " has " + std::to_string(bytes) + " bytes)";
+          }
+          bad.Add(id);
+        }));
     if (bad.count > 0) {
       problems.push_back(Plural(bad.count, "chunk", "chunks") + " with an embedding that is not " +
                          std::to_string(meta.dimension) + " float32s (" +
@@ -257,23 +213,16 @@ Status CheckChunks(sql::Database* db, const MetaInfo& meta, DatabaseCheckReport*
     }
   }
   {
-    KB_ASSIGN_OR_RETURN(auto st,
-                        db->Prepare("SELECT d.id, d.chunk_count, (SELECT count(*) FROM chunks c "
-                                    "WHERE c.document_id = d.id) AS n FROM documents d WHERE "
-                                    "d.chunk_count != (SELECT count(*) FROM chunks c WHERE "
-                                    "c.document_id = d.id) ORDER BY d.id"));
     size_t count = 0;
     std::string examples;
-    while (true) {
-      KB_ASSIGN_OR_RETURN(bool row, st.Step());
-      if (!row) break;
-      if (count < kMaxQuotedItems) {
-        examples += (examples.empty() ? "" : ", ") + st.ColumnText(0) + " says " +
-                    std::to_string(st.ColumnInt64(1)) + " but has " +
-                    std::to_string(st.ColumnInt64(2));
-      }
-      ++count;
-    }
+    KB_RETURN_IF_ERROR(db->ForEachDocumentWithWrongChunkCount(
+        [&](const std::string& id, int64_t stated, int64_t rows) {
+          if (count < kMaxQuotedItems) {
+            examples += (examples.empty() ? "" : ", ") + id + " says " + std::to_string(stated) +
+                        " but has " + std::to_string(rows);
+          }
+          ++count;
+        }));
     if (count > 0) {
       problems.push_back(Plural(count, "document", "documents") +
                          " whose chunk_count differs from their chunk rows: " + examples +
@@ -290,90 +239,36 @@ Status CheckChunks(sql::Database* db, const MetaInfo& meta, DatabaseCheckReport*
   return Status::OK();
 }
 
-// The recomputation of docs/format/DATABASE.md section 5; DocumentDigestBuilder owns the byte
-// encoding, this only selects the rows (as SqliteProjectStore::VerifyContentChecksum does).
-Status CheckContentChecksum(sql::Database* db, const MetaInfo& meta, DatabaseCheckReport* r) {
-  KB_ASSIGN_OR_RETURN(auto docs,
-                      db->Prepare("SELECT id, title, source, content_type, content_hash, metadata, "
-                                  "chunk_count, bytes, created_at, updated_at, deleted_at, "
-                                  "deleted_by FROM documents ORDER BY id"));
-  KB_ASSIGN_OR_RETURN(auto count,
-                      db->Prepare("SELECT count(*) FROM chunks WHERE document_id = ?1"));
-  KB_ASSIGN_OR_RETURN(auto chunks,
-                      db->Prepare("SELECT id, ordinal, text, heading_path, start_offset, "
-                                  "end_offset, embedding FROM chunks WHERE document_id = ?1 "
-                                  "ORDER BY ordinal"));
-  store::ContentChecksum sum;
+// The recomputation of docs/format/DATABASE.md section 5 (every document row, live and
+// deleted), done by the reader as the store does it.
+Status CheckContentChecksum(store::ProjectReader* db, const MetaInfo& meta,
+                            DatabaseCheckReport* r) {
   int64_t documents = 0;
-  while (true) {
-    KB_ASSIGN_OR_RETURN(bool row, docs.Step());
-    if (!row) break;
-    DocumentRecord d;
-    d.id = docs.ColumnText(0);
-    d.title = docs.ColumnText(1);
-    d.source = docs.ColumnText(2);
-    d.content_type = docs.ColumnText(3);
-    d.content_hash = docs.ColumnText(4);
-    d.metadata_json = docs.ColumnText(5);
-    d.chunk_count = static_cast<int>(docs.ColumnInt64(6));
-    d.bytes = docs.ColumnInt64(7);
-    d.created_at_ms = docs.ColumnInt64(8);
-    d.updated_at_ms = docs.ColumnInt64(9);
-    d.deleted_at_ms = docs.ColumnOptionalInt64(10);
-    d.deleted_by = docs.ColumnText(11);
-    count.Reset();
-    count.Bind(1, d.id);
-    KB_ASSIGN_OR_RETURN(bool counted, count.Step());
-    if (!counted) return Status::Internal("count returned no row");
-    store::DocumentDigestBuilder builder(d, static_cast<uint64_t>(count.ColumnInt64(0)));
-    chunks.Reset();
-    chunks.Bind(1, d.id);
-    while (true) {
-      KB_ASSIGN_OR_RETURN(bool c, chunks.Step());
-      if (!c) break;
-      builder.AddChunk(chunks.ColumnInt64(0), chunks.ColumnInt64(1), chunks.ColumnText(2),
-                       chunks.ColumnText(3), chunks.ColumnInt64(4), chunks.ColumnInt64(5),
-                       chunks.ColumnBlobView(6));
-    }
-    sum.Add(builder.Finish());
-    ++documents;
-  }
-  if (sum.ToHex() == meta.checksum_hex) {
+  KB_ASSIGN_OR_RETURN(std::string recomputed, db->RecomputeContentChecksum(&documents));
+  if (recomputed == meta.checksum_hex) {
     r->Pass(kCheckContentChecksum, Plural(static_cast<size_t>(documents), "document", "documents"));
   } else {
     r->Add(kCheckContentChecksum, CheckSeverity::kUnhealthy,
            "the content checksum recomputed from the rows of " +
                Plural(static_cast<size_t>(documents), "document", "documents") + " is " +
-               sum.ToHex() + " but meta.content_checksum is " + meta.checksum_hex +
+               recomputed + " but meta.content_checksum is " + meta.checksum_hex +
                ": rows were changed without going through KnowledgeBeast, or the file is damaged");
   }
   return Status::OK();
 }
 
-Status CheckKeywordIndex(sql::Database* db, DatabaseCheckReport* r) {
-  KB_ASSIGN_OR_RETURN(int64_t has_view, db->QueryInt("SELECT count(*) FROM sqlite_schema WHERE "
-                                                     "type = 'view' AND name = 'live_chunks'"));
-  KB_ASSIGN_OR_RETURN(int64_t has_docsize,
-                      db->QueryInt("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
-                                   "name = 'chunks_fts_docsize'"));
-  if (has_docsize == 0) {
+Status CheckKeywordIndex(store::ProjectReader* db, DatabaseCheckReport* r) {
+  IdSample missing, extra;
+  KB_ASSIGN_OR_RETURN(bool has_docsize,
+                      db->CompareKeywordIndex([&](int64_t id) { missing.Add(id); },
+                                              [&](int64_t id) { extra.Add(id); }));
+  if (!has_docsize) {
     r->Add(kCheckKeywordIndex, CheckSeverity::kDegraded,
            "the FTS5 table chunks_fts has no chunks_fts_docsize shadow table");
     return Status::OK();
   }
   // Schema 1 indexed every chunk, schema 2 the live ones (DATABASE.md, Migration 2).
-  const std::string source = has_view ? "live_chunks" : "chunks";
-  IdSample missing, extra;
-  KB_RETURN_IF_ERROR(
-      ForEachInt(db,
-                 "SELECT id FROM " + source +
-                     " WHERE id NOT IN (SELECT id FROM chunks_fts_docsize) ORDER BY id",
-                 [&](int64_t id) { missing.Add(id); }));
-  KB_RETURN_IF_ERROR(
-      ForEachInt(db,
-                 "SELECT id FROM chunks_fts_docsize WHERE id NOT IN (SELECT id FROM " + source +
-                     ") ORDER BY id",
-                 [&](int64_t id) { extra.Add(id); }));
+  const bool has_view = db->KeywordIndexIsLiveOnly();
   if (missing.count == 0 && extra.count == 0) {
     r->Pass(kCheckKeywordIndex);
     return Status::OK();
@@ -400,27 +295,38 @@ void RunCheck(std::string_view name, CheckSeverity severity, DatabaseCheckReport
   if (!s.ok()) r->Add(name, severity, "could not be completed: " + s.message());
 }
 
-// A database opened read-only with one read transaction, so every check of the file sees the
-// same snapshot. Members in this order: the transaction ends before the connection closes.
-struct CheckedFile {
-  std::unique_ptr<sql::Database> db;
-  sql::Transaction tx;
-};
+// Opens the project database r->path for checking, reading one snapshot (every check of the
+// file sees the same one) until the reader is destroyed. Unchecked: the identity and the tables
+// are what the checks report on. nullopt, with the problem recorded in `r`, if it cannot be
+// opened or read.
+std::unique_ptr<store::ProjectReader> OpenProjectForChecks(DatabaseCheckReport* r) {
+  auto reader = store::ProjectReader::OpenUnchecked(r->path);
+  if (!reader.ok()) {
+    r->Add(kCheckSqlite, CheckSeverity::kUnhealthy, "cannot open: " + reader.status().message());
+    return nullptr;
+  }
+  Status s = (*reader)->BeginSnapshot();
+  if (!s.ok()) {
+    r->Add(kCheckSqlite, CheckSeverity::kUnhealthy, "cannot read: " + s.message());
+    return nullptr;
+  }
+  return std::move(reader).value();
+}
 
-// Opens r->path for checking; nullopt, with the problem recorded in `r`, if it cannot be opened
-// or read.
-std::optional<CheckedFile> OpenForChecks(DatabaseCheckReport* r) {
-  auto db = OpenReadOnly(r->path);
-  if (!db.ok()) {
-    r->Add(kCheckSqlite, CheckSeverity::kUnhealthy, "cannot open: " + db.status().message());
-    return std::nullopt;
+// Opens the catalog r->path for checking, reading one snapshot until the reader is destroyed;
+// nullptr, with the problem recorded in `r`, if it cannot be opened or read.
+std::unique_ptr<store::CatalogReader> OpenCatalogForChecks(DatabaseCheckReport* r) {
+  auto reader = store::CatalogReader::OpenUnchecked(r->path);
+  if (!reader.ok()) {
+    r->Add(kCheckSqlite, CheckSeverity::kUnhealthy, "cannot open: " + reader.status().message());
+    return nullptr;
   }
-  auto tx = sql::Transaction::Begin(db->get(), sql::Transaction::Mode::kDeferred);
-  if (!tx.ok()) {
-    r->Add(kCheckSqlite, CheckSeverity::kUnhealthy, "cannot read: " + tx.status().message());
-    return std::nullopt;
+  Status s = (*reader)->BeginSnapshot();
+  if (!s.ok()) {
+    r->Add(kCheckSqlite, CheckSeverity::kUnhealthy, "cannot read: " + s.message());
+    return nullptr;
   }
-  return CheckedFile{std::move(db).value(), std::move(tx).value()};
+  return std::move(reader).value();
 }
 
 }  // namespace
@@ -431,13 +337,12 @@ std::optional<MetaInfo> CheckProjectDatabase(const ExpectedProject& expected,
     r->Add(kCheckSqlite, CheckSeverity::kUnhealthy, "the database file is missing");
     return std::nullopt;
   }
-  std::optional<CheckedFile> file = OpenForChecks(r);
+  std::unique_ptr<store::ProjectReader> file = OpenProjectForChecks(r);
   if (!file) return std::nullopt;
-  sql::Database* db = file->db.get();
-  CheckSqliteIntegrity(db, r);
-  std::optional<MetaInfo> meta = CheckProjectSchema(db, expected, r);
+  store::ProjectReader* d = file.get();
+  CheckSqliteIntegrity(d->SqliteIntegrityReport(), r);
+  std::optional<MetaInfo> meta = CheckProjectSchema(d, expected, r);
   if (!meta) return std::nullopt;
-  sql::Database* d = db;
   RunCheck(kCheckJournal, CheckSeverity::kUnhealthy, r, [&] { return CheckJournal(d, *meta, r); });
   RunCheck(kCheckChunks, CheckSeverity::kUnhealthy, r, [&] { return CheckChunks(d, *meta, r); });
   RunCheck(kCheckContentChecksum, CheckSeverity::kUnhealthy, r,
@@ -450,31 +355,28 @@ std::optional<MetaInfo> CheckProjectDatabase(const ExpectedProject& expected,
 // ---------------------------------------------------------------------------------------------
 // Catalog
 
-Result<std::vector<ExpectedProject>> ReadCatalogProjects(sql::Database* db) {
-  KB_ASSIGN_OR_RETURN(auto st, db->Prepare("SELECT id, name, embedding_dimension, deleted_at IS "
-                                           "NOT NULL FROM projects ORDER BY created_at, id"));
+Result<std::vector<ExpectedProject>> ReadCatalogProjects(store::CatalogReader* db) {
+  KB_ASSIGN_OR_RETURN(std::vector<store::CatalogProjectRow> rows, db->Projects());
   std::vector<ExpectedProject> out;
-  while (true) {
-    KB_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
+  for (store::CatalogProjectRow& row : rows) {
     ExpectedProject p;
-    p.id = st.ColumnText(0);
-    p.name = st.ColumnText(1);
-    const int64_t dim = st.ColumnInt64(2);
+    p.id = std::move(row.id);
+    p.name = std::move(row.name);
+    const int64_t dim = row.embedding_dimension;
     p.dimension = dim > 0 && dim <= 65536 ? static_cast<int>(dim) : 0;
-    p.deleted = st.ColumnInt64(3) != 0;
+    p.deleted = row.deleted;
     out.push_back(std::move(p));
   }
   return out;
 }
 
 std::optional<std::vector<ExpectedProject>> CheckCatalog(DatabaseCheckReport* r) {
-  std::optional<CheckedFile> file = OpenForChecks(r);
+  std::unique_ptr<store::CatalogReader> file = OpenCatalogForChecks(r);
   if (!file) return std::nullopt;
-  sql::Database* db = file->db.get();
-  CheckSqliteIntegrity(db, r);
+  store::CatalogReader* db = file.get();
+  CheckSqliteIntegrity(db->SqliteIntegrityReport(), r);
   std::string note;
-  if (!CheckFileIdentity(db, store::CatalogSchema(), r, &note)) return std::nullopt;
+  if (!CheckFileIdentity(db->Identity(), store::CatalogSchema(), r, &note)) return std::nullopt;
   auto projects = ReadCatalogProjects(db);
   if (!projects.ok()) {
     r->Add(kCheckSchema, CheckSeverity::kUnhealthy,

@@ -7,22 +7,21 @@
 //
 // Every file is opened read-only with its own connection, never through a ProjectStore or
 // Catalog: those open read-write and migrate, which an offline check of a backup or of a
-// damaged directory must not do.
+// damaged directory must not do: through store::ProjectReader and store::CatalogReader, which
+// keep the SQL of both schemas in src/store.
 //
 // Thread-safety: reentrant functions; each call opens its own connection.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
-#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
 #include "service/integrity_check.h"
-#include "store/sqlite.h"
+#include "store/catalog_reader.h"
 
 namespace kb::integrity_internal {
 
@@ -30,10 +29,6 @@ namespace kb::integrity_internal {
 std::string QuoteIds(const std::vector<int64_t>& ids, size_t total);
 // "1 vector", "2 vectors".
 std::string Plural(size_t n, const std::string& one, const std::string& many);
-Result<std::unique_ptr<sql::Database>> OpenReadOnly(const std::string& path);
-// Runs a query whose rows are single integers, e.g. ids.
-Status ForEachInt(sql::Database* db, const std::string& sql_text,
-                  const std::function<void(int64_t)>& fn);
 
 // Collects up to kMaxQuotedItems ids and counts them all.
 struct IdSample {
@@ -58,7 +53,7 @@ std::optional<MetaInfo> CheckProjectDatabase(const ExpectedProject& expected,
                                              DatabaseCheckReport* r);
 
 // The projects catalog.db lists, soft-deleted ones too, in creation order.
-Result<std::vector<ExpectedProject>> ReadCatalogProjects(sql::Database* db);
+Result<std::vector<ExpectedProject>> ReadCatalogProjects(store::CatalogReader* db);
 // Checks catalog.db (r->path), recorded in `r`; the projects it lists, or nullopt if they
 // cannot be read.
 std::optional<std::vector<ExpectedProject>> CheckCatalog(DatabaseCheckReport* r);

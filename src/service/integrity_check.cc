@@ -2,9 +2,9 @@
 // the data directory, the comparison of vector indexes with their databases, and the report.
 // The checks of each database file are in database_checks.cc.
 //
-// Everything here reads the files through its own read-only SQLite connections, never through a
-// ProjectStore or Catalog: those open read-write and migrate, which an offline check of a backup
-// or of a damaged directory must not do.
+// Everything here reads the files read-only, never through a ProjectStore or Catalog: those open
+// read-write and migrate, which an offline check of a backup or of a damaged directory must not
+// do. A kb.db is read through store::ProjectReader, which owns the project schema's SQL.
 #include "service/integrity_check.h"
 
 #include <algorithm>
@@ -18,9 +18,10 @@
 #include "common/file_util.h"
 #include "embed/embedder.h"
 #include "service/database_checks.h"
+#include "store/catalog_reader.h"
 #include "store/journal_codec.h"
+#include "store/project_reader.h"
 #include "store/project_store.h"
-#include "store/sqlite.h"
 
 namespace kb {
 
@@ -28,10 +29,8 @@ using nlohmann::json;
 
 using integrity_internal::CheckCatalog;
 using integrity_internal::CheckProjectDatabase;
-using integrity_internal::ForEachInt;
 using integrity_internal::IdSample;
 using integrity_internal::MetaInfo;
-using integrity_internal::OpenReadOnly;
 using integrity_internal::Plural;
 using integrity_internal::QuoteIds;
 using integrity_internal::ReadCatalogProjects;
@@ -39,9 +38,6 @@ using integrity_internal::ReadCatalogProjects;
 namespace {
 
 constexpr size_t kRebuildBatch = 512;
-constexpr const char* kLiveChunkIdsSql =
-    "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id "
-    "WHERE d.deleted_at IS NULL ORDER BY c.id";
 
 bool PassedAll(const DatabaseCheckReport& r, std::initializer_list<std::string_view> names) {
   for (const CheckResult& c : r.checks) {
@@ -86,7 +82,7 @@ bool ValidProjectId(const std::string& id) {
 }
 
 Result<std::set<std::string>> CatalogIds(const std::string& path) {
-  KB_ASSIGN_OR_RETURN(auto db, OpenReadOnly(path));
+  KB_ASSIGN_OR_RETURN(auto db, store::CatalogReader::OpenUnchecked(path));
   KB_ASSIGN_OR_RETURN(auto projects, ReadCatalogProjects(db.get()));
   std::set<std::string> ids;
   for (auto& p : projects) ids.insert(p.id);
@@ -224,15 +220,12 @@ json IntegrityReportToJson(const IntegrityReport& report) {
 // IndexComparison
 
 struct IndexComparison::State {
-  std::unique_ptr<sql::Database> db;
-  std::optional<sql::Transaction> tx;
+  std::unique_ptr<store::ProjectReader> reader;  // its snapshot is the pinned state
   int dimension = 0;
   int64_t lsn = -1;  // -1 until pinned
 };
 
-IndexComparison::~IndexComparison() {
-  if (state_) state_->tx.reset();  // end the read transaction before closing the connection
-}
+IndexComparison::~IndexComparison() = default;
 
 Result<std::unique_ptr<IndexComparison>> IndexComparison::Open(const std::string& db_path,
                                                                int dimension) {
@@ -240,18 +233,18 @@ Result<std::unique_ptr<IndexComparison>> IndexComparison::Open(const std::string
   std::unique_ptr<IndexComparison> c(new IndexComparison());
   c->state_ = std::make_unique<State>();
   c->state_->dimension = dimension;
-  KB_ASSIGN_OR_RETURN(c->state_->db, OpenReadOnly(db_path));
+  KB_ASSIGN_OR_RETURN(c->state_->reader, store::ProjectReader::Open(db_path));
   return c;
 }
 
 Result<int64_t> IndexComparison::Pin() {
   State& s = *state_;
-  s.tx.reset();
-  KB_ASSIGN_OR_RETURN(auto tx,
-                      sql::Transaction::Begin(s.db.get(), sql::Transaction::Mode::kDeferred));
-  s.tx.emplace(std::move(tx));
+  s.lsn = -1;
+  KB_RETURN_IF_ERROR(s.reader->EndSnapshot());
+  KB_RETURN_IF_ERROR(s.reader->BeginSnapshot());
   // The first read starts the snapshot.
-  KB_ASSIGN_OR_RETURN(s.lsn, s.db->QueryInt("SELECT last_lsn FROM meta"));
+  KB_ASSIGN_OR_RETURN(store::ProjectMeta meta, s.reader->Meta());
+  s.lsn = meta.last_lsn;
   return s.lsn;
 }
 
@@ -263,14 +256,8 @@ Status IndexComparison::CatchUp(VectorIndex* index) {
     return Status::Corruption("the index reflects LSN " + std::to_string(after) +
                               ", ahead of the journal (LSN " + std::to_string(s.lsn) + ")");
   }
-  KB_ASSIGN_OR_RETURN(auto st, s.db->Prepare("SELECT lsn, ts_ms, actor, op, payload, checksum FROM "
-                                             "journal WHERE lsn > ?1 AND lsn <= ?2 ORDER BY lsn"));
-  st.Bind(1, after).Bind(2, s.lsn);
-  while (true) {
-    KB_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
-    JournalEntry e{st.ColumnInt64(0), st.ColumnInt64(1), st.ColumnText(2),
-                   st.ColumnText(3),  st.ColumnText(4),  st.ColumnText(5)};
+  KB_ASSIGN_OR_RETURN(std::vector<JournalEntry> entries, s.reader->ReadJournal(after, s.lsn));
+  for (const JournalEntry& e : entries) {
     if (e.lsn != after + 1) {
       return Status::Corruption("journal entry " + std::to_string(after + 1) + " is missing");
     }
@@ -301,8 +288,7 @@ Result<std::string> IndexComparison::Compare(const VectorIndex& index,
   State& s = *state_;
   if (s.lsn < 0) return Status::Internal("IndexComparison::Compare before Pin");
   std::vector<int64_t> live;
-  KB_RETURN_IF_ERROR(
-      ForEachInt(s.db.get(), kLiveChunkIdsSql, [&](int64_t id) { live.push_back(id); }));
+  KB_RETURN_IF_ERROR(s.reader->ForEachLiveChunkId([&](int64_t id) { live.push_back(id); }));
   IdSample missing, extra;
   {
     size_t i = 0, j = 0;
@@ -333,16 +319,13 @@ Result<std::string> IndexComparison::Compare(const VectorIndex& index,
     return text;
   }
   // The vectors themselves: a sample spread over the id range.
-  KB_ASSIGN_OR_RETURN(auto st, s.db->Prepare("SELECT embedding FROM chunks WHERE id = ?1"));
   const size_t samples = std::min(kSampledVectors, live.size());
   for (size_t k = 0; k < samples; ++k) {
     const int64_t id = live[k * live.size() / samples];
-    st.Reset();
-    st.Bind(1, id);
-    KB_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row)
+    KB_ASSIGN_OR_RETURN(std::optional<std::string> bytes, s.reader->ChunkEmbedding(id));
+    if (!bytes)
       return Status::Internal("chunk " + std::to_string(id) + " vanished from the snapshot");
-    auto emb = store::EmbeddingFromBytes(st.ColumnBlobView(0));
+    auto emb = store::EmbeddingFromBytes(*bytes);
     if (!emb || emb->size() != static_cast<size_t>(s.dimension) || !NormalizeL2(&*emb)) {
       return "chunk " + std::to_string(id) + ": its embedding in kb.db is not a usable vector of " +
              std::to_string(s.dimension) + " floats";
@@ -370,11 +353,6 @@ Result<std::unique_ptr<VectorIndex>> BuildVectorIndexFromDatabase(
   VectorIndexOptions o = options;
   o.dimension = dimension;
   std::unique_ptr<VectorIndex> index = VectorIndex::Create(o);
-  sql::Database* db = cmp->state_->db.get();
-  KB_ASSIGN_OR_RETURN(auto st,
-                      db->Prepare("SELECT c.id, c.embedding FROM chunks c JOIN documents d "
-                                  "ON d.id = c.document_id WHERE d.deleted_at IS NULL "
-                                  "ORDER BY c.id"));
   std::vector<int64_t> labels;
   std::vector<std::vector<float>> vectors;
   auto flush = [&]() -> Status {
@@ -383,19 +361,19 @@ Result<std::unique_ptr<VectorIndex>> BuildVectorIndexFromDatabase(
     vectors.clear();
     return s;
   };
-  while (true) {
-    KB_ASSIGN_OR_RETURN(bool row, st.Step());
-    if (!row) break;
-    auto emb = store::EmbeddingFromBytes(st.ColumnBlobView(1));
-    if (!emb || emb->size() != static_cast<size_t>(dimension)) {
-      return Status::Corruption(db_path + ": chunk " + std::to_string(st.ColumnInt64(0)) +
-                                ": embedding BLOB does not hold " + std::to_string(dimension) +
-                                " floats");
-    }
-    labels.push_back(st.ColumnInt64(0));
-    vectors.push_back(std::move(*emb));
-    if (labels.size() >= kRebuildBatch) KB_RETURN_IF_ERROR(flush());
-  }
+  KB_RETURN_IF_ERROR(
+      cmp->state_->reader->ForEachLiveEmbedding([&](int64_t id, std::string_view bytes) -> Status {
+        auto emb = store::EmbeddingFromBytes(bytes);
+        if (!emb || emb->size() != static_cast<size_t>(dimension)) {
+          return Status::Corruption(db_path + ": chunk " + std::to_string(id) +
+                                    ": embedding BLOB does not hold " + std::to_string(dimension) +
+                                    " floats");
+        }
+        labels.push_back(id);
+        vectors.push_back(std::move(*emb));
+        if (labels.size() >= kRebuildBatch) return flush();
+        return Status::OK();
+      }));
   KB_RETURN_IF_ERROR(flush());
   index->set_lsn(lsn);
   return index;

@@ -191,8 +191,9 @@ CheckResult CheckSavedVectorIndex(const std::string& project_dir, int dimension,
 Result<std::unique_ptr<VectorIndex>> BuildVectorIndexFromDatabase(
     const std::string& db_path, int dimension, const VectorIndexOptions& options);
 
-// A read-only connection to a kb.db for comparing a vector index with it at one snapshot.
-// Open() connects; Pin() starts a read transaction and reads the journal LSN, so that the
+// A read-only view of a kb.db (a store::ProjectReader) for comparing a vector index with it at
+// one snapshot. Open() opens it (Corruption / FailedPrecondition if it is not a project database
+// this binary can read); Pin() starts a read transaction and reads the journal LSN, so that the
 // caller can pin the snapshot at a moment of its choosing (e.g. under a write lock, so that it
 // matches an in-memory index) and compare later without holding the lock.
 class IndexComparison {

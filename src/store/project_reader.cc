@@ -63,12 +63,12 @@ Result<std::unique_ptr<sql::Database>> ProjectReader::OpenDatabase(const std::st
 
 Result<std::unique_ptr<ProjectReader>> ProjectReader::OpenUnchecked(const std::string& path) {
   KB_ASSIGN_OR_RETURN(auto db, OpenDatabase(path));
+  // A file SQLite cannot read (not a database, a damaged header) still opens: each later call
+  // then reports SQLite's error, so a checker records every check it could not complete.
   auto version = db->QueryInt("PRAGMA user_version");
-  if (!version.ok()) return version.status().WithContext(path);
   auto view = CountSchemaObjects(db.get(), "view", "live_chunks");
-  if (!view.ok()) return view.status().WithContext(path);
-  return std::unique_ptr<ProjectReader>(
-      new ProjectReader(path, std::move(db), static_cast<int>(*version), *view > 0));
+  return std::unique_ptr<ProjectReader>(new ProjectReader(
+      path, std::move(db), version.ok() ? static_cast<int>(*version) : 0, view.ok() && *view > 0));
 }
 
 Result<std::unique_ptr<ProjectReader>> ProjectReader::Open(const std::string& path) {
@@ -156,6 +156,12 @@ Result<ProjectMeta> ProjectReader::Meta() {
   return *m;
 }
 
+Result<int64_t> ProjectReader::MetaRowCount() {
+  auto n = db_->QueryInt("SELECT count(*) FROM meta");
+  if (!n.ok()) return Annotate(n.status());
+  return *n;
+}
+
 Result<std::optional<CommitPoint>> ProjectReader::NewestCommit() {
   std::optional<CommitPoint> newest;
   KB_RETURN_IF_ERROR(Each("SELECT lsn, ts_ms FROM journal ORDER BY lsn DESC LIMIT 1", nullptr,
@@ -226,8 +232,8 @@ Result<StoreCounts> ProjectReader::Counts() {
   return counts;
 }
 
-Result<std::string> ProjectReader::RecomputeContentChecksum() {
-  auto sum = store::RecomputeContentChecksum(db_.get());
+Result<std::string> ProjectReader::RecomputeContentChecksum(int64_t* documents) {
+  auto sum = store::RecomputeContentChecksum(db_.get(), documents);
   if (!sum.ok()) return Annotate(sum.status());
   return sum->ToHex();
 }

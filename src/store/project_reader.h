@@ -73,7 +73,8 @@ class ProjectReader {
   // Opens `path` as SQLite only, without the identity, version and table checks: for a checker
   // that reports those itself (Identity) and still wants SQLite's own integrity report of a file
   // that is not, or no longer, recognisable. Later calls fail with the SQL error if a table
-  // they need is missing.
+  // they need is missing, or if SQLite cannot read the file at all (only a missing file or one
+  // SQLite cannot open fails here).
   static Result<std::unique_ptr<ProjectReader>> OpenUnchecked(const std::string& path);
   ~ProjectReader();
   ProjectReader(const ProjectReader&) = delete;
@@ -88,6 +89,9 @@ class ProjectReader {
   // The meta row, its values as stored (a checker judges them). Corruption if the table does not
   // hold exactly one row.
   Result<ProjectMeta> Meta();
+  // The meta table's rows (1 in a sound file): for a checker that reports a wrong count itself
+  // before reading the row with Meta.
+  Result<int64_t> MetaRowCount();
   // The newest journal entry; nullopt if the journal is empty.
   Result<std::optional<CommitPoint>> NewestCommit();
   // The content checksum the journal entry at `lsn` recorded (the project's state after it);
@@ -102,8 +106,9 @@ class ProjectReader {
   Result<int64_t> LiveDocuments();
   // Live documents, their chunks and bytes, deleted documents (as ProjectStore::Counts).
   Result<StoreCounts> Counts();
-  // The content checksum recomputed from every document and chunk row (hex). Reads every row.
-  Result<std::string> RecomputeContentChecksum();
+  // The content checksum recomputed from every document and chunk row (hex), and in `documents`
+  // (if given) how many document rows, live and deleted, it covered. Reads every row.
+  Result<std::string> RecomputeContentChecksum(int64_t* documents = nullptr);
   // PRAGMA integrity_check, every document's chunk_count against its chunk rows, and the keyword
   // index's rows against its content (the live chunks from schema 2, every chunk in schema 1).
   // Corruption naming the file and the first finding. Reads every page.

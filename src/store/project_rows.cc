@@ -242,7 +242,7 @@ Status ScrubJournal(sql::Database* db, const std::string& document_id, int64_t p
   return Status::OK();
 }
 
-Result<ContentChecksum> RecomputeContentChecksum(sql::Database* db) {
+Result<ContentChecksum> RecomputeContentChecksum(sql::Database* db, int64_t* documents) {
   KB_ASSIGN_OR_RETURN(
       auto docs,
       QueryDocuments(db, "SELECT " + std::string(kDocColumns) + " FROM documents ORDER BY id",
@@ -252,6 +252,7 @@ Result<ContentChecksum> RecomputeContentChecksum(sql::Database* db) {
     KB_ASSIGN_OR_RETURN(Sha256Digest digest, DigestOf(db, d));
     sum.Add(digest);
   }
+  if (documents) *documents = static_cast<int64_t>(docs.size());
   return sum;
 }
 

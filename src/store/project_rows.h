@@ -51,9 +51,10 @@ struct MetaRow {
 };
 Result<MetaRow> LoadMeta(sql::Database* db);
 
-// The content checksum recomputed from every document and chunk row (live and deleted). The
-// caller holds one read transaction, so the rows come from one commit.
-Result<ContentChecksum> RecomputeContentChecksum(sql::Database* db);
+// The content checksum recomputed from every document and chunk row (live and deleted), and in
+// `documents` (if given) how many document rows it covered. The caller holds one read
+// transaction, so the rows come from one commit.
+Result<ContentChecksum> RecomputeContentChecksum(sql::Database* db, int64_t* documents = nullptr);
 // Live documents, their chunks, their bytes, and deleted documents (what ProjectStore::Counts
 // reports and a snapshot manifest records).
 Result<StoreCounts> ReadCounts(sql::Database* db);

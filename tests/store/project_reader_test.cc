@@ -89,6 +89,11 @@ TEST_F(ProjectReaderTest, ReadsWhatTheStoreMaintains) {
   EXPECT_EQ(*reader->LiveDocuments(), 1);
 
   EXPECT_EQ(*reader->RecomputeContentChecksum(), meta->content_checksum);
+  // The recomputation covers every document row, the deleted one too.
+  int64_t documents = -1;
+  EXPECT_EQ(*reader->RecomputeContentChecksum(&documents), meta->content_checksum);
+  EXPECT_EQ(documents, 2);
+  EXPECT_EQ(*reader->MetaRowCount(), 1);
   EXPECT_TRUE(reader->CheckIntegrity().ok()) << reader->CheckIntegrity().ToString();
 }
 
@@ -276,6 +281,20 @@ TEST_F(ProjectReaderTest, MissingMetaRowIsCorruption) {
   auto meta = reader->Meta();
   EXPECT_EQ(meta.status().code(), Code::kCorruption);
   EXPECT_NE(meta.status().message().find("meta row is missing"), std::string::npos);
+}
+
+TEST_F(ProjectReaderTest, MetaRowCountLetsACheckerReportAWrongCount) {
+  store_.reset();
+  // A second row past the singleton CHECK, as only a hand edit could make it.
+  Tamper(
+      "PRAGMA ignore_check_constraints = ON; INSERT INTO meta SELECT 2, project_id, dimension, "
+      "content_checksum, last_lsn FROM meta");
+  auto reader = OpenReader();
+  ASSERT_NE(reader, nullptr);
+  auto rows = reader->MetaRowCount();
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  EXPECT_EQ(*rows, 2);
+  EXPECT_EQ(reader->Meta().status().code(), Code::kCorruption);
 }
 
 TEST_F(ProjectReaderTest, RowsChangedBehindTheStoreAreFound) {
