@@ -10,6 +10,7 @@
 #include "common/data_layout.h"
 #include "common/file_util.h"
 #include "common/logging.h"
+#include "common/thread_annotations.h"
 
 namespace kb::backup {
 
@@ -31,6 +32,19 @@ class RunningFlag {
 
  private:
   std::atomic<bool>* flag_;
+};
+
+// Releases, at the end of its scope, a lock the caller took with TryLock(). (MutexLock always
+// blocks; a REQUIRES constructor is how clang's analysis adopts a held lock into a scope.)
+class SCOPED_CAPABILITY AdoptedLock {
+ public:
+  explicit AdoptedLock(Mutex& mu) REQUIRES(mu) : mu_(mu) {}
+  ~AdoptedLock() RELEASE() { mu_.Unlock(); }
+  AdoptedLock(const AdoptedLock&) = delete;
+  AdoptedLock& operator=(const AdoptedLock&) = delete;
+
+ private:
+  Mutex& mu_;
 };
 
 }  // namespace
@@ -70,16 +84,16 @@ Result<std::unique_ptr<BackupService>> BackupService::Start(KnowledgeBase* kb,
 
 void BackupService::Stop() {
   {
-    std::lock_guard<std::mutex> lock(stop_mu_);
+    MutexLock lock(stop_mu_);
     if (stopping_) return;
     stopping_ = true;
   }
-  stop_cv_.notify_all();
+  stop_cv_.SignalAll();
   if (scheduler_.joinable()) scheduler_.join();
 }
 
 Result<repo::Repository*> BackupService::Repo() {
-  std::lock_guard<std::mutex> lock(repo_mu_);
+  MutexLock lock(repo_mu_);
   if (repo_) return repo_.get();
   if (options_.repository_url.empty()) {
     // The local default: create the key and the repository on first use.
@@ -103,10 +117,10 @@ Result<repo::Repository*> BackupService::Repo() {
 Result<repo::SnapshotManifest> BackupService::RunBackup(const std::string& trigger,
                                                         const std::vector<std::string>& projects,
                                                         const std::vector<std::string>& tags) {
-  std::unique_lock<std::mutex> lock(run_mu_, std::try_to_lock);
-  if (!lock.owns_lock()) {
+  if (!run_mu_.TryLock()) {
     return Status::Unavailable("a backup or restore is already running; try again later");
   }
+  AdoptedLock lock(run_mu_);
   RunningFlag running(&running_);
   const int64_t started = MonotonicMicros();
   auto result = [&]() -> Result<repo::SnapshotManifest> {
@@ -122,7 +136,7 @@ Result<repo::SnapshotManifest> BackupService::RunBackup(const std::string& trigg
   if (!result.ok()) {
     counters_.failures++;
     {
-      std::lock_guard<std::mutex> slock(status_mu_);
+      MutexLock slock(status_mu_);
       last_error_ = FormatIso8601(kb_->clock()->NowMillis()) + ": " + result.status().ToString();
     }
     LogError("backup failed",
@@ -134,7 +148,7 @@ Result<repo::SnapshotManifest> BackupService::RunBackup(const std::string& trigg
   counters_.last_duration_us = MonotonicMicros() - started;
   counters_.last_added_bytes = result->stats.added_stored_bytes;
   {
-    std::lock_guard<std::mutex> slock(status_mu_);
+    MutexLock slock(status_mu_);
     last_error_.clear();
   }
   LogInfo("backup finished", json{{"snapshot", result->id},
@@ -164,10 +178,10 @@ Result<std::vector<repo::VerifyReport>> BackupService::Verify(const std::vector<
 Result<ProjectRestoreReport> BackupService::RestoreProject(const std::string& project,
                                                            const SnapshotSelector& selector,
                                                            bool merge, const Actor& actor) {
-  std::unique_lock<std::mutex> lock(run_mu_, std::try_to_lock);
-  if (!lock.owns_lock()) {
+  if (!run_mu_.TryLock()) {
     return Status::Unavailable("a backup or restore is already running; try again later");
   }
+  AdoptedLock lock(run_mu_);
   RunningFlag running(&running_);
   KB_ASSIGN_OR_RETURN(repo::Repository * repo, Repo());
   SnapshotSelector sel = selector;
@@ -215,7 +229,7 @@ json BackupService::StatusJson() const {
   const int64_t last = counters_.last_success_ms.load();
   j["last_success"] = last ? json(FormatIso8601(last)) : json(nullptr);
   {
-    std::lock_guard<std::mutex> lock(status_mu_);
+    MutexLock lock(status_mu_);
     j["last_error"] = last_error_.empty() ? json(nullptr) : json(last_error_);
   }
   if (!off_site_) {
@@ -258,20 +272,23 @@ void BackupService::ApplyRetention() {
 
 void BackupService::SchedulerLoop() {
   int64_t wait_ms = options_.first_delay_ms >= 0 ? options_.first_delay_ms : options_.interval_ms;
-  std::unique_lock<std::mutex> lock(stop_mu_);
+  MutexLock lock(stop_mu_);
   while (!stopping_) {
-    stop_cv_.wait_for(lock, std::chrono::milliseconds(wait_ms), [this] { return stopping_; });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+    while (!stopping_) {
+      if (!stop_cv_.WaitUntil(stop_mu_, deadline)) break;  // timed out
+    }
     if (stopping_) break;
-    lock.unlock();
+    lock.Unlock();
     auto result = RunBackup("schedule", {}, {});
     Audit("backup.create", result.ok() ? "ok" : "failed", "",
           result.ok() ? "scheduled backup: snapshot " + result->id
                       : "scheduled backup failed: " + result.status().ToString());
     if (result.ok()) {
-      std::lock_guard<std::mutex> run(run_mu_);
+      MutexLock run(run_mu_);
       ApplyRetention();
     }
-    lock.lock();
+    lock.Lock();
     wait_ms = options_.interval_ms;
   }
 }

@@ -16,10 +16,8 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -27,8 +25,9 @@
 
 #include "backup/restore.h"
 #include "backup/source.h"
-#include "service/knowledge_base.h"
+#include "common/thread_annotations.h"
 #include "repo/repository.h"
+#include "service/knowledge_base.h"
 
 namespace kb::backup {
 
@@ -65,12 +64,12 @@ class BackupService {
   static Result<std::unique_ptr<BackupService>> Start(KnowledgeBase* kb,
                                                       const BackupServiceOptions& options);
   ~BackupService();
-  void Stop();
+  void Stop() EXCLUDES(stop_mu_);
 
   // One backup now (`projects` empty = full). Unavailable if another one is running.
   Result<repo::SnapshotManifest> RunBackup(const std::string& trigger,
                                            const std::vector<std::string>& projects,
-                                           const std::vector<std::string>& tags);
+                                           const std::vector<std::string>& tags) EXCLUDES(run_mu_);
   Result<std::vector<repo::SnapshotSummary>> ListSnapshots();
   // Verifies snapshots (records the result in the repository and in the counters); a restore
   // test checks the restored databases with CheckRestoredDatabases (restore_check.h).
@@ -78,19 +77,21 @@ class BackupService {
                                                  const repo::VerifyOptions& options);
   Result<ProjectRestoreReport> RestoreProject(const std::string& project,
                                               const SnapshotSelector& selector, bool merge,
-                                              const Actor& actor);
+                                              const Actor& actor) EXCLUDES(run_mu_);
 
   // {"repository", "off_site", "warning", "schedule_interval_seconds", "last_success",
   //  "last_error", "running"} for /api/v1/stats and `stats`.
-  nlohmann::json StatusJson() const;
+  nlohmann::json StatusJson() const EXCLUDES(status_mu_);
   const BackupCounters& counters() const { return counters_; }
   bool off_site() const { return off_site_; }
 
  private:
   BackupService(KnowledgeBase* kb, const BackupServiceOptions& options);
-  Result<repo::Repository*> Repo();  // opens (or, for the local default, creates) on first use
-  void SchedulerLoop();
-  void ApplyRetention();
+  // Opens (or, for the local default, creates) on first use. The repository, once set, stays
+  // until the service is destroyed, so the pointer outlives repo_mu_.
+  Result<repo::Repository*> Repo() EXCLUDES(repo_mu_);
+  void SchedulerLoop() EXCLUDES(stop_mu_, run_mu_);
+  void ApplyRetention() REQUIRES(run_mu_);
   void Audit(const std::string& action, const std::string& outcome, const std::string& project,
              const std::string& detail);
 
@@ -100,19 +101,19 @@ class BackupService {
   repo::KeySource key_;
   bool off_site_ = false;
 
-  std::mutex repo_mu_;  // guards repo_
-  std::unique_ptr<repo::Repository> repo_;
-  std::mutex run_mu_;  // one backup / restore at a time
+  Mutex repo_mu_;
+  std::unique_ptr<repo::Repository> repo_ GUARDED_BY(repo_mu_);
+  Mutex run_mu_ ACQUIRED_BEFORE(repo_mu_);  // one backup / restore at a time
   std::atomic<bool> running_{false};
 
-  mutable std::mutex status_mu_;
-  std::string last_error_;
+  mutable Mutex status_mu_;
+  std::string last_error_ GUARDED_BY(status_mu_);
 
   BackupCounters counters_;
 
-  std::mutex stop_mu_;
-  std::condition_variable stop_cv_;
-  bool stopping_ = false;
+  Mutex stop_mu_;
+  CondVar stop_cv_;
+  bool stopping_ GUARDED_BY(stop_mu_) = false;
   std::thread scheduler_;
 };
 

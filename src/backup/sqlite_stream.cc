@@ -4,9 +4,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <mutex>
 #include <unordered_map>
 
+#include "common/thread_annotations.h"
 #include "store/sqlite.h"
 
 namespace kb::backup {
@@ -30,8 +30,8 @@ struct StreamState {
 };
 
 // Destination files by name: xOpen receives only the name.
-std::mutex registry_mu;
-std::unordered_map<std::string, StreamState*>& Registry() {
+Mutex registry_mu;
+std::unordered_map<std::string, StreamState*>& Registry() REQUIRES(registry_mu) {
   static auto* registry = new std::unordered_map<std::string, StreamState*>();
   return *registry;
 }
@@ -127,7 +127,7 @@ int VfsOpen(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* file, int flags, 
   if (name == nullptr || (flags & SQLITE_OPEN_MAIN_DB) == 0) return SQLITE_CANTOPEN;
   StreamState* state = nullptr;
   {
-    std::lock_guard<std::mutex> lock(registry_mu);
+    MutexLock lock(registry_mu);
     auto it = Registry().find(name);
     if (it == Registry().end()) return SQLITE_CANTOPEN;
     state = it->second;
@@ -198,11 +198,11 @@ class Registration {
   explicit Registration(StreamState* state) {
     static std::atomic<uint64_t> counter{0};
     name_ = std::string(kVfsName) + "-" + std::to_string(counter.fetch_add(1));
-    std::lock_guard<std::mutex> lock(registry_mu);
+    MutexLock lock(registry_mu);
     Registry()[name_] = state;
   }
   ~Registration() {
-    std::lock_guard<std::mutex> lock(registry_mu);
+    MutexLock lock(registry_mu);
     Registry().erase(name_);
   }
   Registration(const Registration&) = delete;

@@ -135,9 +135,9 @@ bool LockKeeper::TooOldLocked(int64_t now) const {
 }
 
 void LockKeeper::RefreshLoop() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   while (!stop_ && !lost_) {
-    cv_.wait_for(lock, std::chrono::milliseconds(timing_.refresh_ms));
+    cv_.WaitFor(mu_, std::chrono::milliseconds(timing_.refresh_ms));
     if (stop_) return;
     int64_t now = ctx_.NowMs();
     if (TooOldLocked(now)) {
@@ -147,11 +147,11 @@ void LockKeeper::RefreshLoop() {
     }
     LockRecord next = record_;
     next.refreshed_ms = now;
-    lock.unlock();
+    lock.Unlock();
     // Never re-create a lock that prune removed: check it exists first.
     auto exists = ctx_.store->Stat(LockKey(next.id));
     Status s = exists.ok() ? WriteLock(ctx_, next) : exists.status();
-    lock.lock();
+    lock.Lock();
     if (exists.status().code() == Code::kNotFound) {
       lost_ = true;
       lost_reason_ = "removed by another process";
@@ -166,14 +166,14 @@ void LockKeeper::RefreshLoop() {
 Status LockKeeper::CheckHeld() {
   std::string key = LockKey(record_.id);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (!lost_ && TooOldLocked(ctx_.NowMs())) {
       lost_ = true;
       lost_reason_ = "not refreshed in time";
     }
   }
   auto stored = ReadLock(ctx_, record_.id);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (!lost_ && !stored.ok()) {
     if (stored.status().code() != Code::kNotFound) return stored.status();
     lost_ = true;
@@ -188,10 +188,10 @@ Status LockKeeper::CheckHeld() {
 
 void LockKeeper::StopThread() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   if (thread_.joinable()) thread_.join();
 }
 

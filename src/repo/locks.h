@@ -11,16 +11,15 @@
 // free functions are thread-safe.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <unordered_set>
 #include <vector>
 
 #include "common/status.h"
+#include "common/thread_annotations.h"
 #include "repo/repository_context.h"
 #include "repo/repository_format.h"
 
@@ -69,18 +68,20 @@ class LockKeeper {
 
  private:
   LockKeeper(const RepoContext& ctx, LockRecord record, LockTiming timing);
-  void RefreshLoop();
-  bool TooOldLocked(int64_t now) const;
-  void StopThread();
+  void RefreshLoop() EXCLUDES(mu_);
+  bool TooOldLocked(int64_t now) const REQUIRES(mu_);
+  void StopThread() EXCLUDES(mu_);
 
   const RepoContext& ctx_;
-  LockRecord record_;  // created_ms and id never change; refreshed_ms under mu_
+  // created_ms, id and kind never change; refreshed_ms under mu_ (one field of a struct, which
+  // GUARDED_BY cannot name: TooOldLocked, which reads it, REQUIRES(mu_)).
+  LockRecord record_;
   const LockTiming timing_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  bool lost_ = false;
-  std::string lost_reason_;
+  Mutex mu_;
+  CondVar cv_;
+  bool stop_ GUARDED_BY(mu_) = false;
+  bool lost_ GUARDED_BY(mu_) = false;
+  std::string lost_reason_ GUARDED_BY(mu_);
   bool released_ = false;
   std::thread thread_;
 };

@@ -1,11 +1,10 @@
 // Blocks -> sealed blocks (worker threads) -> packs -> index objects, in order.
 #include "repo/pack_writer.h"
 
-#include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <thread>
 
+#include "common/thread_annotations.h"
 #include "repo/repository_format.h"
 #include "repo/sealed_box.h"
 
@@ -20,30 +19,30 @@ class PackWriter::SealPool {
   }
   ~SealPool() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       stop_ = true;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
     for (std::thread& t : workers_) t.join();
   }
-  std::future<std::string> Submit(std::function<std::string()> job) {
+  std::future<std::string> Submit(std::function<std::string()> job) EXCLUDES(mu_) {
     std::packaged_task<std::string()> task(std::move(job));
     std::future<std::string> f = task.get_future();
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       jobs_.push_back(std::move(task));
     }
-    cv_.notify_one();
+    cv_.Signal();
     return f;
   }
 
  private:
-  void Run() {
+  void Run() EXCLUDES(mu_) {
     while (true) {
       std::packaged_task<std::string()> task;
       {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
+        MutexLock lock(mu_);
+        while (!stop_ && jobs_.empty()) cv_.Wait(mu_);
         if (stop_) return;  // queued jobs are abandoned: their futures are never awaited
         task = std::move(jobs_.front());
         jobs_.pop_front();
@@ -52,10 +51,10 @@ class PackWriter::SealPool {
     }
   }
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::packaged_task<std::string()>> jobs_;
-  bool stop_ = false;
+  Mutex mu_;
+  CondVar cv_;
+  std::deque<std::packaged_task<std::string()>> jobs_ GUARDED_BY(mu_);
+  bool stop_ GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;
 };
 
@@ -68,36 +67,36 @@ class PackWriter::Uploader {
   }
   ~Uploader() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       stop_ = true;
       tasks_.clear();  // abandoned: a partial backup is only unreferenced objects
     }
-    cv_.notify_all();
+    cv_.SignalAll();
     thread_.join();
   }
 
   // Queues `task` (holding `bytes` of data); waits while more than the limit is queued.
-  Status Enqueue(std::function<Status()> task, size_t bytes) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] {
-      return !error_.ok() || queued_bytes_ == 0 || queued_bytes_ + bytes <= max_queued_bytes_;
-    });
+  Status Enqueue(std::function<Status()> task, size_t bytes) EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    while (error_.ok() && queued_bytes_ != 0 && queued_bytes_ + bytes > max_queued_bytes_) {
+      cv_.Wait(mu_);
+    }
     if (!error_.ok()) return error_;
     tasks_.push_back(Task{std::move(task), bytes});
     queued_bytes_ += bytes;
-    cv_.notify_all();
+    cv_.SignalAll();
     return Status::OK();
   }
 
   // Waits until every queued task ran; the first failure, if any.
-  Status Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return !error_.ok() || (tasks_.empty() && !busy_); });
+  Status Wait() EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    while (error_.ok() && (!tasks_.empty() || busy_)) cv_.Wait(mu_);
     return error_;
   }
 
-  Status error() {
-    std::lock_guard<std::mutex> lock(mu_);
+  Status error() EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     return error_;
   }
 
@@ -107,19 +106,19 @@ class PackWriter::Uploader {
     size_t bytes;
   };
 
-  void Run() {
-    std::unique_lock<std::mutex> lock(mu_);
+  void Run() EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     while (true) {
-      cv_.wait(lock, [&] { return stop_ || !tasks_.empty(); });
+      while (!stop_ && tasks_.empty()) cv_.Wait(mu_);
       if (stop_) return;
       Task task = std::move(tasks_.front());
       tasks_.pop_front();
       busy_ = true;
-      lock.unlock();
+      lock.Unlock();
       Status s = task.run();
       const size_t done_bytes = task.bytes;
       task = Task{};  // free the pack's bytes before waking the producer
-      lock.lock();
+      lock.Lock();
       busy_ = false;
       queued_bytes_ -= std::min(queued_bytes_, done_bytes);
       if (!s.ok() && error_.ok()) {
@@ -127,18 +126,18 @@ class PackWriter::Uploader {
         tasks_.clear();
         queued_bytes_ = 0;
       }
-      cv_.notify_all();
+      cv_.SignalAll();
     }
   }
 
   const size_t max_queued_bytes_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Task> tasks_;
-  size_t queued_bytes_ = 0;
-  bool busy_ = false;
-  bool stop_ = false;
-  Status error_;
+  Mutex mu_;
+  CondVar cv_;
+  std::deque<Task> tasks_ GUARDED_BY(mu_);
+  size_t queued_bytes_ GUARDED_BY(mu_) = 0;
+  bool busy_ GUARDED_BY(mu_) = false;
+  bool stop_ GUARDED_BY(mu_) = false;
+  Status error_ GUARDED_BY(mu_);
   std::thread thread_;
 };
 

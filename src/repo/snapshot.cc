@@ -6,16 +6,15 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <condition_variable>
 #include <cstring>
 #include <map>
-#include <mutex>
 #include <thread>
 #include <unordered_set>
 
 #include "common/clock.h"
 #include "common/file_util.h"
 #include "common/logging.h"
+#include "common/thread_annotations.h"
 #include "repo/chunk_index.h"
 #include "repo/pack_reader.h"
 #include "repo/pack_writer.h"
@@ -42,29 +41,29 @@ class ParallelHasher {
       : hasher_(hasher), thread_([this] { Run(); }) {}
   ~ParallelHasher() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       stop_ = true;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
     thread_.join();
   }
   ParallelHasher(const ParallelHasher&) = delete;
   ParallelHasher& operator=(const ParallelHasher&) = delete;
 
   // ids[i] = id of data[i * chunk, (i + 1) * chunk) for i < count.
-  void Hash(const char* data, size_t chunk, size_t count, ChunkId* ids) {
+  void Hash(const char* data, size_t chunk, size_t count, ChunkId* ids) EXCLUDES(mu_) {
     const size_t split = count / 2;  // the helper takes [0, split), this thread the rest
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       job_ = Job{data, chunk, split, ids};
       pending_ = split > 0;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
     for (size_t i = split; i < count; ++i) {
       ids[i] = hasher_.Hash(std::string_view(data + i * chunk, chunk));
     }
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return !pending_; });
+    MutexLock lock(mu_);
+    while (pending_) cv_.Wait(mu_);
   }
 
  private:
@@ -73,28 +72,28 @@ class ParallelHasher {
     size_t chunk = 0, count = 0;
     ChunkId* ids = nullptr;
   };
-  void Run() {
-    std::unique_lock<std::mutex> lock(mu_);
+  void Run() EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     while (true) {
-      cv_.wait(lock, [this] { return stop_ || pending_; });
+      while (!stop_ && !pending_) cv_.Wait(mu_);
       if (stop_) return;
       Job job = job_;
-      lock.unlock();
+      lock.Unlock();
       for (size_t i = 0; i < job.count; ++i) {
         job.ids[i] = hasher_.Hash(std::string_view(job.data + i * job.chunk, job.chunk));
       }
-      lock.lock();
+      lock.Lock();
       pending_ = false;
-      cv_.notify_all();
+      cv_.SignalAll();
     }
   }
 
   const ChunkIdHasher& hasher_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  Job job_;
-  bool pending_ = false;
-  bool stop_ = false;
+  Mutex mu_;
+  CondVar cv_;
+  Job job_ GUARDED_BY(mu_);
+  bool pending_ GUARDED_BY(mu_) = false;
+  bool stop_ GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

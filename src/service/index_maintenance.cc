@@ -42,8 +42,8 @@ void IndexMaintenance::CheckerLoop() {
 }
 
 Status IndexMaintenance::SaveIndex(ProjectHandle& h) {
-  std::lock_guard<std::mutex> save(h.save_mu);
-  std::lock_guard<std::mutex> lock(h.write_mu);
+  MutexLock save(h.save_mu);
+  MutexLock lock(h.write_mu);
   if (!h.dirty || h.index_stale) return Status::OK();
   KB_RETURN_IF_ERROR(h.index->Save(h.index_dir(), h.applied_lsn));
   h.dirty = false;
@@ -65,14 +65,14 @@ Status IndexMaintenance::RebuildIndex(ProjectHandle& h) {
   KB_ASSIGN_OR_RETURN(std::unique_ptr<VectorIndex> fresh,
                       BuildVectorIndexFromDatabase(layout::ProjectDbIn(h.dir), dimension, iopts));
   {
-    std::lock_guard<std::mutex> lock(h.write_mu);
+    MutexLock lock(h.write_mu);
     // Catch up with what was committed while it was built; then swap.
     KB_ASSIGN_OR_RETURN(int64_t last_lsn, h.store->LastLsn());
     KB_ASSIGN_OR_RETURN(int64_t after, ReplayJournal(*h.store, fresh.get(), fresh->lsn(), last_lsn,
                                                      nullptr, nullptr));
     fresh->set_lsn(after);
     {
-      std::lock_guard<std::mutex> ptr(h.index_ptr_mu);
+      MutexLock ptr(h.index_ptr_mu);
       h.index = std::move(fresh);
     }
     h.applied_lsn = after;
@@ -85,12 +85,12 @@ Status IndexMaintenance::RebuildIndex(ProjectHandle& h) {
 }
 
 std::optional<IntegritySummary> IndexMaintenance::LastCheck() const {
-  std::lock_guard<std::mutex> lock(check_mu_);
+  MutexLock lock(check_mu_);
   return last_check_;
 }
 
 Result<IntegrityReport> IndexMaintenance::RunIntegrityCheck() {
-  std::lock_guard<std::mutex> run(check_run_mu_);
+  MutexLock run(check_run_mu_);
   if (stop_->Stopping()) return Status::Unavailable("the knowledge base is closing");
   IntegrityCheckOptions o;
   o.index = options_.index;
@@ -138,7 +138,7 @@ void IndexMaintenance::RecordCheck(const IntegrityReport& report) {
     }
   }
   {
-    std::lock_guard<std::mutex> lock(check_mu_);
+    MutexLock lock(check_mu_);
     last_check_ = std::move(summary);
   }
   // Counted only once Health() can see this run: whoever waits for the count reads its summary.
@@ -164,12 +164,12 @@ CheckResult IndexMaintenance::CheckProjectIndex(const ExpectedProject& project,
   }
   std::string at_load;
   {
-    std::lock_guard<std::mutex> lock(h->write_mu);
+    MutexLock lock(h->write_mu);
     at_load.swap(h->load_repair);
   }
   std::vector<std::string> problems;
   {
-    std::lock_guard<std::mutex> save(h->save_mu);
+    MutexLock save(h->save_mu);
     CheckResult saved = CheckSavedVectorIndex(project_dir, project.dimension, options_.index);
     if (saved.found_problem()) problems.push_back("saved index: " + saved.problem);
   }
@@ -213,7 +213,7 @@ void IndexMaintenance::CompareInMemoryIndex(ProjectHandle& h, const ExpectedProj
   {
     // No commit can happen while write_mu is held, so the snapshot pinned here is the state
     // the in-memory index reflects.
-    std::lock_guard<std::mutex> lock(h.write_mu);
+    MutexLock lock(h.write_mu);
     index = h.index;
     labels = index->Labels();
     applied = h.applied_lsn;

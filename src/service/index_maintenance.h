@@ -9,13 +9,13 @@
 // write_mu (project_handle.h).
 #pragma once
 
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "common/thread_annotations.h"
 #include "service/integrity_check.h"
 #include "service/project_handle.h"
 #include "service/project_registry.h"
@@ -36,17 +36,17 @@ class IndexMaintenance {
   void Join();
 
   // Saves the project's index if it changed since the last save and is not stale.
-  Status SaveIndex(ProjectHandle& h);
+  Status SaveIndex(ProjectHandle& h) EXCLUDES(h.save_mu, h.write_mu);
   // SaveIndex of every loaded project; failures are logged.
   void SaveAll();
   // Replaces a project's index with one rebuilt from its database (built without locks, then
   // caught up with the journal and swapped in under write_mu), then saves it.
-  Status RebuildIndex(ProjectHandle& h);
+  Status RebuildIndex(ProjectHandle& h) EXCLUDES(h.save_mu, h.write_mu, h.index_ptr_mu);
 
   // KnowledgeBase::RunIntegrityCheck has the contract.
-  Result<IntegrityReport> RunIntegrityCheck();
+  Result<IntegrityReport> RunIntegrityCheck() EXCLUDES(check_run_mu_, check_mu_);
   // The summary of the last completed check; nullopt before the first.
-  std::optional<IntegritySummary> LastCheck() const;
+  std::optional<IntegritySummary> LastCheck() const EXCLUDES(check_mu_);
 
  private:
   void SaverLoop();
@@ -55,8 +55,9 @@ class IndexMaintenance {
   CheckResult CheckProjectIndex(const ExpectedProject& project, const std::string& project_dir);
   // The problems of the in-memory index of `h` compared with kb.db in `project_dir`.
   void CompareInMemoryIndex(ProjectHandle& h, const ExpectedProject& project,
-                            const std::string& project_dir, std::vector<std::string>* problems);
-  void RecordCheck(const IntegrityReport& report);
+                            const std::string& project_dir, std::vector<std::string>* problems)
+      EXCLUDES(h.write_mu);
+  void RecordCheck(const IntegrityReport& report) EXCLUDES(check_mu_);
 
   const KbOptions& options_;
   const Clock* clock_;
@@ -65,9 +66,9 @@ class IndexMaintenance {
   StopSignal* stop_;
   std::thread saver_;
   std::thread checker_;
-  std::mutex check_run_mu_;  // one RunIntegrityCheck at a time
-  mutable std::mutex check_mu_;
-  std::optional<IntegritySummary> last_check_;  // guarded by check_mu_
+  Mutex check_run_mu_ ACQUIRED_BEFORE(check_mu_);  // one RunIntegrityCheck at a time
+  mutable Mutex check_mu_;
+  std::optional<IntegritySummary> last_check_ GUARDED_BY(check_mu_);
 };
 
 }  // namespace kb

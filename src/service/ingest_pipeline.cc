@@ -182,7 +182,7 @@ Result<IngestResult> IngestPipeline::CommitAndIndex(ProjectHandle& h, const Docu
   embeddings.reserve(chunks.size());
   for (const auto& c : chunks) embeddings.push_back(c.embedding);
 
-  std::lock_guard<std::mutex> lock(h.write_mu);
+  MutexLock lock(h.write_mu);
   KB_ASSIGN_OR_RETURN(PutDocumentResult put,
                       h.store->PutDocument(doc, std::move(chunks), actor.id));
   IngestResult result;

@@ -147,7 +147,7 @@ Result<ProjectRecord> KnowledgeBase::UpdateProject(const std::string& id_or_name
   if (req.name) KB_RETURN_IF_ERROR(ValidateProjectName(*req.name));
   if (req.description) KB_RETURN_IF_ERROR(ValidateDescription(*req.description));
   if (req.metadata_json) KB_RETURN_IF_ERROR(ValidateMetadata(*req.metadata_json));
-  std::lock_guard<std::mutex> lock(h->record_mu);
+  MutexLock lock(h->record_mu);
   ProjectRecord r = h->record;
   if (req.name) r.name = *req.name;
   if (req.description) r.description = *req.description;
@@ -244,7 +244,7 @@ Result<KnowledgeBase::DocumentPage> KnowledgeBase::ListDocuments(const std::stri
 Status KnowledgeBase::DeleteDocument(const std::string& project, const std::string& document_id,
                                      const Actor& actor) {
   KB_ASSIGN_OR_RETURN(auto h, registry_->Find(project));
-  std::lock_guard<std::mutex> lock(h->write_mu);
+  MutexLock lock(h->write_mu);
   KB_ASSIGN_OR_RETURN(auto chunk_ids, h->store->DeleteDocument(document_id, actor.id));
   for (int64_t id : chunk_ids) h->index->Remove(id);
   KB_ASSIGN_OR_RETURN(h->applied_lsn, h->store->LastLsn());
@@ -285,7 +285,7 @@ Result<KnowledgeBase::ImportOutcome> KnowledgeBase::ImportDocumentIfAbsent(
     const Actor& actor) {
   if (doc.id.empty()) return Status::InvalidArgument("an imported document needs its id");
   KB_ASSIGN_OR_RETURN(auto h, registry_->Find(project));
-  std::lock_guard<std::mutex> lock(h->write_mu);
+  MutexLock lock(h->write_mu);
   auto existing = h->store->GetDocument(doc.id, /*include_deleted=*/true);
   if (existing.ok()) return ImportOutcome::kExists;
   if (existing.status().code() != Code::kNotFound) return existing.status();

@@ -73,7 +73,7 @@ void SoftDeleteLifecycle::PurgerLoop() {
 }
 
 Result<PurgeReport> SoftDeleteLifecycle::Purge(bool dry_run, const Actor& actor) {
-  std::lock_guard<std::mutex> serial(lifecycle_mu_);
+  MutexLock serial(lifecycle_mu_);
   if (options_.deletion_grace_period_ms < 0) {
     return Status::InvalidArgument("deletion_grace_period must not be negative");
   }
@@ -130,7 +130,7 @@ Status SoftDeleteLifecycle::PurgeDocumentsOf(ProjectHandle& h, const Actor& acto
         report->documents.push_back(std::move(item));
         continue;
       }
-      std::lock_guard<std::mutex> write(h.write_mu);
+      MutexLock write(h.write_mu);
       auto chunk_ids = h.store->PurgeDocument(d.id, actor.id);
       if (!chunk_ids.ok()) {
         report->problems.push_back("document " + d.id + " of project " + r.id + ": " +
@@ -232,7 +232,7 @@ Result<RestoreDeletedReport> SoftDeleteLifecycle::RestoreDeleted(const RestoreDe
     return Status::InvalidArgument("at most " + std::to_string(kMaxRestoreDocumentIds) +
                                    " document_ids per restore");
   }
-  std::lock_guard<std::mutex> serial(lifecycle_mu_);
+  MutexLock serial(lifecycle_mu_);
   RestoreDeletedReport report;
 
   auto live = registry_->Find(req.project);
@@ -251,7 +251,7 @@ Result<RestoreDeletedReport> SoftDeleteLifecycle::RestoreDeleted(const RestoreDe
   report.project_name = r.name;
 
   KB_ASSIGN_OR_RETURN(std::vector<std::string> candidates, RestoreCandidates(*h, req));
-  std::lock_guard<std::mutex> write(h->write_mu);
+  MutexLock write(h->write_mu);
   for (const std::string& id : candidates) {
     auto doc = h->store->GetDocument(id, /*include_deleted=*/true);
     if (!doc.ok()) {
@@ -372,7 +372,7 @@ Result<DeletedListing> SoftDeleteLifecycle::ListDeleted(const std::string& proje
   }
   if (live.status().code() != Code::kNotFound) return live.status();
   // A deleted project is not loaded: read its database directly, while no purge can remove it.
-  std::lock_guard<std::mutex> serial(lifecycle_mu_);
+  MutexLock serial(lifecycle_mu_);
   KB_ASSIGN_OR_RETURN(ProjectRecord p, catalog_->GetProject(project, /*include_deleted=*/true));
   out.project = p;
   const std::string db = layout::ProjectDbIn(registry_->ProjectDir(p.id));

@@ -12,13 +12,13 @@
 // Thread-safety: safe for concurrent use (see lifecycle_mu_ above).
 #pragma once
 
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "common/thread_annotations.h"
 #include "service/index_maintenance.h"
 #include "service/project_handle.h"
 #include "service/project_registry.h"
@@ -40,26 +40,29 @@ class SoftDeleteLifecycle {
   void Join();
 
   // KnowledgeBase::Purge, RestoreDeleted and ListDeleted have the contracts.
-  Result<PurgeReport> Purge(bool dry_run, const Actor& actor);
-  Result<RestoreDeletedReport> RestoreDeleted(const RestoreDeletedRequest& req, const Actor& actor);
-  Result<DeletedListing> ListDeleted(const std::string& project, int64_t limit, int64_t offset);
+  Result<PurgeReport> Purge(bool dry_run, const Actor& actor) EXCLUDES(lifecycle_mu_);
+  Result<RestoreDeletedReport> RestoreDeleted(const RestoreDeletedRequest& req, const Actor& actor)
+      EXCLUDES(lifecycle_mu_);
+  Result<DeletedListing> ListDeleted(const std::string& project, int64_t limit, int64_t offset)
+      EXCLUDES(lifecycle_mu_);
 
  private:
   void PurgerLoop();
   // Purges the due documents of one live project, in batches.
   Status PurgeDocumentsOf(ProjectHandle& h, const Actor& actor, const std::string& route,
-                          PurgeReport* report);
+                          PurgeReport* report) REQUIRES(lifecycle_mu_) EXCLUDES(h.write_mu);
   // Purges one deleted project (directory, then catalog row). False if it failed (reported).
-  bool PurgeProject(const ProjectRecord& p, PurgeReport* report);
+  bool PurgeProject(const ProjectRecord& p, PurgeReport* report) REQUIRES(lifecycle_mu_);
   // Undeletes a soft-deleted project and opens it (restore step one). Under lifecycle_mu_.
   Result<std::shared_ptr<ProjectHandle>> ReopenDeletedProject(const RestoreDeletedRequest& req,
-                                                              const Actor& actor);
+                                                              const Actor& actor)
+      REQUIRES(lifecycle_mu_);
   // The documents a restore considers: the ids given, or those deleted at or after `before`.
   Result<std::vector<std::string>> RestoreCandidates(ProjectHandle& h,
                                                      const RestoreDeletedRequest& req);
   // Undeletes one document under the project's write mutex and puts its vectors back.
   Status UndeleteDocumentLocked(ProjectHandle& h, const std::string& document_id,
-                                const Actor& actor);
+                                const Actor& actor) REQUIRES(h.write_mu);
   // Records a background ("system") action in options_.audit. HTTP requests are recorded by the
   // server's middleware and direct-mode CLI changes by the CLI backend: other actors are ignored.
   void AuditAction(const Actor& actor, const std::string& route, const std::string& action,
@@ -75,7 +78,7 @@ class SoftDeleteLifecycle {
   std::thread purger_;
   // Serialises Purge with RestoreDeleted and ListDeleted of deleted projects, so that a project
   // is never restored or opened while its directory is being removed.
-  std::mutex lifecycle_mu_;
+  Mutex lifecycle_mu_;
 };
 
 }  // namespace kb

@@ -11,53 +11,53 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "common/data_layout.h"
+#include "common/thread_annotations.h"
 #include "service/query_cache.h"
 #include "service/types.h"
 
 namespace kb {
 
 struct ProjectHandle {
-  std::mutex record_mu;
-  ProjectRecord record;  // guarded by record_mu
+  Mutex record_mu;
+  ProjectRecord record GUARDED_BY(record_mu);
 
   std::string dir;
   std::unique_ptr<ProjectStore> store;
   // Replaced only by RebuildIndex, under write_mu and index_ptr_mu: code holding write_mu uses
   // `index` directly; lock-free readers (queries, stats) take a reference with Index().
   std::shared_ptr<VectorIndex> index;
-  std::mutex index_ptr_mu;
+  Mutex index_ptr_mu ACQUIRED_AFTER(write_mu);
   std::unique_ptr<Embedder> embedder;
   EmbedderSpec spec;
   ChunkOptions chunking;
 
   // Serialises commit + index application so that the index reflects a journal prefix.
-  std::mutex write_mu;
-  int64_t applied_lsn = 0;  // guarded by write_mu: the journal position the index reflects
-  bool dirty = false;       // guarded by write_mu: index changed since the last save
-  // guarded by write_mu: an index update failed after a commit. The index is no longer a journal
+  Mutex write_mu ACQUIRED_AFTER(save_mu);
+  int64_t applied_lsn GUARDED_BY(write_mu) = 0;  // the journal position the index reflects
+  bool dirty GUARDED_BY(write_mu) = false;       // index changed since the last save
+  // An index update failed after a commit. The index is no longer a journal
   // prefix, so it is never saved again; the next start catches up from the last good save (or
   // rebuilds).
-  bool index_stale = false;
-  // guarded by write_mu: why the index had to be rebuilt when the project was loaded; the next
+  bool index_stale GUARDED_BY(write_mu) = false;
+  // Why the index had to be rebuilt when the project was loaded; the next
   // integrity check reports it (as repaired) and clears it.
-  std::string load_repair;
+  std::string load_repair GUARDED_BY(write_mu);
   // Serialises saving the index files with the integrity check reading them. Taken before
   // write_mu, so that a check reading a large index delays the saver, not the writers.
-  std::mutex save_mu;
+  Mutex save_mu;
 
   std::atomic<int64_t> generation{0};  // bumped by every write; invalidates the query cache
   QueryCache<QueryResponse> cache{kQueryCacheEntries};
 
-  ProjectRecord Record() {
-    std::lock_guard<std::mutex> lock(record_mu);
+  ProjectRecord Record() EXCLUDES(record_mu) {
+    MutexLock lock(record_mu);
     return record;
   }
-  std::shared_ptr<VectorIndex> Index() {
-    std::lock_guard<std::mutex> lock(index_ptr_mu);
+  std::shared_ptr<VectorIndex> Index() EXCLUDES(index_ptr_mu) {
+    MutexLock lock(index_ptr_mu);
     return index;
   }
   std::string index_dir() const { return layout::ProjectIndexDirIn(dir); }

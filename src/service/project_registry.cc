@@ -76,7 +76,12 @@ Status ProjectRegistry::LoadAll(std::vector<std::string>* problems) {
 Result<std::shared_ptr<ProjectHandle>> ProjectRegistry::OpenHandle(const ProjectRecord& record,
                                                                    bool loading) {
   auto h = std::make_shared<ProjectHandle>();
-  h->record = record;
+  // The handle is not shared yet: its locks are uncontended here, taken so that the analysis
+  // can check the fields they guard.
+  {
+    MutexLock lock(h->record_mu);
+    h->record = record;
+  }
   h->dir = ProjectDir(record.id);
   KB_RETURN_IF_ERROR(MakeDirs(h->dir));
   KB_ASSIGN_OR_RETURN(h->spec, EmbedderSpec::FromJson(record.embedder_spec_json));
@@ -92,7 +97,10 @@ Result<std::shared_ptr<ProjectHandle>> ProjectRegistry::OpenHandle(const Project
   h->chunking.overlap_chars = static_cast<size_t>(record.chunk_overlap);
   KB_ASSIGN_OR_RETURN(h->store, ProjectStore::Open(layout::ProjectDbIn(h->dir), record.id,
                                                    record.embedding_dimension, clock_));
-  KB_RETURN_IF_ERROR(LoadIndex(*h, record, loading));
+  {
+    MutexLock lock(h->write_mu);
+    KB_RETURN_IF_ERROR(LoadIndex(*h, record, loading));
+  }
   return h;
 }
 
@@ -149,7 +157,6 @@ Status ProjectRegistry::LoadIndex(ProjectHandle& h, const ProjectRecord& record,
   // the whole graph file, ~40% of the time a restored server took to become ready, and
   // replaying the same entries again after a crash is cheap. Without a saver, save now.
   if (h.dirty && (rebuild || options_.index_save_interval_ms <= 0)) {
-    std::lock_guard<std::mutex> lock(h.write_mu);
     Status s = h.index->Save(h.index_dir(), h.applied_lsn);
     if (s.ok())
       h.dirty = false;
@@ -160,35 +167,35 @@ Status ProjectRegistry::LoadIndex(ProjectHandle& h, const ProjectRecord& record,
 }
 
 Result<std::shared_ptr<ProjectHandle>> ProjectRegistry::Find(const std::string& id_or_name) {
-  std::shared_lock lock(projects_mu_);
+  ReaderLock lock(projects_mu_);
   auto it = projects_.find(id_or_name);
   if (it != projects_.end()) return it->second;
   if (restoring_.count(id_or_name)) {
     return Status::Unavailable("project " + id_or_name + " is being restored; try again shortly");
   }
   for (auto& [id, h] : projects_) {
-    std::lock_guard<std::mutex> rlock(h->record_mu);
+    MutexLock rlock(h->record_mu);
     if (h->record.name == id_or_name) return h;
   }
   return Status::NotFound("project '" + id_or_name + "' does not exist");
 }
 
 std::shared_ptr<ProjectHandle> ProjectRegistry::FindById(const std::string& id, bool* restoring) {
-  std::shared_lock lock(projects_mu_);
+  ReaderLock lock(projects_mu_);
   if (restoring) *restoring = restoring_.count(id) != 0;
   auto it = projects_.find(id);
   return it == projects_.end() ? nullptr : it->second;
 }
 
 bool ProjectRegistry::LoadedOrRestoring(const std::string& id) {
-  std::shared_lock lock(projects_mu_);
+  ReaderLock lock(projects_mu_);
   return projects_.count(id) || restoring_.count(id);
 }
 
 bool ProjectRegistry::NameTaken(const std::string& name) {
-  std::shared_lock lock(projects_mu_);
+  ReaderLock lock(projects_mu_);
   for (auto& [id, h] : projects_) {
-    std::lock_guard<std::mutex> rlock(h->record_mu);
+    MutexLock rlock(h->record_mu);
     if (h->record.name == name) return true;
   }
   return false;
@@ -196,23 +203,23 @@ bool ProjectRegistry::NameTaken(const std::string& name) {
 
 std::vector<std::shared_ptr<ProjectHandle>> ProjectRegistry::All() {
   std::vector<std::shared_ptr<ProjectHandle>> handles;
-  std::shared_lock lock(projects_mu_);
+  ReaderLock lock(projects_mu_);
   for (auto& [id, h] : projects_) handles.push_back(h);
   return handles;
 }
 
 void ProjectRegistry::Put(const std::string& id, std::shared_ptr<ProjectHandle> handle) {
-  std::unique_lock lock(projects_mu_);
+  WriterLock lock(projects_mu_);
   projects_[id] = std::move(handle);
 }
 
 void ProjectRegistry::Remove(const std::string& id) {
-  std::unique_lock lock(projects_mu_);
+  WriterLock lock(projects_mu_);
   projects_.erase(id);
 }
 
 void ProjectRegistry::EndRestore(const ProjectRecord& record) {
-  std::unique_lock lock(projects_mu_);
+  WriterLock lock(projects_mu_);
   restoring_.erase(record.id);
   restoring_.erase(record.name);
 }
@@ -229,7 +236,7 @@ Status ProjectRegistry::ReplaceProject(const ProjectRecord& record, const std::s
   // From here until the end, lookups of this project answer Unavailable ("being restored").
   std::shared_ptr<ProjectHandle> old;
   {
-    std::unique_lock lock(projects_mu_);
+    WriterLock lock(projects_mu_);
     if (!restoring_.insert(record.id).second) {
       return Status::Unavailable("project " + record.id + " is already being restored");
     }
@@ -275,7 +282,7 @@ Status ProjectRegistry::RetireHandle(const std::shared_ptr<ProjectHandle>& h) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
-  std::lock_guard<std::mutex> lock(h->write_mu);
+  MutexLock lock(h->write_mu);
   if (h->dirty && !h->index_stale) {
     Status s = h->index->Save(h->index_dir(), h->applied_lsn);
     if (!s.ok()) LogWarn("saving vector index failed", json{{"error", s.ToString()}}.dump());

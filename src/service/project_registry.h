@@ -11,12 +11,12 @@
 #include <map>
 #include <memory>
 #include <set>
-#include <shared_mutex>
 #include <string>
 #include <vector>
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "common/thread_annotations.h"
 #include "service/project_handle.h"
 #include "service/types.h"
 #include "store/catalog.h"
@@ -43,18 +43,19 @@ class ProjectRegistry {
                                                     bool loading = false);
 
   // The loaded project with this id or name. NotFound; Unavailable while it is being restored.
-  Result<std::shared_ptr<ProjectHandle>> Find(const std::string& id_or_name);
+  Result<std::shared_ptr<ProjectHandle>> Find(const std::string& id_or_name) EXCLUDES(projects_mu_);
   // The loaded project with this id (null if none); `*restoring` says whether it is being
   // restored.
-  std::shared_ptr<ProjectHandle> FindById(const std::string& id, bool* restoring);
+  std::shared_ptr<ProjectHandle> FindById(const std::string& id, bool* restoring)
+      EXCLUDES(projects_mu_);
   // Whether this id is loaded or being restored (a purge leaves those alone).
-  bool LoadedOrRestoring(const std::string& id);
+  bool LoadedOrRestoring(const std::string& id) EXCLUDES(projects_mu_);
   // Whether a loaded project has this name.
-  bool NameTaken(const std::string& name);
+  bool NameTaken(const std::string& name) EXCLUDES(projects_mu_);
   // Every loaded project, in id order.
-  std::vector<std::shared_ptr<ProjectHandle>> All();
-  void Put(const std::string& id, std::shared_ptr<ProjectHandle> handle);
-  void Remove(const std::string& id);
+  std::vector<std::shared_ptr<ProjectHandle>> All() EXCLUDES(projects_mu_);
+  void Put(const std::string& id, std::shared_ptr<ProjectHandle> handle) EXCLUDES(projects_mu_);
+  void Remove(const std::string& id) EXCLUDES(projects_mu_);
 
   // Swaps in a restored project (KnowledgeBase::ReplaceProject has the contract).
   Status ReplaceProject(const ProjectRecord& record, const std::string& staged_dir,
@@ -65,7 +66,9 @@ class ProjectRegistry {
  private:
   // Loads the saved index and replays the journal onto it; on failure (or an index ahead of the
   // journal) rebuilds it from the database, recording why in load_repair when `loading`.
-  Status LoadIndex(ProjectHandle& h, const ProjectRecord& record, bool loading);
+  // Runs on a handle not yet shared, under its write_mu.
+  Status LoadIndex(ProjectHandle& h, const ProjectRecord& record, bool loading)
+      REQUIRES(h.write_mu);
   // Waits until no request uses `h`, saves its index and closes its store and index.
   Status RetireHandle(const std::shared_ptr<ProjectHandle>& h);
   Status SwapInRestoredProject(const ProjectRecord& record, const std::string& staged_dir,
@@ -76,10 +79,10 @@ class ProjectRegistry {
   const Clock* clock_;
   Catalog* catalog_;
   KbCounters* counters_;
-  mutable std::shared_mutex projects_mu_;
-  // guarded by projects_mu_: by project id
-  std::map<std::string, std::shared_ptr<ProjectHandle>> projects_;
-  std::set<std::string> restoring_;  // guarded by projects_mu_: ids and names being restored
+  mutable SharedMutex projects_mu_;
+  // By project id.
+  std::map<std::string, std::shared_ptr<ProjectHandle>> projects_ GUARDED_BY(projects_mu_);
+  std::set<std::string> restoring_ GUARDED_BY(projects_mu_);  // ids and names being restored
 };
 
 }  // namespace kb

@@ -7,11 +7,12 @@
 
 #include <cstdint>
 #include <list>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
+
+#include "common/thread_annotations.h"
 
 namespace kb {
 
@@ -20,8 +21,8 @@ class QueryCache {
  public:
   explicit QueryCache(size_t capacity) : capacity_(capacity) {}
 
-  std::optional<V> Get(const std::string& key, int64_t generation) {
-    std::lock_guard<std::mutex> lock(mu_);
+  std::optional<V> Get(const std::string& key, int64_t generation) EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     auto it = map_.find(key);
     if (it == map_.end()) return std::nullopt;
     if (it->second->generation != generation) {
@@ -33,9 +34,9 @@ class QueryCache {
     return it->second->value;
   }
 
-  void Put(const std::string& key, int64_t generation, V value) {
+  void Put(const std::string& key, int64_t generation, V value) EXCLUDES(mu_) {
     if (capacity_ == 0) return;
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     auto it = map_.find(key);
     if (it != map_.end()) {
       lru_.erase(it->second);
@@ -49,8 +50,8 @@ class QueryCache {
     }
   }
 
-  size_t size() const {
-    std::lock_guard<std::mutex> lock(mu_);
+  size_t size() const EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     return map_.size();
   }
 
@@ -61,9 +62,9 @@ class QueryCache {
     V value;
   };
   size_t capacity_;
-  mutable std::mutex mu_;
-  std::list<Entry> lru_;
-  std::unordered_map<std::string, typename std::list<Entry>::iterator> map_;
+  mutable Mutex mu_;
+  std::list<Entry> lru_ GUARDED_BY(mu_);
+  std::unordered_map<std::string, typename std::list<Entry>::iterator> map_ GUARDED_BY(mu_);
 };
 
 }  // namespace kb

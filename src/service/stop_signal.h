@@ -6,38 +6,42 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
+
+#include "common/thread_annotations.h"
 
 namespace kb {
 
 class StopSignal {
  public:
   // Sets the signal and wakes every waiter. True the first time, false if it was set already.
-  bool Stop() {
+  bool Stop() EXCLUDES(mu_) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (stopping_) return false;
       stopping_ = true;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
     return true;
   }
-  bool Stopping() const {
-    std::lock_guard<std::mutex> lock(mu_);
+  bool Stopping() const EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     return stopping_;
   }
   // Waits `ms` milliseconds or until the signal is set; true if it is set.
-  bool WaitFor(int64_t ms) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, std::chrono::milliseconds(ms), [this] { return stopping_; });
+  bool WaitFor(int64_t ms) EXCLUDES(mu_) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    MutexLock lock(mu_);
+    while (!stopping_) {
+      if (!cv_.WaitUntil(mu_, deadline)) break;  // timed out
+    }
+    return stopping_;
   }
 
  private:
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;  // guarded by mu_
+  mutable Mutex mu_;
+  CondVar cv_;
+  bool stopping_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace kb

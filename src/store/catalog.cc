@@ -2,10 +2,10 @@
 // callers that cache hot rows, so a reader pool would buy nothing here.
 #include "store/catalog.h"
 
-#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "common/text_util.h"
+#include "common/thread_annotations.h"
 #include "store/migrations.h"
 #include "store/sqlite.h"
 
@@ -115,11 +115,11 @@ class SqliteCatalog final : public Catalog {
 
   Status CreateProject(const ProjectRecord& p) override {
     KB_RETURN_IF_ERROR(ValidateProject(p));
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     KB_ASSIGN_OR_RETURN(auto st,
                         db_->PrepareCached("INSERT INTO projects(" + std::string(kProjectColumns) +
-                                     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-                                     "?10, ?11, ?12, ?13, ?14)"));
+                                           ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                                           "?10, ?11, ?12, ?13, ?14)"));
     st.Bind(1, p.id).Bind(2, p.name).Bind(3, p.description).Bind(4, p.metadata_json);
     st.Bind(5, p.embedder_spec_json).Bind(6, p.embedder_name).Bind(7, p.embedding_dimension);
     st.Bind(8, p.embedder_fingerprint).Bind(9, p.chunk_size).Bind(10, p.chunk_overlap);
@@ -129,14 +129,15 @@ class SqliteCatalog final : public Catalog {
   }
 
   Result<ProjectRecord> GetProject(const std::string& id_or_name, bool include_deleted) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     // An id match wins over a name match; among name matches the live one, then the latest
     // deleted one.
-    KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached("SELECT " + std::string(kProjectColumns) +
-                                              " FROM projects WHERE (id = ?1 OR name = ?1) "
-                                              "AND (?2 OR deleted_at IS NULL) "
-                                              "ORDER BY id = ?1 DESC, deleted_at IS NULL DESC, "
-                                              "deleted_at DESC LIMIT 1"));
+    KB_ASSIGN_OR_RETURN(auto st,
+                        db_->PrepareCached("SELECT " + std::string(kProjectColumns) +
+                                           " FROM projects WHERE (id = ?1 OR name = ?1) "
+                                           "AND (?2 OR deleted_at IS NULL) "
+                                           "ORDER BY id = ?1 DESC, deleted_at IS NULL DESC, "
+                                           "deleted_at DESC LIMIT 1"));
     st.Bind(1, id_or_name).Bind(2, include_deleted ? 1 : 0);
     KB_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) return Status::NotFound("project '" + id_or_name + "' does not exist");
@@ -144,10 +145,10 @@ class SqliteCatalog final : public Catalog {
   }
 
   Result<std::vector<ProjectRecord>> ListProjects(bool include_deleted) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached("SELECT " + std::string(kProjectColumns) +
-                                              " FROM projects WHERE ?1 OR deleted_at IS NULL "
-                                              "ORDER BY created_at, id"));
+                                                    " FROM projects WHERE ?1 OR deleted_at IS NULL "
+                                                    "ORDER BY created_at, id"));
     st.Bind(1, include_deleted ? 1 : 0);
     std::vector<ProjectRecord> out;
     while (true) {
@@ -160,9 +161,10 @@ class SqliteCatalog final : public Catalog {
 
   Status UpdateProject(const ProjectRecord& p) override {
     KB_RETURN_IF_ERROR(ValidateProject(p));
-    std::lock_guard<std::mutex> lock(mu_);
-    KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached("UPDATE projects SET name = ?2, description = ?3, "
-                                              "metadata = ?4, updated_at = ?5 WHERE id = ?1"));
+    MutexLock lock(mu_);
+    KB_ASSIGN_OR_RETURN(auto st,
+                        db_->PrepareCached("UPDATE projects SET name = ?2, description = ?3, "
+                                           "metadata = ?4, updated_at = ?5 WHERE id = ?1"));
     st.Bind(1, p.id).Bind(2, p.name).Bind(3, p.description).Bind(4, p.metadata_json);
     st.Bind(5, p.updated_at_ms != 0 ? p.updated_at_ms : clock_->NowMillis());
     KB_RETURN_IF_ERROR(NameClash(st.Run(), p.name));
@@ -171,27 +173,27 @@ class SqliteCatalog final : public Catalog {
 
   Status MarkProjectDeleted(const std::string& id, const std::string& actor, int64_t at_ms,
                             std::vector<std::string>* revoked_keys) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     KB_ASSIGN_OR_RETURN(auto tx, sql::Transaction::Begin(db_.get()));
     {
-      KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached(
-                                       "UPDATE projects SET deleted_at = ?2, deleted_by = ?3, "
-                                       "updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL"));
+      KB_ASSIGN_OR_RETURN(
+          auto st, db_->PrepareCached("UPDATE projects SET deleted_at = ?2, deleted_by = ?3, "
+                                      "updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL"));
       st.Bind(1, id).Bind(2, at_ms).Bind(3, actor);
       KB_RETURN_IF_ERROR(st.Run());
       KB_RETURN_IF_ERROR(ChangedOrNotFound("live project " + id));
     }
     // The keys limited to this project: projects is a JSON array of ids (json_each is exact,
     // unlike a LIKE on the text).
-    KB_ASSIGN_OR_RETURN(auto sel, db_->PrepareCached(
-                                      "SELECT id FROM api_keys WHERE revoked_at IS NULL AND "
-                                      "EXISTS (SELECT 1 FROM json_each(api_keys.projects) "
-                                      "WHERE value = ?1) ORDER BY id"));
+    KB_ASSIGN_OR_RETURN(auto sel,
+                        db_->PrepareCached("SELECT id FROM api_keys WHERE revoked_at IS NULL AND "
+                                           "EXISTS (SELECT 1 FROM json_each(api_keys.projects) "
+                                           "WHERE value = ?1) ORDER BY id"));
     sel.Bind(1, id);
     KB_ASSIGN_OR_RETURN(std::vector<std::string> ids, FirstColumnTexts(sel));
-    KB_ASSIGN_OR_RETURN(auto upd, db_->PrepareCached(
-                                      "UPDATE api_keys SET revoked_at = ?2, revoked_reason = ?3 "
-                                      "WHERE id = ?1 AND revoked_at IS NULL"));
+    KB_ASSIGN_OR_RETURN(
+        auto upd, db_->PrepareCached("UPDATE api_keys SET revoked_at = ?2, revoked_reason = ?3 "
+                                     "WHERE id = ?1 AND revoked_at IS NULL"));
     for (const std::string& key : ids) {
       upd.Reset();
       upd.Bind(1, key).Bind(2, at_ms).Bind(3, kRevokedProjectDeleted);
@@ -203,10 +205,10 @@ class SqliteCatalog final : public Catalog {
   }
 
   Status UnmarkProjectDeleted(const std::string& id) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    KB_ASSIGN_OR_RETURN(auto st,
-                        db_->PrepareCached("UPDATE projects SET deleted_at = NULL, deleted_by = '', "
-                                     "updated_at = ?2 WHERE id = ?1 AND deleted_at IS NOT NULL"));
+    MutexLock lock(mu_);
+    KB_ASSIGN_OR_RETURN(
+        auto st, db_->PrepareCached("UPDATE projects SET deleted_at = NULL, deleted_by = '', "
+                                    "updated_at = ?2 WHERE id = ?1 AND deleted_at IS NOT NULL"));
     st.Bind(1, id).Bind(2, clock_->NowMillis());
     Status s = st.Run();
     if (s.code() == Code::kAlreadyExists) {
@@ -217,7 +219,7 @@ class SqliteCatalog final : public Catalog {
   }
 
   Status DeleteProjectRow(const std::string& id) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached("DELETE FROM projects WHERE id = ?1"));
     st.Bind(1, id);
     KB_RETURN_IF_ERROR(st.Run());
@@ -234,10 +236,11 @@ class SqliteCatalog final : public Catalog {
       if (!IsValidUtf8(p)) return Status::InvalidArgument("project id is not UTF-8");
       projects.push_back(p);
     }
-    std::lock_guard<std::mutex> lock(mu_);
-    KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached("INSERT INTO api_keys(" + std::string(kKeyColumns) +
-                                              ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-                                              "?10, ?11, NULL, NULL, NULL)"));
+    MutexLock lock(mu_);
+    KB_ASSIGN_OR_RETURN(auto st,
+                        db_->PrepareCached("INSERT INTO api_keys(" + std::string(kKeyColumns) +
+                                           ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                                           "?10, ?11, NULL, NULL, NULL)"));
     st.Bind(1, k.id).Bind(2, k.name).Bind(3, k.secret_hash).Bind(4, KeyScopeName(k.scope));
     st.Bind(5, projects.dump()).Bind(6, k.created_by).Bind(7, k.created_at_ms);
     st.Bind(8, k.expires_at_ms).Bind(9, k.revoked_at_ms).Bind(10, k.last_used_at_ms);
@@ -261,9 +264,9 @@ class SqliteCatalog final : public Catalog {
   }
 
   Result<std::vector<ApiKeyRecord>> ListKeys() override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached("SELECT " + std::string(kKeyColumns) +
-                                              " FROM api_keys ORDER BY created_at, id"));
+                                                    " FROM api_keys ORDER BY created_at, id"));
     std::vector<ApiKeyRecord> out;
     while (true) {
       KB_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -277,11 +280,11 @@ class SqliteCatalog final : public Catalog {
   Status RevokeKey(const std::string& id, int64_t at_ms, const std::string& reason) override {
     // Revoking twice keeps the first revocation time and reason: it is what the audit trail
     // refers to.
-    std::lock_guard<std::mutex> lock(mu_);
-    KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached(
-                                     "UPDATE api_keys SET revoked_reason = CASE WHEN revoked_at "
-                                     "IS NULL THEN ?3 ELSE revoked_reason END, revoked_at = "
-                                     "coalesce(revoked_at, ?2) WHERE id = ?1"));
+    MutexLock lock(mu_);
+    KB_ASSIGN_OR_RETURN(
+        auto st, db_->PrepareCached("UPDATE api_keys SET revoked_reason = CASE WHEN revoked_at "
+                                    "IS NULL THEN ?3 ELSE revoked_reason END, revoked_at = "
+                                    "coalesce(revoked_at, ?2) WHERE id = ?1"));
     st.Bind(1, id).Bind(2, at_ms).Bind(3, reason);
     KB_RETURN_IF_ERROR(st.Run());
     return ChangedOrNotFound("api key " + id);
@@ -289,15 +292,15 @@ class SqliteCatalog final : public Catalog {
 
   Result<std::vector<std::string>> RevokeAllKeys(const std::string& except_id, int64_t at_ms,
                                                  const std::string& reason) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     KB_ASSIGN_OR_RETURN(auto tx, sql::Transaction::Begin(db_.get()));
     KB_ASSIGN_OR_RETURN(auto sel, db_->PrepareCached("SELECT id FROM api_keys WHERE revoked_at "
                                                      "IS NULL AND id <> ?1 ORDER BY id"));
     sel.Bind(1, except_id);
     KB_ASSIGN_OR_RETURN(std::vector<std::string> ids, FirstColumnTexts(sel));
-    KB_ASSIGN_OR_RETURN(auto upd, db_->PrepareCached(
-                                      "UPDATE api_keys SET revoked_at = ?2, revoked_reason = ?3 "
-                                      "WHERE revoked_at IS NULL AND id <> ?1"));
+    KB_ASSIGN_OR_RETURN(
+        auto upd, db_->PrepareCached("UPDATE api_keys SET revoked_at = ?2, revoked_reason = ?3 "
+                                     "WHERE revoked_at IS NULL AND id <> ?1"));
     upd.Bind(1, except_id).Bind(2, at_ms).Bind(3, reason);
     KB_RETURN_IF_ERROR(upd.Run());
     KB_RETURN_IF_ERROR(tx.Commit());
@@ -305,7 +308,7 @@ class SqliteCatalog final : public Catalog {
   }
 
   Status ReinstateKey(const std::string& id) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached("UPDATE api_keys SET revoked_at = NULL, "
                                                     "revoked_reason = '' WHERE id = ?1"));
     st.Bind(1, id);
@@ -316,12 +319,12 @@ class SqliteCatalog final : public Catalog {
   Status RotateKey(const std::string& id, const std::string& new_secret_hash,
                    std::optional<int64_t> previous_expires_at_ms, int64_t at_ms) override {
     if (new_secret_hash.empty()) return Status::InvalidArgument("empty secret hash");
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     // Without an overlap the previous secret is dropped at once (NULL), so it matches nothing.
-    KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached(
-                                     "UPDATE api_keys SET previous_secret_hash = CASE WHEN ?3 IS "
-                                     "NULL THEN NULL ELSE secret_hash END, previous_expires_at = "
-                                     "?3, secret_hash = ?2, rotated_at = ?4 WHERE id = ?1"));
+    KB_ASSIGN_OR_RETURN(
+        auto st, db_->PrepareCached("UPDATE api_keys SET previous_secret_hash = CASE WHEN ?3 IS "
+                                    "NULL THEN NULL ELSE secret_hash END, previous_expires_at = "
+                                    "?3, secret_hash = ?2, rotated_at = ?4 WHERE id = ?1"));
     st.Bind(1, id).Bind(2, new_secret_hash).Bind(3, previous_expires_at_ms).Bind(4, at_ms);
     Status s = st.Run();
     if (s.code() == Code::kAlreadyExists) {
@@ -333,7 +336,7 @@ class SqliteCatalog final : public Catalog {
 
   Status SetKeySecretHash(const std::string& id, const std::string& secret_hash) override {
     if (secret_hash.empty()) return Status::InvalidArgument("empty secret hash");
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     KB_ASSIGN_OR_RETURN(auto st,
                         db_->PrepareCached("UPDATE api_keys SET secret_hash = ?2 WHERE id = ?1"));
     st.Bind(1, id).Bind(2, secret_hash);
@@ -346,12 +349,12 @@ class SqliteCatalog final : public Catalog {
   }
 
   Result<int64_t> CountKeys() override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     return db_->QueryInt("SELECT count(*) FROM api_keys");
   }
 
   Result<std::optional<std::string>> GetSetting(const std::string& key) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached("SELECT value FROM settings WHERE key = ?1"));
     st.Bind(1, key);
     KB_ASSIGN_OR_RETURN(bool row, st.Step());
@@ -360,10 +363,10 @@ class SqliteCatalog final : public Catalog {
   }
 
   Status PutSetting(const std::string& key, const std::string& value) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    KB_ASSIGN_OR_RETURN(auto st,
-                        db_->PrepareCached("INSERT INTO settings(key, value) VALUES (?1, ?2) "
-                                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
+    MutexLock lock(mu_);
+    KB_ASSIGN_OR_RETURN(
+        auto st, db_->PrepareCached("INSERT INTO settings(key, value) VALUES (?1, ?2) "
+                                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value"));
     st.Bind(1, key).Bind(2, value);
     return st.Run();
   }
@@ -376,16 +379,16 @@ class SqliteCatalog final : public Catalog {
     return s;
   }
 
-  Status ChangedOrNotFound(const std::string& what) {
+  Status ChangedOrNotFound(const std::string& what) REQUIRES(mu_) {
     if (db_->Changes() == 0) return Status::NotFound(what + " does not exist");
     return Status::OK();
   }
 
   Result<ApiKeyRecord> FindKey(const std::string& where, const std::string& value,
                                const std::string& not_found) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached("SELECT " + std::string(kKeyColumns) +
-                                              " FROM api_keys WHERE " + where));
+                                                    " FROM api_keys WHERE " + where));
     st.Bind(1, value);
     KB_ASSIGN_OR_RETURN(bool row, st.Step());
     if (!row) return Status::NotFound(not_found);
@@ -393,15 +396,15 @@ class SqliteCatalog final : public Catalog {
   }
 
   Status UpdateKey(const std::string& sql, const std::string& id, int64_t at_ms) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     KB_ASSIGN_OR_RETURN(auto st, db_->PrepareCached(sql));
     st.Bind(1, id).Bind(2, at_ms);
     KB_RETURN_IF_ERROR(st.Run());
     return ChangedOrNotFound("api key " + id);
   }
 
-  std::mutex mu_;
-  std::unique_ptr<sql::Database> db_;  // guarded by mu_
+  Mutex mu_;
+  std::unique_ptr<sql::Database> db_ GUARDED_BY(mu_);
   const Clock* const clock_;
 };
 

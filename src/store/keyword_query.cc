@@ -41,9 +41,9 @@ int OnToken(void* ctx, int flags, const char* token, int len, int start, int end
   if (flags & FTS5_TOKEN_COLOCATED) return SQLITE_OK;  // synonyms: none with this tokenizer
   if (c->out->size() >= kMaxQueryTerms) return SQLITE_OK;
   if (start < 0 || end < start || static_cast<size_t>(end) > c->text->size()) return SQLITE_OK;
-  c->out->push_back(Token{std::string(token, static_cast<size_t>(len)),
-                          c->text->substr(static_cast<size_t>(start),
-                                          static_cast<size_t>(end - start))});
+  c->out->push_back(
+      Token{std::string(token, static_cast<size_t>(len)),
+            c->text->substr(static_cast<size_t>(start), static_cast<size_t>(end - start))});
   return SQLITE_OK;
 }
 
@@ -71,21 +71,20 @@ Result<std::vector<Token>> Tokenize(sqlite3* db, const std::string& text) {
 }  // namespace
 
 std::optional<int64_t> DocFrequencyCache::Get(const std::string& term, int64_t now_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = map_.find(term);
   if (it == map_.end() || now_ms - it->second.second > kDocFrequencyTtlMs) return std::nullopt;
   return it->second.first;
 }
 
 void DocFrequencyCache::Put(const std::string& term, int64_t df, int64_t now_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (map_.size() >= kDocFrequencyCacheEntries) map_.clear();  // crude, bounded, rare
   map_[term] = {df, now_ms};
 }
 
 Result<KeywordPlan> PlanKeywordQuery(sql::Database* db, const std::string& raw_text,
-                                     int64_t row_budget, DocFrequencyCache* cache,
-                                     int64_t now_ms) {
+                                     int64_t row_budget, DocFrequencyCache* cache, int64_t now_ms) {
   const std::string text = SanitizeUtf8(raw_text);
   KB_ASSIGN_OR_RETURN(std::vector<Token> tokens, Tokenize(db->handle(), text));
   // Distinct terms with one original word each (the first seen).

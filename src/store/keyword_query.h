@@ -17,7 +17,6 @@
 // (DocFrequencyCache); they only steer pruning, so a slightly stale value is harmless.
 #pragma once
 
-#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -25,6 +24,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "common/thread_annotations.h"
 #include "store/sqlite.h"
 
 namespace kb::store {
@@ -35,22 +35,23 @@ inline constexpr int64_t kDocFrequencyTtlMs = 60'000;
 inline constexpr size_t kDocFrequencyCacheEntries = 100'000;
 
 struct KeywordPlan {
-  std::string match;                // "" when nothing in the query can match
-  std::vector<std::string> terms;   // the original words kept, rarest first
-  int64_t estimated_rows = 0;       // sum of their document frequencies
-  bool sampled = false;             // estimated_rows > budget: rank only the first matches
+  std::string match;               // "" when nothing in the query can match
+  std::vector<std::string> terms;  // the original words kept, rarest first
+  int64_t estimated_rows = 0;      // sum of their document frequencies
+  bool sampled = false;            // estimated_rows > budget: rank only the first matches
 };
 
 // Term -> document frequency, shared by a store's reader connections.
 // Thread-safety: safe for concurrent use.
 class DocFrequencyCache {
  public:
-  std::optional<int64_t> Get(const std::string& term, int64_t now_ms);
-  void Put(const std::string& term, int64_t df, int64_t now_ms);
+  std::optional<int64_t> Get(const std::string& term, int64_t now_ms) EXCLUDES(mu_);
+  void Put(const std::string& term, int64_t df, int64_t now_ms) EXCLUDES(mu_);
 
  private:
-  std::mutex mu_;
-  std::unordered_map<std::string, std::pair<int64_t, int64_t>> map_;  // term -> (df, stored at)
+  Mutex mu_;
+  // term -> (df, stored at)
+  std::unordered_map<std::string, std::pair<int64_t, int64_t>> map_ GUARDED_BY(mu_);
 };
 
 // `db` is a connection to a project database (schema version >= 2); `cache` may be null.

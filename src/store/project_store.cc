@@ -9,16 +9,15 @@
 
 #include <cctype>
 #include <cmath>
-#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <utility>
 
 #include "common/crypto_util.h"
 #include "common/file_util.h"
 #include "common/text_util.h"
+#include "common/thread_annotations.h"
 #include "store/content_checksum.h"
 #include "store/journal_codec.h"
 #include "store/keyword_query.h"
@@ -65,12 +64,15 @@ Result<std::string> CanonicalMetadata(const std::string& text) {
 // A pool of read-only connections; Lease returns the connection on destruction.
 class ReaderPool {
  public:
-  Status Init(const std::string& path, int n) {
+  Status Init(const std::string& path, int n) EXCLUDES(mu_) {
     for (int i = 0; i < n; ++i) {
       sql::OpenOptions options;
       options.read_only = true;
       KB_ASSIGN_OR_RETURN(auto db, sql::Database::Open(path, options));
-      free_.push_back(db.get());
+      {
+        MutexLock lock(mu_);  // before the pool is shared; the analysis wants it all the same
+        free_.push_back(db.get());
+      }
       all_.push_back(std::move(db));
     }
     return Status::OK();
@@ -90,26 +92,26 @@ class ReaderPool {
     sql::Database* db_;
   };
 
-  Lease Acquire() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return !free_.empty(); });
+  Lease Acquire() EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    while (free_.empty()) cv_.Wait(mu_);
     sql::Database* db = free_.back();
     free_.pop_back();
     return Lease(this, db);
   }
 
  private:
-  void Release(sql::Database* db) {
+  void Release(sql::Database* db) EXCLUDES(mu_) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       free_.push_back(db);
     }
-    cv_.notify_one();
+    cv_.Signal();
   }
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<sql::Database*> free_;  // guarded by mu_
+  Mutex mu_;
+  CondVar cv_;
+  std::vector<sql::Database*> free_ GUARDED_BY(mu_);
   std::vector<std::unique_ptr<sql::Database>> all_;
 };
 
@@ -159,7 +161,7 @@ class SqliteProjectStore final : public ProjectStore {
   // Document rows on a pooled reader: `where` is the SQL after "FROM documents" (WHERE, ORDER
   // BY, LIMIT with ?1, ?2), bound to `a` and `b`.
   Result<std::vector<DocumentRecord>> SelectDocuments(std::string_view where, int64_t a, int64_t b);
-  Status ApplyLocked(const JournalEntry& entry, store::ContentChecksum* sum);
+  Status ApplyLocked(const JournalEntry& entry, store::ContentChecksum* sum) REQUIRES(write_mu_);
 
   // The one tail of every primary mutation (put, delete, undelete, purge), run with write_mu_
   // held inside the write transaction `tx`: `write` changes the rows, keeping `sum` (the
@@ -170,14 +172,15 @@ class SqliteProjectStore final : public ProjectStore {
   // entry it was given instead (ApplyJournalEntry).
   using RowWriter = std::function<Result<std::string>(store::ContentChecksum* sum, int64_t lsn)>;
   Result<int64_t> CommitJournaled(sql::Database* db, sql::Transaction* tx, std::string_view op,
-                                  const std::string& actor, int64_t ts_ms, const RowWriter& write);
+                                  const std::string& actor, int64_t ts_ms, const RowWriter& write)
+      REQUIRES(write_mu_);
 
   const std::string path_;
   const std::string project_id_;
   const int dimension_;
   const Clock* const clock_;
-  std::mutex write_mu_;
-  std::unique_ptr<sql::Database> writer_;     // guarded by write_mu_
+  Mutex write_mu_;
+  std::unique_ptr<sql::Database> writer_ GUARDED_BY(write_mu_);
   ReaderPool readers_;                        // declared after writer_: closed before it
   store::DocFrequencyCache doc_frequencies_;  // steers keyword query pruning
 };
@@ -233,7 +236,7 @@ Result<PutDocumentResult> SqliteProjectStore::PutDocument(DocumentRecord doc,
   if (doc.bytes < 0) return Status::InvalidArgument("bytes must not be negative");
   KB_ASSIGN_OR_RETURN(doc.metadata_json, CanonicalMetadata(doc.metadata_json));
 
-  std::lock_guard<std::mutex> lock(write_mu_);
+  MutexLock lock(write_mu_);
   sql::Database* db = writer_.get();
   KB_ASSIGN_OR_RETURN(auto tx, sql::Transaction::Begin(db));
 
@@ -302,7 +305,7 @@ Result<PutDocumentResult> SqliteProjectStore::PutDocument(DocumentRecord doc,
 Result<std::vector<int64_t>> SqliteProjectStore::DeleteDocument(const std::string& id,
                                                                 const std::string& actor) {
   KB_RETURN_IF_ERROR(CheckText("actor", actor));
-  std::lock_guard<std::mutex> lock(write_mu_);
+  MutexLock lock(write_mu_);
   sql::Database* db = writer_.get();
   KB_ASSIGN_OR_RETURN(auto tx, sql::Transaction::Begin(db));
   KB_ASSIGN_OR_RETURN(auto doc, LoadDocument(db, id));
@@ -323,7 +326,7 @@ Result<std::vector<int64_t>> SqliteProjectStore::DeleteDocument(const std::strin
 Result<std::vector<int64_t>> SqliteProjectStore::UndeleteDocument(const std::string& id,
                                                                   const std::string& actor) {
   KB_RETURN_IF_ERROR(CheckText("actor", actor));
-  std::lock_guard<std::mutex> lock(write_mu_);
+  MutexLock lock(write_mu_);
   sql::Database* db = writer_.get();
   KB_ASSIGN_OR_RETURN(auto tx, sql::Transaction::Begin(db));
   KB_ASSIGN_OR_RETURN(auto doc, LoadDocument(db, id));
@@ -366,7 +369,7 @@ Result<std::vector<int64_t>> SqliteProjectStore::UndeleteDocument(const std::str
 Result<std::vector<int64_t>> SqliteProjectStore::PurgeDocument(const std::string& id,
                                                                const std::string& actor) {
   KB_RETURN_IF_ERROR(CheckText("actor", actor));
-  std::lock_guard<std::mutex> lock(write_mu_);
+  MutexLock lock(write_mu_);
   sql::Database* db = writer_.get();
   KB_ASSIGN_OR_RETURN(SecureDeleteScope secure, SecureDeleteScope::Enable(db));
   KB_ASSIGN_OR_RETURN(auto tx, sql::Transaction::Begin(db));
@@ -386,7 +389,7 @@ Result<std::vector<int64_t>> SqliteProjectStore::PurgeDocument(const std::string
 }
 
 Status SqliteProjectStore::CompactAfterPurge() {
-  std::lock_guard<std::mutex> lock(write_mu_);
+  MutexLock lock(write_mu_);
   sql::Database* db = writer_.get();
   KB_ASSIGN_OR_RETURN(SecureDeleteScope secure, SecureDeleteScope::Enable(db));
   {
@@ -668,7 +671,7 @@ Status SqliteProjectStore::ApplyLocked(const JournalEntry& entry, store::Content
 }
 
 Status SqliteProjectStore::ApplyJournalEntry(const JournalEntry& entry) {
-  std::lock_guard<std::mutex> lock(write_mu_);
+  MutexLock lock(write_mu_);
   sql::Database* db = writer_.get();
   std::optional<SecureDeleteScope> secure;
   if (entry.op == store::kOpPurgeDocument) {
@@ -719,7 +722,7 @@ Result<std::string> SqliteProjectStore::VerifyContentChecksum() {
 }
 
 Status SqliteProjectStore::IntegrityCheck() {
-  std::lock_guard<std::mutex> lock(write_mu_);
+  MutexLock lock(write_mu_);
   sql::Database* db = writer_.get();
   KB_ASSIGN_OR_RETURN(auto scan, db->BeginFullScan());  // every page: not through the map
   KB_RETURN_IF_ERROR(store::CheckSqliteIntegrity(db, path_));

@@ -45,7 +45,7 @@ Status StatusFromSqlite(int rc, sqlite3* db, std::string_view context) {
 
 namespace {
 constexpr int64_t kMmapSizeBytes = int64_t{1} << 30;  // address space, not memory
-constexpr int kCacheSizePragma = -16384;               // negative = KiB: 16 MiB per connection
+constexpr int kCacheSizePragma = -16384;              // negative = KiB: 16 MiB per connection
 }  // namespace
 
 Result<Database::FullScan> Database::BeginFullScan() {
@@ -114,7 +114,7 @@ Database::~Database() {
 
 Result<Statement> Database::PrepareCached(std::string_view sql) {
   {
-    std::lock_guard<std::mutex> lock(cache_mu_);
+    MutexLock lock(cache_mu_);
     auto it = cache_.find(sql);
     if (it != cache_.end() && !it->second.in_use) {
       it->second.in_use = true;
@@ -129,7 +129,7 @@ Result<Statement> Database::PrepareCached(std::string_view sql) {
     sqlite3_finalize(stmt);
     return StatusFromSqlite(rc, db_, "prepare");
   }
-  std::lock_guard<std::mutex> lock(cache_mu_);
+  MutexLock lock(cache_mu_);
   auto [it, inserted] = cache_.emplace(std::string(sql), CachedStatement{stmt, true});
   if (!inserted) {
     // Raced with another thread preparing the same text: keep theirs, use ours once.
@@ -141,7 +141,7 @@ Result<Statement> Database::PrepareCached(std::string_view sql) {
 void Database::ReturnToCache(sqlite3_stmt* stmt) {
   sqlite3_reset(stmt);
   sqlite3_clear_bindings(stmt);
-  std::lock_guard<std::mutex> lock(cache_mu_);
+  MutexLock lock(cache_mu_);
   for (auto& [sql, cached] : cache_) {
     if (cached.stmt == stmt) {
       cached.in_use = false;

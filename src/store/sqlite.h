@@ -13,12 +13,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "common/status.h"
+#include "common/thread_annotations.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -87,7 +87,7 @@ class Database {
  private:
   friend class Statement;
   Database(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
-  void ReturnToCache(sqlite3_stmt* stmt);
+  void ReturnToCache(sqlite3_stmt* stmt) EXCLUDES(cache_mu_);
 
   sqlite3* db_;
   std::string path_;
@@ -95,8 +95,8 @@ class Database {
     sqlite3_stmt* stmt = nullptr;
     bool in_use = false;
   };
-  std::mutex cache_mu_;
-  std::map<std::string, CachedStatement, std::less<>> cache_;  // guarded by cache_mu_
+  Mutex cache_mu_;
+  std::map<std::string, CachedStatement, std::less<>> cache_ GUARDED_BY(cache_mu_);
 };
 
 // A prepared statement. Binds are 1-based, columns 0-based (as in SQLite). Bind errors are
