@@ -20,6 +20,8 @@ ALL_TARGETS=(fuzz_parse_text fuzz_parse_markdown fuzz_parse_html fuzz_parse_pdf 
 TARGETS=("$@")
 if [[ ${#TARGETS[@]} -eq 0 ]]; then TARGETS=("${ALL_TARGETS[@]}"); fi
 
+# Ninja when installed (scripts/install-deps.sh); an existing build directory keeps its generator.
+if [[ -z "${CMAKE_GENERATOR:-}" ]] && command -v ninja >/dev/null; then export CMAKE_GENERATOR=Ninja; fi
 CC=clang CXX=clang++ cmake -S "$ROOT" -B "$BUILD" -DKB_BUILD_FUZZ=ON -DKB_BUILD_TESTS=OFF \
   -DKB_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD" -j"$(nproc)" --target "${TARGETS[@]}"

@@ -13,7 +13,7 @@ S3RVER_VERSION=3.7.1
 S3RVER_DIR="$ROOT/.cache/s3rver"
 
 PACKAGES=(
-  build-essential cmake pkg-config ccache git ca-certificates curl
+  build-essential cmake pkg-config ccache git ca-certificates curl ninja-build lld
   libsqlite3-dev sqlite3
   libhnswlib-dev
   libcpp-httplib-dev

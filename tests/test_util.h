@@ -20,6 +20,15 @@ class TempDir {
   std::string path_;
 };
 
+// How many times longer a guard against quadratic time may take in a sanitizer build (KB_SANITIZE:
+// instrumented, unoptimised code runs several times slower). Such a guard bounds seconds where
+// the quadratic case would take minutes, so the slack does not hide what it guards against.
+#ifdef KB_SANITIZED_BUILD
+inline constexpr double kSanitizerTimeSlack = 4.0;
+#else
+inline constexpr double kSanitizerTimeSlack = 1.0;
+#endif
+
 // Writes a file (creating parent directories); aborts the test on failure.
 void WriteTestFile(const std::string& path, const std::string& content);
 
