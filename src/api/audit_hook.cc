@@ -130,7 +130,7 @@ void AuditRequest(ApiContext* api, const AuditedRequest& r) {
         const std::string secret = PresentedSecret(r.http.get_header_value("Authorization"),
                                                    r.http.get_header_value("X-API-Key"));
         if (!secret.empty()) {
-          auto key = api->kb->Authenticate(secret);
+          auto key = api->kb->keys().Authenticate(secret);
           if (key.ok()) {
             e.actor_id = key->id;
             e.actor_name = key->name;

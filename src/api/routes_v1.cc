@@ -331,7 +331,7 @@ Result<Reply> CreateKey(ApiContext* api, RequestContext& ctx) {
     ids.push_back(project->id);
   }
   KB_ASSIGN_OR_RETURN(CreatedKey k,
-                      api->kb->CreateKey(req.name, req.scope, ids, req.expires_in_days, ctx.actor,
+                      api->kb->keys().CreateKey(req.name, req.scope, ids, req.expires_in_days, ctx.actor,
                                          req.expires_at_ms));
   return Reply::Json(201, {{"key", EncodeKey(k.record)}, {"secret", k.secret}});
 }
@@ -342,7 +342,7 @@ void AddKeyRoutes(ApiContext* api, std::vector<Route>& routes) {
       [api](RequestContext& ctx) { return CreateKey(api, ctx); });
   Add(routes, "GET", "/api/v1/admin/api-keys", kAdmin, "", true,
       [api](RequestContext&) -> Result<Reply> {
-        KB_ASSIGN_OR_RETURN(auto keys, api->kb->ListKeys());
+        KB_ASSIGN_OR_RETURN(auto keys, api->kb->keys().ListKeys());
         json list = json::array();
         for (const auto& k : keys) list.push_back(EncodeKey(k));
         const size_t n = list.size();
@@ -350,7 +350,7 @@ void AddKeyRoutes(ApiContext* api, std::vector<Route>& routes) {
       });
   Add(routes, "DELETE", "/api/v1/admin/api-keys/{id}", kAdmin, "", true,
       [api](RequestContext& ctx) -> Result<Reply> {
-        KB_RETURN_IF_ERROR(api->kb->RevokeKey(ctx.Param("id"), ctx.actor));
+        KB_RETURN_IF_ERROR(api->kb->keys().RevokeKey(ctx.Param("id"), ctx.actor));
         return Reply::NoContent();
       });
   routes.back().action = "apikey.revoke";

@@ -126,7 +126,7 @@ std::vector<Route> MakeV2Routes(ApiContext* api) {
         KB_ASSIGN_OR_RETURN(json body, JsonObjectBody(ctx));
         KB_ASSIGN_OR_RETURN(CreateKeyRequest req, DecodeV2CreateKey(body));
         KB_ASSIGN_OR_RETURN(ProjectRecord p, api->kb->GetProject(ctx.Param(kProjectId)));
-        KB_ASSIGN_OR_RETURN(CreatedKey k, api->kb->CreateKey(req.name, req.scope, {p.id},
+        KB_ASSIGN_OR_RETURN(CreatedKey k, api->kb->keys().CreateKey(req.name, req.scope, {p.id},
                                                              req.expires_in_days, ctx.actor));
         json out = EncodeV2Key(k.record, p.id);
         out["api_key"] = k.secret;  // shown once
@@ -135,7 +135,7 @@ std::vector<Route> MakeV2Routes(ApiContext* api) {
   add("GET", "/api/v2/projects/{project_id}/api-keys", kAdmin, kProjectId, false,
       [api](RequestContext& ctx) -> Result<Reply> {
         KB_ASSIGN_OR_RETURN(ProjectRecord p, api->kb->GetProject(ctx.Param(kProjectId)));
-        KB_ASSIGN_OR_RETURN(auto keys, api->kb->ListKeys());
+        KB_ASSIGN_OR_RETURN(auto keys, api->kb->keys().ListKeys());
         json list = json::array();
         for (const auto& k : keys) {
           if (KeyBelongsTo(k, p.id)) list.push_back(EncodeV2Key(k, p.id));
@@ -146,7 +146,7 @@ std::vector<Route> MakeV2Routes(ApiContext* api) {
   add("DELETE", "/api/v2/projects/{project_id}/api-keys/{key_id}", kAdmin, kProjectId, false,
       [api](RequestContext& ctx) -> Result<Reply> {
         KB_ASSIGN_OR_RETURN(ProjectRecord p, api->kb->GetProject(ctx.Param(kProjectId)));
-        KB_ASSIGN_OR_RETURN(auto keys, api->kb->ListKeys());
+        KB_ASSIGN_OR_RETURN(auto keys, api->kb->keys().ListKeys());
         const std::string& key_id = ctx.Param("key_id");
         auto it = std::find_if(keys.begin(), keys.end(),
                                [&](const ApiKeyRecord& k) { return k.id == key_id; });
@@ -154,7 +154,7 @@ std::vector<Route> MakeV2Routes(ApiContext* api) {
         if (it == keys.end() || !KeyBelongsTo(*it, p.id)) {
           return Status::NotFound("no API key '" + key_id + "' in project " + p.id);
         }
-        KB_RETURN_IF_ERROR(api->kb->RevokeKey(key_id, ctx.actor));
+        KB_RETURN_IF_ERROR(api->kb->keys().RevokeKey(key_id, ctx.actor));
         return Reply::Json(200, {{"success", true}, {"message", "API key " + key_id + " revoked"}});
       });
   routes.back().action = "apikey.revoke";

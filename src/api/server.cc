@@ -437,7 +437,7 @@ Status AuthenticateKey(KnowledgeBase* kb, const api::Route& route, const httplib
         "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'");
   }
   std::string key_id;
-  auto key = kb->Authenticate(secret, &key_id);
+  auto key = kb->keys().Authenticate(secret, &key_id);
   if (!key.ok()) {
     if (!key_id.empty()) ctx.actor.id = key_id;
     // Storage failures stay 500s; only credential problems are 401.

@@ -89,7 +89,7 @@ class DirectBackend final : public Backend {
   Result<CreatedKey> CreateKey(const std::string& name, KeyScope scope,
                                const std::vector<std::string>& projects,
                                std::optional<int> expires_in_days) override {
-    auto r = kb_->CreateKey(name, scope, projects, expires_in_days, actor_);
+    auto r = kb_->keys().CreateKey(name, scope, projects, expires_in_days, actor_);
     AuditEvent e = CliEvent("keys create", "apikey.create", r.status());
     // The new key's id and name, never its secret.
     e.detail += (e.detail.empty() ? "" : "; ") + std::string("name=") + name +
@@ -97,21 +97,21 @@ class DirectBackend final : public Backend {
     Audit(std::move(e));
     return r;
   }
-  Result<std::vector<ApiKeyRecord>> ListKeys() override { return kb_->ListKeys(); }
+  Result<std::vector<ApiKeyRecord>> ListKeys() override { return kb_->keys().ListKeys(); }
   Status RevokeKey(const std::string& key_id) override {
-    Status s = kb_->RevokeKey(key_id, actor_);
+    Status s = kb_->keys().RevokeKey(key_id, actor_);
     Audit(KeyEvent("keys revoke", "apikey.revoke", s, key_id));
     return s;
   }
   Result<CreatedKey> RotateKey(const std::string& key_id, int64_t overlap_seconds) override {
-    auto r = kb_->RotateKey(key_id, overlap_seconds, actor_);
+    auto r = kb_->keys().RotateKey(key_id, overlap_seconds, actor_);
     AuditEvent e = KeyEvent("keys rotate", "apikey.rotate", r.status(), key_id);
     e.detail += " overlap_seconds=" + std::to_string(overlap_seconds);
     Audit(std::move(e));
     return r;
   }
   Result<RevokeAllResult> RevokeAllKeys(bool include_admin) override {
-    auto r = kb_->RevokeAllKeys("", include_admin, actor_);
+    auto r = kb_->keys().RevokeAllKeys("", include_admin, actor_);
     AuditEvent e = CliEvent("keys revoke-all", "apikey.revoke-all", r.status());
     if (r.ok()) {
       e.detail = "revoked " + std::to_string(r->revoked.size()) + " key(s)" +
@@ -121,7 +121,7 @@ class DirectBackend final : public Backend {
     return r;
   }
   Status ReinstateKey(const std::string& key_id) override {
-    Status s = kb_->ReinstateKey(key_id, actor_);
+    Status s = kb_->keys().ReinstateKey(key_id, actor_);
     Audit(KeyEvent("keys reinstate", "apikey.reinstate", s, key_id));
     return s;
   }

@@ -92,7 +92,7 @@ int RunServe(const CommonOptions& common) {
   kb_options.purge_interval_ms = config->purge_interval_ms.value_or(kDefaultPurgeIntervalMs);
   Result<std::unique_ptr<KnowledgeBase>> kb = KnowledgeBase::Open(kb_options);
   if (!kb.ok()) return ReportError(kb.status().WithContext("cannot open " + config->data_dir));
-  Result<std::optional<std::string>> admin = (*kb)->EnsureAdminKey(config->admin_token);
+  Result<std::optional<std::string>> admin = (*kb)->keys().EnsureAdminKey(config->admin_token);
   if (!admin.ok()) return ReportError(admin.status().WithContext("cannot create the admin key"));
   // Shown before the server starts: if binding fails, the key (stored only as a hash) must not
   // have been created unseen.
@@ -152,7 +152,7 @@ int RunInit(const CommonOptions& common) {
   if (!config) return exit_code;
   Result<std::unique_ptr<KnowledgeBase>> kb = KnowledgeBase::Open(MakeKbOptions(*config));
   if (!kb.ok()) return ReportError(kb.status().WithContext("cannot open " + config->data_dir));
-  Result<std::optional<std::string>> admin = (*kb)->EnsureAdminKey(config->admin_token);
+  Result<std::optional<std::string>> admin = (*kb)->keys().EnsureAdminKey(config->admin_token);
   (*kb)->Close();
   if (!admin.ok()) return ReportError(admin.status().WithContext("cannot create the admin key"));
 

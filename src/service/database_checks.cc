@@ -295,28 +295,13 @@ void RunCheck(std::string_view name, CheckSeverity severity, DatabaseCheckReport
   if (!s.ok()) r->Add(name, severity, "could not be completed: " + s.message());
 }
 
-// Opens the project database r->path for checking, reading one snapshot (every check of the
-// file sees the same one) until the reader is destroyed. Unchecked: the identity and the tables
-// are what the checks report on. nullopt, with the problem recorded in `r`, if it cannot be
-// opened or read.
-std::unique_ptr<store::ProjectReader> OpenProjectForChecks(DatabaseCheckReport* r) {
-  auto reader = store::ProjectReader::OpenUnchecked(r->path);
-  if (!reader.ok()) {
-    r->Add(kCheckSqlite, CheckSeverity::kUnhealthy, "cannot open: " + reader.status().message());
-    return nullptr;
-  }
-  Status s = (*reader)->BeginSnapshot();
-  if (!s.ok()) {
-    r->Add(kCheckSqlite, CheckSeverity::kUnhealthy, "cannot read: " + s.message());
-    return nullptr;
-  }
-  return std::move(reader).value();
-}
-
-// Opens the catalog r->path for checking, reading one snapshot until the reader is destroyed;
+// Opens the database r->path for checking with a store reader (store::ProjectReader or
+// store::CatalogReader), reading one snapshot (every check of the file sees the same one) until
+// the reader is destroyed. Unchecked: the identity and the tables are what the checks report on.
 // nullptr, with the problem recorded in `r`, if it cannot be opened or read.
-std::unique_ptr<store::CatalogReader> OpenCatalogForChecks(DatabaseCheckReport* r) {
-  auto reader = store::CatalogReader::OpenUnchecked(r->path);
+template <typename Reader>
+std::unique_ptr<Reader> OpenForChecks(DatabaseCheckReport* r) {
+  auto reader = Reader::OpenUnchecked(r->path);
   if (!reader.ok()) {
     r->Add(kCheckSqlite, CheckSeverity::kUnhealthy, "cannot open: " + reader.status().message());
     return nullptr;
@@ -337,7 +322,7 @@ std::optional<MetaInfo> CheckProjectDatabase(const ExpectedProject& expected,
     r->Add(kCheckSqlite, CheckSeverity::kUnhealthy, "the database file is missing");
     return std::nullopt;
   }
-  std::unique_ptr<store::ProjectReader> file = OpenProjectForChecks(r);
+  std::unique_ptr<store::ProjectReader> file = OpenForChecks<store::ProjectReader>(r);
   if (!file) return std::nullopt;
   store::ProjectReader* d = file.get();
   CheckSqliteIntegrity(d->SqliteIntegrityReport(), r);
@@ -371,7 +356,7 @@ Result<std::vector<ExpectedProject>> ReadCatalogProjects(store::CatalogReader* d
 }
 
 std::optional<std::vector<ExpectedProject>> CheckCatalog(DatabaseCheckReport* r) {
-  std::unique_ptr<store::CatalogReader> file = OpenCatalogForChecks(r);
+  std::unique_ptr<store::CatalogReader> file = OpenForChecks<store::CatalogReader>(r);
   if (!file) return std::nullopt;
   store::CatalogReader* db = file.get();
   CheckSqliteIntegrity(db->SqliteIntegrityReport(), r);

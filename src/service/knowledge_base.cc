@@ -352,45 +352,6 @@ Result<QueryResponse> KnowledgeBase::Query(const std::string& project, const Que
 }
 
 // ---------------------------------------------------------------------------------------------
-// API keys (service/key_service.h)
-
-Result<CreatedKey> KnowledgeBase::CreateKey(const std::string& name, KeyScope scope,
-                                            const std::vector<std::string>& projects,
-                                            std::optional<int> expires_in_days, const Actor& actor,
-                                            std::optional<int64_t> expires_at_ms) {
-  return keys_->CreateKey(name, scope, projects, expires_in_days, actor, expires_at_ms);
-}
-
-Result<std::vector<ApiKeyRecord>> KnowledgeBase::ListKeys() { return keys_->ListKeys(); }
-
-Status KnowledgeBase::RevokeKey(const std::string& key_id, const Actor& actor) {
-  return keys_->RevokeKey(key_id, actor);
-}
-
-Result<CreatedKey> KnowledgeBase::RotateKey(const std::string& key_id, int64_t overlap_seconds,
-                                            const Actor& actor) {
-  return keys_->RotateKey(key_id, overlap_seconds, actor);
-}
-
-Result<RevokeAllResult> KnowledgeBase::RevokeAllKeys(const std::string& caller_key_id,
-                                                     bool include_admin, const Actor& actor) {
-  return keys_->RevokeAllKeys(caller_key_id, include_admin, actor);
-}
-
-Status KnowledgeBase::ReinstateKey(const std::string& key_id, const Actor& actor) {
-  return keys_->ReinstateKey(key_id, actor);
-}
-
-Result<ApiKeyRecord> KnowledgeBase::Authenticate(const std::string& secret,
-                                                 std::string* out_key_id) {
-  return keys_->Authenticate(secret, out_key_id);
-}
-
-Result<std::optional<std::string>> KnowledgeBase::EnsureAdminKey(const std::string& admin_token) {
-  return keys_->EnsureAdminKey(admin_token);
-}
-
-// ---------------------------------------------------------------------------------------------
 // Status
 
 Result<KbStats> KnowledgeBase::Stats() {

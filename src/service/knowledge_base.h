@@ -37,6 +37,7 @@
 #include "common/data_layout.h"
 #include "common/status.h"
 #include "service/integrity_check.h"
+#include "service/key_service.h"
 #include "service/stop_signal.h"
 #include "service/types.h"
 #include "store/catalog.h"
@@ -46,7 +47,6 @@ namespace kb {
 
 class IndexMaintenance;
 class IngestPipeline;
-class KeyService;
 class ProjectRegistry;
 class SoftDeleteLifecycle;
 struct ProjectHandle;
@@ -121,37 +121,9 @@ class KnowledgeBase {
   // --- search ---
   Result<QueryResponse> Query(const std::string& project, const QueryRequest& req);
 
-  // --- API keys ---
-  // Creates a key with a fresh random secret ("kb_" + 43 base64url chars).
-  // `expires_at_ms` (absolute, in the future, within the maximum lifetime) is an alternative
-  // to expires_in_days; giving both is InvalidArgument.
-  Result<CreatedKey> CreateKey(const std::string& name, KeyScope scope,
-                               const std::vector<std::string>& projects,
-                               std::optional<int> expires_in_days, const Actor& actor,
-                               std::optional<int64_t> expires_at_ms = std::nullopt);
-  Result<std::vector<ApiKeyRecord>> ListKeys();
-  Status RevokeKey(const std::string& key_id, const Actor& actor);
-  // Issues a new secret for the key (same id, scope, projects, expiry). With overlap_seconds > 0
-  // (at most kMaxRotationOverlapSeconds) the old secret keeps working until then; otherwise it
-  // stops at once. NotFound; FailedPrecondition for a revoked key.
-  Result<CreatedKey> RotateKey(const std::string& key_id, int64_t overlap_seconds,
-                               const Actor& actor);
-  // Revokes every live key except `caller_key_id`; with include_admin every key, after creating
-  // a new admin key that is returned once. Without a caller (direct-mode CLI) include_admin is
-  // required (InvalidArgument), so that the data directory never ends up with no admin key.
-  Result<RevokeAllResult> RevokeAllKeys(const std::string& caller_key_id, bool include_admin,
-                                        const Actor& actor);
-  // Undoes a revocation caused by a project delete. FailedPrecondition if the key is not
-  // revoked, was revoked for another reason (those may follow a compromise: create a new key),
-  // or one of its projects is still deleted.
-  Status ReinstateKey(const std::string& key_id, const Actor& actor);
-  // The key for a presented secret. Unauthenticated if unknown, revoked or expired (the message
-  // says which; `out_key_id` is set when the key exists, for the audit log).
-  Result<ApiKeyRecord> Authenticate(const std::string& secret, std::string* out_key_id = nullptr);
-  // First start: if no admin key exists, creates one — from `admin_token` if given (stored as a
-  // hash), else random. Returns the secret to show once, or nullopt if an admin key existed or
-  // the token was supplied by the caller.
-  Result<std::optional<std::string>> EnsureAdminKey(const std::string& admin_token);
+  // --- API keys --- (service/key_service.h: create, list, revoke, rotate, reinstate,
+  // authenticate; the contract is commented there)
+  KeyService& keys() { return *keys_; }
 
   // --- restore support (src/backup) ---
   enum class ImportOutcome { kImported, kExists, kSourceTaken };

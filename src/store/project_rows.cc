@@ -115,6 +115,18 @@ Status AppendJournal(sql::Database* db, const JournalEntry& e) {
 
 // --- mutation bodies, shared by the primary path and replay; caller holds a write transaction ---
 
+namespace {
+
+// Binds ?1..?10 of the documents row of `doc` (the insert and the update of WritePut number
+// their columns alike).
+void BindDocumentRow(sql::Statement& st, const DocumentRecord& doc) {
+  st.Bind(1, doc.id).Bind(2, doc.title).Bind(3, doc.source).Bind(4, doc.content_type);
+  st.Bind(5, doc.content_hash).Bind(6, doc.metadata_json).Bind(7, doc.chunk_count);
+  st.Bind(8, doc.bytes).Bind(9, doc.created_at_ms).Bind(10, doc.updated_at_ms);
+}
+
+}  // namespace
+
 // Writes `doc` (live) with `chunks`; a chunk id of 0 is assigned by SQLite and filled in.
 Status WritePut(sql::Database* db, const DocumentRecord& doc, std::vector<ChunkRecord>* chunks,
                 bool existed, std::vector<int64_t>* removed, ContentChecksum* sum) {
@@ -134,9 +146,7 @@ Status WritePut(sql::Database* db, const DocumentRecord& doc, std::vector<ChunkR
                                           "chunk_count = ?7, bytes = ?8, created_at = ?9, "
                                           "updated_at = ?10, deleted_at = NULL, deleted_by = '' "
                                           "WHERE id = ?1"));
-    upd.Bind(1, doc.id).Bind(2, doc.title).Bind(3, doc.source).Bind(4, doc.content_type);
-    upd.Bind(5, doc.content_hash).Bind(6, doc.metadata_json).Bind(7, doc.chunk_count);
-    upd.Bind(8, doc.bytes).Bind(9, doc.created_at_ms).Bind(10, doc.updated_at_ms);
+    BindDocumentRow(upd, doc);
     KB_RETURN_IF_ERROR(upd.Run());
   } else {
     KB_ASSIGN_OR_RETURN(auto ins,
@@ -144,9 +154,7 @@ Status WritePut(sql::Database* db, const DocumentRecord& doc, std::vector<ChunkR
                                           "content_hash, metadata, chunk_count, bytes, created_at, "
                                           "updated_at, deleted_at, deleted_by) VALUES (?1, ?2, ?3, "
                                           "?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, '')"));
-    ins.Bind(1, doc.id).Bind(2, doc.title).Bind(3, doc.source).Bind(4, doc.content_type);
-    ins.Bind(5, doc.content_hash).Bind(6, doc.metadata_json).Bind(7, doc.chunk_count);
-    ins.Bind(8, doc.bytes).Bind(9, doc.created_at_ms).Bind(10, doc.updated_at_ms);
+    BindDocumentRow(ins, doc);
     KB_RETURN_IF_ERROR(ins.Run());
   }
   KB_ASSIGN_OR_RETURN(auto ins,

@@ -31,7 +31,7 @@ class ApiServerTest : public ::testing::Test {
     auto kb = KnowledgeBase::Open(o);
     ASSERT_TRUE(kb.ok()) << kb.status().ToString();
     kb_ = std::move(kb).value();
-    ASSERT_TRUE(kb_->EnsureAdminKey(kAdminToken).ok());
+    ASSERT_TRUE(kb_->keys().EnsureAdminKey(kAdminToken).ok());
     StartServer(ServerOptions{});
   }
   void TearDown() override {

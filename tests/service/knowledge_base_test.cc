@@ -463,36 +463,36 @@ TEST_F(KnowledgeBaseTest, ChangedSinceListsDocumentsAcrossProjects) {
 
 TEST_F(KnowledgeBaseTest, KeysAuthenticateUntilRevokedOrExpired) {
   MakeProject("docs");
-  auto created = kb_->CreateKey("reader", KeyScope::kRead, {"docs"}, 1, actor_).value();
+  auto created = kb_->keys().CreateKey("reader", KeyScope::kRead, {"docs"}, 1, actor_).value();
   EXPECT_EQ(created.secret.rfind("kb_", 0), 0u);
-  auto key = kb_->Authenticate(created.secret);
+  auto key = kb_->keys().Authenticate(created.secret);
   ASSERT_TRUE(key.ok()) << key.status().ToString();
   EXPECT_EQ(key->scope, KeyScope::kRead);
   ASSERT_EQ(key->projects.size(), 1u);
   EXPECT_EQ(key->projects[0], kb_->GetProject("docs").value().id);
-  EXPECT_EQ(kb_->Authenticate("kb_wrong").status().code(), Code::kUnauthenticated);
+  EXPECT_EQ(kb_->keys().Authenticate("kb_wrong").status().code(), Code::kUnauthenticated);
 
   clock_.Advance(86'400'000);
   std::string id;
-  auto expired = kb_->Authenticate(created.secret, &id);
+  auto expired = kb_->keys().Authenticate(created.secret, &id);
   EXPECT_EQ(expired.status().code(), Code::kUnauthenticated);
   EXPECT_EQ(id, created.record.id);
 
-  auto other = kb_->CreateKey("writer", KeyScope::kWrite, {}, std::nullopt, actor_).value();
-  ASSERT_TRUE(kb_->Authenticate(other.secret).ok());
-  ASSERT_TRUE(kb_->RevokeKey(other.record.id, actor_).ok());
-  EXPECT_EQ(kb_->Authenticate(other.secret).status().code(), Code::kUnauthenticated);
-  EXPECT_EQ(kb_->CreateKey("x", KeyScope::kRead, {"missing"}, std::nullopt, actor_).status().code(),
+  auto other = kb_->keys().CreateKey("writer", KeyScope::kWrite, {}, std::nullopt, actor_).value();
+  ASSERT_TRUE(kb_->keys().Authenticate(other.secret).ok());
+  ASSERT_TRUE(kb_->keys().RevokeKey(other.record.id, actor_).ok());
+  EXPECT_EQ(kb_->keys().Authenticate(other.secret).status().code(), Code::kUnauthenticated);
+  EXPECT_EQ(kb_->keys().CreateKey("x", KeyScope::kRead, {"missing"}, std::nullopt, actor_).status().code(),
             Code::kNotFound);
 }
 
 TEST_F(KnowledgeBaseTest, AdminKeyIsCreatedOnceAndShownOnce) {
-  auto first = kb_->EnsureAdminKey("").value();
+  auto first = kb_->keys().EnsureAdminKey("").value();
   ASSERT_TRUE(first.has_value());
-  EXPECT_TRUE(kb_->Authenticate(*first).ok());
-  EXPECT_FALSE(kb_->EnsureAdminKey("").value().has_value());
+  EXPECT_TRUE(kb_->keys().Authenticate(*first).ok());
+  EXPECT_FALSE(kb_->keys().EnsureAdminKey("").value().has_value());
   Reopen();
-  EXPECT_FALSE(kb_->EnsureAdminKey("").value().has_value());
+  EXPECT_FALSE(kb_->keys().EnsureAdminKey("").value().has_value());
   // Nothing readable is stored: the secret does not appear in the catalog file.
   std::string catalog = ReadFile(dir_.Sub("data/catalog.db")).value();
   std::string wal = ReadFile(dir_.Sub("data/catalog.db-wal")).ok()
@@ -503,11 +503,11 @@ TEST_F(KnowledgeBaseTest, AdminKeyIsCreatedOnceAndShownOnce) {
 }
 
 TEST_F(KnowledgeBaseTest, AdminTokenFromEnvironmentBecomesAnAdminKey) {
-  EXPECT_FALSE(kb_->EnsureAdminKey("a-long-enough-admin-token").value().has_value());
-  auto key = kb_->Authenticate("a-long-enough-admin-token");
+  EXPECT_FALSE(kb_->keys().EnsureAdminKey("a-long-enough-admin-token").value().has_value());
+  auto key = kb_->keys().Authenticate("a-long-enough-admin-token");
   ASSERT_TRUE(key.ok());
   EXPECT_EQ(key->scope, KeyScope::kAdmin);
-  EXPECT_EQ(kb_->EnsureAdminKey("short").status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(kb_->keys().EnsureAdminKey("short").status().code(), Code::kInvalidArgument);
 }
 
 TEST_F(KnowledgeBaseTest, IngestFileStaysInsideTheIngestRoot) {

@@ -221,17 +221,17 @@ TEST_F(LifecycleTest, RestoreSkipsWhatCannotComeBackAndSaysWhy) {
 TEST_F(LifecycleTest, ProjectDeleteRevokesItsKeysAndOnlyReinstateBringsThemBack) {
   ProjectRecord p = MakeProject("team");
   Put("team", "herons.md", kHerons);
-  auto limited = kb_->CreateKey("team writer", KeyScope::kWrite, {p.id}, std::nullopt, actor_);
-  auto global = kb_->CreateKey("global reader", KeyScope::kRead, {}, std::nullopt, actor_);
+  auto limited = kb_->keys().CreateKey("team writer", KeyScope::kWrite, {p.id}, std::nullopt, actor_);
+  auto global = kb_->keys().CreateKey("global reader", KeyScope::kRead, {}, std::nullopt, actor_);
   ASSERT_TRUE(limited.ok() && global.ok());
-  ASSERT_TRUE(kb_->Authenticate(limited->secret).ok());
+  ASSERT_TRUE(kb_->keys().Authenticate(limited->secret).ok());
 
   clock_.Advance(1000);
   const int64_t t = clock_.NowMillis();
   ASSERT_TRUE(kb_->DeleteProject("team", actor_).ok());
-  auto refused = kb_->Authenticate(limited->secret);
+  auto refused = kb_->keys().Authenticate(limited->secret);
   EXPECT_EQ(refused.status().code(), Code::kUnauthenticated);
-  EXPECT_TRUE(kb_->Authenticate(global->secret).ok());
+  EXPECT_TRUE(kb_->keys().Authenticate(global->secret).ok());
   auto deleted = kb_->ListDeleted("", 10, 0);
   ASSERT_TRUE(deleted.ok());
   ASSERT_EQ(deleted->projects.size(), 1u);
@@ -239,7 +239,7 @@ TEST_F(LifecycleTest, ProjectDeleteRevokesItsKeysAndOnlyReinstateBringsThemBack)
   // Its deleted documents can be listed although the project is not loaded.
   EXPECT_EQ(kb_->ListDeleted(p.id, 10, 0)->project->id, p.id);
   // Reinstating is refused while the project is deleted.
-  EXPECT_EQ(kb_->ReinstateKey(limited->record.id, actor_).code(), Code::kFailedPrecondition);
+  EXPECT_EQ(kb_->keys().ReinstateKey(limited->record.id, actor_).code(), Code::kFailedPrecondition);
 
   RestoreDeletedRequest req;
   req.project = p.id;
@@ -250,14 +250,14 @@ TEST_F(LifecycleTest, ProjectDeleteRevokesItsKeysAndOnlyReinstateBringsThemBack)
   EXPECT_EQ(r->project_name, "team");
   EXPECT_EQ(Ask("team", "herons").size(), 1u);
   // The undelete did not bring the key back ...
-  EXPECT_EQ(kb_->Authenticate(limited->secret).status().code(), Code::kUnauthenticated);
+  EXPECT_EQ(kb_->keys().Authenticate(limited->secret).status().code(), Code::kUnauthenticated);
   // ... an explicit reinstate does.
-  ASSERT_TRUE(kb_->ReinstateKey(limited->record.id, actor_).ok());
-  EXPECT_TRUE(kb_->Authenticate(limited->secret).ok());
+  ASSERT_TRUE(kb_->keys().ReinstateKey(limited->record.id, actor_).ok());
+  EXPECT_TRUE(kb_->keys().Authenticate(limited->secret).ok());
   // A key revoked by an administrator cannot be reinstated.
-  ASSERT_TRUE(kb_->RevokeKey(global->record.id, actor_).ok());
-  EXPECT_EQ(kb_->ReinstateKey(global->record.id, actor_).code(), Code::kFailedPrecondition);
-  EXPECT_EQ(kb_->ReinstateKey("key_0000000000000000", actor_).code(), Code::kNotFound);
+  ASSERT_TRUE(kb_->keys().RevokeKey(global->record.id, actor_).ok());
+  EXPECT_EQ(kb_->keys().ReinstateKey(global->record.id, actor_).code(), Code::kFailedPrecondition);
+  EXPECT_EQ(kb_->keys().ReinstateKey("key_0000000000000000", actor_).code(), Code::kNotFound);
 }
 
 TEST_F(LifecycleTest, RestoringAProjectWhoseNameWasTakenIsAConflict) {
@@ -377,91 +377,91 @@ TEST_F(LifecycleTest, BackgroundPurgeJobRunsOnItsOwn) {
 }
 
 TEST_F(LifecycleTest, RotationWithAndWithoutOverlap) {
-  auto key = kb_->CreateKey("rotating", KeyScope::kWrite, {}, std::nullopt, actor_);
+  auto key = kb_->keys().CreateKey("rotating", KeyScope::kWrite, {}, std::nullopt, actor_);
   ASSERT_TRUE(key.ok());
   // Without overlap the old secret stops at once.
-  auto r1 = kb_->RotateKey(key->record.id, 0, actor_);
+  auto r1 = kb_->keys().RotateKey(key->record.id, 0, actor_);
   ASSERT_TRUE(r1.ok()) << r1.status().ToString();
   EXPECT_EQ(r1->record.id, key->record.id);
   EXPECT_NE(r1->secret, key->secret);
-  EXPECT_EQ(kb_->Authenticate(key->secret).status().code(), Code::kUnauthenticated);
-  EXPECT_EQ(kb_->Authenticate(r1->secret)->id, key->record.id);
+  EXPECT_EQ(kb_->keys().Authenticate(key->secret).status().code(), Code::kUnauthenticated);
+  EXPECT_EQ(kb_->keys().Authenticate(r1->secret)->id, key->record.id);
   // With an overlap both work until it ends; then only the new one.
-  auto r2 = kb_->RotateKey(key->record.id, 600, actor_);
+  auto r2 = kb_->keys().RotateKey(key->record.id, 600, actor_);
   ASSERT_TRUE(r2.ok());
   EXPECT_EQ(r2->record.previous_expires_at_ms, clock_.NowMillis() + 600'000);
-  EXPECT_TRUE(kb_->Authenticate(r1->secret).ok());
-  EXPECT_TRUE(kb_->Authenticate(r2->secret).ok());
+  EXPECT_TRUE(kb_->keys().Authenticate(r1->secret).ok());
+  EXPECT_TRUE(kb_->keys().Authenticate(r2->secret).ok());
   clock_.Advance(600'000);
-  EXPECT_EQ(kb_->Authenticate(r1->secret).status().code(), Code::kUnauthenticated);
-  EXPECT_TRUE(kb_->Authenticate(r2->secret).ok());
-  EXPECT_EQ(kb_->Authenticate(key->secret).status().code(), Code::kUnauthenticated);
+  EXPECT_EQ(kb_->keys().Authenticate(r1->secret).status().code(), Code::kUnauthenticated);
+  EXPECT_TRUE(kb_->keys().Authenticate(r2->secret).ok());
+  EXPECT_EQ(kb_->keys().Authenticate(key->secret).status().code(), Code::kUnauthenticated);
   // Bounds and refusals.
-  EXPECT_EQ(kb_->RotateKey(key->record.id, kMaxRotationOverlapSeconds + 1, actor_).status().code(),
+  EXPECT_EQ(kb_->keys().RotateKey(key->record.id, kMaxRotationOverlapSeconds + 1, actor_).status().code(),
             Code::kInvalidArgument);
-  EXPECT_EQ(kb_->RotateKey(key->record.id, -1, actor_).status().code(), Code::kInvalidArgument);
-  EXPECT_EQ(kb_->RotateKey("key_0000000000000000", 0, actor_).status().code(), Code::kNotFound);
-  ASSERT_TRUE(kb_->RevokeKey(key->record.id, actor_).ok());
-  EXPECT_EQ(kb_->RotateKey(key->record.id, 0, actor_).status().code(),
+  EXPECT_EQ(kb_->keys().RotateKey(key->record.id, -1, actor_).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(kb_->keys().RotateKey("key_0000000000000000", 0, actor_).status().code(), Code::kNotFound);
+  ASSERT_TRUE(kb_->keys().RevokeKey(key->record.id, actor_).ok());
+  EXPECT_EQ(kb_->keys().RotateKey(key->record.id, 0, actor_).status().code(),
             Code::kFailedPrecondition);
-  EXPECT_EQ(kb_->Authenticate(r2->secret).status().code(), Code::kUnauthenticated);
+  EXPECT_EQ(kb_->keys().Authenticate(r2->secret).status().code(), Code::kUnauthenticated);
 }
 
 TEST_F(LifecycleTest, KeysExpireByTimeGivenAsInstantOrDays) {
-  auto at = kb_->CreateKey("short", KeyScope::kRead, {}, std::nullopt, actor_,
+  auto at = kb_->keys().CreateKey("short", KeyScope::kRead, {}, std::nullopt, actor_,
                            clock_.NowMillis() + 5000);
   ASSERT_TRUE(at.ok()) << at.status().ToString();
-  EXPECT_TRUE(kb_->Authenticate(at->secret).ok());
+  EXPECT_TRUE(kb_->keys().Authenticate(at->secret).ok());
   clock_.Advance(5000);
-  auto expired = kb_->Authenticate(at->secret);
+  auto expired = kb_->keys().Authenticate(at->secret);
   EXPECT_EQ(expired.status().code(), Code::kUnauthenticated);
   EXPECT_NE(expired.status().message().find("expired"), std::string::npos);
-  EXPECT_EQ(kb_->CreateKey("past", KeyScope::kRead, {}, std::nullopt, actor_, clock_.NowMillis())
+  EXPECT_EQ(kb_->keys().CreateKey("past", KeyScope::kRead, {}, std::nullopt, actor_, clock_.NowMillis())
                 .status()
                 .code(),
             Code::kInvalidArgument);
-  EXPECT_EQ(kb_->CreateKey("both", KeyScope::kRead, {}, 3, actor_, clock_.NowMillis() + 10)
+  EXPECT_EQ(kb_->keys().CreateKey("both", KeyScope::kRead, {}, 3, actor_, clock_.NowMillis() + 10)
                 .status()
                 .code(),
             Code::kInvalidArgument);
 }
 
 TEST_F(LifecycleTest, RevokeAllSparesTheCallerOrReplacesEveryKey) {
-  auto caller = kb_->CreateKey("admin a", KeyScope::kAdmin, {}, std::nullopt, actor_);
-  auto other_admin = kb_->CreateKey("admin b", KeyScope::kAdmin, {}, std::nullopt, actor_);
-  auto reader = kb_->CreateKey("reader", KeyScope::kRead, {}, std::nullopt, actor_);
+  auto caller = kb_->keys().CreateKey("admin a", KeyScope::kAdmin, {}, std::nullopt, actor_);
+  auto other_admin = kb_->keys().CreateKey("admin b", KeyScope::kAdmin, {}, std::nullopt, actor_);
+  auto reader = kb_->keys().CreateKey("reader", KeyScope::kRead, {}, std::nullopt, actor_);
   ASSERT_TRUE(caller.ok() && other_admin.ok() && reader.ok());
-  auto r = kb_->RevokeAllKeys(caller->record.id, /*include_admin=*/false, actor_);
+  auto r = kb_->keys().RevokeAllKeys(caller->record.id, /*include_admin=*/false, actor_);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->revoked.size(), 2u);
   EXPECT_FALSE(r->new_admin.has_value());
-  EXPECT_TRUE(kb_->Authenticate(caller->secret).ok());
-  EXPECT_FALSE(kb_->Authenticate(other_admin->secret).ok());
-  EXPECT_FALSE(kb_->Authenticate(reader->secret).ok());
+  EXPECT_TRUE(kb_->keys().Authenticate(caller->secret).ok());
+  EXPECT_FALSE(kb_->keys().Authenticate(other_admin->secret).ok());
+  EXPECT_FALSE(kb_->keys().Authenticate(reader->secret).ok());
   // Revoked by revoke-all: not reinstatable (it may follow a compromise).
-  EXPECT_EQ(kb_->ReinstateKey(reader->record.id, actor_).code(), Code::kFailedPrecondition);
+  EXPECT_EQ(kb_->keys().ReinstateKey(reader->record.id, actor_).code(), Code::kFailedPrecondition);
 
-  auto all = kb_->RevokeAllKeys(caller->record.id, /*include_admin=*/true, actor_);
+  auto all = kb_->keys().RevokeAllKeys(caller->record.id, /*include_admin=*/true, actor_);
   ASSERT_TRUE(all.ok());
   ASSERT_TRUE(all->new_admin.has_value());
   EXPECT_EQ(all->revoked, std::vector<std::string>{caller->record.id});
-  EXPECT_FALSE(kb_->Authenticate(caller->secret).ok());
-  auto fresh = kb_->Authenticate(all->new_admin->secret);
+  EXPECT_FALSE(kb_->keys().Authenticate(caller->secret).ok());
+  auto fresh = kb_->keys().Authenticate(all->new_admin->secret);
   ASSERT_TRUE(fresh.ok());
   EXPECT_EQ(fresh->scope, KeyScope::kAdmin);
   // Without a calling key (direct-mode CLI), include_admin is required.
-  EXPECT_EQ(kb_->RevokeAllKeys("", false, Actor{"cli", "cli"}).status().code(),
+  EXPECT_EQ(kb_->keys().RevokeAllKeys("", false, Actor{"cli", "cli"}).status().code(),
             Code::kInvalidArgument);
 }
 
 // Many threads authenticate with their keys while revoke-all runs: no authentication that
 // started after RevokeAllKeys returned may succeed with a revoked key.
 TEST_F(LifecycleTest, RevokeAllIsSeenByEveryThreadAtOnce) {
-  auto caller = kb_->CreateKey("caller", KeyScope::kAdmin, {}, std::nullopt, actor_);
+  auto caller = kb_->keys().CreateKey("caller", KeyScope::kAdmin, {}, std::nullopt, actor_);
   ASSERT_TRUE(caller.ok());
   std::vector<std::string> secrets;
   for (int i = 0; i < 8; ++i) {
-    auto k = kb_->CreateKey("k" + std::to_string(i), KeyScope::kWrite, {}, std::nullopt, actor_);
+    auto k = kb_->keys().CreateKey("k" + std::to_string(i), KeyScope::kWrite, {}, std::nullopt, actor_);
     ASSERT_TRUE(k.ok());
     secrets.push_back(k->secret);
   }
@@ -472,7 +472,7 @@ TEST_F(LifecycleTest, RevokeAllIsSeenByEveryThreadAtOnce) {
     threads.emplace_back([&, t] {
       for (int i = 0; !stop.load(); ++i) {
         const bool started_after = revoked.load();
-        auto r = kb_->Authenticate(secrets[static_cast<size_t>(t + i) % secrets.size()]);
+        auto r = kb_->keys().Authenticate(secrets[static_cast<size_t>(t + i) % secrets.size()]);
         if (started_after) {
           ++after_attempts;
           if (r.ok()) ++violations;
@@ -483,7 +483,7 @@ TEST_F(LifecycleTest, RevokeAllIsSeenByEveryThreadAtOnce) {
     });
   }
   while (before_ok.load() < 200) std::this_thread::yield();
-  auto r = kb_->RevokeAllKeys(caller->record.id, false, actor_);
+  auto r = kb_->keys().RevokeAllKeys(caller->record.id, false, actor_);
   revoked = true;
   ASSERT_TRUE(r.ok());
   while (after_attempts.load() < 500) std::this_thread::yield();
