@@ -267,7 +267,7 @@ std::vector<std::string> CheckProjectMatchesSnapshot(const std::string& project_
                        meta.content_checksum);
   }
   if (stored->last_lsn != meta.lsn) {
-    problems.push_back(who + "LSN " + std::to_string(stored->last_lsn) +
+    problems.push_back(who + "journal LSN " + std::to_string(stored->last_lsn) +
                        " differs from the snapshot's " + std::to_string(meta.lsn));
   }
   auto counts = reader.Counts();

@@ -3,9 +3,9 @@
 
 #include <filesystem>
 
+#include "backup/restore.h"
 #include "common/data_layout.h"
 #include "service/integrity_check.h"
-#include "store/project_reader.h"
 
 namespace kb::backup {
 
@@ -13,40 +13,6 @@ using repo::ProjectSnapshot;
 using repo::SnapshotManifest;
 
 namespace {
-
-// meta.content_checksum and meta.last_lsn of a restored kb.db (a temporary copy), read
-// through the store's read-only reader.
-Status ReadMeta(const std::string& path, std::string* checksum, int64_t* lsn) {
-  auto reader = store::ProjectReader::Open(path);
-  if (!reader.ok()) return reader.status();
-  auto meta = (*reader)->Meta();
-  if (!meta.ok()) return meta.status();
-  *checksum = meta->content_checksum;
-  *lsn = meta->last_lsn;
-  return Status::OK();
-}
-
-// The restored state must be the one the manifest describes: same content checksum (which the
-// integrity check has proven equal to the rows) and same journal position.
-void CompareWithManifest(const std::string& dir, const ProjectSnapshot& p,
-                         std::vector<std::string>* problems) {
-  std::string where = layout::RelativeProjectDb(p.id);
-  std::string checksum;
-  int64_t lsn = 0;
-  Status s = ReadMeta(layout::ProjectDb(dir, p.id), &checksum, &lsn);
-  if (!s.ok()) {
-    problems->push_back(where + ": " + s.message());
-    return;
-  }
-  if (!p.content_checksum.empty() && checksum != p.content_checksum) {
-    problems->push_back(where + ": content checksum " + checksum + " differs from the manifest's " +
-                        p.content_checksum);
-  }
-  if (lsn != p.lsn) {
-    problems->push_back(where + ": journal LSN " + std::to_string(lsn) +
-                        " differs from the manifest's " + std::to_string(p.lsn));
-  }
-}
 
 int ManifestDimension(const ProjectSnapshot& p) {
   auto it = p.embedder.find("dimension");
@@ -81,9 +47,13 @@ std::vector<std::string> CheckRestoredDatabases(const std::string& dir, const Sn
       }
     }
   }
+  // The state the manifest describes (content checksum, journal LSN, counts): the same check a
+  // restore makes before it swaps a project in (backup/restore.h).
   for (const ProjectSnapshot& p : m.projects) {
     if (std::filesystem::exists(layout::ProjectDb(dir, p.id))) {
-      CompareWithManifest(dir, p, &problems);
+      for (std::string& problem : CheckProjectMatchesSnapshot(layout::ProjectDir(dir, p.id), p)) {
+        problems.push_back(std::move(problem));
+      }
     }
   }
   return problems;

@@ -3,8 +3,9 @@
 // and hands it here through VerifyOptions::restored_check, because judging the databases needs
 // SQLite and the data directory check of src/service/integrity_check.h, which the engine must not
 // know. Checked: every database, the journal, the content checksum recomputed from the rows, the
-// vector index; and each project's maintained content checksum and last LSN against the
-// manifest's.
+// vector index; and that each project holds the state its snapshot recorded — the one check a
+// restore makes too (CheckProjectMatchesSnapshot in backup/restore.h: checksum, journal LSN,
+// counts).
 //
 // Thread-safety: a pure function of the directory's files; calls on different directories may
 // run concurrently.
@@ -18,7 +19,8 @@
 namespace kb::backup {
 
 // The check of a restored directory (see above). A "projects" snapshot has no catalog.db: its
-// project directories are checked one by one. Problems name the file; empty = good.
+// project directories are checked one by one. Problems name the file or the project; empty =
+// good.
 std::vector<std::string> CheckRestoredDatabases(const std::string& dir,
                                                 const repo::SnapshotManifest& m);
 

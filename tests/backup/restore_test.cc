@@ -212,7 +212,7 @@ TEST_F(RestoreTest, RestoredProjectThatDiffersFromItsSnapshotIsNamed) {
   repo::ProjectSnapshot other_lsn = p;
   other_lsn.lsn = p.lsn + 5;
   EXPECT_THAT(CheckProjectMatchesSnapshot(project_dir, other_lsn),
-              ElementsAre("project p: LSN " + std::to_string(p.lsn) +
+              ElementsAre("project p: journal LSN " + std::to_string(p.lsn) +
                           " differs from the snapshot's " + std::to_string(p.lsn + 5)));
 
   repo::ProjectSnapshot other_counts = p;
