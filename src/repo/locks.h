@@ -2,10 +2,14 @@
 //
 // A LockKeeper holds one `locks/<id>` object for a running backup or prune: it writes it, rewrites
 // it every `refresh_ms` on a background thread, and deletes it when released or destroyed. It
-// never re-creates a lock that disappeared (prune removed it as stale) and never refreshes one
-// that may already look stale to another host (older than stale_after - max_clock_skew by its
-// own clock): either makes the lock *lost*, and CheckHeld fails from then on. A backup calls
-// CheckHeld right before writing its manifest.
+// does not re-create a lock that disappeared (prune removed it as stale, or an operator removed
+// it) and never refreshes one that may already look stale to another host (older than
+// stale_after - max_clock_skew by its own clock): either makes the lock *lost*, and CheckHeld
+// fails from then on. A backup calls CheckHeld right before writing its manifest.
+// The refresh checks that the lock exists, then rewrites it: blob stores have no conditional
+// write, so a removal that lands between the two (one round trip) is undone. Prune removes only
+// locks older than stale_after, which a keeper never lets its own lock become, so only a forced
+// removal can meet that window.
 //
 // Thread-safety: LockKeeper's methods may be called from any thread (state behind a mutex); the
 // free functions are thread-safe.

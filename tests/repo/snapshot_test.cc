@@ -524,15 +524,17 @@ TEST_F(SnapshotTest, ABackupWhoseLockWasRemovedWritesNoManifest) {
 
 TEST_F(SnapshotTest, LockRefreshKeepsTheLockAndNeverRecreatesARemovedOne) {
   auto ctx = kb::testing::OpenTestContext(r_.store.get(), &r_.clock);
-  LockTiming fast;
-  fast.refresh_ms = 5;
-  auto lock = LockKeeper::Acquire(*ctx, "backup", fast);
+  // Refreshes 200 ms apart: the removal below lands right after a refresh, not inside the
+  // window between a refresh's existence check and its write (locks.h), even on a loaded machine.
+  LockTiming timing;
+  timing.refresh_ms = 200;
+  auto lock = LockKeeper::Acquire(*ctx, "backup", timing);
   ASSERT_TRUE(lock.ok());
   std::string key = LockKey((*lock)->record().id);
   int64_t created = (*lock)->record().created_ms;
   r_.clock.Advance(60'000);
   Result<LockRecord> stored = Status::NotFound("not read yet");
-  for (int spin = 0; spin < 5000; ++spin) {  // the refresh thread runs every 5 ms
+  for (int spin = 0; spin < 5000; ++spin) {  // the refresh thread runs every 200 ms
     stored = ReadLock(*ctx, (*lock)->record().id);
     if (stored.ok() && stored->refreshed_ms == created + 60'000) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -542,7 +544,7 @@ TEST_F(SnapshotTest, LockRefreshKeepsTheLockAndNeverRecreatesARemovedOne) {
   EXPECT_EQ(stored->refreshed_ms, created + 60'000);
   EXPECT_TRUE((*lock)->CheckHeld().ok());
   r_.store->Remove(key);
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::this_thread::sleep_for(std::chrono::milliseconds(3 * timing.refresh_ms));
   EXPECT_FALSE(r_.store->Stat(key).ok()) << "a removed lock was re-created";
   EXPECT_EQ((*lock)->CheckHeld().code(), Code::kUnavailable);
 }
