@@ -11,7 +11,6 @@ namespace kb::blob {
 
 namespace {
 
-constexpr size_t kMaxKeyBytes = 1024;
 constexpr std::string_view kDefaultRegion = "us-east-1";
 
 bool IsKeyChar(char c) {

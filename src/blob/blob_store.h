@@ -61,6 +61,9 @@ class BlobStore {
                       const std::function<Status(const ObjectInfo&)>& visit) = 0;
 };
 
+// The longest key, in bytes.
+inline constexpr size_t kMaxKeyBytes = 1024;
+
 // InvalidArgument unless `key` follows the key rules above.
 Status ValidateKey(std::string_view key);
 

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <memory>
 
+#include "common/text_util.h"
+
 namespace kb::blob {
 
 namespace {
@@ -21,14 +23,6 @@ void GlobalInit() {
       abort();
     }
   });
-}
-
-std::string ToLower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
 }
 
 std::string_view Trim(std::string_view s) {
@@ -76,7 +70,7 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) {
   }
   size_t colon = line.find(':');
   if (colon != std::string_view::npos) {
-    std::string name = ToLower(Trim(line.substr(0, colon)));
+    std::string name = ToLowerAscii(Trim(line.substr(0, colon)));
     std::string value(Trim(line.substr(colon + 1)));
     if (name == "content-range" && IsImpossibleContentRange(value)) {
       outcome->impossible_range = true;

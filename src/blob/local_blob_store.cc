@@ -19,7 +19,6 @@ namespace kb::blob {
 namespace {
 
 constexpr std::string_view kTempPrefix = "~tmp-";  // '~' is not a key character
-constexpr size_t kMaxKeyBytes = 1024;              // as ValidateKey
 
 Status ErrnoStatus(std::string_view what, const std::string& path, int err) {
   return Status::IOError(std::string(what) + " " + path + ": " + strerror(err));

@@ -9,6 +9,7 @@
 #include <ctime>
 
 #include "common/crypto_util.h"
+#include "common/text_util.h"
 
 namespace kb::blob {
 
@@ -22,14 +23,6 @@ std::string HmacSha256(std::string_view key, std::string_view data) {
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
        reinterpret_cast<const unsigned char*>(data.data()), data.size(), out, &len);
   return std::string(reinterpret_cast<const char*>(out), len);
-}
-
-std::string ToLower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
 }
 
 // Trims the value and collapses runs of spaces into one, as SigV4's "Trimall".
@@ -52,7 +45,7 @@ std::string TrimAll(std::string_view value) {
 // Lower-cased names, sorted; values of a repeated name joined with ','.
 HeaderList CanonicalHeaders(HeaderList headers) {
   for (auto& [name, value] : headers) {
-    name = ToLower(name);
+    name = ToLowerAscii(name);
     value = TrimAll(value);
   }
   std::stable_sort(headers.begin(), headers.end(),

@@ -13,6 +13,12 @@
 
 namespace kb::repo {
 
+// Outside the anonymous namespace: ChunkIdHasher::State holds one.
+struct MdCtxDeleter {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+using MdCtx = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
+
 namespace {
 
 const unsigned char* U(std::string_view s) {
@@ -24,10 +30,6 @@ struct CipherCtxDeleter {
 };
 using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter>;
 
-struct MdCtxDeleter {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
-using MdCtx = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
 
 // One fetch of each algorithm for the process (implicit fetches per call are slow in OpenSSL 3).
 const EVP_CIPHER* Aes256Gcm() {
