@@ -42,24 +42,31 @@ test-fast: build check-module-order
 check-module-order:
 	@python3 scripts/check_module_order.py
 
-# The same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+# The sanitizer build, with clang: the whole suite under AddressSanitizer + UndefinedBehaviorSanitizer
+# (-O1, as ASan's documentation advises, and line tables only), compiled with the
+# thread-safety analysis as errors and with libFuzzer's coverage, so that this one build also
+# holds the fuzz targets: CI builds it once for the sanitizer run, the thread-safety check and
+# `make fuzz FUZZ_BUILD=$(ASAN_BUILD)`.
 test-asan asan: deps
-	@$(CMAKE_CONFIGURE) -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DKB_SANITIZE=ON -DKB_BUILD_BENCH=OFF >/dev/null
+	@CC=clang CXX=clang++ $(CMAKE_CONFIGURE) -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug \
+	  -DCMAKE_C_FLAGS_DEBUG="-O1 -g1" -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" \
+	  -DKB_SANITIZE=ON -DKB_THREAD_SAFETY=ON -DKB_BUILD_FUZZ=ON -DKB_BUILD_BENCH=OFF >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest -j$(JOBS) --output-on-failure --timeout 600
 
 # clang's thread-safety analysis (GUARDED_BY, REQUIRES... in common/thread_annotations.h), its
-# findings errors. Compiles the libraries and the program only (-O0: the analysis is in the
-# front end; no tests, no benchmarks), so that it costs CI little.
+# findings errors, on its own: the libraries and the program only (-O0: the analysis is in the
+# front end; no tests, no benchmarks). `make test-asan` runs the same analysis over everything.
 check-thread-safety: deps
 	@CC=clang CXX=clang++ $(CMAKE_CONFIGURE) -S . -B $(TSA_BUILD) -DCMAKE_BUILD_TYPE=Debug -DKB_THREAD_SAFETY=ON \
 	  -DKB_BUILD_TESTS=OFF -DKB_BUILD_BENCH=OFF >/dev/null
 	@cmake --build $(TSA_BUILD) -j$(JOBS) --target knowledgebeast
 
-# libFuzzer targets (clang), each run for FUZZ_SECONDS.
+# libFuzzer targets (clang), each run for FUZZ_SECONDS, built in FUZZ_BUILD (scripts/fuzz.sh; a
+# build directory already configured with KB_BUILD_FUZZ=ON, such as $(ASAN_BUILD), is reused).
 fuzz: deps
-	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_BUILD_DIR=$(abspath $(FUZZ_BUILD)) bash scripts/fuzz.sh
 
 bench: build
 	@echo "see docs/PERFORMANCE.md for how each benchmark is run"

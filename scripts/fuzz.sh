@@ -5,6 +5,7 @@
 #
 #   scripts/fuzz.sh                     # every target, FUZZ_SECONDS (default 30) each
 #   FUZZ_SECONDS=600 scripts/fuzz.sh fuzz_parse_pdf
+#   FUZZ_BUILD_DIR=build-asan scripts/fuzz.sh    # reuse a build configured with KB_BUILD_FUZZ=ON
 #
 # Seeds come from fuzz/corpus/<target>/ and are copied into build-fuzz/corpus/<target>/, where
 # new inputs accumulate between runs; the checked-in corpus is never written. A crashing input
@@ -22,8 +23,11 @@ if [[ ${#TARGETS[@]} -eq 0 ]]; then TARGETS=("${ALL_TARGETS[@]}"); fi
 
 # Ninja when installed (scripts/install-deps.sh); an existing build directory keeps its generator.
 if [[ -z "${CMAKE_GENERATOR:-}" ]] && command -v ninja >/dev/null; then export CMAKE_GENERATOR=Ninja; fi
-CC=clang CXX=clang++ cmake -S "$ROOT" -B "$BUILD" -DKB_BUILD_FUZZ=ON -DKB_BUILD_TESTS=OFF \
-  -DKB_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# A build directory configured for fuzzing already (`make test-asan`'s, say) is built as it is.
+if ! grep -qs '^KB_BUILD_FUZZ:BOOL=ON$' "$BUILD/CMakeCache.txt"; then
+  CC=clang CXX=clang++ cmake -S "$ROOT" -B "$BUILD" -DKB_BUILD_FUZZ=ON -DKB_BUILD_TESTS=OFF \
+    -DKB_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+fi
 cmake --build "$BUILD" -j"$(nproc)" --target "${TARGETS[@]}"
 
 # Poppler and gumbo are not instrumented; leaks inside them are theirs, not ours.
