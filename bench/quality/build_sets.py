@@ -514,6 +514,20 @@ def build_manual(name, html_dir, out_dir, max_queries, log):
         with open(os.path.join(out_dir, f + ".jsonl"), "w", encoding="utf-8") as fh:
             for q in qs:
                 fh.write(json.dumps(q, ensure_ascii=False) + "\n")
+    # How many queries share no word with their target page (index terms such as zsh's
+    # "ALIASFUNCDEF" for ALIAS_FUNC_DEF): out of reach of any purely lexical match.
+    no_word = {}
+    for f, qs in sets.items():
+        sub = "docs" if f == "terms" else "docs_noheadings"
+        cache = {}
+        n = 0
+        for q in qs:
+            if q["target_doc"] not in cache:
+                with open(os.path.join(out_dir, sub, q["target_doc"]), encoding="utf-8") as fh:
+                    cache[q["target_doc"]] = set(re.findall(r"\w+", fh.read().lower()))
+            if not set(re.findall(r"\w+", q["query"].lower())) & cache[q["target_doc"]]:
+                n += 1
+        no_word[f] = n
     manifest = {
         "manual": name, "html_dir": html_dir, "seed": SEED, "max_queries": max_queries,
         "documents": len(parsed), "text_bytes": total_bytes, "title_suffix_removed": suffix,
@@ -522,6 +536,7 @@ def build_manual(name, html_dir, out_dir, max_queries, log):
         "index_terms_one_page": len(term_q),
         "headings_unique": len(heading_q), "faq_questions": len(faq_q),
         "queries": {f: len(qs) for f, qs in sets.items()},
+        "queries_sharing_no_word_with_target": no_word,
     }
     with open(os.path.join(out_dir, "manifest.json"), "w", encoding="utf-8") as fh:
         json.dump(manifest, fh, indent=1)
@@ -529,7 +544,7 @@ def build_manual(name, html_dir, out_dir, max_queries, log):
         f"{len(index_pages)} index pages, terms {len(term_q)} -> {len(sets['terms'])}, "
         f"headings {len(heading_q)} -> {len(sets['headings'])}, faq {len(faq_q)}"
         + (f" -> {len(sets['faq'])}" if "faq" in sets else " (no set)")
-        + f"; skipped {dict(skipped)}")
+        + f"; queries sharing no word with their page {no_word}; skipped {dict(skipped)}")
     return manifest
 
 

@@ -212,6 +212,7 @@ def server_search(client, project, q, mode, max_pages, stats):
     seen = []
     offset = 0
     for page in range(max_pages):
+        stats["most_pages"] = max(stats["most_pages"], page + 1)
         path = (f"/api/v1/query/{urllib.parse.quote(project)}?" + urllib.parse.urlencode(
             {"q": q, "top_k": TOP_K, "offset": offset, "mode": mode, "use_cache": "false"}))
         st, body = client.request("GET", path)
@@ -376,7 +377,8 @@ def main():
                         continue
                     per = {s: [] for s in systems}
                     for s in systems:
-                        stats = {"errors": 0, "exhausted": 0, "page_cap": 0, "extra_pages": 0}
+                        stats = {"errors": 0, "exhausted": 0, "page_cap": 0, "extra_pages": 0,
+                                 "most_pages": 0}
                         t0 = time.monotonic()
                         for q in qs:
                             if s == "bm25":
