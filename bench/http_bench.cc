@@ -23,25 +23,7 @@
 
 #include "bench_util.h"
 #include "common/clock.h"
-
-namespace {
-
-std::string UrlEncode(const std::string& s) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
-
-}  // namespace
+#include "common/text_util.h"
 
 int main(int argc, char** argv) {
   std::string url = "http://127.0.0.1:8080", key, project = "bench";
@@ -103,7 +85,8 @@ int main(int argc, char** argv) {
         while (kb::MonotonicMicros() < end_us) {
           const std::string& q = queries[i++ % queries.size()];
           // use_cache=false: measure the search, not the query cache.
-          std::string path = "/api/v1/query/" + project + "?use_cache=false&q=" + UrlEncode(q);
+          std::string path = "/api/v1/query/" + project +
+                             "?use_cache=false&q=" + kb::UriEncode(q, /*keep_slash=*/false);
           int64_t t0 = kb::MonotonicMicros();
           auto res = c.Get(path.c_str(), auth);
           double ms = static_cast<double>(kb::MonotonicMicros() - t0) / 1000.0;
