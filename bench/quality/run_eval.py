@@ -213,8 +213,12 @@ def server_search(client, project, q, mode, max_pages, stats):
     offset = 0
     for page in range(max_pages):
         stats["most_pages"] = max(stats["most_pages"], page + 1)
-        path = (f"/api/v1/query/{urllib.parse.quote(project)}?" + urllib.parse.urlencode(
-            {"q": q, "top_k": TOP_K, "offset": offset, "mode": mode, "use_cache": "false"}))
+        params = {"q": q, "top_k": TOP_K, "offset": offset, "mode": mode, "use_cache": "false"}
+        if "~" in mode:  # "hybrid~0.3": alpha 0.3; "hybrid~rrf": reciprocal-rank fusion
+            mode, knob = mode.split("~", 1)
+            params["mode"] = mode
+            params.update({"fusion": "rrf"} if knob == "rrf" else {"alpha": knob})
+        path = (f"/api/v1/query/{urllib.parse.quote(project)}?" + urllib.parse.urlencode(params))
         st, body = client.request("GET", path)
         if st != 200:
             stats["errors"] += 1
@@ -316,7 +320,7 @@ def main():
     args = ap.parse_args()
 
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    server_modes = [s for s in systems if s in SERVER_MODES]
+    server_modes = [s for s in systems if s.split("~")[0] in SERVER_MODES]
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     manuals = sorted(d for d in os.listdir(args.sets)
                      if os.path.exists(os.path.join(args.sets, d, "manifest.json")))
