@@ -348,19 +348,10 @@ def write(out, docs, queries):
             fh.write(json.dumps(q, ensure_ascii=False) + "\n")
 
 
-def load_docs(d):
-    docs = {}
-    for f in sorted(os.listdir(d)):
-        if f.endswith(".md"):
-            with open(os.path.join(d, f), encoding="utf-8") as fh:
-                docs[f] = fh.read()
-    return docs
-
-
 def baseline(out, verbose=False):
     sys.path.insert(0, HERE)
     import run_eval  # noqa: E402  (stdlib only)
-    docs = load_docs(os.path.join(out, "docs"))
+    docs = run_eval.load_docs(os.path.join(out, "docs"), ".md")
     with open(os.path.join(out, "queries.jsonl"), encoding="utf-8") as fh:
         queries = [json.loads(l) for l in fh if l.strip()]
     bm25 = run_eval.Bm25Pages(docs)

@@ -54,10 +54,10 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
-def load_docs(d):
+def load_docs(d, ext=".txt"):
     docs = {}
     for f in sorted(os.listdir(d)):
-        if f.endswith(".txt"):
+        if f.endswith(ext):
             with open(os.path.join(d, f), encoding="utf-8") as fh:
                 docs[f] = fh.read()
     return docs
