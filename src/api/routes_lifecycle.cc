@@ -53,9 +53,8 @@ std::vector<Route> MakeLifecycleRoutes(ApiContext* api) {
   add("POST", "/api/v1/admin/api-keys/revoke-all", [api](RequestContext& ctx) -> Result<Reply> {
     KB_RETURN_IF_ERROR(RequireJsonBodyType(ctx));
     KB_ASSIGN_OR_RETURN(bool include_admin, DecodeRevokeAll(ctx.http.body));
-    KB_ASSIGN_OR_RETURN(RevokeAllResult r,
-                        api->kb->keys().RevokeAllKeys(ctx.key ? ctx.key->id : "", include_admin,
-                                               ctx.actor));
+    KB_ASSIGN_OR_RETURN(RevokeAllResult r, api->kb->keys().RevokeAllKeys(ctx.key ? ctx.key->id : "",
+                                                                         include_admin, ctx.actor));
     json out = {{"revoked", r.revoked}, {"count", r.revoked.size()}};
     if (r.new_admin) {
       out["new_admin_key"] = {{"key", EncodeKey(r.new_admin->record)},
@@ -66,18 +65,18 @@ std::vector<Route> MakeLifecycleRoutes(ApiContext* api) {
   add("POST", "/api/v1/admin/api-keys/{id}/rotate", [api](RequestContext& ctx) -> Result<Reply> {
     KB_RETURN_IF_ERROR(RequireJsonBodyType(ctx));
     KB_ASSIGN_OR_RETURN(int64_t overlap, DecodeRotateKey(ctx.http.body));
-    KB_ASSIGN_OR_RETURN(CreatedKey k, api->kb->keys().RotateKey(ctx.Param("id"), overlap, ctx.actor));
+    KB_ASSIGN_OR_RETURN(CreatedKey k,
+                        api->kb->keys().RotateKey(ctx.Param("id"), overlap, ctx.actor));
     return Reply::Json(200, {{"key", EncodeKey(k.record)}, {"secret", k.secret}});
   });
-  add("POST", "/api/v1/admin/api-keys/{id}/reinstate",
-      [api](RequestContext& ctx) -> Result<Reply> {
-        KB_RETURN_IF_ERROR(api->kb->keys().ReinstateKey(ctx.Param("id"), ctx.actor));
-        KB_ASSIGN_OR_RETURN(auto keys, api->kb->keys().ListKeys());
-        for (const auto& k : keys) {
-          if (k.id == ctx.Param("id")) return Reply::Json(200, {{"key", EncodeKey(k)}});
-        }
-        return Status::NotFound("api key " + ctx.Param("id") + " does not exist");
-      });
+  add("POST", "/api/v1/admin/api-keys/{id}/reinstate", [api](RequestContext& ctx) -> Result<Reply> {
+    KB_RETURN_IF_ERROR(api->kb->keys().ReinstateKey(ctx.Param("id"), ctx.actor));
+    KB_ASSIGN_OR_RETURN(auto keys, api->kb->keys().ListKeys());
+    for (const auto& k : keys) {
+      if (k.id == ctx.Param("id")) return Reply::Json(200, {{"key", EncodeKey(k)}});
+    }
+    return Status::NotFound("api key " + ctx.Param("id") + " does not exist");
+  });
   return routes;
 }
 

@@ -331,8 +331,8 @@ Result<Reply> CreateKey(ApiContext* api, RequestContext& ctx) {
     ids.push_back(project->id);
   }
   KB_ASSIGN_OR_RETURN(CreatedKey k,
-                      api->kb->keys().CreateKey(req.name, req.scope, ids, req.expires_in_days, ctx.actor,
-                                         req.expires_at_ms));
+                      api->kb->keys().CreateKey(req.name, req.scope, ids, req.expires_in_days,
+                                                ctx.actor, req.expires_at_ms));
   return Reply::Json(201, {{"key", EncodeKey(k.record)}, {"secret", k.secret}});
 }
 

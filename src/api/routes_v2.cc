@@ -126,8 +126,9 @@ std::vector<Route> MakeV2Routes(ApiContext* api) {
         KB_ASSIGN_OR_RETURN(json body, JsonObjectBody(ctx));
         KB_ASSIGN_OR_RETURN(CreateKeyRequest req, DecodeV2CreateKey(body));
         KB_ASSIGN_OR_RETURN(ProjectRecord p, api->kb->GetProject(ctx.Param(kProjectId)));
-        KB_ASSIGN_OR_RETURN(CreatedKey k, api->kb->keys().CreateKey(req.name, req.scope, {p.id},
-                                                             req.expires_in_days, ctx.actor));
+        KB_ASSIGN_OR_RETURN(
+            CreatedKey k,
+            api->kb->keys().CreateKey(req.name, req.scope, {p.id}, req.expires_in_days, ctx.actor));
         json out = EncodeV2Key(k.record, p.id);
         out["api_key"] = k.secret;  // shown once
         return Reply::Json(201, out);

@@ -30,7 +30,6 @@ struct CipherCtxDeleter {
 };
 using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter>;
 
-
 // One fetch of each algorithm for the process (implicit fetches per call are slow in OpenSSL 3).
 const EVP_CIPHER* Aes256Gcm() {
   static EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);

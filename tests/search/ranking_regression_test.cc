@@ -195,9 +195,8 @@ TEST(RankingRegressionTest, MrrAtTenMeetsFloors) {
       }
       if (verbose && rank != 1) {
         std::printf("  %-7s %-7s rank %-3s %-28s %s (first: %s)\n", mode_name.c_str(),
-                    q.kind.c_str(), rank ? std::to_string(rank).c_str() : ">10",
-                    q.target.c_str(), q.query.c_str(),
-                    ranked.empty() ? "-" : ranked.front().c_str());
+                    q.kind.c_str(), rank ? std::to_string(rank).c_str() : ">10", q.target.c_str(),
+                    q.query.c_str(), ranked.empty() ? "-" : ranked.front().c_str());
       }
     }
   }

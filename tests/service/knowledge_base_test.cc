@@ -482,7 +482,10 @@ TEST_F(KnowledgeBaseTest, KeysAuthenticateUntilRevokedOrExpired) {
   ASSERT_TRUE(kb_->keys().Authenticate(other.secret).ok());
   ASSERT_TRUE(kb_->keys().RevokeKey(other.record.id, actor_).ok());
   EXPECT_EQ(kb_->keys().Authenticate(other.secret).status().code(), Code::kUnauthenticated);
-  EXPECT_EQ(kb_->keys().CreateKey("x", KeyScope::kRead, {"missing"}, std::nullopt, actor_).status().code(),
+  EXPECT_EQ(kb_->keys()
+                .CreateKey("x", KeyScope::kRead, {"missing"}, std::nullopt, actor_)
+                .status()
+                .code(),
             Code::kNotFound);
 }
 

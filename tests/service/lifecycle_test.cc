@@ -221,7 +221,8 @@ TEST_F(LifecycleTest, RestoreSkipsWhatCannotComeBackAndSaysWhy) {
 TEST_F(LifecycleTest, ProjectDeleteRevokesItsKeysAndOnlyReinstateBringsThemBack) {
   ProjectRecord p = MakeProject("team");
   Put("team", "herons.md", kHerons);
-  auto limited = kb_->keys().CreateKey("team writer", KeyScope::kWrite, {p.id}, std::nullopt, actor_);
+  auto limited =
+      kb_->keys().CreateKey("team writer", KeyScope::kWrite, {p.id}, std::nullopt, actor_);
   auto global = kb_->keys().CreateKey("global reader", KeyScope::kRead, {}, std::nullopt, actor_);
   ASSERT_TRUE(limited.ok() && global.ok());
   ASSERT_TRUE(kb_->keys().Authenticate(limited->secret).ok());
@@ -397,10 +398,13 @@ TEST_F(LifecycleTest, RotationWithAndWithoutOverlap) {
   EXPECT_TRUE(kb_->keys().Authenticate(r2->secret).ok());
   EXPECT_EQ(kb_->keys().Authenticate(key->secret).status().code(), Code::kUnauthenticated);
   // Bounds and refusals.
-  EXPECT_EQ(kb_->keys().RotateKey(key->record.id, kMaxRotationOverlapSeconds + 1, actor_).status().code(),
+  EXPECT_EQ(
+      kb_->keys().RotateKey(key->record.id, kMaxRotationOverlapSeconds + 1, actor_).status().code(),
+      Code::kInvalidArgument);
+  EXPECT_EQ(kb_->keys().RotateKey(key->record.id, -1, actor_).status().code(),
             Code::kInvalidArgument);
-  EXPECT_EQ(kb_->keys().RotateKey(key->record.id, -1, actor_).status().code(), Code::kInvalidArgument);
-  EXPECT_EQ(kb_->keys().RotateKey("key_0000000000000000", 0, actor_).status().code(), Code::kNotFound);
+  EXPECT_EQ(kb_->keys().RotateKey("key_0000000000000000", 0, actor_).status().code(),
+            Code::kNotFound);
   ASSERT_TRUE(kb_->keys().RevokeKey(key->record.id, actor_).ok());
   EXPECT_EQ(kb_->keys().RotateKey(key->record.id, 0, actor_).status().code(),
             Code::kFailedPrecondition);
@@ -409,18 +413,20 @@ TEST_F(LifecycleTest, RotationWithAndWithoutOverlap) {
 
 TEST_F(LifecycleTest, KeysExpireByTimeGivenAsInstantOrDays) {
   auto at = kb_->keys().CreateKey("short", KeyScope::kRead, {}, std::nullopt, actor_,
-                           clock_.NowMillis() + 5000);
+                                  clock_.NowMillis() + 5000);
   ASSERT_TRUE(at.ok()) << at.status().ToString();
   EXPECT_TRUE(kb_->keys().Authenticate(at->secret).ok());
   clock_.Advance(5000);
   auto expired = kb_->keys().Authenticate(at->secret);
   EXPECT_EQ(expired.status().code(), Code::kUnauthenticated);
   EXPECT_NE(expired.status().message().find("expired"), std::string::npos);
-  EXPECT_EQ(kb_->keys().CreateKey("past", KeyScope::kRead, {}, std::nullopt, actor_, clock_.NowMillis())
+  EXPECT_EQ(kb_->keys()
+                .CreateKey("past", KeyScope::kRead, {}, std::nullopt, actor_, clock_.NowMillis())
                 .status()
                 .code(),
             Code::kInvalidArgument);
-  EXPECT_EQ(kb_->keys().CreateKey("both", KeyScope::kRead, {}, 3, actor_, clock_.NowMillis() + 10)
+  EXPECT_EQ(kb_->keys()
+                .CreateKey("both", KeyScope::kRead, {}, 3, actor_, clock_.NowMillis() + 10)
                 .status()
                 .code(),
             Code::kInvalidArgument);
@@ -461,7 +467,8 @@ TEST_F(LifecycleTest, RevokeAllIsSeenByEveryThreadAtOnce) {
   ASSERT_TRUE(caller.ok());
   std::vector<std::string> secrets;
   for (int i = 0; i < 8; ++i) {
-    auto k = kb_->keys().CreateKey("k" + std::to_string(i), KeyScope::kWrite, {}, std::nullopt, actor_);
+    auto k =
+        kb_->keys().CreateKey("k" + std::to_string(i), KeyScope::kWrite, {}, std::nullopt, actor_);
     ASSERT_TRUE(k.ok());
     secrets.push_back(k->secret);
   }
