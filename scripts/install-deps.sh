@@ -17,6 +17,7 @@ PACKAGES=(
   libsqlite3-dev sqlite3
   libhnswlib-dev
   libcpp-httplib-dev
+  libboost-dev
   nlohmann-json3-dev
   libzstd-dev zstd
   libssl-dev openssl

@@ -3,11 +3,12 @@
 
 #include <httplib.h>
 
-#include <chrono>
+#include <boost/asio/ssl/context.hpp>
 
 #include "api/audit_hook.h"
 #include "api/auth.h"
 #include "api/http_status.h"
+#include "api/http_transport.h"
 #include "api/json_encoding.h"
 #include "api/metrics.h"
 #include "api/router.h"
@@ -134,91 +135,30 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(KnowledgeBase* kb,
     if (options.tls_cert_file.empty() || options.tls_key_file.empty()) {
       return Status::InvalidArgument("HTTPS needs both tls_cert_file and tls_key_file");
     }
-    KB_ASSIGN_OR_RETURN(self->http_,
-                        api::MakeTlsServer(options.tls_cert_file, options.tls_key_file));
-  } else {
-    self->http_ = std::make_unique<httplib::Server>();
+    KB_ASSIGN_OR_RETURN(self->tls_,
+                        api::MakeTlsContext(options.tls_cert_file, options.tls_key_file));
   }
-  httplib::Server& http = *self->http_;
-  const int threads = options.threads;
-  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  http.set_keep_alive_max_count(kKeepAliveMaxRequests);
-  // Responses go out in more than one write (headers, body): without TCP_NODELAY, Nagle plus
-  // the client's delayed ACK add ~40 ms to every keep-alive request.
-  http.set_tcp_nodelay(true);
-  http.set_keep_alive_timeout(kKeepAliveTimeoutSeconds);
-  http.set_read_timeout(kReadTimeoutSeconds, 0);
-  http.set_payload_max_length(static_cast<size_t>(options.max_body_bytes));
-  // httplib's default also sets SO_REUSEPORT, which would let a second server bind the same
-  // port silently and split the traffic; we want "address in use" to be an error.
-  http.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof(yes));
-  });
-
-  auto dispatch = [self](const httplib::Request& req, httplib::Response& res) {
-    self->Dispatch(req, res);
-  };
-  // Every method goes to the one middleware, which does its own routing.
-  http.Get(".*", dispatch);
-  http.Post(".*", dispatch);
-  http.Put(".*", dispatch);
-  http.Patch(".*", dispatch);
-  http.Delete(".*", dispatch);
-  http.Options(".*", dispatch);
-  http.set_error_handler(httplib::Server::HandlerWithResponse(
-      [self](const httplib::Request& req, httplib::Response& res) {
-        // httplib calls this for every status >= 400, ours included: leave rendered bodies alone.
-        if (!res.body.empty() || res.has_header("X-Request-ID")) {
-          return httplib::Server::HandlerResponse::Unhandled;
-        }
-        self->RenderTransportError(req, res);
-        return httplib::Server::HandlerResponse::Handled;
-      }));
-  http.set_exception_handler(
-      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-        // Dispatch catches everything; this is the last line of defence.
-        std::string what = "unknown exception";
-        try {
-          if (ep) std::rethrow_exception(ep);
-        } catch (const std::exception& e) {
-          what = e.what();
-        } catch (...) {
-        }
-        const std::string id = NewUuid();
-        LogError("unhandled exception", api::DumpJson(json{{"request_id", id}, {"error", what}}));
-        res.status = 500;
-        SetCommonHeaders(res, id);
-        res.set_content(
-            api::DumpJson(RawError("internal", "internal error (request id " + id + ")", id)),
-            "application/json");
-      });
-
-  if (options.port == 0) {
-    const int port = http.bind_to_any_port(options.host);
-    if (port <= 0) {
-      return Status::IOError("cannot bind " + options.host + " on an ephemeral port");
-    }
-    self->port_ = port;
-  } else {
-    if (!http.bind_to_port(options.host, options.port)) {
-      return Status::IOError("cannot bind " + options.host + ":" + std::to_string(options.port) +
-                             " (address in use or not available)");
-    }
-    self->port_ = options.port;
-  }
-  {
-    MutexLock lock(self->stop_mu_);  // not yet shared, but thread_ is Stop()'s
-    self->thread_ = std::thread([self] { self->http_->listen_after_bind(); });
-  }
-  // Return only once the accept loop runs, so that Stop() right after Start() is well defined.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (!http.is_running() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  // Every connection is a file descriptor: a default soft limit of 1024 would cap connections
+  // below max_connections.
+  const int64_t open_files = api::RaiseOpenFileLimit();
+  api::TransportLimits limits = options.transport;
+  limits.max_body_bytes = options.max_body_bytes;
+  KB_ASSIGN_OR_RETURN(
+      self->transport_,
+      api::HttpTransport::Start(
+          options.host, options.port, options.threads, limits, self->tls_.get(),
+          [self](const httplib::Request& req, httplib::Response& res) { self->Dispatch(req, res); },
+          [self](const httplib::Request& req, httplib::Response& res, const std::string& reason) {
+            self->RenderTransportError(req, res, reason);
+          }));
+  self->port_ = self->transport_->port();
   LogInfo("listening",
-          api::DumpJson(
-              {{"host", options.host}, {"port", self->port_}, {"scheme", tls ? "https" : "http"}}));
+          api::DumpJson({{"host", options.host},
+                         {"port", self->port_},
+                         {"scheme", tls ? "https" : "http"},
+                         {"max_connections", limits.max_connections},
+                         {"max_connections_per_address", limits.max_connections_per_address},
+                         {"open_file_limit", open_files}}));
   return server;
 }
 
@@ -226,21 +166,11 @@ void ApiServer::Stop() {
   MutexLock lock(stop_mu_);
   if (stopped_) return;
   stopped_ = true;
-  if (http_) http_->stop();
-  if (thread_.joinable()) thread_.join();
+  if (transport_) transport_->Stop();
 }
 
 void ApiServer::Wait() {
-  // Poll rather than join: Stop() may join concurrently from another thread.
-  while (true) {
-    {
-      MutexLock lock(stop_mu_);
-      if (stopped_ || !http_ || !http_->is_running()) break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  MutexLock lock(stop_mu_);
-  if (thread_.joinable()) thread_.join();
+  if (transport_) transport_->Wait();
 }
 
 void ApiServer::RegisterMetrics() {
@@ -282,6 +212,14 @@ void ApiServer::RegisterMetrics() {
                    "Audit events lost because their batch could not be written (logged).");
   m.DeclareCounter("kb_audit_dropped_total",
                    "Audit events dropped because the audit queue stayed full (logged).");
+  m.DeclareGauge("kb_http_connections", "Open HTTP connections.");
+  m.DeclareCounter("kb_http_connections_accepted_total", "HTTP connections accepted.");
+  m.DeclareCounter("kb_http_connections_rejected_total",
+                   "HTTP connections refused with 503 at a connection cap, by cap.", {"cap"});
+  m.DeclareCounter("kb_http_transport_refusals_total",
+                   "Requests or connections the connection layer ended: deadlines passed "
+                   "(idle, header, body), framing refused, body over the limit.",
+                   {"reason"});
   m.DeclareGauge("kb_uptime_seconds", "Seconds since the server started.");
   m.DeclareGauge("kb_build_info", "Build information; the value is always 1.", {"version"});
   m.Set("kb_build_info", {KB_VERSION}, 1);
@@ -305,6 +243,25 @@ void ApiServer::RefreshMetrics() {
         static_cast<double>(c.integrity_check_last_duration_ms.load()) / 1000.0);
   m.Set("kb_uptime_seconds", {},
         static_cast<double>(MonotonicMicros() - ctx_->started_mono_us) / 1e6);
+  if (transport_) {
+    const api::TransportCounters& t = transport_->counters();
+    m.Set("kb_http_connections", {}, static_cast<double>(t.open_connections.load()));
+    m.Set("kb_http_connections_accepted_total", {}, static_cast<double>(t.accepted.load()));
+    m.Set("kb_http_connections_rejected_total", {"total"},
+          static_cast<double>(t.rejected_total_cap.load()));
+    m.Set("kb_http_connections_rejected_total", {"per_address"},
+          static_cast<double>(t.rejected_address_cap.load()));
+    m.Set("kb_http_transport_refusals_total", {"idle_timeout"},
+          static_cast<double>(t.idle_timeouts.load()));
+    m.Set("kb_http_transport_refusals_total", {"header_timeout"},
+          static_cast<double>(t.header_timeouts.load()));
+    m.Set("kb_http_transport_refusals_total", {"body_timeout"},
+          static_cast<double>(t.body_timeouts.load()));
+    m.Set("kb_http_transport_refusals_total", {"bad_request"},
+          static_cast<double>(t.bad_requests.load()));
+    m.Set("kb_http_transport_refusals_total", {"too_large"},
+          static_cast<double>(t.too_large.load()));
+  }
   if (ctx_->backups) {
     const backup::BackupCounters& b = ctx_->backups->counters();
     m.Set("kb_backup_last_success_timestamp_seconds", {},
@@ -338,7 +295,8 @@ void ApiServer::RefreshMetrics() {
   }
 }
 
-void ApiServer::RenderTransportError(const httplib::Request& req, httplib::Response& res) {
+void ApiServer::RenderTransportError(const httplib::Request& req, httplib::Response& res,
+                                     const std::string& reason) {
   const std::string header_id = req.get_header_value("X-Request-ID");
   const std::string request_id = SaneRequestId(header_id) ? header_id : NewUuid();
   json body;
@@ -350,19 +308,24 @@ void ApiServer::RenderTransportError(const httplib::Request& req, httplib::Respo
                .body;
   } else if (res.status == 414) {
     body = RawError("uri_too_long", "request URI too long", request_id);
-  } else if (res.status == 404) {
-    body = RawError("not_found", "no such route", request_id);
+  } else if (res.status == 408) {
+    body = RawError("request_timeout", reason, request_id);
+  } else if (res.status == 431) {
+    body = RawError("headers_too_large", "request header fields too large", request_id);
   } else {
-    body = RawError("bad_request", "malformed HTTP request", request_id);
+    body = RawError("bad_request", reason.empty() ? "malformed HTTP request" : reason, request_id);
   }
   SetCommonHeaders(res, request_id);
   res.set_content(api::DumpJson(body), "application/json");
-  metrics_->Add("kb_http_requests_total",
-                {kUnmatchedRoute, req.method, std::to_string(res.status)});
+  // An unparsed request has no method: label it so rather than with an empty string.
+  const std::string method = req.method.empty() ? "(none)" : req.method;
+  metrics_->Add("kb_http_requests_total", {kUnmatchedRoute, method, std::to_string(res.status)});
   LogInfo("request", api::DumpJson({{"request_id", request_id},
-                                    {"method", req.method},
+                                    {"method", method},
                                     {"route", kUnmatchedRoute},
-                                    {"status", res.status}}));
+                                    {"status", res.status},
+                                    {"remote", req.remote_addr},
+                                    {"reason", reason}}));
   api::Router::Match match;  // the route the refused request was for, if any
   router_->Find(req.method, req.path, &match);
   api::RequestContext audit_ctx{req, request_id, std::move(match.params), {}, {}};

@@ -1,4 +1,4 @@
-// ApiServer: the HTTP front of a KnowledgeBase (cpp-httplib), serving the v1 REST API, the
+// ApiServer: the HTTP front of a KnowledgeBase, serving the v1 REST API, the
 // Python-compatible v2 API, /health, /ready and /metrics. Routes: docs/API.md.
 //
 // Every request passes one middleware (server.cc, Dispatch): request id (X-Request-ID echoed if
@@ -7,31 +7,38 @@
 // the handler, Status -> HTTP mapping (http_status.cc), security headers, metrics and one JSON
 // access-log line. No exception leaves a handler: escaped ones become 500 with a request id.
 //
-// Lifecycle: Start() binds (IOError if the address is taken) and serves on a background
-// thread; Stop() stops accepting, finishes in-flight requests and joins; Wait() blocks until
-// the server has stopped (e.g. after Stop() from a signal-handling thread). The KnowledgeBase
-// must outlive the server.
+// Connections, framing, deadlines and connection caps are the transport's
+// (api/http_transport.h: an event loop, so idle and slow clients never hold a worker); a request
+// that has fully arrived is dispatched on a pool of ServerOptions::threads workers. Requests are
+// represented as httplib::Request/Response, the shape the routes were written against.
 //
-// Thread-safety: Start/Stop/Wait/port may be called from any thread; requests are served by a
-// pool of ServerOptions::threads workers.
+// Lifecycle: Start() binds (IOError if the address is taken) and serves in the background;
+// Stop() stops accepting, finishes in-flight requests and joins; Wait() blocks until the server
+// has stopped (e.g. after Stop() from a signal-handling thread). The KnowledgeBase must outlive
+// the server.
+//
+// Thread-safety: Start/Stop/Wait/port may be called from any thread.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "api/access_control.h"
+#include "api/http_transport.h"
 #include "common/status.h"
 #include "common/thread_annotations.h"
 #include "service/knowledge_base.h"
 
 namespace httplib {
-class Server;
 struct Request;
 struct Response;
 }  // namespace httplib
+
+namespace boost::asio::ssl {
+class context;
+}  // namespace boost::asio::ssl
 
 namespace kb::backup {
 class BackupService;
@@ -51,11 +58,6 @@ namespace kb {
 
 inline constexpr int64_t kDefaultMaxBodyBytes = 64LL * 1024 * 1024;
 inline constexpr int kDefaultServerThreads = 8;
-// Requests served on one keep-alive connection before it is closed (httplib's default is 5,
-// far too few for clients that reuse connections).
-inline constexpr size_t kKeepAliveMaxRequests = 1000;
-inline constexpr int kKeepAliveTimeoutSeconds = 5;
-inline constexpr int kReadTimeoutSeconds = 30;
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
@@ -63,7 +65,10 @@ struct ServerOptions {
   int64_t max_body_bytes = kDefaultMaxBodyBytes;
   std::vector<std::string> cors_origins;  // exact origins, or "*"
   bool metrics_require_auth = false;
-  int threads = kDefaultServerThreads;
+  int threads = kDefaultServerThreads;  // workers that run handlers
+  // Connection caps and deadlines (api/http_transport.h); its max_body_bytes is ignored in favour
+  // of the field above.
+  api::TransportLimits transport;
   // Backups (routes under /api/v1/admin/backups, kb_backup_* metrics); must outlive the server.
   backup::BackupService* backups = nullptr;
   // Containment (api/access_control.h). The service mode and address rules are not options:
@@ -105,8 +110,10 @@ class ApiServer {
   void RefreshMetrics();
   // The middleware every request passes (see the file comment).
   void Dispatch(const httplib::Request& req, httplib::Response& res);
-  // Renders errors httplib produced before routing (413, 400, 414) as JSON.
-  void RenderTransportError(const httplib::Request& req, httplib::Response& res);
+  // Renders a refusal the transport decided before routing (400, 408, 413, 414, 431) as JSON,
+  // with the metrics, access log and audit every request gets.
+  void RenderTransportError(const httplib::Request& req, httplib::Response& res,
+                            const std::string& reason);
 
   KnowledgeBase* kb_;
   ServerOptions options_;
@@ -116,10 +123,9 @@ class ApiServer {
   std::unique_ptr<api::AccessControl> access_;
   std::unique_ptr<api::ApiContext> ctx_;
   std::unique_ptr<api::Router> router_;
-  std::unique_ptr<httplib::Server> http_;
-  // Stop() and Wait() may run at once on two threads (a signal handler and main): one joins.
+  std::unique_ptr<boost::asio::ssl::context> tls_;  // null: plain HTTP
+  std::unique_ptr<api::HttpTransport> transport_;
   Mutex stop_mu_;
-  std::thread thread_ GUARDED_BY(stop_mu_);
   bool stopped_ GUARDED_BY(stop_mu_) = false;
 };
 

@@ -1,14 +1,10 @@
-// HTTPS for the API server: an httplib::SSLServer whose OpenSSL context we configure ourselves,
-// so that the protocol floor is TLS 1.2 (httplib's own constructors allow TLS 1.1) and so that
-// a missing, unreadable or mismatched certificate/key fails `serve` at start with a message that
-// names the file and OpenSSL's reason, instead of an opaque "invalid server".
+// HTTPS for the API server: the OpenSSL context of the connection layer (api/http_transport.h),
+// configured so that the protocol floor is TLS 1.2 and so that a missing, unreadable or
+// mismatched certificate/key fails `serve` at start with a message that names the file and
+// OpenSSL's reason.
 //
-// Debian's cpp-httplib is built with CPPHTTPLIB_OPENSSL_SUPPORT and its pkg-config Cflags define
-// it for every target linking PkgConfig::HTTPLIB, so httplib's types have one layout in every
-// translation unit (see src/api/CMakeLists.txt).
-//
-// Thread-safety: MakeTlsServer may be called from any thread; the server it returns is used as
-// any httplib::Server.
+// Thread-safety: MakeTlsContext may be called from any thread; the context it returns is shared
+// by every connection (OpenSSL contexts are thread-safe once configured).
 #pragma once
 
 #include <memory>
@@ -16,18 +12,18 @@
 
 #include "common/status.h"
 
-namespace httplib {
-class Server;
-}  // namespace httplib
+namespace boost::asio::ssl {
+class context;
+}  // namespace boost::asio::ssl
 
 namespace kb::api {
 
 inline constexpr char kMinTlsVersionName[] = "TLS 1.2";
 
-// A server speaking HTTPS with the PEM certificate (chain) and private key at these paths.
+// A server-side TLS context with the PEM certificate (chain) and private key at these paths.
 // InvalidArgument naming the file for a missing or unreadable file, a file OpenSSL cannot parse,
 // or a key that does not belong to the certificate.
-Result<std::unique_ptr<httplib::Server>> MakeTlsServer(const std::string& cert_file,
-                                                       const std::string& key_file);
+Result<std::unique_ptr<boost::asio::ssl::context>> MakeTlsContext(const std::string& cert_file,
+                                                                  const std::string& key_file);
 
 }  // namespace kb::api

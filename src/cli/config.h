@@ -51,6 +51,12 @@ struct Config {
   std::string ingest_root;
   bool metrics_require_auth = false;
   std::optional<int> threads;  // HTTP worker threads; unset = the API layer's default
+  // The HTTP connection layer (api/http_transport.h); unset = its defaults.
+  std::optional<int64_t> max_connections;
+  std::optional<int64_t> max_connections_per_address;  // 0 = no per-address cap
+  std::optional<int64_t> http_idle_timeout_ms;
+  std::optional<int64_t> http_header_timeout_ms;
+  std::optional<int64_t> http_body_timeout_ms;
   // How often `serve` checks the data directory (a duration; also once at start). Unset =
   // kDefaultIntegrityCheckIntervalMs (src/service/types.h); 0 = no background checks.
   std::optional<int64_t> integrity_check_interval_ms;
@@ -118,6 +124,12 @@ struct FlagValues {
   std::optional<std::string> rate_limit_burst;
   std::optional<std::string> tls_cert_file;
   std::optional<std::string> tls_key_file;
+  std::optional<std::string> threads;
+  std::optional<std::string> max_connections;
+  std::optional<std::string> max_connections_per_address;
+  std::optional<std::string> http_idle_timeout;
+  std::optional<std::string> http_header_timeout;
+  std::optional<std::string> http_body_timeout;
 };
 
 // Builds the effective configuration from all four layers. InvalidArgument (naming the key,

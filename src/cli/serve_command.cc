@@ -42,6 +42,20 @@ ServerOptions MakeServerOptions(const Config& config) {
   options.cors_origins = config.cors_origins;
   options.metrics_require_auth = config.metrics_require_auth;
   if (config.threads) options.threads = *config.threads;
+  if (config.max_connections) options.transport.max_connections = *config.max_connections;
+  if (config.max_connections_per_address) {
+    options.transport.max_connections_per_address = *config.max_connections_per_address;
+  }
+  if (config.http_idle_timeout_ms) options.transport.idle_timeout_ms = *config.http_idle_timeout_ms;
+  if (config.http_header_timeout_ms) {
+    options.transport.header_timeout_ms = *config.http_header_timeout_ms;
+  }
+  if (config.http_body_timeout_ms) {
+    // One number for the body: the longest wait for any part of it and the grace before the
+    // minimum rate applies.
+    options.transport.body_read_timeout_ms = *config.http_body_timeout_ms;
+    options.transport.body_grace_ms = *config.http_body_timeout_ms;
+  }
   if (config.rate_limit_per_second) {
     options.rate_limit_per_second = static_cast<double>(*config.rate_limit_per_second);
   }
@@ -208,6 +222,24 @@ void RegisterServeCommand(CLI::App* root, CommandRegistry* registry) {
   AddOptionalString(cmd, "--rate-limit-burst", &common->flags.rate_limit_burst,
                     "requests a key may make at once before the rate applies "
                     "(default 2000; $KB_RATE_LIMIT_BURST)");
+  AddOptionalString(cmd, "--threads", &common->flags.threads,
+                    "worker threads that run requests (default 8; $KB_THREADS)");
+  AddOptionalString(cmd, "--max-connections", &common->flags.max_connections,
+                    "open HTTP connections allowed; beyond it 503 + Retry-After "
+                    "(default 4096; $KB_MAX_CONNECTIONS)");
+  AddOptionalString(cmd, "--max-connections-per-address",
+                    &common->flags.max_connections_per_address,
+                    "open HTTP connections allowed from one client address; 0 = no cap "
+                    "(default 256; $KB_MAX_CONNECTIONS_PER_ADDRESS)");
+  AddOptionalString(cmd, "--http-idle-timeout", &common->flags.http_idle_timeout,
+                    "close a connection that sends no request for this long "
+                    "(default 30s; $KB_HTTP_IDLE_TIMEOUT)");
+  AddOptionalString(cmd, "--http-header-timeout", &common->flags.http_header_timeout,
+                    "408 for a request whose header block takes longer "
+                    "(default 10s; $KB_HTTP_HEADER_TIMEOUT)");
+  AddOptionalString(cmd, "--http-body-timeout", &common->flags.http_body_timeout,
+                    "408 for a body that stalls this long, or that after this long arrives "
+                    "slower than 16 KiB/s (default 10s; $KB_HTTP_BODY_TIMEOUT)");
   AddOptionalString(cmd, "--tls-cert-file", &common->flags.tls_cert_file,
                     "serve HTTPS with this PEM certificate (chain); needs --tls-key-file "
                     "($KB_TLS_CERT_FILE)");

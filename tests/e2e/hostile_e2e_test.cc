@@ -159,12 +159,12 @@ TEST_F(HostileInputTest, OversizedNamesAndFieldsAreRefusedWith4xx) {
   ASSERT_TRUE(long_id);
   EXPECT_EQ(long_id->status, 200);
   EXPECT_LE(long_id->get_header_value("X-Request-ID").size(), 128u);
-  // ...and a header line beyond the HTTP parser's limit is a 400 with the JSON error body.
+  // ...and a header line beyond the HTTP parser's limit is a 431 with the JSON error body.
   auto huge_header = client_->Get("/api/v1/projects",
                                   {{"Authorization", std::string("Bearer ") + kE2eAdminToken},
                                    {"X-Request-ID", std::string(100000, 'r')}});
   ASSERT_TRUE(huge_header);
-  EXPECT_EQ(huge_header->status, 400);
+  EXPECT_EQ(huge_header->status, 431);
   EXPECT_TRUE(json::parse(huge_header->body, nullptr, false).contains("error"))
       << huge_header->body;
   ExpectUnharmed();
