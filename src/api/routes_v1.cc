@@ -151,6 +151,11 @@ Result<Reply> Health(ApiContext* api) {
                               {{"ready", h.ready},
                                {"problems", h.problems},
                                {"integrity", EncodeIntegritySummary(h.integrity)}}}});
+  json read_only = json::array();
+  for (const auto& p : h.read_only_projects) {
+    read_only.push_back({{"id", p.id}, {"name", p.name}, {"problem", p.problem}});
+  }
+  reply.body["checks"]["read_only_projects"] = std::move(read_only);
   // The mode only: its reason may describe an incident, and these routes are public.
   if (api->access) reply.body["mode"] = std::string(ServiceModeName(api->access->mode().mode));
   if (api->audit) reply.body["checks"]["audit"] = AuditHealthJson(*api->audit);
@@ -164,6 +169,13 @@ void AddOperationalRoutes(ApiContext* api, std::vector<Route>& routes) {
   Add(routes, "GET", "/ready", std::nullopt, "", false, [api](RequestContext&) -> Result<Reply> {
     const bool ready = api->kb->Ready();
     json body = {{"ready", ready}};
+    // Damaged projects are read-only but the server still serves: ready stays true, and says
+    // which projects are degraded (the problems are in /health).
+    json degraded = json::array();
+    for (const auto& p : api->kb->ReadOnlyProjects()) {
+      degraded.push_back({{"id", p.id}, {"name", p.name}, {"read_only", true}});
+    }
+    body["degraded_projects"] = std::move(degraded);
     if (api->access) body["mode"] = std::string(ServiceModeName(api->access->mode().mode));
     return Reply::Json(ready ? 200 : 503, std::move(body));
   });

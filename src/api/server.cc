@@ -184,6 +184,9 @@ void ApiServer::RegisterMetrics() {
   m.DeclareGauge("kb_index_vectors", "Vectors in the project's index.", {"project"});
   m.DeclareGauge("kb_index_memory_bytes", "Memory used by the project's vector index.",
                  {"project"});
+  m.DeclareGauge("kb_project_degraded",
+                 "1 if the project is read-only because its database is damaged, else 0.",
+                 {"project"});
   m.DeclareCounter("kb_ingest_documents_total", "Documents stored (created or replaced).");
   m.DeclareCounter("kb_ingest_chunks_total", "Chunks stored.");
   m.DeclareCounter("kb_ingest_failures_total", "Ingestions that failed.");
@@ -281,8 +284,8 @@ void ApiServer::RefreshMetrics() {
   }
   auto stats = kb_->Stats();
   if (!stats.ok()) return;
-  for (const char* name :
-       {"kb_documents", "kb_chunks", "kb_index_vectors", "kb_index_memory_bytes"}) {
+  for (const char* name : {"kb_documents", "kb_chunks", "kb_index_vectors", "kb_index_memory_bytes",
+                           "kb_project_degraded"}) {
     m.Clear(name);
   }
   for (const ProjectStats& p : stats->per_project) {
@@ -292,6 +295,7 @@ void ApiServer::RefreshMetrics() {
     m.Set("kb_chunks", label, static_cast<double>(p.counts.chunks));
     m.Set("kb_index_vectors", label, static_cast<double>(p.index_vectors));
     m.Set("kb_index_memory_bytes", label, static_cast<double>(p.index_memory_bytes));
+    m.Set("kb_project_degraded", label, p.damage ? 1.0 : 0.0);
   }
 }
 

@@ -5,6 +5,7 @@
 #include "service/database_checks.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <memory>
@@ -12,6 +13,7 @@
 #include "common/file_util.h"
 #include "store/catalog_reader.h"
 #include "store/content_checksum.h"
+#include "store/journal_codec.h"
 #include "store/migrations.h"
 #include "store/project_reader.h"
 
@@ -156,6 +158,88 @@ std::optional<MetaInfo> CheckProjectSchema(store::ProjectReader* db,
   return meta;
 }
 
+// Empty if the entry decodes as its op says (JOURNAL.md section 2: the payload is valid UTF-8
+// JSON of the op's shape, embeddings have `dimension` finite floats) and its checksum is 64 hex
+// digits; else what is wrong. SQLite's own check does not read overflow pages' bytes, and a
+// journal entry is mostly overflow pages: this is what finds damage there.
+std::string JournalEntryProblem(const JournalEntry& e, int dimension) {
+  auto embeddings_ok = [dimension](const std::vector<float>& v) {
+    if (v.size() != static_cast<size_t>(dimension)) return false;
+    for (float f : v) {
+      if (!std::isfinite(f)) return false;
+    }
+    return true;
+  };
+  Status decoded;
+  if (e.op == store::kOpPutDocument) {
+    auto p = store::DecodePutPayload(e.payload);
+    decoded = p.status();
+    if (p.ok()) {
+      for (const ChunkRecord& c : p->chunks) {
+        if (!embeddings_ok(c.embedding)) {
+          decoded = Status::Corruption("chunk " + std::to_string(c.id) + "'s embedding is not " +
+                                       std::to_string(dimension) + " finite floats");
+          break;
+        }
+      }
+    }
+  } else if (e.op == store::kOpUndeleteDocument) {
+    auto p = store::DecodeUndeletePayload(e.payload);
+    decoded = p.status();
+    if (p.ok()) {
+      for (const auto& [id, embedding] : p->chunks) {
+        if (!embeddings_ok(embedding)) {
+          decoded = Status::Corruption("chunk " + std::to_string(id) + "'s embedding is not " +
+                                       std::to_string(dimension) + " finite floats");
+          break;
+        }
+      }
+    }
+  } else if (e.op == store::kOpDeleteDocument) {
+    decoded = store::DecodeDeletePayload(e.payload).status();
+  } else if (e.op == store::kOpPurgeDocument) {
+    decoded = store::DecodePurgePayload(e.payload).status();
+  } else if (e.op == store::kOpScrubbed) {
+    decoded = store::DecodeScrubbedPayload(e.payload).status();
+  } else {
+    return "unknown op '" + e.op.substr(0, 40) + "'";
+  }
+  if (!decoded.ok()) return "its " + e.op + " payload does not decode: " + decoded.message();
+  if (e.checksum.size() != 64 ||
+      e.checksum.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return "its checksum is not 64 lower-case hex digits";
+  }
+  return "";
+}
+
+// Decodes every entry (in batches, inside the check's one snapshot). Appends problems.
+Status DecodeWholeJournal(store::ProjectReader* db, int64_t first, int64_t last, int dimension,
+                          std::vector<std::string>* problems) {
+  constexpr int64_t kBatch = 256;
+  size_t bad = 0;
+  std::string quoted;
+  int64_t expected = first;
+  for (int64_t after = first - 1; after < last; after += kBatch) {
+    KB_ASSIGN_OR_RETURN(std::vector<JournalEntry> batch,
+                        db->ReadJournal(after, std::min(last, after + kBatch)));
+    for (const JournalEntry& e : batch) {
+      std::string problem = e.lsn != expected
+                                ? "out of sequence (expected LSN " + std::to_string(expected) + ")"
+                                : JournalEntryProblem(e, dimension);
+      expected = e.lsn + 1;
+      if (problem.empty()) continue;
+      if (++bad <= kMaxQuotedItems) {
+        quoted += (quoted.empty() ? "" : "; ") + ("LSN " + std::to_string(e.lsn) + ": " + problem);
+      }
+    }
+  }
+  if (bad > 0) {
+    problems->push_back(std::to_string(bad) + " journal entr" + (bad == 1 ? "y is" : "ies are") +
+                        " damaged (" + quoted + (bad > kMaxQuotedItems ? "; ..." : "") + ")");
+  }
+  return Status::OK();
+}
+
 Status CheckJournal(store::ProjectReader* db, const MetaInfo& meta, DatabaseCheckReport* r) {
   KB_ASSIGN_OR_RETURN(store::JournalSpan span, db->Journal());
   const int64_t count = span.entries, first = span.first_lsn, last = span.last_lsn;
@@ -181,6 +265,7 @@ Status CheckJournal(store::ProjectReader* db, const MetaInfo& meta, DatabaseChec
                          ") records content checksum " + *tail + " but meta.content_checksum is " +
                          meta.checksum_hex);
     }
+    KB_RETURN_IF_ERROR(DecodeWholeJournal(db, first, last, meta.dimension, &problems));
   }
   if (problems.empty()) {
     r->Pass(kCheckJournal,

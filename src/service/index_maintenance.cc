@@ -141,8 +141,54 @@ void IndexMaintenance::RecordCheck(const IntegrityReport& report) {
     MutexLock lock(check_mu_);
     last_check_ = std::move(summary);
   }
+  ApplyDamage(report);
   // Counted only once Health() can see this run: whoever waits for the count reads its summary.
   counters_->integrity_checks++;
+}
+
+// Damage stops writes where it is found: a project whose database failed a check (severity
+// unhealthy, i.e. kb.db itself, not derived data) becomes read-only; one that passes again
+// becomes writable. Each change is logged and audited.
+void IndexMaintenance::ApplyDamage(const IntegrityReport& report) {
+  for (const DatabaseCheckReport& db : report.databases) {
+    if (db.kind != "project" || db.project_id.empty()) continue;
+    bool restoring = false;
+    std::shared_ptr<ProjectHandle> h = registry_->FindById(db.project_id, &restoring);
+    if (!h) continue;
+    std::string problem;
+    for (const CheckResult& c : db.checks) {
+      if (c.outstanding() != CheckSeverity::kUnhealthy) continue;
+      problem += (problem.empty() ? "" : "; ") + c.name + ": " + c.problem;
+    }
+    const std::optional<std::string> before = h->store->Damage();
+    if (!problem.empty() && before != problem) {
+      h->store->MarkDamaged(problem);
+      LogError("project is read-only: its database is damaged",
+               json{{"project", db.project_id}, {"problem", problem}}.dump(
+                   -1, ' ', false, json::error_handler_t::replace));
+      AuditDamage(db.project_id, "project.read_only", problem);
+    } else if (problem.empty() && before) {
+      h->store->ClearDamage();
+      LogInfo("project is writable again: its database passed the integrity check",
+              json{{"project", db.project_id}}.dump());
+      AuditDamage(db.project_id, "project.writable", "was: " + *before);
+    }
+  }
+}
+
+void IndexMaintenance::AuditDamage(const std::string& project_id, const std::string& action,
+                                   const std::string& detail) {
+  if (options_.audit == nullptr) return;
+  AuditEvent e;
+  e.actor_id = "system";
+  e.method = "SYSTEM";
+  e.route = "integrity.check";
+  e.action = action;
+  e.project = project_id;
+  e.outcome = "ok";
+  // Bounded: the audit log keeps short notes.
+  e.detail = detail.size() > 1000 ? detail.substr(0, 1000) + "..." : detail;
+  options_.audit->Record(std::move(e));
 }
 
 // The online vector_index check of one project: the saved files (read while no save can replace

@@ -58,6 +58,10 @@ class IndexMaintenance {
                             const std::string& project_dir, std::vector<std::string>* problems)
       EXCLUDES(h.write_mu);
   void RecordCheck(const IntegrityReport& report) EXCLUDES(check_mu_);
+  // Marks projects whose database failed the check read-only, and clears those that passed.
+  void ApplyDamage(const IntegrityReport& report);
+  void AuditDamage(const std::string& project_id, const std::string& action,
+                   const std::string& detail);
 
   const KbOptions& options_;
   const Clock* clock_;

@@ -22,7 +22,11 @@
 //     schema            application_id, user_version, the one meta row: its project id is the
 //                       directory's, its dimension the catalog's. O(1).        -> unhealthy
 //     journal           LSNs contiguous, the newest is meta.last_lsn and carries
-//                       meta.content_checksum. O(J) (a count over the journal). -> unhealthy
+//                       meta.content_checksum, and every entry decodes: its payload is UTF-8
+//                       JSON of its op's shape with embeddings of `dimension` finite floats,
+//                       its checksum 64 hex digits (SQLite's own check does not read the bytes
+//                       of overflow pages, where most of an entry lives). O(journal bytes):
+//                       the largest part of a check's time.                    -> unhealthy
 //     chunks            every chunk's embedding BLOB holds `dimension` float32s and every
 //                       document's chunk_count equals its chunk rows. O(N).   -> unhealthy
 //     content_checksum  the content checksum recomputed from every document and chunk row

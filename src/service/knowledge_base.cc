@@ -366,6 +366,7 @@ Result<KbStats> KnowledgeBase::Stats() {
     ps.index_lsn = index->lsn();
     KB_ASSIGN_OR_RETURN(ps.journal_lsn, h->store->LastLsn());
     ps.disk_bytes = DirectorySize(h->dir);
+    ps.damage = h->store->Damage();
     st.documents += ps.counts.documents;
     st.chunks += ps.counts.chunks;
     st.content_bytes += ps.counts.content_bytes;
@@ -381,6 +382,17 @@ Result<KbStats> KnowledgeBase::Stats() {
   return st;
 }
 
+std::vector<HealthReport::ReadOnlyProject> KnowledgeBase::ReadOnlyProjects() {
+  std::vector<HealthReport::ReadOnlyProject> out;
+  for (const auto& h : registry_->All()) {
+    if (auto damage = h->store->Damage()) {
+      const ProjectRecord rec = h->Record();
+      out.push_back({rec.id, rec.name, *damage});
+    }
+  }
+  return out;
+}
+
 HealthReport KnowledgeBase::Health() {
   HealthReport r;
   r.ready = ready_.load();
@@ -392,6 +404,7 @@ HealthReport KnowledgeBase::Health() {
     r.problems.push_back("catalog: " + keys.status().ToString());
     r.ready = false;
   }
+  r.read_only_projects = ReadOnlyProjects();
   r.integrity = maintenance_->LastCheck();
   if (r.integrity) {
     severity = std::max(severity, r.integrity->status);

@@ -150,6 +150,8 @@ class KnowledgeBase {
   // --- status ---
   Result<KbStats> Stats();
   HealthReport Health();
+  // Projects that are read-only because their database is damaged (cheap: no I/O).
+  std::vector<HealthReport::ReadOnlyProject> ReadOnlyProjects();
   // Checks the whole data directory now (service/integrity_check.h): every database read-only,
   // every live project's in-memory index and saved index against its database. A damaged vector
   // index is rebuilt from the database (counted in index_rebuilds) and reported as repaired.

@@ -127,6 +127,7 @@ struct ProjectStats {
   int64_t index_lsn = 0;
   int64_t journal_lsn = 0;
   int64_t disk_bytes = 0;
+  std::optional<std::string> damage;  // set: read-only, its database is damaged (the problem)
 };
 
 struct KbStats {
@@ -172,6 +173,13 @@ struct HealthReport {
   bool ready = false;                         // every database open and every index loaded
   std::vector<std::string> problems;          // every outstanding problem, integrity ones included
   std::optional<IntegritySummary> integrity;  // nullopt until a check has completed
+  // Projects made read-only because their database is damaged (ProjectStore::MarkDamaged).
+  struct ReadOnlyProject {
+    std::string id;
+    std::string name;
+    std::string problem;
+  };
+  std::vector<ReadOnlyProject> read_only_projects;
 };
 
 struct CreatedKey {

@@ -213,18 +213,25 @@ Status SqliteProjectStore::ValidateChunks(const std::vector<ChunkRecord>& chunks
 Result<int64_t> SqliteProjectStore::CommitJournaled(sql::Database* db, sql::Transaction* tx,
                                                     std::string_view op, const std::string& actor,
                                                     int64_t ts_ms, const RowWriter& write) {
-  KB_ASSIGN_OR_RETURN(MetaRow meta, LoadMeta(db));
-  const int64_t lsn = meta.last_lsn + 1;
-  KB_ASSIGN_OR_RETURN(std::string payload, write(&meta.checksum, lsn));
-  JournalEntry entry{lsn, ts_ms, actor, std::string(op), std::move(payload), meta.checksum.ToHex()};
-  KB_RETURN_IF_ERROR(AppendJournal(db, entry));
-  KB_RETURN_IF_ERROR(tx->Commit());
+  // Checked here too (the mutations check first, before any work): damage found while this
+  // write waited for the lock still stops it.
+  KB_RETURN_IF_ERROR(RefuseIfDamaged(project_id_));
+  auto meta = LoadMeta(db);
+  if (!meta.ok()) return NoteCorruption(meta.status());
+  const int64_t lsn = meta->last_lsn + 1;
+  auto payload = write(&meta->checksum, lsn);
+  if (!payload.ok()) return NoteCorruption(payload.status());
+  JournalEntry entry{
+      lsn, ts_ms, actor, std::string(op), std::move(payload).value(), meta->checksum.ToHex()};
+  KB_RETURN_IF_ERROR(NoteCorruption(AppendJournal(db, entry)));
+  KB_RETURN_IF_ERROR(NoteCorruption(tx->Commit()));
   return lsn;
 }
 
 Result<PutDocumentResult> SqliteProjectStore::PutDocument(DocumentRecord doc,
                                                           std::vector<ChunkRecord> chunks,
                                                           const std::string& actor) {
+  KB_RETURN_IF_ERROR(RefuseIfDamaged(project_id_));
   // Everything the caller controls is checked before the transaction starts.
   KB_RETURN_IF_ERROR(ValidateChunks(chunks, /*replay=*/false));
   KB_RETURN_IF_ERROR(CheckText("title", doc.title));
@@ -304,6 +311,7 @@ Result<PutDocumentResult> SqliteProjectStore::PutDocument(DocumentRecord doc,
 
 Result<std::vector<int64_t>> SqliteProjectStore::DeleteDocument(const std::string& id,
                                                                 const std::string& actor) {
+  KB_RETURN_IF_ERROR(RefuseIfDamaged(project_id_));
   KB_RETURN_IF_ERROR(CheckText("actor", actor));
   MutexLock lock(write_mu_);
   sql::Database* db = writer_.get();
@@ -325,6 +333,7 @@ Result<std::vector<int64_t>> SqliteProjectStore::DeleteDocument(const std::strin
 
 Result<std::vector<int64_t>> SqliteProjectStore::UndeleteDocument(const std::string& id,
                                                                   const std::string& actor) {
+  KB_RETURN_IF_ERROR(RefuseIfDamaged(project_id_));
   KB_RETURN_IF_ERROR(CheckText("actor", actor));
   MutexLock lock(write_mu_);
   sql::Database* db = writer_.get();
@@ -368,6 +377,7 @@ Result<std::vector<int64_t>> SqliteProjectStore::UndeleteDocument(const std::str
 
 Result<std::vector<int64_t>> SqliteProjectStore::PurgeDocument(const std::string& id,
                                                                const std::string& actor) {
+  KB_RETURN_IF_ERROR(RefuseIfDamaged(project_id_));
   KB_RETURN_IF_ERROR(CheckText("actor", actor));
   MutexLock lock(write_mu_);
   sql::Database* db = writer_.get();
@@ -671,6 +681,7 @@ Status SqliteProjectStore::ApplyLocked(const JournalEntry& entry, store::Content
 }
 
 Status SqliteProjectStore::ApplyJournalEntry(const JournalEntry& entry) {
+  KB_RETURN_IF_ERROR(RefuseIfDamaged(project_id_));
   MutexLock lock(write_mu_);
   sql::Database* db = writer_.get();
   std::optional<SecureDeleteScope> secure;
@@ -739,6 +750,39 @@ Result<StoreCounts> SqliteProjectStore::Counts() {
 }
 
 }  // namespace
+
+void ProjectStore::MarkDamaged(std::string problem) {
+  MutexLock lock(damage_mu_);
+  damage_ = problem.empty() ? "damage found" : std::move(problem);
+}
+
+void ProjectStore::ClearDamage() {
+  MutexLock lock(damage_mu_);
+  damage_.clear();
+}
+
+std::optional<std::string> ProjectStore::Damage() const {
+  MutexLock lock(damage_mu_);
+  if (damage_.empty()) return std::nullopt;
+  return damage_;
+}
+
+Status ProjectStore::RefuseIfDamaged(const std::string& project_id) const {
+  MutexLock lock(damage_mu_);
+  if (damage_.empty()) return Status::OK();
+  return Status::Unavailable(
+      "project " + project_id + " is read-only: its database is damaged (" + damage_ +
+      "). Reads still work. Run `knowledgebeast check` for the details, then restore the "
+      "project from a backup: POST /api/v1/admin/projects/" +
+      project_id + "/restore, or `knowledgebeast restore --project " + project_id +
+      "` with the server stopped");
+}
+
+Status ProjectStore::NoteCorruption(Status s) {
+  if (s.code() == Code::kCorruption)
+    MarkDamaged("SQLite reported damage during a write: " + s.message());
+  return s;
+}
 
 Result<std::unique_ptr<ProjectStore>> ProjectStore::Open(const std::string& path,
                                                          const std::string& project_id,

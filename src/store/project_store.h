@@ -25,6 +25,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "common/thread_annotations.h"
 
 namespace kb {
 
@@ -107,6 +108,15 @@ class ProjectStore {
                                                     const Clock* clock);
   virtual ~ProjectStore() = default;
 
+  // Damage makes a project read-only where it is found (issue 17): once marked, every mutation
+  // (put, delete, undelete, purge, replay) is refused with Unavailable naming the problem and
+  // the way out, while reads go on. The service marks it when an integrity check finds the
+  // database damaged and clears it when a later check passes; the store marks it itself when
+  // SQLite reports corruption during a mutation. A restored project gets a new store.
+  void MarkDamaged(std::string problem) EXCLUDES(damage_mu_);
+  void ClearDamage() EXCLUDES(damage_mu_);
+  std::optional<std::string> Damage() const EXCLUDES(damage_mu_);
+
   // Stores a document with its chunks (text + embedding; ids are assigned). If `doc.source` is
   // non-empty and a live document has that source, it is replaced in the same transaction
   // (same id and created_at, new chunks) — unless its content_hash and metadata are equal, which
@@ -183,6 +193,16 @@ class ProjectStore {
 
   virtual Result<StoreCounts> Counts() = 0;
   virtual const std::string& path() const = 0;
+
+ protected:
+  // Unavailable when the store is marked damaged (see MarkDamaged), else OK.
+  Status RefuseIfDamaged(const std::string& project_id) const EXCLUDES(damage_mu_);
+  // `s` unchanged; if it is a Corruption (SQLite found damage mid-mutation), marks the store.
+  Status NoteCorruption(Status s) EXCLUDES(damage_mu_);
+
+ private:
+  mutable Mutex damage_mu_;
+  std::string damage_ GUARDED_BY(damage_mu_);
 };
 
 // What a journal entry does to the vector index (decoded from its payload).

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -288,6 +289,116 @@ TEST_F(IntegrityCheckTest, FlippedByteInAChunkOnDiskFailsTheContentChecksum) {
   EXPECT_EQ(c.severity, CheckSeverity::kUnhealthy) << Dump(r);
   EXPECT_THAT(c.problem, HasSubstr("content checksum recomputed from the rows"));
   EXPECT_EQ(r.severity(), CheckSeverity::kUnhealthy);
+}
+
+// The offset in kb.db of a byte inside an embedding's base64 text on one of the journal's
+// overflow pages (SQLite's integrity_check never reads those bytes): the middle of a run of 40
+// base64 characters, which chunk text (with its spaces) does not have.
+size_t JournalOverflowBase64Byte(const std::string& db_path) {
+  std::vector<int64_t> pages;
+  {
+    auto db = sql::Database::Open(db_path);
+    EXPECT_TRUE(db.ok());
+    if (!db.ok()) return std::string::npos;
+    auto st = (*db)->Prepare(
+        "SELECT pageno FROM dbstat WHERE name = 'journal' AND pagetype = 'overflow'");
+    EXPECT_TRUE(st.ok()) << st.status().ToString();
+    while (st.ok()) {
+      auto row = st->Step();
+      if (!row.ok() || !*row) break;
+      pages.push_back(st->ColumnInt64(0));
+    }
+  }
+  EXPECT_FALSE(pages.empty()) << "the journal has no overflow pages";
+  const int64_t page_size = QueryInt(db_path, "PRAGMA page_size");
+  const std::string bytes = Slurp(db_path);
+  for (int64_t page : pages) {
+    const size_t start =
+        static_cast<size_t>((page - 1) * page_size) + 4;  // past the next-page link
+    size_t run = 0;
+    for (size_t i = start; i < start + static_cast<size_t>(page_size) - 4; ++i) {
+      const char c = bytes[i];
+      run = (std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/') ? run + 1 : 0;
+      if (run == 40) return i - 20;
+    }
+  }
+  return std::string::npos;
+}
+
+void WriteByte(const std::string& path, size_t at, char c) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(at));
+  f.put(c);
+}
+
+std::string LongMarkdown() {
+  std::string text = "# Lighthouses\n\n";
+  for (int i = 0; i < 30; ++i) {
+    text += "Section " + std::to_string(i) +
+            " describes a lighthouse keeper who trims the lamp wick at dusk, logs the passing "
+            "ships, and watches the fog roll over the harbour wall until morning comes.\n\n";
+  }
+  return text;
+}
+
+TEST_F(IntegrityCheckTest, FlippedByteInAJournalOverflowPageFailsTheJournalCheck) {
+  ProjectRecord p = MakeProject("docs");
+  Put("docs", "long.md", LongMarkdown());
+  Close();
+  const size_t at = JournalOverflowBase64Byte(Db(p.id));
+  ASSERT_NE(at, std::string::npos);
+  WriteByte(Db(p.id), at, '!');  // no longer base64: the embedding cannot be decoded
+
+  IntegrityReport r = Check();
+  EXPECT_EQ(FindCheck(r, p.id, kCheckSqlite).severity, CheckSeverity::kOk) << Dump(r);
+  CheckResult c = FindCheck(r, p.id, kCheckJournal);
+  EXPECT_EQ(c.severity, CheckSeverity::kUnhealthy) << Dump(r);
+  EXPECT_THAT(c.problem, HasSubstr("1 journal entry is damaged (LSN 1: its put_document payload "
+                                   "does not decode"));
+  EXPECT_EQ(r.severity(), CheckSeverity::kUnhealthy);
+}
+
+TEST_F(IntegrityCheckTest, ADamagedProjectBecomesReadOnlyAndWritableAgainWhenItPasses) {
+  ProjectRecord p = MakeProject("docs");
+  Put("docs", "long.md", LongMarkdown());
+  MakeProject("other");
+  Close();
+  const size_t at = JournalOverflowBase64Byte(Db(p.id));
+  ASSERT_NE(at, std::string::npos);
+  const char original = Slurp(Db(p.id))[at];
+  WriteByte(Db(p.id), at, '!');
+
+  Open();
+  auto report = kb_->RunIntegrityCheck();
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  // Writes to the damaged project are refused, naming the problem and the way out...
+  IngestRequest req;
+  req.content = "a new document";
+  req.filename = "new.txt";
+  auto refused = kb_->Ingest("docs", req, actor_);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Code::kUnavailable);
+  EXPECT_THAT(refused.status().message(), HasSubstr("is read-only: its database is damaged"));
+  EXPECT_THAT(refused.status().message(), HasSubstr("journal"));
+  EXPECT_THAT(refused.status().message(), HasSubstr("knowledgebeast check"));
+  auto listed = kb_->ListDocuments("docs", 10, 0);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->documents.size(), 1u);
+  EXPECT_EQ(kb_->DeleteDocument("docs", listed->documents[0].id, actor_).code(),
+            Code::kUnavailable);
+  // ...reads go on, other projects take writes, and the state is visible.
+  EXPECT_FALSE(Ask("docs", "lighthouse keeper").empty());
+  EXPECT_TRUE(kb_->Ingest("other", req, actor_).ok());
+  auto read_only = kb_->ReadOnlyProjects();
+  ASSERT_EQ(read_only.size(), 1u);
+  EXPECT_EQ(read_only[0].id, p.id);
+  EXPECT_EQ(kb_->Health().read_only_projects.size(), 1u);
+
+  // Repaired behind the server's back (as a restore would): the next check makes it writable.
+  WriteByte(Db(p.id), at, original);
+  ASSERT_TRUE(kb_->RunIntegrityCheck().ok());
+  EXPECT_TRUE(kb_->ReadOnlyProjects().empty());
+  EXPECT_TRUE(kb_->Ingest("docs", req, actor_).ok());
 }
 
 TEST_F(IntegrityCheckTest, BrokenBtreePageFailsSqliteIntegrityCheck) {
