@@ -17,7 +17,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${FUZZ_BUILD_DIR:-$ROOT/build-fuzz}"
 SECONDS_EACH="${FUZZ_SECONDS:-30}"
 ALL_TARGETS=(fuzz_parse_text fuzz_parse_markdown fuzz_parse_html fuzz_parse_pdf fuzz_chunker fuzz_json_request
-             fuzz_repo_config fuzz_repo_keyfile fuzz_pack_framing)
+             fuzz_multipart fuzz_repo_config fuzz_repo_keyfile fuzz_pack_framing)
 TARGETS=("$@")
 if [[ ${#TARGETS[@]} -eq 0 ]]; then TARGETS=("${ALL_TARGETS[@]}"); fi
 

@@ -16,10 +16,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <chrono>
-#include <condition_variable>
 #include <limits>
 #include <map>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
@@ -27,6 +25,7 @@
 
 #include "api/multipart.h"
 #include "common/logging.h"
+#include "common/thread_annotations.h"
 
 namespace kb::api {
 
@@ -189,7 +188,8 @@ class HttpTransport::Impl {
     }
   }
   bool stopping() const { return stopping_.load(); }
-  void SessionClosed(class SessionBase* s, const std::string& address);  // any thread
+  void SessionClosed(class SessionBase* s, const std::string& address)  // any thread
+      EXCLUDES(mu_);
   void RequestStarted() { in_flight_.fetch_add(1); }
   void RequestFinished() { in_flight_.fetch_sub(1); }
   int port() const { return port_; }
@@ -198,7 +198,7 @@ class HttpTransport::Impl {
   void Accept();
   void OnAccept(beast::error_code ec, tcp::socket socket);
   // True if the address is under its cap; counts it.
-  bool Admit(const std::string& address, bool* total_cap);
+  bool Admit(const std::string& address, bool* total_cap) EXCLUDES(mu_);
 
   // Declared before the event loop on purpose: handlers still queued in io_ when it is destroyed
   // hold sessions, whose destructors count themselves out here.
@@ -209,13 +209,13 @@ class HttpTransport::Impl {
   TransportCounters counters_;
   std::atomic<bool> stopping_{false};
   std::atomic<int64_t> in_flight_{0};
-  std::mutex mu_;  // per-address counts and the session set (sessions may die on a worker)
-  std::map<std::string, int64_t> per_address_;
-  std::map<SessionBase*, std::weak_ptr<SessionBase>> sessions_;
-  int64_t open_ = 0;
-  std::mutex stop_mu_;
-  std::condition_variable stopped_cv_;
-  bool stopped_ = false;
+  Mutex mu_;  // per-address counts and the session set (sessions may die on a worker)
+  std::map<std::string, int64_t> per_address_ GUARDED_BY(mu_);
+  std::map<SessionBase*, std::weak_ptr<SessionBase>> sessions_ GUARDED_BY(mu_);
+  int64_t open_ GUARDED_BY(mu_) = 0;
+  Mutex stop_mu_;
+  CondVar stopped_cv_;
+  bool stopped_ GUARDED_BY(stop_mu_) = false;
 
   asio::io_context io_{1};
   tcp::acceptor acceptor_;
@@ -648,7 +648,7 @@ void HttpTransport::Impl::Accept() {
 }
 
 bool HttpTransport::Impl::Admit(const std::string& address, bool* total_cap) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   *total_cap = open_ >= limits_.max_connections;
   if (*total_cap) return false;
   int64_t& n = per_address_[address];
@@ -704,7 +704,7 @@ void HttpTransport::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
                                                      remote.port());
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     sessions_[session.get()] = session;
   }
   if (tls_ != nullptr) {
@@ -716,7 +716,7 @@ void HttpTransport::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
 }
 
 void HttpTransport::Impl::SessionClosed(SessionBase* s, const std::string& address) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   sessions_.erase(s);
   --open_;
   auto it = per_address_.find(address);
@@ -732,7 +732,7 @@ void HttpTransport::Impl::Stop() {
   auto close_idle = [this](bool force) {
     std::vector<std::shared_ptr<SessionBase>> live;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       for (auto& [ptr, weak] : sessions_) {
         if (auto s = weak.lock()) live.push_back(std::move(s));
       }
@@ -750,7 +750,7 @@ void HttpTransport::Impl::Stop() {
   while (Clock::now() < deadline) {
     bool busy = in_flight_.load() > 0;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       busy = busy || open_ > 0;
     }
     if (!busy) break;
@@ -762,15 +762,15 @@ void HttpTransport::Impl::Stop() {
   io_.stop();
   if (loop_.joinable()) loop_.join();
   {
-    std::lock_guard<std::mutex> lock(stop_mu_);
+    MutexLock lock(stop_mu_);
     stopped_ = true;
   }
-  stopped_cv_.notify_all();
+  stopped_cv_.SignalAll();
 }
 
 void HttpTransport::Impl::Wait() {
-  std::unique_lock<std::mutex> lock(stop_mu_);
-  stopped_cv_.wait(lock, [this] { return stopped_; });
+  MutexLock lock(stop_mu_);
+  while (!stopped_) stopped_cv_.Wait(stop_mu_);
 }
 
 // --- HttpTransport ----------------------------------------------------------------------------
