@@ -10,6 +10,7 @@
 #include <httplib.h>
 #include <sys/resource.h>
 
+#include <array>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -43,6 +44,9 @@ constexpr size_t kFirstReadBytes = 1024;
 // response instead of a reset ("lingering close").
 constexpr int64_t kLingerMs = 2'000;
 constexpr size_t kLingerMaxBytes = 1 << 20;
+// A connection refused at a cap is drained for at most this long, and at most this many at once.
+constexpr int64_t kRejectLingerMs = 1'000;
+constexpr int64_t kMaxLingeringRejects = 256;
 
 // --- strict framing (RFC 9112 §5, §6) -----------------------------------------------------
 
@@ -199,6 +203,16 @@ class HttpTransport::Impl {
   void OnAccept(beast::error_code ec, tcp::socket socket);
   // True if the address is under its cap; counts it.
   bool Admit(const std::string& address, bool* total_cap) EXCLUDES(mu_);
+  struct RejectedConnection {
+    RejectedConnection(tcp::socket s, asio::io_context& io) : socket(std::move(s)), timer(io) {}
+    tcp::socket socket;
+    asio::steady_timer timer;
+    std::array<char, 4096> buffer{};
+    size_t drained = 0;
+  };
+  void Reject(tcp::socket socket);
+  void DrainRejected(std::shared_ptr<RejectedConnection> r);
+  int64_t lingering_rejects_ = 0;  // event-loop thread only
 
   // Declared before the event loop on purpose: handlers still queued in io_ when it is destroyed
   // hold sessions, whose destructors count themselves out here.
@@ -525,7 +539,11 @@ class Session final : public SessionBase {
       r.body() = std::move(res.body);
       r.prepare_payload();
     }
-    Arm(t_->limits().write_timeout_ms);
+    // The deadline grows with the response (at the body's minimum rate): a large document
+    // downloaded over a slow link is not cut off, a client that stops reading is.
+    Arm(t_->limits().write_timeout_ms +
+        static_cast<int64_t>(r.body().size()) * 1000 /
+            std::max<int64_t>(1, t_->limits().body_min_bytes_per_second));
     http::async_write(stream_, r,
                       [self = Self()](beast::error_code ec, size_t) { self->OnWrite(ec); });
   }
@@ -683,12 +701,7 @@ void HttpTransport::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
   bool total_cap = false;
   if (!Admit(address, &total_cap)) {
     (total_cap ? counters_.rejected_total_cap : counters_.rejected_address_cap).fetch_add(1);
-    // One non-blocking write of a fixed response; a client that cannot take it loses it.
-    socket.non_blocking(true, e);
-    const std::string& busy = BusyResponse();
-    socket.write_some(asio::buffer(busy), e);
-    socket.shutdown(tcp::socket::shutdown_both, e);
-    socket.close(e);
+    Reject(std::move(socket));
     Accept();
     return;
   }
@@ -713,6 +726,45 @@ void HttpTransport::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
     std::static_pointer_cast<Session<tcp::socket>>(session)->Start();
   }
   Accept();
+}
+
+// A connection over a cap: one non-blocking write of a fixed 503 (a client that cannot take it at
+// once loses it), then, so that the client reads the 503 rather than a reset caused by its
+// unread request, a short drain before the close — for at most kMaxLingeringRejects sockets at
+// a time (beyond that, closed at once: a flood must not pile up sockets).
+void HttpTransport::Impl::Reject(tcp::socket socket) {
+  beast::error_code e;
+  socket.non_blocking(true, e);
+  socket.write_some(asio::buffer(BusyResponse()), e);
+  socket.shutdown(tcp::socket::shutdown_send, e);
+  if (lingering_rejects_ >= kMaxLingeringRejects) {
+    socket.close(e);
+    return;
+  }
+  ++lingering_rejects_;
+  auto r = std::make_shared<RejectedConnection>(std::move(socket), io_);
+  r->timer.expires_after(milliseconds(kRejectLingerMs));
+  r->timer.async_wait([r](beast::error_code ec) {
+    beast::error_code ignored;
+    if (!ec) r->socket.close(ignored);  // ends the drain below
+  });
+  DrainRejected(std::move(r));
+}
+
+void HttpTransport::Impl::DrainRejected(std::shared_ptr<RejectedConnection> r) {
+  auto* raw = r.get();
+  raw->socket.async_read_some(asio::buffer(raw->buffer),
+                              [this, r = std::move(r)](beast::error_code ec, size_t n) mutable {
+                                r->drained += n;
+                                if (!ec && r->drained < kLingerMaxBytes) {
+                                  DrainRejected(std::move(r));
+                                  return;
+                                }
+                                beast::error_code ignored;
+                                r->timer.cancel();
+                                r->socket.close(ignored);
+                                --lingering_rejects_;
+                              });
 }
 
 void HttpTransport::Impl::SessionClosed(SessionBase* s, const std::string& address) {

@@ -66,7 +66,8 @@ struct TransportLimits {
   int64_t body_read_timeout_ms = 10'000;
   int64_t body_grace_ms = 10'000;
   int64_t body_min_bytes_per_second = 16 * 1024;
-  // Writing one response (a client that does not read it loses the connection).
+  // Writing one response: this, plus its body's size at body_min_bytes_per_second (a client that
+  // stops reading loses the connection; a slow one downloading a large body does not).
   int64_t write_timeout_ms = 30'000;
   int64_t max_requests_per_connection = 1000;
   // Stop(): how long in-flight requests may take to finish before connections are cut.
