@@ -308,6 +308,9 @@ TEST_F(FrontDoorTest, ConnectionCapsAnswer503WithRetryAfter) {
   EXPECT_EQ(NormalRequest("127.0.0.9").first, 200);
 }
 
+// A request whose header value holds a NUL byte (sizeof counts the literal's bytes, NUL included).
+constexpr char kNulHeader[] = "GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n";
+
 TEST_F(FrontDoorTest, MalformedFramingIsRefusedAtOnceWith400) {
   ASSERT_NO_FATAL_FAILURE(StartServer({}));
   const std::string post = "POST /api/v1/projects HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
@@ -329,8 +332,7 @@ TEST_F(FrontDoorTest, MalformedFramingIsRefusedAtOnceWith400) {
       {"space before colon", post + "Transfer-Encoding : chunked\r\n\r\n"},
       {"HTTP/1.1 without Host", "GET /health HTTP/1.1\r\n\r\n"},
       {"two Hosts", "GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"},
-      {"NUL in a header value",
-       std::string("GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n", 46)},
+      {"NUL in a header value", std::string(kNulHeader, sizeof kNulHeader - 1)},
       {"negative chunk size", post + "Transfer-Encoding: chunked\r\n\r\n-5\r\n"},
       {"garbage request line", "HELLO\r\n\r\n"},
       {"HTTP/2 preface as HTTP/1", "GET / HTTP/2.0\r\nHost: x\r\n\r\n"},
