@@ -31,14 +31,7 @@
 #include "common/thread_annotations.h"
 #include "service/knowledge_base.h"
 
-namespace httplib {
-struct Request;
-struct Response;
-}  // namespace httplib
-
-namespace boost::asio::ssl {
-class context;
-}  // namespace boost::asio::ssl
+// httplib::Request/Response and boost::asio::ssl::context are declared by api/http_transport.h.
 
 namespace kb::backup {
 class BackupService;

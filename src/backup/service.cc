@@ -208,15 +208,7 @@ Result<ProjectRestoreReport> BackupService::RestoreProject(const std::string& pr
 void BackupService::Audit(const std::string& action, const std::string& outcome,
                           const std::string& project, const std::string& detail) {
   if (!options_.audit) return;
-  AuditEvent e;
-  e.actor_id = "system";
-  e.method = "SYSTEM";
-  e.route = "backup.service";
-  e.action = action;
-  e.project = project;
-  e.outcome = outcome;
-  e.detail = detail;
-  options_.audit->Record(std::move(e));
+  options_.audit->Record(SystemAuditEvent("backup.service", action, project, outcome, detail));
 }
 
 json BackupService::StatusJson() const {

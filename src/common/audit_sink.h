@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace kb {
@@ -30,6 +31,21 @@ struct AuditEvent {
   int status = 0;          // HTTP status; 0 for background work and the CLI
   std::string detail;      // short human-readable note; never a secret
 };
+
+// An event of background work done by the server itself (actor "system", method "SYSTEM"):
+// `route` names the component ("backup.service", "integrity.check").
+inline AuditEvent SystemAuditEvent(std::string route, std::string action, std::string project,
+                                   std::string outcome, std::string detail) {
+  AuditEvent e;
+  e.actor_id = "system";
+  e.method = "SYSTEM";
+  e.route = std::move(route);
+  e.action = std::move(action);
+  e.project = std::move(project);
+  e.outcome = std::move(outcome);
+  e.detail = std::move(detail);
+  return e;
+}
 
 class AuditSink {
  public:

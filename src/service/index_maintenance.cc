@@ -179,16 +179,10 @@ void IndexMaintenance::ApplyDamage(const IntegrityReport& report) {
 void IndexMaintenance::AuditDamage(const std::string& project_id, const std::string& action,
                                    const std::string& detail) {
   if (options_.audit == nullptr) return;
-  AuditEvent e;
-  e.actor_id = "system";
-  e.method = "SYSTEM";
-  e.route = "integrity.check";
-  e.action = action;
-  e.project = project_id;
-  e.outcome = "ok";
   // Bounded: the audit log keeps short notes.
-  e.detail = detail.size() > 1000 ? detail.substr(0, 1000) + "..." : detail;
-  options_.audit->Record(std::move(e));
+  options_.audit->Record(
+      SystemAuditEvent("integrity.check", action, project_id, "ok",
+                       detail.size() > 1000 ? detail.substr(0, 1000) + "..." : detail));
 }
 
 // The online vector_index check of one project: the saved files (read while no save can replace
