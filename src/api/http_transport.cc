@@ -40,6 +40,7 @@ using std::chrono::milliseconds;
 namespace {
 
 constexpr size_t kFirstReadBytes = 1024;
+constexpr size_t kMaxEmptyLineBytes = 4;  // CR/LF bytes ignored before a request line
 // How long a refused connection is drained after its response so that the client reads the
 // response instead of a reset ("lingering close").
 constexpr int64_t kLingerMs = 2'000;
@@ -324,6 +325,7 @@ class Session final : public SessionBase {
   void WaitForRequest() {
     state_ = State::kIdle;
     if (t_->stopping()) return Close();
+    SkipEmptyLines();
     if (buffer_.size() > 0) return ReadHeader();  // pipelined: the next request is here already
     buffer_.shrink_to_fit();                      // an idle connection holds no buffer
     Arm(t_->limits().idle_timeout_ms);
@@ -339,7 +341,23 @@ class Session final : public SessionBase {
       return Close();
     }
     buffer_.commit(n);
+    SkipEmptyLines();
+    if (buffer_.size() == 0) return WaitForRequest();  // only empty lines so far
     ReadHeader();
+  }
+
+  // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before a request line (some
+  // clients send a CRLF after a POST body). At most kMaxEmptyLineBytes per request, so that
+  // empty lines cannot keep a connection alive forever.
+  void SkipEmptyLines() {
+    const auto* p = static_cast<const char*>(buffer_.data().data());
+    size_t n = 0;
+    while (n < buffer_.size() && skipped_empty_ + n < kMaxEmptyLineBytes &&
+           (p[n] == '\r' || p[n] == '\n')) {
+      ++n;
+    }
+    buffer_.consume(n);
+    skipped_empty_ += n;
   }
 
   void ReadHeader() {
@@ -474,6 +492,7 @@ class Session final : public SessionBase {
     head_ = parser_->get().method() == http::verb::head;
     version_ = parser_->get().version();
     parser_.reset();
+    skipped_empty_ = 0;
     ++served_;
     state_ = State::kHandling;
     Disarm();  // the handler's time is not the client's fault
@@ -560,6 +579,9 @@ class Session final : public SessionBase {
   // After a refusal the client may still be sending (a body we will not read): stop sending,
   // drain for a moment so that it sees our response rather than a reset, then close.
   void Linger() {
+    // TLS: end with close_notify (a TLS client takes a bare TCP close after a response as a
+    // truncation attack and reports an error); the shutdown waits for the client's reply.
+    if constexpr (kTls) return Shutdown();
     state_ = State::kClosing;
     beast::error_code ignored;
     Tcp().shutdown(tcp::socket::shutdown_send, ignored);
@@ -616,6 +638,7 @@ class Session final : public SessionBase {
   Clock::time_point linger_deadline_;
   std::string drain_;
   size_t lingered_ = 0;
+  size_t skipped_empty_ = 0;
   int64_t served_ = 0;
   unsigned version_ = 11;
   bool keep_alive_ = true;

@@ -384,6 +384,14 @@ TEST_F(FrontDoorTest, PipelinedRequestsAllGetTheirResponsesInOrder) {
   EXPECT_EQ(last.status, 200);
   EXPECT_EQ(last.Header("x-request-id"), "pipe-last");
   EXPECT_TRUE(json::parse(last.body, nullptr, false).contains("projects")) << last.body;
+  // An empty line before a request line is ignored (RFC 9112 §2.2), e.g. a CRLF after a body.
+  RawConn crlf(server_->port());
+  crlf.Send("\r\n" + Get("/health"));
+  EXPECT_EQ(crlf.ReadResponse(5).status, 200);
+  crlf.Send("\n");  // alone: the server waits for a request, it does not refuse one
+  EXPECT_EQ(crlf.ReadResponse(0.5).status, 0);
+  crlf.Send(Get("/health"));
+  EXPECT_EQ(crlf.ReadResponse(5).status, 200);
   // HEAD: the headers of the GET (its Content-Length), no body on the wire.
   RawConn h(server_->port());
   h.Send("HEAD /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
