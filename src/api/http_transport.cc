@@ -3,8 +3,8 @@
 //
 // Threads: one event-loop thread runs every socket operation, timer and renderer call, so a
 // session's state needs no lock; handlers run on the worker pool and hand their response back to
-// the event loop with asio::post. The per-address connection counts are the one structure touched
-// from both (a session may die on a worker), so they sit behind a mutex.
+// the event loop with asio::post. The connection counts (total, per address) and the session set
+// are touched from both (a session may die on a worker), so they sit behind a mutex.
 #include "api/http_transport.h"
 
 #include <httplib.h>
@@ -26,6 +26,7 @@
 
 #include "api/multipart.h"
 #include "common/logging.h"
+#include "common/text_util.h"
 #include "common/thread_annotations.h"
 
 namespace kb::api {
@@ -66,12 +67,6 @@ bool HasControlCharacter(std::string_view v) {
   return false;
 }
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 // Empty when the header block frames a request we accept, else why not.
 std::string FramingProblem(const http::request<http::string_body>& req) {
   int content_length = 0, transfer_encoding = 0, host = 0;
@@ -88,7 +83,7 @@ std::string FramingProblem(const http::request<http::string_body>& req) {
         break;
       case http::field::transfer_encoding:
         ++transfer_encoding;
-        if (Lower(value) != "chunked") {
+        if (ToLowerAscii(value) != "chunked") {
           return "Transfer-Encoding '" + std::string(value) + "' (only 'chunked' is accepted)";
         }
         break;
@@ -108,13 +103,11 @@ std::string FramingProblem(const http::request<http::string_body>& req) {
   return "";
 }
 
-// The status and message for a Beast parse error. `start_line_parsed`: the parser got past the
-// request line (it consumes that line as soon as it is whole).
-std::pair<int, std::string> ParseErrorStatus(const beast::error_code& ec, bool start_line_parsed,
-                                             int64_t max_body) {
-  if (ec == http::error::body_limit) {
-    return {413, "request body larger than " + std::to_string(max_body) + " bytes"};
-  }
+// The status and message for a Beast parse error (413 has none: the renderer words it).
+// `start_line_parsed`: the parser got past the request line (it consumes that line as soon as it
+// is whole).
+std::pair<int, std::string> ParseErrorStatus(const beast::error_code& ec, bool start_line_parsed) {
+  if (ec == http::error::body_limit) return {413, ""};
   if (ec == http::error::header_limit) {
     // The request line alone did not fit: the URI is what is too long.
     if (!start_line_parsed) return {414, "request URI too long"};
@@ -195,8 +188,6 @@ class HttpTransport::Impl {
   bool stopping() const { return stopping_.load(); }
   void SessionClosed(class SessionBase* s, const std::string& address)  // any thread
       EXCLUDES(mu_);
-  void RequestStarted() { in_flight_.fetch_add(1); }
-  void RequestFinished() { in_flight_.fetch_sub(1); }
   int port() const { return port_; }
 
  private:
@@ -223,11 +214,9 @@ class HttpTransport::Impl {
   ErrorRenderer renderer_;
   TransportCounters counters_;
   std::atomic<bool> stopping_{false};
-  std::atomic<int64_t> in_flight_{0};
   Mutex mu_;  // per-address counts and the session set (sessions may die on a worker)
   std::map<std::string, int64_t> per_address_ GUARDED_BY(mu_);
   std::map<SessionBase*, std::weak_ptr<SessionBase>> sessions_ GUARDED_BY(mu_);
-  int64_t open_ GUARDED_BY(mu_) = 0;
   Mutex stop_mu_;
   CondVar stopped_cv_;
   bool stopped_ GUARDED_BY(stop_mu_) = false;
@@ -261,10 +250,7 @@ class Session final : public SessionBase {
         address_(std::move(address)),
         port_(remote_port) {}
 
-  ~Session() override {
-    t_->counters().open_connections.fetch_sub(1);
-    t_->SessionClosed(this, address_);
-  }
+  ~Session() override { t_->SessionClosed(this, address_); }
 
   void Start() {
     if constexpr (kTls) {
@@ -398,7 +384,9 @@ class Session final : public SessionBase {
     parser_->body_limit(static_cast<uint64_t>(t_->limits().max_body_bytes));  // chunked bodies
     state_ = State::kBody;
     body_start_ = Clock::now();
-    if (req.version() == 11 && Lower(std::string(req[http::field::expect])) == "100-continue") {
+    const auto expect = req[http::field::expect];
+    if (req.version() == 11 &&
+        ToLowerAscii(std::string_view(expect.data(), expect.size())) == "100-continue") {
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       Arm(t_->limits().write_timeout_ms);
       asio::async_write(stream_, asio::buffer(kContinue),
@@ -449,13 +437,8 @@ class Session final : public SessionBase {
       return Close();  // the client went away
     }
     const bool start_line_parsed = parser_ && !parser_->get().target().empty();
-    auto [status, message] = ParseErrorStatus(ec, start_line_parsed, t_->limits().max_body_bytes);
-    if (status == 413) {
-      t_->counters().too_large.fetch_add(1);
-      message.clear();  // the renderer words 413 itself
-    } else {
-      t_->counters().bad_requests.fetch_add(1);
-    }
+    const auto [status, message] = ParseErrorStatus(ec, start_line_parsed);
+    (status == 413 ? t_->counters().too_large : t_->counters().bad_requests).fetch_add(1);
     Refuse(status, message);
   }
 
@@ -473,16 +456,25 @@ class Session final : public SessionBase {
       return false;
     }
     out->body = std::move(req.body());
-    if (IsMultipartFormData(out->get_header_value("Content-Type"))) {
-      auto parts = ParseMultipartFormData(out->get_header_value("Content-Type"), out->body);
-      if (!parts.ok()) {
-        t_->counters().bad_requests.fetch_add(1);
-        Refuse(400, parts.status().message());
-        return false;
-      }
-      out->files = std::move(parts).value();
-    }
     return true;
+  }
+
+  // On a worker: a multipart body is parsed here rather than on the event loop (it may be tens
+  // of MiB), then the handler runs; a malformed one is answered 400 without the handler.
+  static void Serve(HttpTransport::Impl* t, httplib::Request& request,
+                    httplib::Response& response) {
+    const std::string type = request.get_header_value("Content-Type");
+    if (IsMultipartFormData(type)) {
+      auto parts = ParseMultipartFormData(type, request.body);
+      if (!parts.ok()) {
+        t->counters().bad_requests.fetch_add(1);
+        response.status = 400;
+        t->Render(request, response, parts.status().message());
+        return;
+      }
+      request.files = std::move(parts).value();
+    }
+    t->handler()(request, response);
   }
 
   void Dispatch() {
@@ -496,18 +488,16 @@ class Session final : public SessionBase {
     ++served_;
     state_ = State::kHandling;
     Disarm();  // the handler's time is not the client's fault
-    t_->RequestStarted();
     asio::post(t_->pool(), [self = Self(), request]() mutable {
       auto response = std::make_shared<httplib::Response>();
       try {
-        self->t_->handler()(*request, *response);
+        Serve(self->t_, *request, *response);
       } catch (...) {
         response->status = 500;
         response->body = R"({"error":{"code":"internal","message":"internal error"}})";
       }
       auto* t = self->t_;
       asio::post(t->io(), [self = std::move(self), response]() mutable {
-        self->t_->RequestFinished();
         self->Write(*response, /*close=*/false);
       });
     });
@@ -545,7 +535,8 @@ class Session final : public SessionBase {
     r.version(version_);
     r.result(static_cast<unsigned>(res.status));
     for (const auto& [name, value] : res.headers) {
-      if (Lower(name) == "content-length" || Lower(name) == "connection") continue;
+      const std::string lower = ToLowerAscii(name);
+      if (lower == "content-length" || lower == "connection") continue;  // ours to set
       r.insert(name, value);
     }
     r.keep_alive(keep_alive_);
@@ -593,7 +584,6 @@ class Session final : public SessionBase {
     if (Clock::now() >= linger_deadline_ || lingered_ > kLingerMaxBytes) return Close();
     Arm(std::max<int64_t>(
         1, std::chrono::duration_cast<milliseconds>(linger_deadline_ - Clock::now()).count()));
-    // Plain socket reads: after a TLS refusal the bytes are records we only discard.
     drain_.resize(16 * 1024);
     Tcp().async_read_some(asio::buffer(drain_), [self = Self()](beast::error_code ec, size_t n) {
       if (ec) return self->Close();
@@ -690,7 +680,9 @@ void HttpTransport::Impl::Accept() {
 
 bool HttpTransport::Impl::Admit(const std::string& address, bool* total_cap) {
   MutexLock lock(mu_);
-  *total_cap = open_ >= limits_.max_connections;
+  // counters_.open_connections is the count of open sessions: changed only under mu_, so that
+  // the check and the increment are one step.
+  *total_cap = counters_.open_connections.load() >= limits_.max_connections;
   if (*total_cap) return false;
   int64_t& n = per_address_[address];
   if (limits_.max_connections_per_address > 0 && n >= limits_.max_connections_per_address) {
@@ -698,7 +690,7 @@ bool HttpTransport::Impl::Admit(const std::string& address, bool* total_cap) {
     return false;
   }
   ++n;
-  ++open_;
+  counters_.open_connections.fetch_add(1);
   return true;
 }
 
@@ -729,7 +721,6 @@ void HttpTransport::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
     return;
   }
   counters_.accepted.fetch_add(1);
-  counters_.open_connections.fetch_add(1);
   socket.set_option(tcp::no_delay(true), e);
   std::shared_ptr<SessionBase> session;
   if (tls_ != nullptr) {
@@ -793,7 +784,7 @@ void HttpTransport::Impl::DrainRejected(std::shared_ptr<RejectedConnection> r) {
 void HttpTransport::Impl::SessionClosed(SessionBase* s, const std::string& address) {
   MutexLock lock(mu_);
   sessions_.erase(s);
-  --open_;
+  counters_.open_connections.fetch_sub(1);
   auto it = per_address_.find(address);
   if (it != per_address_.end() && --it->second <= 0) per_address_.erase(it);
 }
@@ -820,22 +811,20 @@ void HttpTransport::Impl::Stop() {
     accept_retry_.cancel();
     close_idle(false);
   });
-  // In-flight requests finish and are answered (with Connection: close).
+  // In-flight requests finish and are answered (with Connection: close); their sessions are
+  // open until then, so no open session means nothing in flight.
   const auto deadline = Clock::now() + milliseconds(limits_.drain_timeout_ms);
-  while (Clock::now() < deadline) {
-    bool busy = in_flight_.load() > 0;
-    {
-      MutexLock lock(mu_);
-      busy = busy || open_ > 0;
-    }
-    if (!busy) break;
+  while (Clock::now() < deadline && counters_.open_connections.load() > 0) {
     std::this_thread::sleep_for(milliseconds(5));
   }
-  asio::post(io_, [close_idle] { close_idle(true); });
-  std::this_thread::sleep_for(milliseconds(5));
-  pool_.join();
-  io_.stop();
+  // Whatever is left is cut; then the loop ends. Handlers still running on workers may post
+  // their responses to the stopped loop: those are dropped with it.
+  asio::post(io_, [this, close_idle] {
+    close_idle(true);
+    io_.stop();
+  });
   if (loop_.joinable()) loop_.join();
+  pool_.join();
   {
     MutexLock lock(stop_mu_);
     stopped_ = true;

@@ -24,7 +24,8 @@
 // access log, audit) so that they look like every other error.
 //
 // Thread-safety: Start/Stop/Wait/port/counters may be called from any thread. The handler runs
-// on worker threads, several at once; the renderer runs on the event-loop thread.
+// on worker threads, several at once; the renderer runs on the event-loop thread, or on a worker
+// for a malformed multipart body (which is parsed there).
 #pragma once
 
 #include <atomic>

@@ -1,18 +1,11 @@
 // multipart/form-data parsing (see multipart.h).
 #include "api/multipart.h"
 
-#include <algorithm>
-#include <cctype>
+#include "common/text_util.h"
 
 namespace kb::api {
 
 namespace {
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -34,7 +27,7 @@ std::multimap<std::string, std::string> HeaderParams(std::string_view value) {
       i = semi;
       continue;
     }
-    std::string name = Lower(Trim(value.substr(i, eq - i)));
+    std::string name = ToLowerAscii(Trim(value.substr(i, eq - i)));
     size_t j = eq + 1;
     while (j < value.size() && (value[j] == ' ' || value[j] == '\t')) ++j;
     std::string v;
@@ -71,7 +64,7 @@ Result<std::string> Boundary(std::string_view content_type) {
 }  // namespace
 
 bool IsMultipartFormData(std::string_view content_type) {
-  const std::string lower = Lower(Trim(content_type.substr(0, content_type.find(';'))));
+  const std::string lower = ToLowerAscii(Trim(content_type.substr(0, content_type.find(';'))));
   return lower == "multipart/form-data";
 }
 
@@ -126,10 +119,10 @@ Result<httplib::MultipartFormDataMap> ParseMultipartFormData(std::string_view co
       if (colon == std::string_view::npos || colon == 0) {
         return Status::InvalidArgument("multipart body: a part header line has no name");
       }
-      const std::string name = Lower(Trim(line.substr(0, colon)));
+      const std::string name = ToLowerAscii(Trim(line.substr(0, colon)));
       const std::string_view value = Trim(line.substr(colon + 1));
       if (name == "content-disposition") {
-        if (Lower(Trim(value.substr(0, value.find(';')))) != "form-data") {
+        if (ToLowerAscii(Trim(value.substr(0, value.find(';')))) != "form-data") {
           return Status::InvalidArgument("multipart body: a part is not form-data");
         }
         auto params = HeaderParams(value);

@@ -163,9 +163,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(KnowledgeBase* kb,
 }
 
 void ApiServer::Stop() {
-  MutexLock lock(stop_mu_);
-  if (stopped_) return;
-  stopped_ = true;
+  // The transport's Stop is idempotent and safe from several threads at once.
   if (transport_) transport_->Stop();
 }
 
@@ -250,20 +248,20 @@ void ApiServer::RefreshMetrics() {
     const api::TransportCounters& t = transport_->counters();
     m.Set("kb_http_connections", {}, static_cast<double>(t.open_connections.load()));
     m.Set("kb_http_connections_accepted_total", {}, static_cast<double>(t.accepted.load()));
-    m.Set("kb_http_connections_rejected_total", {"total"},
-          static_cast<double>(t.rejected_total_cap.load()));
-    m.Set("kb_http_connections_rejected_total", {"per_address"},
-          static_cast<double>(t.rejected_address_cap.load()));
-    m.Set("kb_http_transport_refusals_total", {"idle_timeout"},
-          static_cast<double>(t.idle_timeouts.load()));
-    m.Set("kb_http_transport_refusals_total", {"header_timeout"},
-          static_cast<double>(t.header_timeouts.load()));
-    m.Set("kb_http_transport_refusals_total", {"body_timeout"},
-          static_cast<double>(t.body_timeouts.load()));
-    m.Set("kb_http_transport_refusals_total", {"bad_request"},
-          static_cast<double>(t.bad_requests.load()));
-    m.Set("kb_http_transport_refusals_total", {"too_large"},
-          static_cast<double>(t.too_large.load()));
+    const std::pair<const char*, const std::atomic<int64_t>*> rejected[] = {
+        {"total", &t.rejected_total_cap}, {"per_address", &t.rejected_address_cap}};
+    for (const auto& [cap, n] : rejected) {
+      m.Set("kb_http_connections_rejected_total", {cap}, static_cast<double>(n->load()));
+    }
+    const std::pair<const char*, const std::atomic<int64_t>*> refusals[] = {
+        {"idle_timeout", &t.idle_timeouts},
+        {"header_timeout", &t.header_timeouts},
+        {"body_timeout", &t.body_timeouts},
+        {"bad_request", &t.bad_requests},
+        {"too_large", &t.too_large}};
+    for (const auto& [reason, n] : refusals) {
+      m.Set("kb_http_transport_refusals_total", {reason}, static_cast<double>(n->load()));
+    }
   }
   if (ctx_->backups) {
     const backup::BackupCounters& b = ctx_->backups->counters();

@@ -28,7 +28,6 @@
 #include "api/access_control.h"
 #include "api/http_transport.h"
 #include "common/status.h"
-#include "common/thread_annotations.h"
 #include "service/knowledge_base.h"
 
 // httplib::Request/Response and boost::asio::ssl::context are declared by api/http_transport.h.
@@ -91,9 +90,9 @@ class ApiServer {
   // The bound port (the real one when options.port was 0).
   int port() const { return port_; }
   // Stops accepting connections and joins the serving thread. Idempotent.
-  void Stop() EXCLUDES(stop_mu_);
+  void Stop();
   // Blocks until the server stops.
-  void Wait() EXCLUDES(stop_mu_);
+  void Wait();
 
   api::MetricsRegistry& metrics() { return *metrics_; }
 
@@ -118,8 +117,6 @@ class ApiServer {
   std::unique_ptr<api::Router> router_;
   std::unique_ptr<boost::asio::ssl::context> tls_;  // null: plain HTTP
   std::unique_ptr<api::HttpTransport> transport_;
-  Mutex stop_mu_;
-  bool stopped_ GUARDED_BY(stop_mu_) = false;
 };
 
 }  // namespace kb

@@ -359,6 +359,20 @@ TEST_F(FrontDoorTest, MalformedFramingIsRefusedAtOnceWith400) {
   EXPECT_EQ(cont.status, 100) << cont.head;
   ok.Send(R"({"name":"expected"})" + std::string(" "));
   EXPECT_EQ(ok.ReadResponse(5).status, 201);
+  // A well-framed request whose multipart body is malformed: 400 naming the problem, and the
+  // connection stays usable (the framing was sound).
+  const std::string bad_multipart =
+      "--XyZ\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nx";
+  ok.Send("POST /api/v1/projects/framing/documents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+          std::string(kE2eAdminToken) +
+          "\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: " +
+          std::to_string(bad_multipart.size()) + "\r\n\r\n" + bad_multipart);
+  RawConn::Response multipart = ok.ReadResponse(5);
+  EXPECT_EQ(multipart.status, 400) << multipart.head << multipart.body;
+  EXPECT_NE(multipart.body.find("closing boundary is missing"), std::string::npos)
+      << multipart.body;
+  ok.Send(Get("/health"));
+  EXPECT_EQ(ok.ReadResponse(5).status, 200);
   // HTTP/1.0 needs no Host; the connection closes after the response.
   RawConn old(server_->port());
   old.Send("GET /health HTTP/1.0\r\n\r\n");
