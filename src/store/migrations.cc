@@ -158,6 +158,48 @@ CREATE TRIGGER documents_undelete AFTER UPDATE OF deleted_at ON documents
   WHEN old.deleted_at IS NOT NULL AND new.deleted_at IS NULL BEGIN
   INSERT INTO chunks_fts(rowid, text) SELECT id, text FROM chunks WHERE document_id = new.id;
 END;
+)sql"},
+    // 3: the project's counts kept by triggers (issue 16), so that a page of the document
+    // listing and a metrics scrape read one row instead of counting every document and chunk.
+    // Derived data: outside the content checksum, compared with the rows by the integrity check.
+    {3, R"sql(
+CREATE TABLE doc_counts (
+  singleton         INTEGER PRIMARY KEY CHECK (singleton = 1),
+  live_documents    INTEGER NOT NULL,
+  live_chunks       INTEGER NOT NULL,
+  live_bytes        INTEGER NOT NULL,
+  deleted_documents INTEGER NOT NULL
+) STRICT;
+INSERT INTO doc_counts
+  SELECT 1,
+    (SELECT count(*) FROM documents WHERE deleted_at IS NULL),
+    (SELECT coalesce(sum(chunk_count), 0) FROM documents WHERE deleted_at IS NULL),
+    (SELECT coalesce(sum(bytes), 0) FROM documents WHERE deleted_at IS NULL),
+    (SELECT count(*) FROM documents WHERE deleted_at IS NOT NULL);
+CREATE TRIGGER doc_counts_ai AFTER INSERT ON documents BEGIN
+  UPDATE doc_counts SET
+    live_documents = live_documents + (new.deleted_at IS NULL),
+    live_chunks = live_chunks + iif(new.deleted_at IS NULL, new.chunk_count, 0),
+    live_bytes = live_bytes + iif(new.deleted_at IS NULL, new.bytes, 0),
+    deleted_documents = deleted_documents + (new.deleted_at IS NOT NULL);
+END;
+CREATE TRIGGER doc_counts_ad AFTER DELETE ON documents BEGIN
+  UPDATE doc_counts SET
+    live_documents = live_documents - (old.deleted_at IS NULL),
+    live_chunks = live_chunks - iif(old.deleted_at IS NULL, old.chunk_count, 0),
+    live_bytes = live_bytes - iif(old.deleted_at IS NULL, old.bytes, 0),
+    deleted_documents = deleted_documents - (old.deleted_at IS NOT NULL);
+END;
+CREATE TRIGGER doc_counts_au AFTER UPDATE OF deleted_at, chunk_count, bytes ON documents BEGIN
+  UPDATE doc_counts SET
+    live_documents = live_documents - (old.deleted_at IS NULL) + (new.deleted_at IS NULL),
+    live_chunks = live_chunks - iif(old.deleted_at IS NULL, old.chunk_count, 0)
+                              + iif(new.deleted_at IS NULL, new.chunk_count, 0),
+    live_bytes = live_bytes - iif(old.deleted_at IS NULL, old.bytes, 0)
+                            + iif(new.deleted_at IS NULL, new.bytes, 0),
+    deleted_documents = deleted_documents - (old.deleted_at IS NOT NULL)
+                                          + (new.deleted_at IS NOT NULL);
+END;
 )sql"}
 };
 

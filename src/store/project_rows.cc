@@ -264,18 +264,32 @@ Result<ContentChecksum> RecomputeContentChecksum(sql::Database* db, int64_t* doc
   return sum;
 }
 
-Result<StoreCounts> ReadCounts(sql::Database* db) {
-  KB_ASSIGN_OR_RETURN(
-      auto st, db->PrepareCached("SELECT "
-                                 "(SELECT count(*) FROM documents WHERE deleted_at IS NULL), "
-                                 "(SELECT count(*) FROM chunks c JOIN documents d ON d.id = "
-                                 "c.document_id WHERE d.deleted_at IS NULL), "
-                                 "(SELECT coalesce(sum(bytes), 0) FROM documents WHERE "
-                                 "deleted_at IS NULL), "
-                                 "(SELECT count(*) FROM documents WHERE deleted_at IS NOT NULL)"));
+namespace {
+
+Result<StoreCounts> CountsRow(sql::Database* db, std::string_view sql) {
+  KB_ASSIGN_OR_RETURN(auto st, db->PrepareCached(sql));
   KB_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return Status::Internal("counts returned no row");
   return StoreCounts{st.ColumnInt64(0), st.ColumnInt64(1), st.ColumnInt64(2), st.ColumnInt64(3)};
+}
+
+}  // namespace
+
+Result<StoreCounts> ReadCounts(sql::Database* db) {
+  return CountsRow(db,
+                   "SELECT "
+                   "(SELECT count(*) FROM documents WHERE deleted_at IS NULL), "
+                   "(SELECT count(*) FROM chunks c JOIN documents d ON d.id = "
+                   "c.document_id WHERE d.deleted_at IS NULL), "
+                   "(SELECT coalesce(sum(bytes), 0) FROM documents WHERE "
+                   "deleted_at IS NULL), "
+                   "(SELECT count(*) FROM documents WHERE deleted_at IS NOT NULL)");
+}
+
+Result<StoreCounts> ReadMaintainedCounts(sql::Database* db) {
+  return CountsRow(db,
+                   "SELECT live_documents, live_chunks, live_bytes, deleted_documents FROM "
+                   "doc_counts WHERE singleton = 1");
 }
 
 Status CheckSqliteIntegrity(sql::Database* db, const std::string& path) {
@@ -298,6 +312,22 @@ Status CheckChunkCounts(sql::Database* db, const std::string& path) {
   if (bad != 0) {
     return Status::Corruption(path + ": " + std::to_string(bad) +
                               " documents whose chunk_count differs from their chunk rows");
+  }
+  KB_ASSIGN_OR_RETURN(int64_t maintained,
+                      db->QueryInt("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
+                                   "name = 'doc_counts'"));
+  if (maintained == 0) return Status::OK();  // schema 2 or older
+  KB_ASSIGN_OR_RETURN(StoreCounts kept, ReadMaintainedCounts(db));
+  KB_ASSIGN_OR_RETURN(StoreCounts rows, ReadCounts(db));
+  auto text = [](const StoreCounts& c) {
+    return std::to_string(c.documents) + " live documents, " + std::to_string(c.chunks) +
+           " chunks, " + std::to_string(c.content_bytes) + " bytes, " +
+           std::to_string(c.deleted_documents) + " deleted";
+  };
+  if (kept.documents != rows.documents || kept.chunks != rows.chunks ||
+      kept.content_bytes != rows.content_bytes || kept.deleted_documents != rows.deleted_documents) {
+    return Status::Corruption(path + ": the maintained counts (" + text(kept) +
+                              ") differ from the rows (" + text(rows) + ")");
   }
   return Status::OK();
 }

@@ -56,14 +56,18 @@ Result<MetaRow> LoadMeta(sql::Database* db);
 // transaction, so the rows come from one commit.
 Result<ContentChecksum> RecomputeContentChecksum(sql::Database* db, int64_t* documents = nullptr);
 // Live documents, their chunks, their bytes, and deleted documents (what ProjectStore::Counts
-// reports and a snapshot manifest records).
+// reports and a snapshot manifest records), counted from the rows: reads every document.
 Result<StoreCounts> ReadCounts(sql::Database* db);
+// The same counts as kept by the triggers of schema 3 (the `doc_counts` row): one row read.
+// Only for a database of schema 3 or later.
+Result<StoreCounts> ReadMaintainedCounts(sql::Database* db);
 // PRAGMA integrity_check; Corruption naming `path` and SQLite's report if it is not "ok".
 Status CheckSqliteIntegrity(sql::Database* db, const std::string& path);
 // Corruption naming `path` if a document's chunk_count differs from its chunk rows. (The FTS
 // index check needs a writable connection for FTS5's 'integrity-check' command:
 // ProjectStore::IntegrityCheck runs it; ProjectReader compares the index's rows with its
 // content instead.)
+// Also Corruption if the maintained counts (schema 3 and later) differ from ReadCounts.
 Status CheckChunkCounts(sql::Database* db, const std::string& path);
 
 // Appends the entry and records the checksum it carries as the maintained one.

@@ -746,7 +746,7 @@ Status SqliteProjectStore::IntegrityCheck() {
 
 Result<StoreCounts> SqliteProjectStore::Counts() {
   auto reader = readers_.Acquire();
-  return store::ReadCounts(reader.get());
+  return store::ReadMaintainedCounts(reader.get());  // the store is always at the latest schema
 }
 
 }  // namespace
