@@ -256,7 +256,10 @@ Result<PutDocumentResult> SqliteProjectStore::PutDocument(DocumentRecord doc,
         auto by_source,
         QueryDocuments(db,
                        "SELECT " + std::string(kDocColumns) +
-                           " FROM documents WHERE source = ?1 AND deleted_at IS NULL",
+                           // `source <> ''` (true here) matches the partial index
+                           // documents_live_source: without it SQLite scans every document.
+                           " FROM documents WHERE source = ?1 AND source <> '' AND "
+                           "deleted_at IS NULL",
                        [&](sql::Statement& st) { st.Bind(1, doc.source); }));
     if (!by_source.empty()) {
       if (!doc.id.empty()) {
