@@ -200,14 +200,20 @@ void ApiServer::RegisterMetrics() {
                  "(0: none yet).");
   m.DeclareGauge("kb_integrity_check_duration_seconds", "How long the last integrity check took.");
   m.DeclareGauge("kb_backup_last_success_timestamp_seconds",
-                 "Unix time at which the last successful backup ended (0: none yet).");
+                 "Unix time at which the newest full snapshot in the backup repository started, "
+                 "whoever made it (0: none).");
+  m.DeclareGauge("kb_backup_next_scheduled_timestamp_seconds",
+                 "Unix time at which the next scheduled backup is due (0: no schedule).");
+  m.DeclareGauge("kb_backup_consecutive_failures",
+                 "Scheduled backups that failed in a row (0 after a success).");
   m.DeclareGauge("kb_backup_duration_seconds", "How long the last successful backup took.");
   m.DeclareGauge("kb_backup_added_bytes",
                  "Bytes the last successful backup added to the repository.");
   m.DeclareCounter("kb_backup_failures_total", "Backups that failed.");
   m.DeclareCounter("kb_backups_total", "Backups that succeeded.");
   m.DeclareGauge("kb_backup_last_verified_timestamp_seconds",
-                 "Unix time of the last verification that found every snapshot good (0: never).");
+                 "Unix time of the newest successful verification recorded in the backup "
+                 "repository (0: never).");
   m.DeclareCounter("kb_audit_events_total", "Audit log entries committed.");
   m.DeclareCounter("kb_audit_write_failures_total",
                    "Audit events lost because their batch could not be written (logged).");
@@ -267,6 +273,9 @@ void ApiServer::RefreshMetrics() {
     const backup::BackupCounters& b = ctx_->backups->counters();
     m.Set("kb_backup_last_success_timestamp_seconds", {},
           static_cast<double>(b.last_success_ms.load()) / 1000.0);
+    m.Set("kb_backup_next_scheduled_timestamp_seconds", {},
+          static_cast<double>(b.next_due_ms.load()) / 1000.0);
+    m.Set("kb_backup_consecutive_failures", {}, static_cast<double>(b.consecutive_failures.load()));
     m.Set("kb_backup_duration_seconds", {}, static_cast<double>(b.last_duration_us.load()) / 1e6);
     m.Set("kb_backup_added_bytes", {}, static_cast<double>(b.last_added_bytes.load()));
     m.Set("kb_backup_failures_total", {}, static_cast<double>(b.failures.load()));

@@ -1,16 +1,20 @@
 // BackupService. See service.h.
 #include "backup/service.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <optional>
 
 #include "backup/restore_check.h"
 #include "backup/source.h"
+#include "common/clock.h"
 #include "common/crypto_util.h"
 #include "common/data_layout.h"
 #include "common/file_util.h"
 #include "common/logging.h"
 #include "common/thread_annotations.h"
+#include "repo/retention.h"
 
 namespace kb::backup {
 
@@ -78,6 +82,20 @@ Result<std::unique_ptr<BackupService>> BackupService::Start(KnowledgeBase* kb,
   }
   if (options.interval_ms > 0) {
     svc->scheduler_ = std::thread([raw = svc.get()] { raw->SchedulerLoop(); });
+  } else {
+    // No schedule: still report the repository's last success and verification from the start
+    // (the local default is not created just to be read).
+    const bool local_default_absent =
+        options.repository_url.empty() &&
+        !PathExists(svc->url_.substr(std::string("file://").size()) + "/config");
+    if (!local_default_absent) {
+      svc->scheduler_ = std::thread([raw = svc.get()] {
+        if (auto newest = raw->RefreshFromRepository(); !newest.ok()) {
+          LogWarn("cannot read the backup repository",
+                  json{{"error", newest.status().ToString()}}.dump());
+        }
+      });
+    }
   }
   return svc;
 }
@@ -144,7 +162,10 @@ Result<repo::SnapshotManifest> BackupService::RunBackup(const std::string& trigg
     return result;
   }
   counters_.successes++;
-  counters_.last_success_ms = kb_->clock()->NowMillis();
+  if (result->scope == "full") {
+    const int64_t started_at = ParseIso8601(result->time).value_or(kb_->clock()->NowMillis());
+    if (started_at > counters_.last_success_ms.load()) counters_.last_success_ms = started_at;
+  }
   counters_.last_duration_us = MonotonicMicros() - started;
   counters_.last_added_bytes = result->stats.added_stored_bytes;
   {
@@ -220,6 +241,11 @@ json BackupService::StatusJson() const {
             {"backups_failed", counters_.failures.load()}};
   const int64_t last = counters_.last_success_ms.load();
   j["last_success"] = last ? json(FormatIso8601(last)) : json(nullptr);
+  const int64_t verified = counters_.last_verified_ms.load();
+  j["last_verified"] = verified ? json(FormatIso8601(verified)) : json(nullptr);
+  const int64_t due = counters_.next_due_ms.load();
+  j["next_scheduled_backup"] = due ? json(FormatIso8601(due)) : json(nullptr);
+  j["consecutive_failures"] = counters_.consecutive_failures.load();
   {
     MutexLock lock(status_mu_);
     j["last_error"] = last_error_.empty() ? json(nullptr) : json(last_error_);
@@ -262,26 +288,93 @@ void BackupService::ApplyRetention() {
                                    .dump());
 }
 
-void BackupService::SchedulerLoop() {
-  int64_t wait_ms = options_.first_delay_ms >= 0 ? options_.first_delay_ms : options_.interval_ms;
+Result<std::optional<int64_t>> BackupService::RefreshFromRepository() {
+  KB_ASSIGN_OR_RETURN(repo::Repository * repo, Repo());
+  KB_ASSIGN_OR_RETURN(std::vector<repo::SnapshotSummary> snapshots, repo->ListSnapshots());
+  std::optional<int64_t> newest;
+  int64_t verified = 0;
+  for (const repo::SnapshotSummary& s : snapshots) {
+    if (!s.problem.empty()) continue;  // an unreadable manifest protects nothing
+    // Only a snapshot of the whole data directory stands for a scheduled backup.
+    if (s.scope == "full") {
+      if (auto t = repo::SnapshotTimeMillis(s); t && (!newest || *t > *newest)) newest = t;
+    }
+    if (auto v = ParseIso8601(s.verified); v && *v > verified) verified = *v;
+  }
+  counters_.last_success_ms = newest.value_or(0);
+  counters_.last_verified_ms = verified;
+  return newest;
+}
+
+bool BackupService::SleepUntil(int64_t until_ms) {
   MutexLock lock(stop_mu_);
   while (!stopping_) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
-    while (!stopping_) {
-      if (!stop_cv_.WaitUntil(stop_mu_, deadline)) break;  // timed out
+    const int64_t left = until_ms - kb_->clock()->NowMillis();
+    if (left <= 0) return true;
+    stop_cv_.WaitUntil(stop_mu_,
+                       std::chrono::steady_clock::now() + std::chrono::milliseconds(left));
+  }
+  return false;
+}
+
+void BackupService::SchedulerLoop() {
+  const int64_t interval = options_.interval_ms;
+  const int64_t refresh = std::clamp<int64_t>(options_.refresh_ms, 1, interval);
+  const Clock* clock = kb_->clock();
+  // One interval after the newest full snapshot; now if there is none; never further away than
+  // one interval (a snapshot stamped in the future by a host with a wrong clock).
+  auto due_after = [&](std::optional<int64_t> newest) {
+    const int64_t now = clock->NowMillis();
+    if (!newest) return now;
+    return std::clamp(*newest + interval, now, now + interval);
+  };
+  int64_t due = clock->NowMillis();
+  if (auto newest = RefreshFromRepository(); newest.ok()) {
+    due = due_after(*newest);
+  } else {
+    LogWarn("cannot read the backup repository at start; backing up now",
+            json{{"error", newest.status().ToString()}}.dump());
+  }
+  int64_t failures = 0;
+  while (true) {
+    counters_.next_due_ms = due;
+    if (clock->NowMillis() < due) {
+      if (!SleepUntil(std::min(due, clock->NowMillis() + refresh))) return;
+      if (clock->NowMillis() >= due) continue;
+      // A backup made elsewhere moves the next one; while retrying, only later.
+      if (auto newest = RefreshFromRepository(); newest.ok()) {
+        due = failures > 0 ? std::max(due, due_after(*newest)) : due_after(*newest);
+      }
+      continue;
     }
-    if (stopping_) break;
-    lock.Unlock();
+    {
+      MutexLock lock(stop_mu_);
+      if (stopping_) return;
+    }
     auto result = RunBackup("schedule", {}, {});
     Audit("backup.create", result.ok() ? "ok" : "failed", "",
           result.ok() ? "scheduled backup: snapshot " + result->id
                       : "scheduled backup failed: " + result.status().ToString());
     if (result.ok()) {
-      MutexLock run(run_mu_);
-      ApplyRetention();
+      failures = 0;
+      {
+        MutexLock run(run_mu_);
+        ApplyRetention();
+      }
+      auto newest = RefreshFromRepository();
+      due = newest.ok() && newest->has_value() ? due_after(*newest) : clock->NowMillis() + interval;
+    } else {
+      ++failures;
+      // retry_base_ms, doubling, at most one interval (no shift past 2^40).
+      int64_t backoff = std::max<int64_t>(options_.retry_base_ms, 1);
+      for (int64_t i = 1; i < failures && backoff < interval && i < 40; ++i) backoff *= 2;
+      due = clock->NowMillis() + std::min(backoff, interval);
+      LogWarn("scheduled backup failed; retrying", json{{"consecutive_failures", failures},
+                                                        {"retry_in_ms", due - clock->NowMillis()},
+                                                        {"error", result.status().ToString()}}
+                                                       .dump());
     }
-    lock.Lock();
-    wait_ms = options_.interval_ms;
+    counters_.consecutive_failures = failures;
   }
 }
 

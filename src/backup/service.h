@@ -8,8 +8,18 @@
 // created on first use. That default protects against mistakes and logical damage, not against
 // losing the disk: the service says so in the log at start and in StatusJson().
 //
-// A repository that cannot be reached at start is not fatal: every attempt is retried at the
-// next scheduled time, counted in failures and reported in StatusJson().
+// The schedule follows the repository, not the process (issue 12): at start the service reads
+// the newest full snapshot there and backs up at once when it is older than the interval (or
+// there is none); otherwise the first run is due one interval after it. After every run, and
+// every `refresh_ms` in between, it reads the repository again, so a snapshot made elsewhere
+// (the CLI, another host backing up the same data) moves the next run to one interval after
+// that snapshot. A failed run is retried after `retry_base_ms`, doubling, at most one interval.
+// So restarts, however frequent, never postpone a backup, and a failure never waits a whole
+// interval. The last-success and last-verified figures are the repository's (the newest full
+// snapshot's start, the newest successful verification), not this process's.
+//
+// A repository that cannot be reached at start is not fatal: the first run is due at once and
+// fails, is counted in failures, reported in StatusJson() and retried as above.
 //
 // Thread-safety: every method may be called from any thread; backups and restores are
 // serialised by one mutex; Stop() joins the scheduler.
@@ -19,6 +29,7 @@
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -42,8 +53,12 @@ struct BackupServiceOptions {
   // SourceOptions::index_max_lag of every backup the service makes.
   double index_max_lag = kDefaultIndexMaxLag;
   repo::PruneOptions prune;
-  // Delay before the first scheduled backup (default: one interval after start).
-  int64_t first_delay_ms = -1;
+  // First retry of a failed scheduled backup; each further one waits twice as long, at most
+  // interval_ms.
+  int64_t retry_base_ms = 60'000;
+  // Between runs, how often the repository's newest snapshot is read again (for the figures and
+  // for a backup made elsewhere); at most interval_ms.
+  int64_t refresh_ms = 10LL * 60 * 1000;
   // Where scheduled backups, their retention and prune, and restores are recorded (actor
   // "system"); null = not recorded. Must outlive the service.
   AuditSink* audit = nullptr;
@@ -51,12 +66,17 @@ struct BackupServiceOptions {
 
 // Figures for /metrics (read without locks).
 struct BackupCounters {
+  // Start of the newest full snapshot in the repository (0: none known).
   std::atomic<int64_t> last_success_ms{0};
   std::atomic<int64_t> last_duration_us{0};
   std::atomic<int64_t> last_added_bytes{0};
   std::atomic<int64_t> failures{0};
   std::atomic<int64_t> successes{0};
+  // The newest successful verification recorded in the repository (0: none known).
   std::atomic<int64_t> last_verified_ms{0};
+  // When the next scheduled backup is due (0: no schedule), and failed runs in a row.
+  std::atomic<int64_t> next_due_ms{0};
+  std::atomic<int64_t> consecutive_failures{0};
 };
 
 class BackupService {
@@ -80,7 +100,8 @@ class BackupService {
                                               const Actor& actor) EXCLUDES(run_mu_);
 
   // {"repository", "off_site", "warning", "schedule_interval_seconds", "last_success",
-  //  "last_error", "running"} for /api/v1/stats and `stats`.
+  //  "last_verified", "next_scheduled_backup", "consecutive_failures", "last_error", "running",
+  //  "backups_succeeded", "backups_failed"} for /api/v1/stats and `stats`.
   nlohmann::json StatusJson() const EXCLUDES(status_mu_);
   const BackupCounters& counters() const { return counters_; }
   bool off_site() const { return off_site_; }
@@ -91,6 +112,11 @@ class BackupService {
   // until the service is destroyed, so the pointer outlives repo_mu_.
   Result<repo::Repository*> Repo() EXCLUDES(repo_mu_);
   void SchedulerLoop() EXCLUDES(stop_mu_, run_mu_);
+  // Reads the repository's snapshots and sets last_success_ms / last_verified_ms from them.
+  // Returns the start of the newest full snapshot (nullopt: none).
+  Result<std::optional<int64_t>> RefreshFromRepository();
+  // Sleeps until `until_ms` on the knowledge base's clock or Stop(); false when stopping.
+  bool SleepUntil(int64_t until_ms) EXCLUDES(stop_mu_);
   void ApplyRetention() REQUIRES(run_mu_);
   void Audit(const std::string& action, const std::string& outcome, const std::string& project,
              const std::string& detail);

@@ -1,6 +1,8 @@
 // The server's BackupService: the local default repository (created on first use, reported as
 // not off-site), the schedule with retention applied after each scheduled backup, one backup at
-// a time, and a clean Stop.
+// a time, and a clean Stop; the schedule follows the repository's newest snapshot, not the
+// process (a restart never postpones a backup, a backup made elsewhere moves the next one, a
+// failure is retried with backoff), and the last-success figure is the repository's.
 #include "backup/service.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/file_util.h"
 #include "service/knowledge_base.h"
 #include "test_util.h"
@@ -90,8 +93,7 @@ TEST_F(BackupServiceTest, AConfiguredRepositoryNeedsAKey) {
 
 TEST_F(BackupServiceTest, ScheduledBackupsRunAndRetentionKeepsThePolicy) {
   BackupServiceOptions o;
-  o.interval_ms = 150;
-  o.first_delay_ms = 0;
+  o.interval_ms = 150;  // no snapshot yet: the first is due at once
   o.retention = repo::RetentionPolicy{};
   o.retention.keep_last = 2;
   CollectingSink audit;
@@ -131,6 +133,131 @@ TEST_F(BackupServiceTest, ScheduledBackupsRunAndRetentionKeepsThePolicy) {
   EXPECT_EQ(restores[0].outcome, "ok");
   EXPECT_EQ(restores[0].project, restored->project_id);
   EXPECT_NE(restores[0].detail.find("requested by key_asker"), std::string::npos);
+}
+
+// The schedule on a manual clock: every due time is exact. The scheduler thread reacts within
+// milliseconds of real time (it sleeps in short real waits while the manual clock stands still).
+class BackupScheduleTest : public ::testing::Test {
+ protected:
+  static constexpr int64_t kHour = 3'600'000;
+
+  void SetUp() override {
+    KbOptions o;
+    o.data_dir = dir_.Sub("data");
+    o.index_save_interval_ms = 0;
+    o.clock = &clock_;
+    auto kb = KnowledgeBase::Open(o);
+    ASSERT_TRUE(kb.ok()) << kb.status().ToString();
+    kb_ = std::move(kb).value();
+    CreateProjectRequest req;
+    req.name = "p";
+    ASSERT_TRUE(kb_->CreateProject(req, Actor{}).ok());
+  }
+
+  // A backup made by someone else (the CLI, another process): a service without a schedule.
+  int64_t BackupElsewhere() {
+    BackupServiceOptions o;
+    o.interval_ms = 0;
+    auto other = BackupService::Start(kb_.get(), o);
+    EXPECT_TRUE(other.ok());
+    auto m = (*other)->RunBackup("manual", {}, {});
+    EXPECT_TRUE(m.ok()) << m.status().ToString();
+    return m.ok() ? ParseIso8601(m->time).value_or(-1) : -1;
+  }
+
+  std::unique_ptr<BackupService> StartScheduled(BackupServiceOptions o) {
+    auto svc = BackupService::Start(kb_.get(), o);
+    EXPECT_TRUE(svc.ok()) << svc.status().ToString();
+    return svc.ok() ? std::move(svc).value() : nullptr;
+  }
+
+  // Waits (real time, at most 30 s) until `done` holds.
+  template <typename F>
+  static bool WaitFor(F done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
+  }
+
+  TempDir dir_;
+  ManualClock clock_{1'795'000'000'000};
+  std::unique_ptr<KnowledgeBase> kb_;
+};
+
+TEST_F(BackupScheduleTest, AfterARestartTheNextBackupIsDueOneIntervalAfterTheNewestSnapshot) {
+  const int64_t made = BackupElsewhere();
+  clock_.Advance(20 * 60'000);  // restarted 20 minutes later
+  BackupServiceOptions o;
+  o.interval_ms = kHour;
+  auto svc = StartScheduled(o);
+  ASSERT_TRUE(WaitFor([&] { return svc->counters().next_due_ms.load() != 0; }));
+  // Not one interval after the start (that was the defect): one after the snapshot.
+  EXPECT_EQ(svc->counters().next_due_ms.load(), made + kHour);
+  // The figure /metrics exports is the repository's, though this process never backed up.
+  EXPECT_EQ(svc->counters().last_success_ms.load(), made);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(svc->counters().successes.load(), 0);
+  svc->Stop();
+}
+
+TEST_F(BackupScheduleTest, ANewestSnapshotOlderThanTheIntervalMeansABackupAtOnce) {
+  const int64_t made = BackupElsewhere();
+  clock_.Advance(2 * kHour);
+  BackupServiceOptions o;
+  o.interval_ms = kHour;
+  auto svc = StartScheduled(o);
+  ASSERT_TRUE(WaitFor([&] { return svc->counters().successes.load() == 1; }));
+  const int64_t now = clock_.NowMillis();
+  ASSERT_TRUE(WaitFor([&] { return svc->counters().next_due_ms.load() == now + kHour; }))
+      << svc->counters().next_due_ms.load() - now;
+  EXPECT_EQ(svc->counters().last_success_ms.load(), now);
+  EXPECT_GT(now, made);
+  svc->Stop();
+}
+
+TEST_F(BackupScheduleTest, ABackupMadeElsewhereMovesTheNextOne) {
+  BackupElsewhere();
+  BackupServiceOptions o;
+  o.interval_ms = kHour;
+  o.refresh_ms = 1000;
+  auto svc = StartScheduled(o);
+  ASSERT_TRUE(WaitFor([&] { return svc->counters().next_due_ms.load() != 0; }));
+  clock_.Advance(10 * 60'000);
+  const int64_t second = BackupElsewhere();
+  clock_.Advance(1000);  // the next refresh
+  ASSERT_TRUE(WaitFor([&] { return svc->counters().next_due_ms.load() == second + kHour; }))
+      << svc->counters().next_due_ms.load() - second;
+  EXPECT_EQ(svc->counters().last_success_ms.load(), second);
+  EXPECT_EQ(svc->counters().successes.load(), 0);
+  svc->Stop();
+}
+
+TEST_F(BackupScheduleTest, AFailedBackupIsRetriedWithDoublingBackoffCappedAtTheInterval) {
+  // A repository that cannot exist: its directory would be below a regular file.
+  ASSERT_TRUE(AtomicWriteFile(dir_.Sub("not-a-dir"), "x").ok());
+  BackupServiceOptions o;
+  o.repository_url = "file://" + dir_.Sub("not-a-dir/repo");
+  o.key.passphrase = "correct horse battery staple";
+  o.interval_ms = 400;
+  o.retry_base_ms = 50;
+  auto svc = StartScheduled(o);
+  // Due at once (nothing readable), then 50, 100, 200, 400, 400 ms after each failure.
+  for (int64_t expected_wait : {50, 100, 200, 400, 400}) {
+    const int64_t failures_before = svc->counters().failures.load();
+    ASSERT_TRUE(WaitFor([&] {
+      return svc->counters().failures.load() == failures_before + 1 &&
+             svc->counters().next_due_ms.load() > clock_.NowMillis();
+    })) << "no failed run";
+    EXPECT_EQ(svc->counters().next_due_ms.load() - clock_.NowMillis(), expected_wait);
+    EXPECT_EQ(svc->counters().consecutive_failures.load(), failures_before + 1);
+    clock_.Advance(expected_wait);
+  }
+  EXPECT_EQ(svc->counters().successes.load(), 0);
+  EXPECT_EQ(svc->StatusJson()["consecutive_failures"].get<int64_t>(), 5);
+  svc->Stop();
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "common/clock.h"
 #include "process.h"
 #include "server_process.h"
 #include "test_util.h"
@@ -444,6 +445,61 @@ TEST_F(BackupServerE2eTest, ServerBacksUpLocallyAndRestoresOneProjectAlone) {
   EXPECT_EQ(Do("POST", "/api/v1/admin/projects/nope/restore", "{}").status, 404);
   EXPECT_EQ(Do("POST", "/api/v1/admin/backups", R"({"projects":"alpha"})").status, 400);
   EXPECT_EQ(Count("alpha"), 2);
+}
+
+// The schedule follows the repository (issue 12): a restarted server knows the last backup, is
+// due one interval after it, and a server whose repository has no snapshot backs up at once.
+TEST_F(BackupServerE2eTest, TheScheduleAndItsMetricsComeFromTheRepository) {
+  InitRepo();
+  WriteTestFile(dir_.Sub("docs/a.md"), "# A\n\nHerons wade.");
+  Ingest(Data(), "alpha", dir_.Sub("docs"));
+  json made = CliJson({"backup", "--data-dir", Data(), "--repo", RepoUrl()});
+  const int64_t made_ms = ParseIso8601(made.value("time", "")).value_or(-1);
+  ASSERT_GT(made_ms, 0) << made.dump();
+
+  setenv("KB_BACKUP_INTERVAL", "1h", 1);
+  setenv("KB_BACKUP_REPOSITORY", RepoUrl().c_str(), 1);
+  setenv("KB_BACKUP_PASSWORD", kPassword, 1);
+  StartServer();
+  auto backups = [&] {
+    HttpResp r = Do("GET", "/api/v1/admin/backups");
+    EXPECT_EQ(r.status, 200) << r.raw;
+    return r.body;
+  };
+  // The repository is read in the background right after start.
+  json listed;
+  for (int i = 0; i < 500; ++i) {
+    listed = backups();
+    if (!listed["repository"]["next_scheduled_backup"].is_null()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_FALSE(listed["repository"]["next_scheduled_backup"].is_null()) << listed.dump();
+  EXPECT_EQ(ParseIso8601(listed["repository"]["next_scheduled_backup"].get<std::string>()),
+            made_ms + 3'600'000);
+  EXPECT_EQ(ParseIso8601(listed["repository"]["last_success"].get<std::string>()), made_ms);
+  EXPECT_EQ(listed["count"], 1);  // the CLI's snapshot is recent: no backup at start
+  HttpResp metrics = Do("GET", "/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  const std::string name = "\nkb_backup_last_success_timestamp_seconds ";
+  const size_t at = metrics.raw.find(name);
+  ASSERT_NE(at, std::string::npos) << metrics.raw;
+  EXPECT_NEAR(std::stod(metrics.raw.substr(at + name.size())), made_ms / 1000.0, 0.002);
+  server_->Stop(SIGTERM);
+
+  // A repository without a snapshot: the server backs up at once.
+  const std::string empty_repo = "file://" + dir_.Sub("repo2");
+  ASSERT_EQ(Cli({"repo", "init", "--repo", empty_repo}).exit_code, 0);
+  setenv("KB_BACKUP_REPOSITORY", empty_repo.c_str(), 1);
+  StartServer();
+  for (int i = 0; i < 1500 && backups()["count"] != 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  json fresh = backups();
+  ASSERT_EQ(fresh["count"], 1) << fresh.dump();
+  EXPECT_EQ(fresh["snapshots"][0]["trigger"], "schedule");
+  unsetenv("KB_BACKUP_INTERVAL");
+  unsetenv("KB_BACKUP_REPOSITORY");
+  unsetenv("KB_BACKUP_PASSWORD");
 }
 
 TEST_F(BackupServerE2eTest, MergeBringsBackOnlyWhatTheLiveProjectLost) {

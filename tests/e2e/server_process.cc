@@ -60,6 +60,10 @@ bool ServerProcess::Start(int timeout_ms) {
       close(fd);
     }
     setenv("KB_ADMIN_TOKEN", kE2eAdminToken, 1);
+    // No backup schedule unless a test asks for one (by setting KB_BACKUP_INTERVAL in its own
+    // environment): a scheduled backup starts at once on a data directory without snapshots
+    // and would race with what the test does.
+    setenv("KB_BACKUP_INTERVAL", "0", /*overwrite=*/0);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
