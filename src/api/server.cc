@@ -206,6 +206,10 @@ void ApiServer::RegisterMetrics() {
                  "Unix time at which the next scheduled backup is due (0: no schedule).");
   m.DeclareGauge("kb_backup_consecutive_failures",
                  "Scheduled backups that failed in a row (0 after a success).");
+  m.DeclareGauge("kb_backup_next_verify_timestamp_seconds",
+                 "Unix time at which the next scheduled verification is due (0: no schedule).");
+  m.DeclareCounter("kb_backup_verify_failures_total",
+                   "Scheduled verifications that found a problem or could not run.");
   m.DeclareGauge("kb_backup_duration_seconds", "How long the last successful backup took.");
   m.DeclareGauge("kb_backup_added_bytes",
                  "Bytes the last successful backup added to the repository.");
@@ -276,6 +280,9 @@ void ApiServer::RefreshMetrics() {
     m.Set("kb_backup_next_scheduled_timestamp_seconds", {},
           static_cast<double>(b.next_due_ms.load()) / 1000.0);
     m.Set("kb_backup_consecutive_failures", {}, static_cast<double>(b.consecutive_failures.load()));
+    m.Set("kb_backup_next_verify_timestamp_seconds", {},
+          static_cast<double>(b.next_verify_ms.load()) / 1000.0);
+    m.Set("kb_backup_verify_failures_total", {}, static_cast<double>(b.verify_failures.load()));
     m.Set("kb_backup_duration_seconds", {}, static_cast<double>(b.last_duration_us.load()) / 1e6);
     m.Set("kb_backup_added_bytes", {}, static_cast<double>(b.last_added_bytes.load()));
     m.Set("kb_backup_failures_total", {}, static_cast<double>(b.failures.load()));

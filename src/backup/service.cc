@@ -80,15 +80,15 @@ Result<std::unique_ptr<BackupService>> BackupService::Start(KnowledgeBase* kb,
     svc->key_ = options.key;
     svc->off_site_ = svc->url_.rfind("s3://", 0) == 0;
   }
+  if (options.verify_interval_ms > 0) {
+    svc->verifier_ = std::thread([raw = svc.get()] { raw->VerifyLoop(); });
+  }
   if (options.interval_ms > 0) {
     svc->scheduler_ = std::thread([raw = svc.get()] { raw->SchedulerLoop(); });
   } else {
     // No schedule: still report the repository's last success and verification from the start
     // (the local default is not created just to be read).
-    const bool local_default_absent =
-        options.repository_url.empty() &&
-        !PathExists(svc->url_.substr(std::string("file://").size()) + "/config");
-    if (!local_default_absent) {
+    if (!svc->LocalDefaultAbsent()) {
       svc->scheduler_ = std::thread([raw = svc.get()] {
         if (auto newest = raw->RefreshFromRepository(); !newest.ok()) {
           LogWarn("cannot read the backup repository",
@@ -108,6 +108,7 @@ void BackupService::Stop() {
   }
   stop_cv_.SignalAll();
   if (scheduler_.joinable()) scheduler_.join();
+  if (verifier_.joinable()) verifier_.join();
 }
 
 Result<repo::Repository*> BackupService::Repo() {
@@ -246,6 +247,9 @@ json BackupService::StatusJson() const {
   const int64_t due = counters_.next_due_ms.load();
   j["next_scheduled_backup"] = due ? json(FormatIso8601(due)) : json(nullptr);
   j["consecutive_failures"] = counters_.consecutive_failures.load();
+  const int64_t verify_due = counters_.next_verify_ms.load();
+  j["next_scheduled_verify"] = verify_due ? json(FormatIso8601(verify_due)) : json(nullptr);
+  j["scheduled_verify_failures"] = counters_.verify_failures.load();
   {
     MutexLock lock(status_mu_);
     j["last_error"] = last_error_.empty() ? json(nullptr) : json(last_error_);
@@ -262,6 +266,7 @@ json BackupService::StatusJson() const {
 
 void BackupService::ApplyRetention() {
   if (options_.retention.empty()) return;
+  MutexLock maintenance(maintenance_mu_);
   auto repo = Repo();
   if (!repo.ok()) return;
   auto snapshots = (*repo)->ListSnapshots();
@@ -286,6 +291,11 @@ void BackupService::ApplyRetention() {
                                     {"packs_deleted", pruned.ok() ? pruned->packs_deleted : 0},
                                     {"prune_error", pruned.ok() ? "" : pruned.status().ToString()}}
                                    .dump());
+}
+
+bool BackupService::LocalDefaultAbsent() const {
+  return options_.repository_url.empty() &&
+         !PathExists(url_.substr(std::string("file://").size()) + "/config");
 }
 
 Result<std::optional<int64_t>> BackupService::RefreshFromRepository() {
@@ -375,6 +385,76 @@ void BackupService::SchedulerLoop() {
                                                        .dump());
     }
     counters_.consecutive_failures = failures;
+  }
+}
+
+void BackupService::ScheduledVerify(int slice, int slices) {
+  repo::VerifyOptions vo;
+  vo.data = repo::VerifyOptions::Data::kSubset;
+  vo.subset_slices = slices;
+  vo.subset_slice = slice;
+  const int64_t started = MonotonicMicros();
+  Result<std::vector<repo::VerifyReport>> reports = [&]() {
+    // Never beside this service's prune, which deletes packs; backups and restores go on.
+    MutexLock maintenance(maintenance_mu_);
+    return Verify({}, vo);
+  }();
+  const std::string what = "structure of every snapshot, data of pack slice " +
+                           std::to_string(slice + 1) + "/" + std::to_string(slices);
+  if (!reports.ok()) {
+    counters_.verify_failures++;
+    Audit("backup.verify", "failed", "",
+          "scheduled verification could not run (" + what + "): " + reports.status().ToString());
+    LogError("scheduled verification could not run",
+             json{{"error", reports.status().ToString()}}.dump());
+    return;
+  }
+  int64_t bytes = 0;
+  std::vector<std::string> problems;
+  for (const repo::VerifyReport& r : *reports) {
+    bytes += r.bytes_read;
+    for (const std::string& p : r.problems) problems.push_back(r.snapshot_id + ": " + p);
+  }
+  const std::string detail = std::to_string(reports->size()) + " snapshots, " + what + ", " +
+                             std::to_string(bytes) + " bytes read, " +
+                             std::to_string(problems.size()) + " problems" +
+                             (problems.empty() ? "" : "; first: " + problems.front());
+  if (!problems.empty()) counters_.verify_failures++;
+  Audit("backup.verify", problems.empty() ? "ok" : "failed", "", "scheduled: " + detail);
+  Log(problems.empty() ? LogLevel::kInfo : LogLevel::kError,
+      problems.empty() ? "scheduled verification passed" : "scheduled verification found problems",
+      json{{"snapshots", reports->size()},
+           {"slice", std::to_string(slice + 1) + "/" + std::to_string(slices)},
+           {"bytes_read", bytes},
+           {"duration_ms", (MonotonicMicros() - started) / 1000},
+           {"problems", problems}}
+          .dump());
+}
+
+void BackupService::VerifyLoop() {
+  const int64_t interval = options_.verify_interval_ms;
+  const int slices =
+      static_cast<int>(std::clamp<int64_t>(options_.verify_full_cycle_ms / interval, 1, 10'000));
+  const Clock* clock = kb_->clock();
+  // Due one interval after the newest verification the repository records (read by the backup
+  // scheduler's or the start-up refresh; read here too, so that this loop does not depend on
+  // their timing); at once when there is none.
+  int64_t due = clock->NowMillis();
+  if (!LocalDefaultAbsent() && RefreshFromRepository().ok() &&
+      counters_.last_verified_ms.load() > 0) {
+    due = std::clamp(counters_.last_verified_ms.load() + interval, due, due + interval);
+  }
+  while (true) {
+    counters_.next_verify_ms = due;
+    if (!SleepUntil(due)) return;
+    const int64_t now = clock->NowMillis();
+    if (now < due) continue;
+    if (LocalDefaultAbsent()) {  // nothing backed up yet: nothing to verify, nothing created
+      due = now + interval;
+      continue;
+    }
+    ScheduledVerify(static_cast<int>((now / interval) % slices), slices);
+    due = clock->NowMillis() + interval;
   }
 }
 

@@ -43,6 +43,8 @@
 namespace kb::backup {
 
 inline constexpr int64_t kDefaultBackupIntervalMs = 60LL * 60 * 1000;
+inline constexpr int64_t kDefaultVerifyIntervalMs = 24LL * 60 * 60 * 1000;
+inline constexpr int64_t kDefaultVerifyFullCycleMs = 28LL * 24 * 60 * 60 * 1000;
 
 struct BackupServiceOptions {
   std::string repository_url;  // empty = the local default under the data directory
@@ -56,6 +58,13 @@ struct BackupServiceOptions {
   // First retry of a failed scheduled backup; each further one waits twice as long, at most
   // interval_ms.
   int64_t retry_base_ms = 60'000;
+  // Scheduled verification (0 = none): every verify_interval_ms, the structure of every
+  // snapshot and the data of one slice of the packs — slice (now / interval) mod n of
+  // n = verify_full_cycle_ms / verify_interval_ms — so that n consecutive runs read every pack.
+  // Due one interval after the newest verification recorded in the repository (at once when
+  // there is none); serialised with backups and restores.
+  int64_t verify_interval_ms = kDefaultVerifyIntervalMs;
+  int64_t verify_full_cycle_ms = kDefaultVerifyFullCycleMs;
   // Between runs, how often the repository's newest snapshot is read again (for the figures and
   // for a backup made elsewhere); at most interval_ms.
   int64_t refresh_ms = 10LL * 60 * 1000;
@@ -77,6 +86,9 @@ struct BackupCounters {
   // When the next scheduled backup is due (0: no schedule), and failed runs in a row.
   std::atomic<int64_t> next_due_ms{0};
   std::atomic<int64_t> consecutive_failures{0};
+  // Scheduled verifications that found a problem or could not run, and when the next is due.
+  std::atomic<int64_t> verify_failures{0};
+  std::atomic<int64_t> next_verify_ms{0};
 };
 
 class BackupService {
@@ -112,6 +124,12 @@ class BackupService {
   // until the service is destroyed, so the pointer outlives repo_mu_.
   Result<repo::Repository*> Repo() EXCLUDES(repo_mu_);
   void SchedulerLoop() EXCLUDES(stop_mu_, run_mu_);
+  void VerifyLoop() EXCLUDES(stop_mu_, run_mu_);
+  // One scheduled verification (structure of every snapshot + slice `slice` of `slices`); it
+  // runs beside backups and restores (reads only), never beside this service's prune.
+  void ScheduledVerify(int slice, int slices) EXCLUDES(maintenance_mu_);
+  // True for the local default repository before its first backup created it.
+  bool LocalDefaultAbsent() const;
   // Reads the repository's snapshots and sets last_success_ms / last_verified_ms from them.
   // Returns the start of the newest full snapshot (nullopt: none).
   Result<std::optional<int64_t>> RefreshFromRepository();
@@ -130,6 +148,8 @@ class BackupService {
   Mutex repo_mu_;
   std::unique_ptr<repo::Repository> repo_ GUARDED_BY(repo_mu_);
   Mutex run_mu_ ACQUIRED_BEFORE(repo_mu_);  // one backup / restore at a time
+  // A prune (after a scheduled backup) and a scheduled verification never overlap.
+  Mutex maintenance_mu_ ACQUIRED_AFTER(run_mu_) ACQUIRED_BEFORE(repo_mu_);
   std::atomic<bool> running_{false};
 
   mutable Mutex status_mu_;
@@ -141,6 +161,7 @@ class BackupService {
   CondVar stop_cv_;
   bool stopping_ GUARDED_BY(stop_mu_) = false;
   std::thread scheduler_;
+  std::thread verifier_;
 };
 
 }  // namespace kb::backup

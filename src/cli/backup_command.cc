@@ -4,6 +4,7 @@
 // directory. Backups are safe while a server runs on the data directory (each database is
 // copied at one committed state); a whole restore is not (stop the server first), a
 // single-project restore into a running server goes through its API.
+#include <charconv>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -20,9 +21,9 @@
 #include "common/data_layout.h"
 #include "common/dir_lock.h"
 #include "common/file_util.h"
-#include "service/knowledge_base.h"
 #include "repo/repository.h"
 #include "repo/retention.h"
+#include "service/knowledge_base.h"
 
 namespace kb::cli {
 namespace {
@@ -263,7 +264,21 @@ int RunBackupList(const RepoOptions& o) {
 Result<repo::VerifyOptions> VerifyOptionsFrom(const RepoOptions& o) {
   repo::VerifyOptions vo;
   if (o.read_data) vo.data = repo::VerifyOptions::Data::kAll;
-  if (!o.read_data_subset.empty()) {
+  if (const size_t slash = o.read_data_subset.find('/'); slash != std::string::npos) {
+    // "n/t": slice n of t (1-based, as restic has it): t runs with n = 1 .. t read every pack.
+    int n = 0, t = 0;
+    const std::string& text = o.read_data_subset;
+    auto a = std::from_chars(text.data(), text.data() + slash, n);
+    auto b = std::from_chars(text.data() + slash + 1, text.data() + text.size(), t);
+    if (a.ec != std::errc() || a.ptr != text.data() + slash || b.ec != std::errc() ||
+        b.ptr != text.data() + text.size() || t < 1 || t > 10000 || n < 1 || n > t) {
+      return Status::InvalidArgument(
+          "--read-data-subset must be a percentage in (0, 100] or a slice n/t with 1 <= n <= t");
+    }
+    vo.data = repo::VerifyOptions::Data::kSubset;
+    vo.subset_slices = t;
+    vo.subset_slice = n - 1;
+  } else if (!o.read_data_subset.empty()) {
     std::string text = o.read_data_subset;
     if (text.back() == '%') text.pop_back();
     char* end = nullptr;
@@ -595,7 +610,9 @@ void RegisterBackupCommands(CLI::App* root, CommandRegistry* registry) {
     AddRepoOptions(c, o.get());
     c->add_option("snapshots", o->ids, "snapshot ids");
     c->add_flag("--read-data", o->read_data, "download, decrypt and hash every byte");
-    c->add_option("--read-data-subset", o->read_data_subset, "read this percentage of the packs");
+    c->add_option("--read-data-subset", o->read_data_subset,
+                  "read this percentage of the packs (at random), or slice n/t of them (t runs "
+                  "with n = 1..t read every pack)");
     c->add_flag("--restore-test", o->restore_test,
                 "restore into a temporary directory and check the databases");
     registry->Add(c, [o] { return RunBackupVerify(*o); });

@@ -87,6 +87,19 @@ Result<backup::BackupServiceOptions> BackupServiceOptionsFromConfig(const Config
     if (!interval.ok()) return interval.status().WithContext("backup_interval");
     options.interval_ms = *interval;
   }
+  if (config.verify_interval == "0") {
+    options.verify_interval_ms = 0;
+  } else {
+    auto every = repo::ParseDuration(config.verify_interval);
+    if (!every.ok()) return every.status().WithContext("verify_interval");
+    options.verify_interval_ms = *every;
+  }
+  auto cycle = repo::ParseDuration(config.verify_full_cycle);
+  if (!cycle.ok()) return cycle.status().WithContext("verify_full_cycle");
+  options.verify_full_cycle_ms = *cycle;
+  if (options.verify_interval_ms > 0 && options.verify_full_cycle_ms < options.verify_interval_ms) {
+    return Status::InvalidArgument("verify_full_cycle must be at least verify_interval");
+  }
   KB_ASSIGN_OR_RETURN(options.retention, ParseRetentionPolicy(config.backup_retention));
   KB_ASSIGN_OR_RETURN(options.index_max_lag, ParseIndexMaxLag(config.backup_index_max_lag));
   return options;

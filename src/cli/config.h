@@ -86,6 +86,8 @@ struct Config {
   std::string backup_repository;
   std::string backup_key_file;
   std::string backup_interval = "1h";  // a duration (repo/retention.h); "0" = no schedule
+  std::string verify_interval = "1d";  // scheduled verification; "0" = none
+  std::string verify_full_cycle = "28d";  // every pack's data read once per cycle
   std::string backup_retention;        // "" = the default policy; see ParseRetentionPolicy
   // How far behind its database a backup may leave a project's vector index (a fraction of its
   // live documents, as journal entries; "2%" or "0.02"): see backup::SourceOptions::index_max_lag.

@@ -224,6 +224,11 @@ struct VerifyOptions {
   enum class Data { kStructure, kAll, kSubset };
   Data data = Data::kStructure;
   double subset_fraction = 0.1;  // for kSubset: fraction of packs read (chosen at random)
+  // For kSubset, by slice instead of at random when subset_slices > 0: the packs whose id (its
+  // first 16 hex digits as a number) is subset_slice modulo subset_slices. Slices 0 .. n-1 of
+  // the same n read every pack exactly once: a cycle of n runs reads the whole repository.
+  int subset_slices = 0;
+  int subset_slice = 0;
   bool restore_test = false;     // restore into a temp dir and run restored_check on it
   std::string temp_dir;          // for restore_test; empty = system temp dir
   // The restore test's check of a restored directory: given the directory the snapshot's files

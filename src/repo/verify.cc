@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 
+#include <charconv>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -251,13 +252,22 @@ class Verifier {
       problems.push_back(key + ": is " + std::to_string(stat->size) + " bytes, the index says " +
                          std::to_string(info.size));
     }
-    if (problems.empty() && ReadData()) problems = CheckPackData(ctx_, info.id, &info, bytes_read);
+    if (problems.empty() && ReadData(info)) {
+      problems = CheckPackData(ctx_, info.id, &info, bytes_read);
+    }
     return packs_.emplace(ordinal, std::move(problems)).first->second;
   }
 
-  bool ReadData() {
+  bool ReadData(const PackInfo& info) {
     if (options_.data == VerifyOptions::Data::kAll) return true;
     if (options_.data != VerifyOptions::Data::kSubset) return false;
+    if (options_.subset_slices > 0) {
+      uint64_t n = 0;  // ids are 64 hex digits (an id that is not still lands in one slice)
+      const std::string_view head = std::string_view(info.id).substr(0, 16);
+      std::from_chars(head.data(), head.data() + head.size(), n, 16);
+      return n % static_cast<uint64_t>(options_.subset_slices) ==
+             static_cast<uint64_t>(options_.subset_slice);
+    }
     return std::uniform_real_distribution<double>(0, 1)(rng_) < options_.subset_fraction;
   }
 
@@ -315,6 +325,11 @@ Result<std::vector<VerifyReport>> VerifySnapshots(const RepoContext& ctx,
                                                   const VerifyOptions& options) {
   if (options.subset_fraction < 0 || options.subset_fraction > 1) {
     return Status::InvalidArgument("subset_fraction must be between 0 and 1");
+  }
+  if (options.subset_slices < 0 ||
+      (options.subset_slices > 0 &&
+       (options.subset_slice < 0 || options.subset_slice >= options.subset_slices))) {
+    return Status::InvalidArgument("subset slice must be 0 .. slices - 1");
   }
   if (options.restore_test && !options.restored_check) {
     // The engine cannot judge restored databases itself (it knows no SQLite): a restore test

@@ -158,6 +158,7 @@ class BackupScheduleTest : public ::testing::Test {
   int64_t BackupElsewhere() {
     BackupServiceOptions o;
     o.interval_ms = 0;
+    o.verify_interval_ms = 0;
     auto other = BackupService::Start(kb_.get(), o);
     EXPECT_TRUE(other.ok());
     auto m = (*other)->RunBackup("manual", {}, {});
@@ -258,6 +259,40 @@ TEST_F(BackupScheduleTest, AFailedBackupIsRetriedWithDoublingBackoffCappedAtTheI
   EXPECT_EQ(svc->counters().successes.load(), 0);
   EXPECT_EQ(svc->StatusJson()["consecutive_failures"].get<int64_t>(), 5);
   svc->Stop();
+}
+
+TEST_F(BackupScheduleTest, VerificationIsScheduledFromTheRepositoryAndReadsOneSliceARun) {
+  BackupElsewhere();
+  BackupServiceOptions o;
+  o.interval_ms = 0;
+  o.verify_interval_ms = kHour;
+  o.verify_full_cycle_ms = 4 * kHour;
+  CollectingSink audit;
+  o.audit = &audit;
+  auto svc = StartScheduled(o);
+  // Never verified: at once; then one interval later.
+  const int64_t now = clock_.NowMillis();
+  ASSERT_TRUE(WaitFor([&] { return svc->counters().next_verify_ms.load() == now + kHour; }));
+  EXPECT_EQ(svc->counters().last_verified_ms.load(), now);  // recorded in the repository
+  EXPECT_EQ(svc->counters().verify_failures.load(), 0);
+  auto runs = audit.Events("backup.verify");
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].outcome, "ok");
+  // Slice (now / interval) mod 4, counted from 1 in the words.
+  const std::string slice = std::to_string((now / kHour) % 4 + 1) + "/4";
+  EXPECT_NE(runs[0].detail.find("pack slice " + slice), std::string::npos) << runs[0].detail;
+  auto list = svc->ListSnapshots();
+  ASSERT_TRUE(list.ok());
+  EXPECT_FALSE(list->front().verified.empty());
+  svc->Stop();
+
+  // A restart within the interval does not verify again: due one interval after the record.
+  clock_.Advance(10 * 60'000);
+  auto again = StartScheduled(o);
+  ASSERT_TRUE(WaitFor([&] { return again->counters().next_verify_ms.load() != 0; }));
+  EXPECT_EQ(again->counters().next_verify_ms.load(), now + kHour);
+  again->Stop();
+  EXPECT_EQ(audit.Events("backup.verify").size(), 1u);
 }
 
 }  // namespace

@@ -64,6 +64,7 @@ bool ServerProcess::Start(int timeout_ms) {
     // environment): a scheduled backup starts at once on a data directory without snapshots
     // and would race with what the test does.
     setenv("KB_BACKUP_INTERVAL", "0", /*overwrite=*/0);
+    setenv("KB_VERIFY_INTERVAL", "0", /*overwrite=*/0);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

@@ -142,6 +142,62 @@ TEST_F(VerifyTest, FlippedByteInADataBlockIsFoundByReadDataAndStopsRestore) {
   EXPECT_TRUE(AnyContains(check->problems, pack));
 }
 
+// Slices n/t read disjoint sets of packs that together are all of them: over t runs every pack
+// is read exactly once (what the scheduled verification's cycle relies on). Measured by the bytes
+// read: a slice reads the structure (as a structure-only run does) plus its packs' data.
+TEST_F(VerifyTest, SlicesReadEveryPackExactlyOnceOverACycle) {
+  ASSERT_GE(packs_.size(), 2u) << "the fixture should make several packs";
+  auto bytes = [&](VerifyOptions o) {
+    auto reports = r_.repo->Verify({a_.id}, o);
+    EXPECT_TRUE(reports.ok()) << reports.status().ToString();
+    EXPECT_EQ(reports->size(), 1u);
+    EXPECT_TRUE(reports->front().ok) << kb::testing::Joined(reports->front().problems);
+    return reports->front().bytes_read;
+  };
+  VerifyOptions structure;
+  const int64_t walk = bytes(structure);
+  VerifyOptions all;
+  all.data = VerifyOptions::Data::kAll;
+  const int64_t everything = bytes(all) - walk;
+  ASSERT_GT(everything, 0);
+  for (int t : {1, 2, 3, 7}) {
+    int64_t sum = 0;
+    for (int n = 0; n < t; ++n) {
+      VerifyOptions o;
+      o.data = VerifyOptions::Data::kSubset;
+      o.subset_slices = t;
+      o.subset_slice = n;
+      sum += bytes(o) - walk;
+    }
+    EXPECT_EQ(sum, everything) << t << " slices";
+  }
+  VerifyOptions bad;
+  bad.data = VerifyOptions::Data::kSubset;
+  bad.subset_slices = 4;
+  bad.subset_slice = 4;
+  EXPECT_EQ(r_.repo->Verify({}, bad).status().code(), Code::kInvalidArgument);
+}
+
+// A damaged data block is found by exactly one slice of a cycle.
+TEST_F(VerifyTest, ADamagedPackIsFoundByExactlyOneSliceOfACycle) {
+  auto [pack, block] = BlockOf(ChunkKind::kData);
+  r_.store->FlipByte(pack, block.offset + block.length / 2);
+  int found = 0;
+  for (int n = 0; n < 4; ++n) {
+    VerifyOptions o;
+    o.data = VerifyOptions::Data::kSubset;
+    o.subset_slices = 4;
+    o.subset_slice = n;
+    auto reports = r_.repo->Verify({a_.id}, o);
+    ASSERT_TRUE(reports.ok());
+    if (!reports->front().ok) {
+      ++found;
+      EXPECT_TRUE(AnyContains(reports->front().problems, pack));
+    }
+  }
+  EXPECT_EQ(found, 1);
+}
+
 TEST_F(VerifyTest, FlippedByteInATreeBlockIsFoundByTheStructureCheck) {
   auto [pack, block] = BlockOf(ChunkKind::kTree);
   r_.store->FlipByte(pack, block.offset + block.length / 2);
