@@ -349,8 +349,13 @@ class Repository {
   virtual Result<PruneReport> Prune(const PruneOptions& options) = 0;
 };
 
-// Which snapshots `policy` keeps, newest first. Snapshots with trigger "pre-restore" are only
-// kept by the policy like any other. Pure; `now_ms` is the reference for keep_within.
+// Which snapshots `policy` keeps, newest first. The policy applies to each kind of snapshot on
+// its own (RetentionGroup): full snapshots, pre-restore snapshots, and the snapshots of each set
+// of projects each get keep_last, their hourly, daily, weekly and monthly slots — a one-project
+// or pre-restore snapshot never takes the slot of a full one. Pure; `now_ms` is the reference
+// for keep_within.
+std::string RetentionGroup(
+    const SnapshotSummary& snapshot);  // "full", "pre-restore", "projects a,b"
 std::vector<RetentionDecision> ApplyRetention(const std::vector<SnapshotSummary>& snapshots,
                                               const RetentionPolicy& policy, int64_t now_ms);
 

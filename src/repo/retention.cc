@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <limits>
+#include <map>
 #include <optional>
 #include <vector>
 
@@ -185,6 +186,16 @@ std::optional<int64_t> SnapshotTimeMillis(const SnapshotSummary& snapshot) {
   return ParseIso8601(iso);
 }
 
+std::string RetentionGroup(const SnapshotSummary& s) {
+  if (s.trigger == "pre-restore") return "pre-restore";
+  if (s.scope == "full" || s.scope.empty()) return "full";  // (no scope: written before scopes)
+  std::vector<std::string> names = s.projects;
+  std::sort(names.begin(), names.end());
+  std::string g = "projects";
+  for (size_t i = 0; i < names.size(); ++i) g += (i ? "," : " ") + names[i];
+  return g;
+}
+
 std::vector<RetentionDecision> ApplyRetention(const std::vector<SnapshotSummary>& snapshots,
                                               const RetentionPolicy& policy, int64_t now_ms) {
   struct Item {
@@ -210,14 +221,25 @@ std::vector<RetentionDecision> ApplyRetention(const std::vector<SnapshotSummary>
     Bucket (*bucket)(int64_t);
     std::optional<int64_t> last_key;
   };
-  std::vector<Rule> rules;
-  if (policy.keep_hourly != 0) rules.push_back({policy.keep_hourly, "hourly", &HourBucket, {}});
-  if (policy.keep_daily != 0) rules.push_back({policy.keep_daily, "daily", &DayBucket, {}});
-  if (policy.keep_weekly != 0) rules.push_back({policy.keep_weekly, "weekly", &WeekBucket, {}});
-  if (policy.keep_monthly != 0) {
-    rules.push_back({policy.keep_monthly, "monthly", &MonthBucket, {}});
-  }
-  int last_remaining = policy.keep_last;
+  // The policy applies per kind of snapshot, so that a one-project or pre-restore snapshot never
+  // takes the hourly (daily, ...) slot of a full one: full snapshots; pre-restore snapshots;
+  // snapshots of each set of projects.
+  struct Group {
+    std::vector<Rule> rules;
+    int last_remaining = 0;
+  };
+  auto new_group = [&policy] {
+    Group g;
+    if (policy.keep_hourly != 0) g.rules.push_back({policy.keep_hourly, "hourly", &HourBucket, {}});
+    if (policy.keep_daily != 0) g.rules.push_back({policy.keep_daily, "daily", &DayBucket, {}});
+    if (policy.keep_weekly != 0) g.rules.push_back({policy.keep_weekly, "weekly", &WeekBucket, {}});
+    if (policy.keep_monthly != 0) {
+      g.rules.push_back({policy.keep_monthly, "monthly", &MonthBucket, {}});
+    }
+    g.last_remaining = policy.keep_last;
+    return g;
+  };
+  std::map<std::string, Group> groups;
   const bool empty = policy.empty();
   const std::string within_reason = "within " + FormatDuration(policy.keep_within_ms);
 
@@ -233,19 +255,25 @@ std::vector<RetentionDecision> ApplyRetention(const std::vector<SnapshotSummary>
     } else if (!item.time) {
       d.reasons.push_back("unknown time");
     } else {
-      if (last_remaining != 0) {
-        d.reasons.push_back("last");
-        if (last_remaining > 0) --last_remaining;
+      const std::string group_name = RetentionGroup(*item.snapshot);
+      auto [it, fresh] = groups.try_emplace(group_name);
+      if (fresh) it->second = new_group();
+      Group& group = it->second;
+      // "hourly 2026-12-08 10h", and for snapshots other than full ones, of which kind.
+      const std::string of = group_name == "full" ? "" : " (" + group_name + ")";
+      if (group.last_remaining != 0) {
+        d.reasons.push_back("last" + of);
+        if (group.last_remaining > 0) --group.last_remaining;
       }
       // Sorted newest first, so a bucket's snapshots are consecutive and the first one seen is
       // the bucket's newest.
-      for (Rule& rule : rules) {
+      for (Rule& rule : group.rules) {
         if (rule.remaining == 0) continue;
         Bucket b = rule.bucket(*item.time);
         if (rule.last_key && *rule.last_key == b.key) continue;
         rule.last_key = b.key;
         if (rule.remaining > 0) --rule.remaining;
-        d.reasons.push_back(std::string(rule.name) + " " + b.label);
+        d.reasons.push_back(std::string(rule.name) + " " + b.label + of);
       }
       if (policy.keep_within_ms > 0 && *item.time >= now_ms - policy.keep_within_ms) {
         d.reasons.push_back(within_reason);

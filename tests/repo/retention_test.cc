@@ -385,13 +385,17 @@ TEST(RetentionTest, TimeFallsBackToTheIdPrefix) {
   }
 }
 
-TEST(RetentionTest, PreRestoreSnapshotsGetNoSpecialTreatment) {
+// Pre-restore snapshots are kept by their own slots (issue 12): the newest full snapshot and the
+// newest pre-restore one both stay under keep_last 1; an older pre-restore one goes.
+TEST(RetentionTest, PreRestoreSnapshotsAreKeptByTheirOwnSlots) {
   std::vector<SnapshotSummary> snaps = {Snap("2026-11-30T10:00:00Z", "a"),
-                                        Snap("2026-11-30T11:00:00Z", "b")};
+                                        Snap("2026-11-30T11:00:00Z", "b"),
+                                        Snap("2026-11-30T09:00:00Z", "c")};
   snaps[0].trigger = "pre-restore";
+  snaps[2].trigger = "pre-restore";
   RetentionPolicy p;
   p.keep_last = 1;
-  EXPECT_THAT(Kept(ApplyRetention(snaps, p, kNow)), ElementsAre(snaps[1].id));
+  EXPECT_THAT(Kept(ApplyRetention(snaps, p, kNow)), ElementsAre(snaps[1].id, snaps[0].id));
 }
 
 TEST(RetentionTest, DefaultPolicyOverFortyDaysOfHalfHourlySnapshots) {
@@ -497,4 +501,46 @@ TEST(FormatDurationTest, LargestUnitsFirstAndRoundTrips) {
 }
 
 }  // namespace
+// ---------------------------------------------------------------------------------------------
+// by kind of snapshot (issue 12)
+
+// A one-project snapshot or a pre-restore snapshot taken after the hour's full snapshot must not
+// take that hour's slot: the full one is kept, and the others are kept by their own slots.
+TEST(RetentionTest, EachKindOfSnapshotHasItsOwnSlots) {
+  SnapshotSummary full = Snap("2026-11-20T10:05:00Z", "f0000000");
+  SnapshotSummary one = Snap("2026-11-20T10:40:00Z", "p0000000");
+  one.scope = "projects";
+  one.projects = {"alpha"};
+  one.trigger = "api";
+  SnapshotSummary before_restore = Snap("2026-11-20T10:50:00Z", "r0000000");
+  before_restore.trigger = "pre-restore";
+  SnapshotSummary older_full = Snap("2026-11-20T09:05:00Z", "f1000000");
+  SnapshotSummary two = Snap("2026-11-20T10:45:00Z", "q0000000");  // another set of projects
+  two.scope = "projects";
+  two.projects = {"beta", "alpha"};
+  RetentionPolicy p;
+  p.keep_hourly = 2;
+  auto d = ApplyRetention({full, one, before_restore, older_full, two}, p, kNow);
+  std::map<std::string, RetentionDecision> by_id;
+  for (const auto& x : d) by_id[x.snapshot_id] = x;
+  // Both full snapshots keep their hourly slots, though newer snapshots of other kinds exist.
+  EXPECT_THAT(by_id[full.id].reasons, ElementsAre("hourly 2026-11-20T10Z"));
+  EXPECT_THAT(by_id[older_full.id].reasons, ElementsAre("hourly 2026-11-20T09Z"));
+  EXPECT_THAT(by_id[one.id].reasons, ElementsAre("hourly 2026-11-20T10Z (projects alpha)"));
+  EXPECT_THAT(by_id[two.id].reasons, ElementsAre("hourly 2026-11-20T10Z (projects alpha,beta)"));
+  EXPECT_THAT(by_id[before_restore.id].reasons, ElementsAre("hourly 2026-11-20T10Z (pre-restore)"));
+  EXPECT_EQ(RetentionGroup(two), "projects alpha,beta");
+
+  // keep_last counts per kind too.
+  RetentionPolicy last;
+  last.keep_last = 1;
+  d = ApplyRetention({full, one, before_restore, older_full}, last, kNow);
+  by_id.clear();
+  for (const auto& x : d) by_id[x.snapshot_id] = x;
+  EXPECT_TRUE(by_id[full.id].keep);
+  EXPECT_FALSE(by_id[older_full.id].keep);
+  EXPECT_TRUE(by_id[one.id].keep);
+  EXPECT_TRUE(by_id[before_restore.id].keep);
+}
+
 }  // namespace kb::repo
