@@ -162,8 +162,14 @@ Result<Reply> Health(ApiContext* api) {
   return reply;
 }
 
-// --- operational: /health, /ready, /metrics ---
+// --- operational: /livez, /health, /ready, /metrics ---
 void AddOperationalRoutes(ApiContext* api, std::vector<Route>& routes) {
+  // Liveness: the process answers. Nothing a restart cannot fix makes it fail (a damaged
+  // database, a lockdown, a failed backup are /health's business), so it reads no state.
+  Add(routes, "GET", "/livez", std::nullopt, "", false, [api](RequestContext&) -> Result<Reply> {
+    const int64_t uptime = (MonotonicMicros() - api->started_mono_us) / 1'000'000;
+    return Reply::Json(200, {{"alive", true}, {"uptime_seconds", uptime}});
+  });
   Add(routes, "GET", "/health", std::nullopt, "", false,
       [api](RequestContext&) { return Health(api); });
   Add(routes, "GET", "/ready", std::nullopt, "", false, [api](RequestContext&) -> Result<Reply> {

@@ -122,6 +122,10 @@ TEST_F(ApiServerTest, HealthReadyAndMetricsNeedNoKey) {
   Resp r = Get("/ready", "");
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.body["ready"], true);
+  Resp l = Get("/livez", "");
+  EXPECT_EQ(l.status, 200) << l.raw;
+  EXPECT_EQ(l.body["alive"], true);
+  EXPECT_TRUE(l.body.contains("uptime_seconds"));
   Resp m = Get("/metrics", "");
   EXPECT_EQ(m.status, 200);
   EXPECT_NE(m.raw.find("kb_http_requests_total{route=\"/health\",method=\"GET\",status=\"200\"} 1"),
@@ -173,6 +177,11 @@ TEST_F(ApiServerTest, AdminCheckRunsTheIntegrityCheckAndHealthAndMetricsReportIt
   h = Get("/health", "");
   EXPECT_EQ(h.status, 503);
   EXPECT_EQ(h.body["status"], "unhealthy");
+  // Liveness is not health: a restart cannot repair a damaged file, so /livez stays 200 (a
+  // liveness probe on /health would restart the server in a loop).
+  Resp live = Get("/livez", "");
+  EXPECT_EQ(live.status, 200) << live.raw;
+  EXPECT_EQ(live.body["alive"], true);
   ASSERT_EQ(h.body["checks"]["integrity"]["problems"].size(), 1u) << h.raw;
   EXPECT_NE(h.body["checks"]["integrity"]["problems"][0].get<std::string>().find(
                 "content_checksum: the content checksum recomputed"),
