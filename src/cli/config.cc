@@ -99,6 +99,8 @@ const std::vector<Setting>& Table() {
        [](Config* c, Value&& v) { c->deletion_grace_period_ms = Take<int64_t>(std::move(v)); }},
       {"purge_interval", "KB_PURGE_INTERVAL", "", Kind::kDuration,
        [](Config* c, Value&& v) { c->purge_interval_ms = Take<int64_t>(std::move(v)); }},
+      {"restore_if_empty", "KB_RESTORE_IF_EMPTY", "--restore-if-empty", Kind::kBool,
+       [](Config* c, Value&& v) { c->restore_if_empty = Take<bool>(std::move(v)); }},
       {"audit_reads", "KB_AUDIT_READS", "", Kind::kBool,
        [](Config* c, Value&& v) { c->audit_reads = Take<bool>(std::move(v)); }},
       {"audit_retention", "KB_AUDIT_RETENTION", "", Kind::kDuration,
@@ -400,6 +402,7 @@ Status ApplyFlags(const FlagValues& flags, Config* config) {
       {"http_idle_timeout", &flags.http_idle_timeout},
       {"http_header_timeout", &flags.http_header_timeout},
       {"http_body_timeout", &flags.http_body_timeout},
+      {"restore_if_empty", &flags.restore_if_empty},
   };
   for (const auto& [key, value] : given) {
     if (!value->has_value()) continue;

@@ -77,6 +77,8 @@ struct Config {
   // Audit log (docs/format/AUDIT_LOG.md): also record successful reads; how long entries are
   // kept (unset = kDefaultAuditRetentionMs, src/audit/audit_log.h; 0 = forever).
   bool audit_reads = false;
+  // serve: with no catalog in data_dir, restore the latest valid snapshot first (issue 12).
+  bool restore_if_empty = false;
   std::optional<int64_t> audit_retention_ms;
   // Client commands: a running server's base URL (switches them to remote mode) and its key.
   std::string url;
@@ -132,6 +134,7 @@ struct FlagValues {
   std::optional<std::string> http_idle_timeout;
   std::optional<std::string> http_header_timeout;
   std::optional<std::string> http_body_timeout;
+  std::optional<std::string> restore_if_empty;  // "true" when --restore-if-empty is given
 };
 
 // Builds the effective configuration from all four layers. InvalidArgument (naming the key,

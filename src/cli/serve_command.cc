@@ -15,10 +15,13 @@
 
 #include "api/server.h"
 #include "audit/audit_log.h"
+#include "backup/restore.h"
 #include "backup/service.h"
+#include "cli/backend.h"
 #include "cli/backup_settings.h"
 #include "cli/commands.h"
 #include "cli/output.h"
+#include "common/clock.h"
 #include "common/data_layout.h"
 #include "common/dir_lock.h"
 #include "common/file_util.h"
@@ -70,6 +73,59 @@ std::string HostForUrl(const std::string& host) {
   return host.find(':') != std::string::npos ? "[" + host + "]" : host;
 }
 
+// restore_if_empty: a data directory without a catalog (a fresh volume under a rescheduled
+// server) is first restored from the latest valid full snapshot of backup_repository. An empty
+// repository is a first start (serve empty); a repository that cannot be read or holds no valid
+// full snapshot stops the start: serving an empty directory would hide the loss.
+Status RestoreIfEmpty(const Config& config) {
+  using nlohmann::json;
+  if (!config.restore_if_empty || PathExists(layout::CatalogDb(config.data_dir))) {
+    return Status::OK();
+  }
+  if (config.backup_repository.empty()) {
+    return Status::InvalidArgument(
+        "restore_if_empty needs backup_repository (the local default repository lives inside "
+        "the data directory, which is empty)");
+  }
+  const int64_t started = MonotonicMicros();
+  KB_ASSIGN_OR_RETURN(std::unique_ptr<repo::Repository> repo,
+                      repo::OpenRepository(config.backup_repository, KeyFromConfig(config),
+                                           BlobOptionsFromConfig(config)));
+  KB_ASSIGN_OR_RETURN(std::vector<repo::SnapshotSummary> all, repo->ListSnapshots());
+  if (all.empty()) {
+    LogWarn(
+        "restore_if_empty: the data directory is empty and the repository holds no "
+        "snapshot; starting empty",
+        json{{"data_dir", config.data_dir}, {"repository", config.backup_repository}}.dump());
+    return Status::OK();
+  }
+  backup::SnapshotSelector selector;
+  selector.latest_valid = true;
+  selector.need_full = true;
+  KB_ASSIGN_OR_RETURN(backup::Selection chosen, backup::SelectSnapshot(*repo, selector));
+  for (const auto& s : chosen.skipped) {
+    LogWarn("restore_if_empty: skipped a snapshot",
+            json{{"snapshot", s.id}, {"reason", s.reason}}.dump());
+  }
+  Result<backup::WholeRestoreReport> report =
+      backup::RestoreDataDirectory(*repo, chosen.manifest, config.data_dir);
+  KB_RETURN_IF_ERROR(report.status().WithContext("restoring snapshot " + chosen.manifest.id));
+  AuditEvent event;
+  event.route = "serve";
+  event.action = "data.restore";
+  event.outcome = "ok";
+  event.detail = "restore_if_empty: the data directory had no catalog; restored snapshot " +
+                 chosen.manifest.id + " (" + chosen.manifest.time + ")";
+  RecordCliAudit(config.data_dir, std::move(event));
+  LogInfo("restore_if_empty: restored the data directory before serving",
+          json{{"snapshot", chosen.manifest.id},
+               {"snapshot_time", chosen.manifest.time},
+               {"skipped", chosen.skipped.size()},
+               {"seconds", static_cast<double>(MonotonicMicros() - started) / 1e6}}
+              .dump());
+  return Status::OK();
+}
+
 int RunServe(const CommonOptions& common) {
   int exit_code = kExitOk;
   std::optional<Config> config = LoadCommandConfig(common, /*server_defaults=*/true, &exit_code);
@@ -87,6 +143,9 @@ int RunServe(const CommonOptions& common) {
   // The server checks its data directory in the background: once after start, then periodically.
   kb_options.integrity_check_interval_ms =
       config->integrity_check_interval_ms.value_or(kDefaultIntegrityCheckIntervalMs);
+  if (Status s = RestoreIfEmpty(*config); !s.ok()) {
+    return ReportError(s.WithContext("restore_if_empty"));
+  }
   // One server per data directory, and no whole restore under a running one (dir_lock.h).
   if (Status s = MakeDirs(config->data_dir); !s.ok()) {
     return ReportError(s.WithContext("cannot create " + config->data_dir));
@@ -240,6 +299,10 @@ void RegisterServeCommand(CLI::App* root, CommandRegistry* registry) {
   AddOptionalString(cmd, "--http-body-timeout", &common->flags.http_body_timeout,
                     "408 for a body that stalls this long, or that after this long arrives "
                     "slower than 16 KiB/s (default 10s; $KB_HTTP_BODY_TIMEOUT)");
+  cmd->add_flag_callback(
+      "--restore-if-empty", [common] { common->flags.restore_if_empty = "true"; },
+      "when the data directory has no catalog, restore the latest valid snapshot of "
+      "backup_repository before serving ($KB_RESTORE_IF_EMPTY)");
   AddOptionalString(cmd, "--tls-cert-file", &common->flags.tls_cert_file,
                     "serve HTTPS with this PEM certificate (chain); needs --tls-key-file "
                     "($KB_TLS_CERT_FILE)");

@@ -502,6 +502,71 @@ TEST_F(BackupServerE2eTest, TheScheduleAndItsMetricsComeFromTheRepository) {
   unsetenv("KB_BACKUP_PASSWORD");
 }
 
+// restore_if_empty (issue 12): a server started on a fresh volume restores the latest valid
+// snapshot before it serves, says so in the audit log, and does nothing on a directory that has
+// its data; an empty repository is a first start; an unreadable one stops the start.
+TEST_F(BackupServerE2eTest, RestoreIfEmptyBringsBackTheDataOfAFreshVolume) {
+  InitRepo();
+  WriteTestFile(dir_.Sub("docs/a.md"), "# A\n\nHerons wade in shallow rivers.");
+  Ingest(Data(), "alpha", dir_.Sub("docs"));
+  const std::string snap = Backup(Data());
+  ASSERT_FALSE(snap.empty());
+
+  setenv("KB_BACKUP_REPOSITORY", RepoUrl().c_str(), 1);
+  setenv("KB_BACKUP_PASSWORD", kPassword, 1);
+  const std::string fresh = dir_.Sub("fresh-volume/data");  // nothing there yet
+  server_ = std::make_unique<ServerProcess>(fresh, dir_.Sub("fresh.log"),
+                                            std::vector<std::string>{"--restore-if-empty"});
+  ASSERT_TRUE(server_->Start()) << server_->Log();
+  client_ = server_->Client();
+  EXPECT_EQ(Count("alpha"), 1);
+  HttpResp q = Do("GET", "/api/v1/query/alpha?q=herons");
+  ASSERT_EQ(q.status, 200);
+  ASSERT_FALSE(q.body["results"].empty());
+  EXPECT_EQ(q.body["results"][0]["source"], "a.md");
+  Put("alpha", "b.md", "# B\n\nHerons nest in colonies.");
+  server_->Stop(SIGTERM);
+  CliRun audit = Cli({"audit", "list", "--key", "cli", "--json", "--data-dir", fresh});
+  bool recorded = false;
+  const json page = audit.Json();
+  for (const json& e : page["entries"]) {
+    recorded =
+        recorded || (e["action"] == "data.restore" &&
+                     e["detail"].get<std::string>().find("restore_if_empty") != std::string::npos &&
+                     e["detail"].get<std::string>().find(snap) != std::string::npos);
+  }
+  EXPECT_TRUE(recorded) << snap << "\n" << audit.out << audit.err;
+
+  // Started again on the same directory: it has its data, nothing is restored over it.
+  ASSERT_TRUE(server_->Start()) << server_->Log();
+  client_ = server_->Client();
+  EXPECT_EQ(Count("alpha"), 2);
+  server_->Stop(SIGTERM);
+
+  // An empty repository: a first start, served empty.
+  const std::string empty_repo = "file://" + dir_.Sub("repo-empty");
+  ASSERT_EQ(Cli({"repo", "init", "--repo", empty_repo}).exit_code, 0);
+  setenv("KB_BACKUP_REPOSITORY", empty_repo.c_str(), 1);
+  server_ = std::make_unique<ServerProcess>(dir_.Sub("first/data"), dir_.Sub("first.log"),
+                                            std::vector<std::string>{"--restore-if-empty"});
+  ASSERT_TRUE(server_->Start()) << server_->Log();
+  client_ = server_->Client();
+  EXPECT_EQ(Do("GET", "/api/v1/projects").body["projects"].size(), 0u);
+  server_->Stop(SIGTERM);
+
+  // A repository that cannot be read: the server does not start (serving an empty directory
+  // would hide the loss), and says why.
+  setenv("KB_BACKUP_REPOSITORY", ("file://" + dir_.Sub("no-such-repo")).c_str(), 1);
+  server_ = std::make_unique<ServerProcess>(dir_.Sub("lost/data"), dir_.Sub("lost.log"),
+                                            std::vector<std::string>{"--restore-if-empty"});
+  EXPECT_FALSE(server_->Start(10000));
+  EXPECT_NE(server_->Log().find("restore_if_empty"), std::string::npos) << server_->Log();
+  EXPECT_FALSE(std::filesystem::exists(dir_.Sub("lost/data/catalog.db")));
+  server_.reset();
+  unsetenv("KB_BACKUP_REPOSITORY");
+  unsetenv("KB_BACKUP_PASSWORD");
+}
+
 TEST_F(BackupServerE2eTest, MergeBringsBackOnlyWhatTheLiveProjectLost) {
   StartServer();
   ASSERT_EQ(Do("POST", "/api/v1/projects", R"({"name":"gamma"})").status, 201);
