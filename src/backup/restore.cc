@@ -16,6 +16,7 @@
 #include "common/logging.h"
 #include "store/project_reader.h"
 #include "store/project_store.h"
+#include "store/sqlite.h"
 
 namespace kb::backup {
 
@@ -312,11 +313,55 @@ json WholeRestoreReport::ToJson() const {
           {"data_dir", data_dir},
           {"moved_aside", moved_aside},
           {"data_loss_window", window.ToJson()},
+          {"security_state", security_state},
           {"bytes", bytes},
           {"seconds", seconds}};
 }
 
 namespace {
+
+// The columns `table` has in schema `db_name` of `db`.
+Result<std::vector<std::string>> ColumnsOf(sql::Database* db, const std::string& db_name,
+                                           const std::string& table) {
+  KB_ASSIGN_OR_RETURN(auto st, db->Prepare("SELECT name FROM pragma_table_info(?1, ?2)"));
+  st.Bind(1, table).Bind(2, db_name);
+  std::vector<std::string> out;
+  while (true) {
+    KB_ASSIGN_OR_RETURN(bool row, st.Step());
+    if (!row) break;
+    out.push_back(st.ColumnText(0));
+  }
+  return out;
+}
+
+// Replaces the API keys and the containment settings of the catalog `restored` with those of
+// `live`, in one transaction (the columns both schemas have: a snapshot from an older binary
+// has an older catalog schema; the server migrates it at its next open).
+Status CopySecurityState(const std::string& live, const std::string& restored) {
+  KB_ASSIGN_OR_RETURN(auto db, sql::Database::Open(restored));
+  KB_ASSIGN_OR_RETURN(auto st, db->Prepare("ATTACH DATABASE ?1 AS live"));
+  st.Bind(1, live);
+  KB_RETURN_IF_ERROR(st.Run());
+  KB_ASSIGN_OR_RETURN(std::vector<std::string> ours, ColumnsOf(db.get(), "main", "api_keys"));
+  KB_ASSIGN_OR_RETURN(std::vector<std::string> theirs, ColumnsOf(db.get(), "live", "api_keys"));
+  if (ours.empty() || theirs.empty()) return Status::Corruption("no api_keys table");
+  std::string columns;
+  for (const std::string& c : ours) {
+    if (std::find(theirs.begin(), theirs.end(), c) == theirs.end()) continue;
+    if (!columns.empty()) columns += ", ";
+    columns += "\"" + c + "\"";  // names from SQLite's own schema
+  }
+  KB_ASSIGN_OR_RETURN(auto tx, sql::Transaction::Begin(db.get()));
+  KB_RETURN_IF_ERROR(db->Exec("DELETE FROM main.api_keys"));
+  KB_RETURN_IF_ERROR(db->Exec("INSERT INTO main.api_keys (" + columns + ") SELECT " + columns +
+                              " FROM live.api_keys"));
+  KB_RETURN_IF_ERROR(db->Exec("DELETE FROM main.settings WHERE key LIKE 'containment.%'"));
+  KB_RETURN_IF_ERROR(
+      db->Exec("INSERT INTO main.settings (key, value) SELECT key, value FROM "
+               "live.settings WHERE key LIKE 'containment.%'"));
+  KB_RETURN_IF_ERROR(tx.Commit());
+  return db->Exec("DETACH DATABASE live");
+}
 
 // A whole restore moves the old data directory aside, audit log included; the log is history of
 // this node, not state to roll back, so it is copied into the restored directory (the copy in
@@ -351,8 +396,8 @@ void CarryAuditLogOver(const std::string& from_dir, const std::string& to_dir,
 
 Result<WholeRestoreReport> RestoreDataDirectory(repo::Repository& repo,
                                                 const repo::SnapshotManifest& manifest,
-                                                const std::string& data_dir_in,
-                                                const Clock* clock) {
+                                                const std::string& data_dir_in, const Clock* clock,
+                                                const WholeRestoreOptions& options) {
   if (!clock) clock = SystemClock::Default();
   if (manifest.scope != "full") {
     return Status::FailedPrecondition("snapshot " + manifest.id +
@@ -360,10 +405,16 @@ Result<WholeRestoreReport> RestoreDataDirectory(repo::Repository& repo,
   }
   const int64_t started = MonotonicMicros();
   const std::string data_dir = WithoutTrailingSlash(data_dir_in);
-  const std::string stamp = CompactTime(clock->NowMillis());
+  // Two restores within one second must not meet at the same names: "-2", "-3", ... then.
+  std::string stamp = CompactTime(clock->NowMillis());
+  for (int n = 2; PathExists(data_dir + ".restoring-" + stamp) ||
+                  PathExists(layout::BeforeRestoreDir(data_dir, stamp));
+       ++n) {
+    if (n > 100) return Status::AlreadyExists(data_dir + ".restoring-" + stamp + " exists");
+    stamp = CompactTime(clock->NowMillis()) + "-" + std::to_string(n);
+  }
   const std::string staging = data_dir + ".restoring-" + stamp;
   KB_RETURN_IF_ERROR(MakeDirs(ParentDir(data_dir)));
-  if (PathExists(staging)) return Status::AlreadyExists(staging + " exists");
 
   // Held from before the download until the old directory has moved aside: a server running on
   // it is refused up front (before gigabytes are fetched), and none can start on it meanwhile.
@@ -395,6 +446,28 @@ Result<WholeRestoreReport> RestoreDataDirectory(repo::Repository& repo,
   if (!problems.empty()) {
     return fail(Status::Corruption("restored snapshot " + manifest.id +
                                    " failed verification: " + Join(problems, "; ")));
+  }
+  // The security state of now, unless asked otherwise (restore.h).
+  const std::string live_catalog = layout::CatalogDb(data_dir);
+  if (options.security_state_from_snapshot) {
+    report.security_state = "snapshot";
+    report.warnings.push_back(
+        "the restored API keys, address rules and service mode are the snapshot's: keys revoked "
+        "since the snapshot work again and keys created since do not; check them now");
+  } else if (!PathExists(live_catalog)) {
+    report.security_state = "snapshot";  // nothing live to keep
+  } else if (Status s = CopySecurityState(live_catalog, layout::CatalogDb(staging)); s.ok()) {
+    report.security_state = "live";
+  } else {
+    // The live catalog is damaged (the reason for the restore, perhaps): the snapshot's keys are
+    // all there is. Said loudly; the restore goes on.
+    report.security_state = "snapshot (the live catalog could not be read: " + s.ToString() + ")";
+    report.warnings.push_back(
+        "the live API keys, address rules and service mode could not be "
+        "kept (" +
+        s.ToString() +
+        "): the restored ones are the "
+        "snapshot's; check them now");
   }
   if (PathExists(data_dir)) {
     report.window = MeasureDataLoss(manifest, data_dir);

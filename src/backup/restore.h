@@ -89,6 +89,11 @@ struct WholeRestoreReport {
   DataLossWindow window;
   int64_t bytes = 0;
   double seconds = 0;
+  // Whose API keys, address rules and service mode the restored catalog holds: "live" (the
+  // default: the ones of the directory being replaced, so that keys revoked and created since
+  // the snapshot stay so), "snapshot" (asked for, or nothing to keep: no live catalog), or
+  // "snapshot (the live catalog could not be read: ...)".
+  std::string security_state;
   // Problems after the restored directory is in place that did not fail the restore (the audit
   // log could not be carried over), for the caller to report; not part of ToJson (the report's
   // JSON is what `restore --json` prints, unchanged).
@@ -105,10 +110,20 @@ struct WholeRestoreReport {
 // history, not data to roll back (failures: report.warnings, never fatal). A server must not be
 // running on `data_dir`. On any failure before the swap nothing at `data_dir` changed and the
 // partial directory is removed.
+//
+// The security state — API keys, the address rules and the service mode (lockdown) — is the live
+// one by default: a restore after a breach brings the data back, not the keys the breach made
+// us revoke, and keeps the keys created since (the new admin key) and the lockdown. It is copied
+// from the live catalog into the restored one before the swap. `security_state_from_snapshot`
+// keeps the snapshot's instead (the report says which).
+struct WholeRestoreOptions {
+  bool security_state_from_snapshot = false;
+};
 Result<WholeRestoreReport> RestoreDataDirectory(repo::Repository& repo,
                                                 const repo::SnapshotManifest& manifest,
                                                 const std::string& data_dir,
-                                                const Clock* clock = nullptr);
+                                                const Clock* clock = nullptr,
+                                                const WholeRestoreOptions& options = {});
 
 // ---------------------------------------------------------------------------------------------
 // One project

@@ -52,6 +52,7 @@ struct RepoOptions {
   std::string snapshot;
   bool latest = false;
   bool latest_valid = false;
+  bool security_state_from_snapshot = false;
   std::string before;
   bool merge = false;
 };
@@ -456,7 +457,10 @@ int RunRestore(const RepoOptions& o) {
     skipped.push_back({{"snapshot", s.id}, {"reason", s.reason}});
 
   if (o.projects.empty()) {
-    auto report = backup::RestoreDataDirectory(*repo, selection->manifest, config.data_dir);
+    backup::WholeRestoreOptions wo;
+    wo.security_state_from_snapshot = o.security_state_from_snapshot;
+    auto report =
+        backup::RestoreDataDirectory(*repo, selection->manifest, config.data_dir, nullptr, wo);
     AuditEvent event;
     event.route = "restore";
     event.action = "data.restore";
@@ -480,6 +484,10 @@ int RunRestore(const RepoOptions& o) {
     } else {
       std::cout << "restored snapshot " << report->snapshot_id << " (" << selection->manifest.time
                 << ") into " << report->data_dir << " in " << report->seconds << " s\n";
+      std::cout << "API keys, address rules and service mode: "
+                << (report->security_state == "live" ? "kept from the live data (as they are now)"
+                                                     : "the snapshot's: " + report->security_state)
+                << "\n";
       if (!report->moved_aside.empty()) {
         std::cout << "the previous data directory was moved to " << report->moved_aside << "\n";
         const auto& w = report->window;
@@ -658,6 +666,9 @@ void RegisterBackupCommands(CLI::App* root, CommandRegistry* registry) {
     c->add_flag("--latest", o->latest, "the newest snapshot (default)");
     c->add_flag("--latest-valid", o->latest_valid,
                 "the newest snapshot that verifies, reporting each one skipped");
+    c->add_flag("--security-state-from-snapshot", o->security_state_from_snapshot,
+                "whole restore: take the snapshot's API keys, address rules and service mode "
+                "instead of keeping the live ones (keys revoked since come back)");
     c->add_option("--before", o->before, "the newest snapshot taken before this ISO-8601 time");
     c->add_option("--project", o->projects, "restore only this project (repeatable)");
     c->add_flag("--merge", o->merge,

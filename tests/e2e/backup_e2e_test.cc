@@ -567,6 +567,70 @@ TEST_F(BackupServerE2eTest, RestoreIfEmptyBringsBackTheDataOfAFreshVolume) {
   unsetenv("KB_BACKUP_PASSWORD");
 }
 
+// The plan's breach runbook (issue 12): keys leak, the admin revokes them all and locks the
+// server down, the data is restored from before the breach. The restore brings the data back but
+// keeps the security state of now: the revoked keys stay dead, the new admin key works, the
+// lockdown stays until lifted. --security-state-from-snapshot takes the snapshot's instead.
+TEST_F(BackupServerE2eTest, ABreachRestoreKeepsRevokedKeysDeadAndTheNewAdminKey) {
+  InitRepo();
+  setenv("KB_BACKUP_REPOSITORY", RepoUrl().c_str(), 1);
+  setenv("KB_BACKUP_PASSWORD", kPassword, 1);
+  StartServer();
+  ASSERT_EQ(Do("POST", "/api/v1/projects", R"({"name":"alpha"})").status, 201);
+  Put("alpha", "a1.md", "# One\n\nHerons wade in shallow rivers.");
+  HttpResp key = Do("POST", "/api/v1/admin/api-keys", R"({"name":"ci","scope":"write"})");
+  ASSERT_EQ(key.status, 201) << key.raw;
+  const std::string leaked = key.body["secret"];
+  HttpResp made = Do("POST", "/api/v1/admin/backups", "{}");
+  ASSERT_EQ(made.status, 201) << made.raw;
+  const std::string snap = made.body["snapshot"]["id"];
+
+  // The breach: an intruder writes with the leaked key; the admin revokes every key (a new
+  // admin key comes back once) and locks the server down.
+  ASSERT_EQ(Call(*client_, "POST", "/api/v1/projects/alpha/documents", leaked,
+                 json{{"content", "planted"}, {"source", "evil.md"}}.dump())
+                .status,
+            201);
+  HttpResp revoked = Do("POST", "/api/v1/admin/api-keys/revoke-all", R"({"include_admin":true})");
+  ASSERT_EQ(revoked.status, 200) << revoked.raw;
+  const std::string admin = revoked.body["new_admin_key"]["secret"];
+  ASSERT_EQ(Call(*client_, "POST", "/api/v1/admin/lockdown", admin,
+                 R"({"mode":"lockdown","reason":"investigating a leaked key"})")
+                .status,
+            200);
+  server_->Stop(SIGTERM);
+
+  json restored =
+      CliJson({"restore", "--repo", RepoUrl(), "--data-dir", Data(), "--snapshot", snap});
+  EXPECT_EQ(restored["security_state"], "live") << restored.dump();
+  StartServer();
+  EXPECT_EQ(Call(*client_, "GET", "/api/v1/projects", leaked).status, 401);
+  EXPECT_EQ(Call(*client_, "GET", "/api/v1/projects", kE2eAdminToken).status, 401);
+  HttpResp mode = Call(*client_, "GET", "/api/v1/admin/lockdown", admin);
+  ASSERT_EQ(mode.status, 200) << mode.raw;
+  EXPECT_EQ(mode.body["mode"], "lockdown");
+  ASSERT_EQ(Call(*client_, "POST", "/api/v1/admin/lockdown", admin, R"({"mode":"off"})").status,
+            200);
+  HttpResp docs = Call(*client_, "GET", "/api/v1/projects/alpha/documents?limit=100", admin);
+  ASSERT_EQ(docs.status, 200) << docs.raw;
+  EXPECT_EQ(docs.body["total"], 1);  // the planted document is gone
+  server_->Stop(SIGTERM);
+
+  // Asked for: the snapshot's security state (the leaked key lives again, the new admin key
+  // does not exist there).
+  CliRun back = Cli({"restore", "--repo", RepoUrl(), "--data-dir", Data(), "--snapshot", snap,
+                     "--security-state-from-snapshot"});
+  ASSERT_EQ(back.exit_code, 0) << back.err;
+  EXPECT_NE(back.out.find("the snapshot's"), std::string::npos) << back.out;
+  EXPECT_NE(back.err.find("keys revoked since the snapshot work again"), std::string::npos)
+      << back.err;
+  StartServer();
+  EXPECT_EQ(Call(*client_, "GET", "/api/v1/projects", leaked).status, 200);
+  EXPECT_EQ(Call(*client_, "GET", "/api/v1/projects", admin).status, 401);
+  unsetenv("KB_BACKUP_REPOSITORY");
+  unsetenv("KB_BACKUP_PASSWORD");
+}
+
 TEST_F(BackupServerE2eTest, MergeBringsBackOnlyWhatTheLiveProjectLost) {
   StartServer();
   ASSERT_EQ(Do("POST", "/api/v1/projects", R"({"name":"gamma"})").status, 201);
