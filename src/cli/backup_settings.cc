@@ -80,23 +80,18 @@ Result<backup::BackupServiceOptions> BackupServiceOptionsFromConfig(const Config
   options.repository_url = config.backup_repository;
   options.key = KeyFromConfig(config);
   options.blob = BlobOptionsFromConfig(config);
-  if (config.backup_interval == "0") {
-    options.interval_ms = 0;
-  } else {
-    auto interval = repo::ParseDuration(config.backup_interval);
-    if (!interval.ok()) return interval.status().WithContext("backup_interval");
-    options.interval_ms = *interval;
-  }
-  if (config.verify_interval == "0") {
-    options.verify_interval_ms = 0;
-  } else {
-    auto every = repo::ParseDuration(config.verify_interval);
-    if (!every.ok()) return every.status().WithContext("verify_interval");
-    options.verify_interval_ms = *every;
-  }
-  auto cycle = repo::ParseDuration(config.verify_full_cycle);
-  if (!cycle.ok()) return cycle.status().WithContext("verify_full_cycle");
-  options.verify_full_cycle_ms = *cycle;
+  // A duration, or "0" for none; errors name the setting.
+  auto interval = [](const std::string& text, std::string_view setting) -> Result<int64_t> {
+    if (text == "0") return int64_t{0};
+    auto ms = repo::ParseDuration(text);
+    if (!ms.ok()) return ms.status().WithContext(std::string(setting));
+    return *ms;
+  };
+  KB_ASSIGN_OR_RETURN(options.interval_ms, interval(config.backup_interval, "backup_interval"));
+  KB_ASSIGN_OR_RETURN(options.verify_interval_ms,
+                      interval(config.verify_interval, "verify_interval"));
+  KB_ASSIGN_OR_RETURN(options.verify_full_cycle_ms,
+                      interval(config.verify_full_cycle, "verify_full_cycle"));
   if (options.verify_interval_ms > 0 && options.verify_full_cycle_ms < options.verify_interval_ms) {
     return Status::InvalidArgument("verify_full_cycle must be at least verify_interval");
   }

@@ -200,8 +200,7 @@ CREATE TRIGGER doc_counts_au AFTER UPDATE OF deleted_at, chunk_count, bytes ON d
     deleted_documents = deleted_documents - (old.deleted_at IS NOT NULL)
                                           + (new.deleted_at IS NOT NULL);
 END;
-)sql"}
-};
+)sql"}};
 
 // Identity and version as read from the file header, refusing what we must not touch.
 Status CheckIdentity(sql::Database* db, const SchemaSpec& spec, int64_t* version) {

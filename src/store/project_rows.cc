@@ -325,7 +325,8 @@ Status CheckChunkCounts(sql::Database* db, const std::string& path) {
            std::to_string(c.deleted_documents) + " deleted";
   };
   if (kept.documents != rows.documents || kept.chunks != rows.chunks ||
-      kept.content_bytes != rows.content_bytes || kept.deleted_documents != rows.deleted_documents) {
+      kept.content_bytes != rows.content_bytes ||
+      kept.deleted_documents != rows.deleted_documents) {
     return Status::Corruption(path + ": the maintained counts (" + text(kept) +
                               ") differ from the rows (" + text(rows) + ")");
   }

@@ -42,18 +42,27 @@ class CollectingSink final : public AuditSink {
   std::vector<AuditEvent> events_;
 };
 
+// A knowledge base on `data_dir` with one project, "p"; null (and a test failure) on error.
+std::unique_ptr<KnowledgeBase> OpenWithProject(const std::string& data_dir,
+                                               const Clock* clock = nullptr) {
+  KbOptions o;
+  o.data_dir = data_dir;
+  o.index_save_interval_ms = 0;
+  o.clock = clock;  // null: the system clock
+  auto kb = KnowledgeBase::Open(o);
+  EXPECT_TRUE(kb.ok()) << kb.status().ToString();
+  if (!kb.ok()) return nullptr;
+  CreateProjectRequest req;
+  req.name = "p";
+  EXPECT_TRUE((*kb)->CreateProject(req, Actor{}).ok());
+  return std::move(kb).value();
+}
+
 class BackupServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    KbOptions o;
-    o.data_dir = dir_.Sub("data");
-    o.index_save_interval_ms = 0;
-    auto kb = KnowledgeBase::Open(o);
-    ASSERT_TRUE(kb.ok()) << kb.status().ToString();
-    kb_ = std::move(kb).value();
-    CreateProjectRequest req;
-    req.name = "p";
-    ASSERT_TRUE(kb_->CreateProject(req, Actor{}).ok());
+    kb_ = OpenWithProject(dir_.Sub("data"));
+    ASSERT_NE(kb_, nullptr);
     IngestRequest doc;
     doc.content = "# Note\n\nHerons wade in shallow rivers.";
     doc.filename = "note.md";
@@ -142,16 +151,8 @@ class BackupScheduleTest : public ::testing::Test {
   static constexpr int64_t kHour = 3'600'000;
 
   void SetUp() override {
-    KbOptions o;
-    o.data_dir = dir_.Sub("data");
-    o.index_save_interval_ms = 0;
-    o.clock = &clock_;
-    auto kb = KnowledgeBase::Open(o);
-    ASSERT_TRUE(kb.ok()) << kb.status().ToString();
-    kb_ = std::move(kb).value();
-    CreateProjectRequest req;
-    req.name = "p";
-    ASSERT_TRUE(kb_->CreateProject(req, Actor{}).ok());
+    kb_ = OpenWithProject(dir_.Sub("data"), &clock_);
+    ASSERT_NE(kb_, nullptr);
   }
 
   // A backup made by someone else (the CLI, another process): a service without a schedule.

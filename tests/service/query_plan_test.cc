@@ -121,7 +121,8 @@ class QueryPlanTest : public ::testing::Test {
   }
 
   // Each recorded statement with the plan lines that scan a big table (empty: none do).
-  std::vector<std::pair<std::string, std::vector<std::string>>> Explain(const std::string& db_path) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> Explain(
+      const std::string& db_path) {
     sqlite3* db = nullptr;
     EXPECT_EQ(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
     std::vector<std::pair<std::string, std::vector<std::string>>> out;
