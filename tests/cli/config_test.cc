@@ -275,6 +275,41 @@ TEST(ConfigTest, BackupIndexMaxLagIsAPercentageOrAFraction) {
   EXPECT_FALSE(BackupServiceOptionsFromConfig(*wrong).ok());
 }
 
+TEST(ConfigTest, BackupAndVerifyIntervals) {
+  Result<Config> defaults = LoadConfig({}, FakeEnv({}));
+  ASSERT_TRUE(defaults.ok());
+  auto options = BackupServiceOptionsFromConfig(*defaults);
+  ASSERT_TRUE(options.ok()) << options.status().ToString();
+  EXPECT_EQ(options->interval_ms, 3'600'000);
+  EXPECT_EQ(options->verify_interval_ms, 86'400'000);
+  EXPECT_EQ(options->verify_full_cycle_ms, 28 * 86'400'000LL);
+
+  Result<Config> c = LoadConfig(
+      {}, FakeEnv({{"KB_BACKUP_INTERVAL", "0"}, {"KB_VERIFY_INTERVAL", "12h"},
+                   {"KB_VERIFY_FULL_CYCLE", "7d"}}));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  options = BackupServiceOptionsFromConfig(*c);
+  ASSERT_TRUE(options.ok()) << options.status().ToString();
+  EXPECT_EQ(options->interval_ms, 0);
+  EXPECT_EQ(options->verify_interval_ms, 12 * 3'600'000LL);
+  EXPECT_EQ(options->verify_full_cycle_ms, 7 * 86'400'000LL);
+
+  // Each bad value is refused naming its setting; a cycle shorter than the interval too.
+  const std::pair<const char*, const char*> bad[] = {{"KB_BACKUP_INTERVAL", "often"},
+                                                     {"KB_VERIFY_INTERVAL", "-1d"},
+                                                     {"KB_VERIFY_FULL_CYCLE", "0"}};
+  for (const auto& [env, value] : bad) {
+    Result<Config> wrong = LoadConfig({}, FakeEnv({{env, value}}));
+    ASSERT_TRUE(wrong.ok());
+    auto refused = BackupServiceOptionsFromConfig(*wrong);
+    EXPECT_FALSE(refused.ok()) << env << "=" << value;
+  }
+  Result<Config> restore = LoadConfig({}, FakeEnv({{"KB_RESTORE_IF_EMPTY", "true"}}));
+  ASSERT_TRUE(restore.ok());
+  EXPECT_TRUE(restore->restore_if_empty);
+  EXPECT_FALSE(defaults->restore_if_empty);
+}
+
 TEST(ConfigTest, EveryFileKeyHasAnEnvironmentVariable) {
   for (const SettingInfo& s : AllSettings()) {
     EXPECT_FALSE(s.key.empty());
