@@ -223,6 +223,13 @@ json ModeState::ToJson() const {
           {"set_by", set_by}};
 }
 
+json AuditReadsState::ToJson(bool configured) const {
+  return {{"enabled", enabled.value_or(configured)},
+          {"source", enabled ? "runtime" : "config"},
+          {"since", since_ms > 0 ? json(FormatIso8601(since_ms)) : json()},
+          {"set_by", set_by}};
+}
+
 RouteKind ClassifyRoute(std::string_view method, std::string_view pattern,
                         std::optional<KeyScope> scope) {
   if (!scope) return RouteKind::kPublic;
@@ -362,6 +369,32 @@ Result<AddressRules> LoadAddressRules(Catalog* catalog) {
   return rules;
 }
 
+Result<AuditReadsState> LoadAuditReads(Catalog* catalog) {
+  KB_ASSIGN_OR_RETURN(json j, LoadSettingJson(catalog, kAuditReadsSettingKey));
+  AuditReadsState a;
+  if (j.is_null()) return a;
+  auto it = j.find("enabled");
+  if (it == j.end() || !it->is_boolean()) {
+    return Status::Corruption("catalog setting '" + std::string(kAuditReadsSettingKey) +
+                              "' has no boolean 'enabled'");
+  }
+  a.enabled = it->get<bool>();
+  a.since_ms = TimeField(j, "since");
+  a.set_by = StringField(j, "set_by");
+  return a;
+}
+
+Result<AuditReadsState> StoreAuditReads(Catalog* catalog, bool enabled, const std::string& set_by,
+                                        int64_t now_ms) {
+  AuditReadsState a{enabled, now_ms, set_by};
+  json stored = {{"format", kContainmentFormatVersion},
+                 {"enabled", enabled},
+                 {"since", FormatIso8601(now_ms)},
+                 {"set_by", set_by}};
+  KB_RETURN_IF_ERROR(catalog->PutSetting(kAuditReadsSettingKey, Dump(stored)));
+  return a;
+}
+
 Result<ModeState> StoreMode(Catalog* catalog, ServiceMode mode, const std::string& reason,
                             const std::string& set_by, int64_t now_ms) {
   if (mode != ServiceMode::kOff && TrimWhitespace(reason).empty()) {
@@ -405,6 +438,7 @@ Result<std::unique_ptr<AccessControl>> AccessControl::Open(Catalog* catalog,
     MutexLock lock(ac->mu_);  // not yet shared; taken so that every write of mode_ is checked
     KB_ASSIGN_OR_RETURN(ac->mode_, LoadMode(catalog));
     KB_ASSIGN_OR_RETURN(ac->rules_, LoadAddressRules(catalog));
+    KB_ASSIGN_OR_RETURN(ac->audit_reads_, LoadAuditReads(catalog));
     ac->loaded_at_ms_ = clock->NowMillis();
   }
   return ac;
@@ -419,7 +453,14 @@ void AccessControl::Refresh() {
   if (!refresh_mu_.TryLock()) return;  // another request is re-reading; use the current state
   Result<ModeState> mode = LoadMode(catalog_);
   Result<AddressRules> rules = LoadAddressRules(catalog_);
+  Result<AuditReadsState> reads = LoadAuditReads(catalog_);
   MutexLock lock(mu_);
+  if (reads.ok()) {
+    audit_reads_ = std::move(reads).value();
+  } else {
+    LogError("cannot re-read the audit_reads switch; keeping the current one",
+             Dump({{"error", reads.status().ToString()}}));
+  }
   if (mode.ok()) {
     if (mode->mode != mode_.mode) {
       LogWarn("service mode changed",
@@ -487,6 +528,21 @@ Result<ModeState> AccessControl::SetMode(ServiceMode mode, const std::string& re
   LogWarn("service mode set",
           Dump(json{{"mode", std::string(ServiceModeName(mode))}, {"reason", reason}, {"by", by}}));
   return m;
+}
+
+AuditReadsState AccessControl::audit_reads() {
+  Refresh();
+  MutexLock lock(mu_);
+  return audit_reads_;
+}
+
+Result<AuditReadsState> AccessControl::SetAuditReads(bool enabled, const std::string& by) {
+  KB_ASSIGN_OR_RETURN(AuditReadsState a,
+                      StoreAuditReads(catalog_, enabled, by, clock_->NowMillis()));
+  MutexLock lock(mu_);
+  audit_reads_ = a;
+  LogWarn("audit_reads switched", Dump(json{{"enabled", enabled}, {"by", by}}));
+  return a;
 }
 
 Status AccessControl::SetRules(AddressRules rules, const std::string& by) {

@@ -60,6 +60,7 @@ inline constexpr size_t kMaxModeReasonBytes = 1000;
 // Catalog settings keys (docs/format/DATABASE.md).
 inline constexpr char kModeSettingKey[] = "containment.mode";
 inline constexpr char kAddressRulesSettingKey[] = "containment.ip_rules";
+inline constexpr char kAuditReadsSettingKey[] = "containment.audit_reads";
 inline constexpr int kContainmentFormatVersion = 1;
 
 // ---------------------------------------------------------------------------------------------
@@ -125,6 +126,17 @@ struct ModeState {
   int64_t since_ms = 0;
   std::string set_by;  // key id, "cli" or empty
   nlohmann::json ToJson() const;
+};
+
+// Whether successful reads are audited, as switched at run time (PUT /api/v1/admin/audit/reads,
+// `knowledgebeast audit reads on|off`): an incident should not need a restart to start
+// recording who reads what. Unset: the configuration's `audit_reads` decides.
+struct AuditReadsState {
+  std::optional<bool> enabled;  // nullopt: never switched at run time
+  int64_t since_ms = 0;
+  std::string set_by;  // key id, "cli" or empty
+  // {"enabled": effective, "source": "runtime"|"config", "since", "set_by"}.
+  nlohmann::json ToJson(bool configured) const;
 };
 
 // What a route does, for the mode decision (see ClassifyRoute).
@@ -197,6 +209,9 @@ Result<AddressRules> LoadAddressRules(Catalog* catalog);
 Result<ModeState> StoreMode(Catalog* catalog, ServiceMode mode, const std::string& reason,
                             const std::string& set_by, int64_t now_ms);
 Status StoreAddressRules(Catalog* catalog, const AddressRules& rules);
+Result<AuditReadsState> LoadAuditReads(Catalog* catalog);
+Result<AuditReadsState> StoreAuditReads(Catalog* catalog, bool enabled, const std::string& set_by,
+                                        int64_t now_ms);
 
 class AccessControl {
  public:
@@ -218,6 +233,8 @@ class AccessControl {
   // Store, then apply at once in this process.
   Result<ModeState> SetMode(ServiceMode mode, const std::string& reason, const std::string& by);
   Status SetRules(AddressRules rules, const std::string& by);
+  AuditReadsState audit_reads();
+  Result<AuditReadsState> SetAuditReads(bool enabled, const std::string& by);
 
   RateLimiter& limiter() { return limiter_; }
 
@@ -236,6 +253,7 @@ class AccessControl {
   Mutex mu_;
   ModeState mode_ GUARDED_BY(mu_);
   AddressRules rules_ GUARDED_BY(mu_);
+  AuditReadsState audit_reads_ GUARDED_BY(mu_);
   int64_t loaded_at_ms_ GUARDED_BY(mu_) = 0;
 };
 

@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/access_control.h"
 #include "api/auth.h"
 #include "audit/audit_log.h"
 #include "common/logging.h"
@@ -107,7 +108,11 @@ void AuditRequest(ApiContext* api, const AuditedRequest& r) {
     const bool refused = IsRefusal(status, pattern);
     const bool writes = r.route && IsMutatingMethod(method) && r.route->scope.has_value() &&
                         *r.route->scope != KeyScope::kRead;
-    const bool read = r.route && r.route->scope.has_value() && api->audit_reads;
+    // audit_reads as switched at run time, else as configured.
+    const bool reads_on = api->access
+                              ? api->access->audit_reads().enabled.value_or(api->audit_reads)
+                              : api->audit_reads;
+    const bool read = r.route && r.route->scope.has_value() && reads_on;
     if (!refused && !writes && !read) return;
 
     AuditEvent e;

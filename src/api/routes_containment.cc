@@ -56,6 +56,22 @@ std::vector<Route> MakeContainmentRoutes(ApiContext* api) {
   });
   routes.back().action = "lockdown.set";
 
+  // audit_reads at run time: {"enabled": bool}. Recorded in the audit log like every change.
+  add("GET", "/api/v1/admin/audit/reads", [api](RequestContext&) -> Result<Reply> {
+    return Reply::Json(200, api->access->audit_reads().ToJson(api->audit_reads));
+  });
+  add("PUT", "/api/v1/admin/audit/reads", [api](RequestContext& ctx) -> Result<Reply> {
+    KB_ASSIGN_OR_RETURN(json body, JsonObjectBody(ctx));
+    KB_RETURN_IF_ERROR(RequireKnownFields(body, {"enabled"}));
+    if (!body.contains("enabled") || !body["enabled"].is_boolean()) {
+      return Status::InvalidArgument("field 'enabled' is required: true or false");
+    }
+    KB_ASSIGN_OR_RETURN(AuditReadsState a,
+                        api->access->SetAuditReads(body["enabled"].get<bool>(), ctx.actor.id));
+    return Reply::Json(200, a.ToJson(api->audit_reads));
+  });
+  routes.back().action = "audit_reads.set";
+
   add("GET", "/api/v1/admin/ip-rules", [api](RequestContext& ctx) -> Result<Reply> {
     return Reply::Json(200, RulesReply(api->access->rules(), ctx));
   });

@@ -150,8 +150,9 @@ void RegisterAuditCommands(CLI::App* root, CommandRegistry* registry) {
   audit->require_subcommand(1);
   audit->footer(
       "The audit log (<data>/audit.db) records every mutating and every refused API request, "
-      "background actions and direct-mode CLI commands in a hash chain. These commands open it "
-      "read-only. Format and threat model: docs/format/AUDIT_LOG.md.");
+      "background actions and direct-mode CLI commands in a hash chain. verify, list and export "
+      "open it read-only; reads switches the auditing of reads. Format and threat model: "
+      "docs/format/AUDIT_LOG.md.");
 
   auto verify = std::make_shared<AuditCommandOptions>();
   CLI::App* v = audit->add_subcommand("verify", "Check the audit log's hash chain and head");
@@ -181,6 +182,8 @@ void RegisterAuditCommands(CLI::App* root, CommandRegistry* registry) {
   x->add_option("--since", exp->since, "entries at or after this ISO-8601 time")->required();
   x->add_option("--until", exp->until, "entries before this ISO-8601 time");
   registry->Add(x, [exp] { return RunExport(*exp); });
+
+  RegisterAuditReadsCommand(audit, registry);
 }
 
 }  // namespace kb::cli

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/access_control.h"
+#include "cli/backend.h"
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "common/data_layout.h"
@@ -217,7 +218,80 @@ int RunIpRules(const IpRulesOptions& opts) {
   return kExitOk;
 }
 
+struct AuditReadsOptions {
+  CommonOptions common;
+  std::string action;  // on | off | status
+};
+
+int RunAuditReads(const AuditReadsOptions& opts) {
+  int exit_code = kExitOk;
+  std::optional<Config> config =
+      LoadCommandConfig(opts.common, /*server_defaults=*/false, &exit_code);
+  if (!config) return exit_code;
+  const bool set = opts.action != "status";
+  const bool enabled = opts.action == "on";
+  Json state;
+  if (!config->url.empty()) {
+    constexpr char kPath[] = "/api/v1/admin/audit/reads";
+    Result<Json> r = set ? Send(*config, "PUT", kPath, Json{{"enabled", enabled}})
+                         : Send(*config, "GET", kPath, std::nullopt);
+    if (!r.ok()) return ReportError(r.status());
+    state = std::move(r).value();
+  } else {
+    Result<std::unique_ptr<Catalog>> catalog = OpenCatalog(*config);
+    if (!catalog.ok()) return ReportError(catalog.status());
+    Result<api::AuditReadsState> a = set ? api::StoreAuditReads(catalog->get(), enabled, "cli",
+                                                                SystemClock::Default()->NowMillis())
+                                         : api::LoadAuditReads(catalog->get());
+    if (!a.ok()) return ReportError(a.status());
+    // Without a server the configured default is this process's configuration.
+    state = a->ToJson(config->audit_reads);
+    if (set) {
+      AuditEvent event;
+      event.route = "audit reads";
+      event.action = "audit_reads.set";
+      event.outcome = "ok";
+      event.detail = std::string("audit_reads switched ") + (enabled ? "on" : "off");
+      RecordCliAudit(config->data_dir, std::move(event));
+    }
+  }
+  if (opts.common.json) {
+    PrintJson(state);
+    return kExitOk;
+  }
+  std::cout << "Successful reads are " << (state.value("enabled", false) ? "" : "NOT ")
+            << "audited ("
+            << (state.value("source", "") == "runtime" ? "switched at run time" : "as configured")
+            << ")";
+  if (state["since"].is_string()) std::cout << " since " << state["since"].get<std::string>();
+  if (!state.value("set_by", "").empty()) std::cout << " by " << state["set_by"].get<std::string>();
+  std::cout << "\n";
+  if (set && config->url.empty()) {
+    std::cout << "Stored in " << config->data_dir
+              << "; a running server applies it within about a second.\n";
+  }
+  std::cout << std::flush;
+  return kExitOk;
+}
+
 }  // namespace
+
+void RegisterAuditReadsCommand(CLI::App* audit, CommandRegistry* registry) {
+  auto opts = std::make_shared<AuditReadsOptions>();
+  CLI::App* cmd = audit->add_subcommand(
+      "reads", "Switch the auditing of successful reads on or off at run time, or show it");
+  cmd->footer(
+      "'on' records every successful read (GET, searches) of authenticated routes in the audit "
+      "log, 'off' stops it, 'status' shows it; the switch overrides the audit_reads setting and "
+      "is recorded in the audit log. Without --url it is written into the data directory: a "
+      "running server applies it within about a second, no restart. With --url (and an admin "
+      "--api-key) it goes through the server (PUT /api/v1/admin/audit/reads).");
+  cmd->add_option("action", opts->action, "on | off | status")
+      ->required()
+      ->check(CLI::IsMember({"on", "off", "status"}));
+  AddClientOptions(cmd, &opts->common);
+  registry->Add(cmd, [opts] { return RunAuditReads(*opts); });
+}
 
 void RegisterIpRulesCommand(CLI::App* root, CommandRegistry* registry) {
   auto opts = std::make_shared<IpRulesOptions>();

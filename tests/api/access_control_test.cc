@@ -403,6 +403,29 @@ TEST_F(AccessControlTest, AChangeThroughAnotherConnectionIsSeenAfterThePollInter
   EXPECT_EQ(ac->mode().reason, "disk swap");
 }
 
+TEST_F(AccessControlTest, TheAuditReadsSwitchIsStoredAndSeenByOtherProcesses) {
+  auto ac = Open();
+  ASSERT_TRUE(ac);
+  EXPECT_FALSE(ac->audit_reads().enabled.has_value()) << "never switched: the config decides";
+  EXPECT_EQ(ac->audit_reads().ToJson(true)["enabled"], true);
+  EXPECT_EQ(ac->audit_reads().ToJson(true)["source"], "config");
+  auto on = ac->SetAuditReads(true, "key_admin");
+  ASSERT_TRUE(on.ok());
+  EXPECT_EQ(on->ToJson(false)["enabled"], true);
+  EXPECT_EQ(on->ToJson(false)["source"], "runtime");
+  // What `knowledgebeast audit reads off --data-dir` does, from another process.
+  auto other = Catalog::Open(dir_.Sub("catalog.db"), &clock_);
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE(StoreAuditReads(other->get(), false, "cli", clock_.NowMillis()).ok());
+  EXPECT_EQ(ac->audit_reads().enabled, std::optional<bool>(true)) << "not re-read yet";
+  clock_.Advance(1000);
+  EXPECT_EQ(ac->audit_reads().enabled, std::optional<bool>(false));
+  EXPECT_EQ(ac->audit_reads().set_by, "cli");
+  // A row without a boolean is corrupt, not "off".
+  ASSERT_TRUE(catalog_->PutSetting(kAuditReadsSettingKey, R"({"format":1,"enabled":"yes"})").ok());
+  EXPECT_EQ(LoadAuditReads(catalog_.get()).status().code(), Code::kCorruption);
+}
+
 TEST_F(AccessControlTest, ReasonIsRequiredAndValidated) {
   auto ac = Open();
   ASSERT_TRUE(ac);
