@@ -402,7 +402,8 @@ std::unique_ptr<Reader> OpenForChecks(DatabaseCheckReport* r) {
 }  // namespace
 
 std::optional<MetaInfo> CheckProjectDatabase(const ExpectedProject& expected,
-                                             DatabaseCheckReport* r) {
+                                             DatabaseCheckReport* r,
+                                             const std::function<bool()>& cancelled) {
   if (!PathExists(r->path)) {
     r->Add(kCheckSqlite, CheckSeverity::kUnhealthy, "the database file is missing");
     return std::nullopt;
@@ -410,6 +411,7 @@ std::optional<MetaInfo> CheckProjectDatabase(const ExpectedProject& expected,
   std::unique_ptr<store::ProjectReader> file = OpenForChecks<store::ProjectReader>(r);
   if (!file) return std::nullopt;
   store::ProjectReader* d = file.get();
+  if (cancelled) d->SetInterrupt(cancelled);
   CheckSqliteIntegrity(d->SqliteIntegrityReport(), r);
   std::optional<MetaInfo> meta = CheckProjectSchema(d, expected, r);
   if (!meta) return std::nullopt;

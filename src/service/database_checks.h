@@ -13,6 +13,7 @@
 // Thread-safety: reentrant functions; each call opens its own connection.
 #pragma once
 
+#include <functional>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -49,8 +50,11 @@ struct MetaInfo {
 
 // The database checks of one kb.db (r->path), recorded in `r`; the meta row if the file could
 // be interpreted (nullopt: missing, unreadable, or not a project database of `expected`).
+// `cancelled` (may be empty) is asked while SQLite works: once it is true the running statement
+// stops, and what `r` then holds is incomplete — the caller must discard it, never report it.
 std::optional<MetaInfo> CheckProjectDatabase(const ExpectedProject& expected,
-                                             DatabaseCheckReport* r);
+                                             DatabaseCheckReport* r,
+                                             const std::function<bool()>& cancelled = {});
 
 // The projects catalog.db lists, soft-deleted ones too, in creation order.
 Result<std::vector<ExpectedProject>> ReadCatalogProjects(store::CatalogReader* db);

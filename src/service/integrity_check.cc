@@ -440,8 +440,10 @@ DatabaseCheckReport CheckProjectDirectory(const std::string& project_dir,
   r.project_id = expected.id;
   r.project_name = expected.name;
   r.project_deleted = expected.deleted;
-  std::optional<MetaInfo> meta = CheckProjectDatabase(expected, &r);
+  std::optional<MetaInfo> meta = CheckProjectDatabase(expected, &r, options.cancelled);
   if (!meta) return r;  // the index cannot be judged against a database that cannot be read
+  // Stopping: the saved index takes seconds to load; the caller discards this report anyway.
+  if (options.cancelled && options.cancelled()) return r;
 
   if (options.check_vector_index) {
     ExpectedProject p = expected;
@@ -537,7 +539,14 @@ Result<IntegrityReport> CheckDataDirectory(const std::string& data_dir,
       report.databases.push_back(std::move(missing));
       continue;
     }
-    report.databases.push_back(CheckProjectDirectory(dir, p, options));
+    DatabaseCheckReport checked = CheckProjectDirectory(dir, p, options);
+    if (options.cancelled && options.cancelled()) {
+      // Stopped inside this project (the interrupted statements read as failures): incomplete,
+      // so not reported.
+      report.cancelled = true;
+      break;
+    }
+    report.databases.push_back(std::move(checked));
   }
 
   if (catalog_readable && !report.cancelled) {

@@ -114,6 +114,9 @@ class ProjectReader {
   // Corruption naming the file and the first finding. Reads every page.
   Status CheckIntegrity();
 
+  // See sql::Database::SetInterrupt: lets a shutdown stop a long check of this file.
+  void SetInterrupt(std::function<bool()> interrupt) { db_->SetInterrupt(std::move(interrupt)); }
+
   // --- the pieces of CheckIntegrity and of a checker's finer report ---
   // The rows of PRAGMA integrity_check (exactly {"ok"} for a sound file).
   Result<std::vector<std::string>> SqliteIntegrityReport();

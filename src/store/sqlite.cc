@@ -29,6 +29,7 @@ Status StatusFromSqlite(int rc, sqlite3* db, std::string_view context) {
       return Status::InvalidArgument(std::move(message));
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
+    case SQLITE_INTERRUPT:
       return Status::Unavailable(std::move(message));
     case SQLITE_IOERR:
     case SQLITE_FULL:
@@ -174,6 +175,18 @@ Result<int64_t> Database::QueryInt(std::string_view sql) {
   KB_ASSIGN_OR_RETURN(bool row, stmt.Step());
   if (!row) return Status::Internal("query returned no row: " + std::string(sql));
   return stmt.ColumnInt64(0);
+}
+
+void Database::SetInterrupt(std::function<bool()> interrupt) {
+  interrupt_ = std::move(interrupt);
+  if (!interrupt_) {
+    sqlite3_progress_handler(db_, 0, nullptr, nullptr);
+    return;
+  }
+  constexpr int kStepsBetweenAsks = 10000;  // ~0.1 ms of work: cheap to ask, quick to stop
+  sqlite3_progress_handler(
+      db_, kStepsBetweenAsks,
+      [](void* self) -> int { return static_cast<Database*>(self)->interrupt_() ? 1 : 0; }, this);
 }
 
 int64_t Database::LastInsertRowid() const { return sqlite3_last_insert_rowid(db_); }

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -79,6 +80,11 @@ class Database {
   };
   Result<FullScan> BeginFullScan();
 
+  // While set, SQLite asks `interrupt` every few thousand virtual-machine steps of a running
+  // statement; true aborts it (SQLITE_INTERRUPT, reported as Unavailable). For long read-only
+  // work (the integrity check) that a shutdown must be able to stop. Empty: none.
+  void SetInterrupt(std::function<bool()> interrupt);
+
   int64_t LastInsertRowid() const;
   int64_t Changes() const;  // rows changed by the last statement
   const std::string& path() const { return path_; }
@@ -97,6 +103,7 @@ class Database {
   };
   Mutex cache_mu_;
   std::map<std::string, CachedStatement, std::less<>> cache_ GUARDED_BY(cache_mu_);
+  std::function<bool()> interrupt_;  // SetInterrupt: used by the connection's own thread
 };
 
 // A prepared statement. Binds are 1-based, columns 0-based (as in SQLite). Bind errors are

@@ -213,6 +213,34 @@ TEST_F(IntegrityCheckTest, CleanDataDirectoryPassesEveryCheckAndIsNotModified) {
   EXPECT_TRUE(j["databases"][1]["checks"][0]["problem"].is_null());
 }
 
+// A stop that arrives while a project is being checked (a shutdown) ends the check inside
+// SQLite, and what was half-checked is not reported: an interrupted statement must never read
+// as damage.
+TEST_F(IntegrityCheckTest, ACheckStoppedInsideAProjectReportsNothingOfIt) {
+  ProjectRecord p = MakeProject("docs");
+  for (int i = 0; i < 200; ++i) {
+    Put("docs", "note-" + std::to_string(i) + ".txt",
+        "Note " + std::to_string(i) + ": the quokka lives on Rottnest island with its friends.\n");
+  }
+  Close();
+  int asked = 0;
+  IntegrityCheckOptions o;
+  // The first question (before the first project) says go on; every later one, asked by
+  // SQLite's progress handler inside the project's checks, says stop.
+  o.cancelled = [&] { return ++asked > 1; };
+  auto r = CheckDataDirectory(DataDir(), o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->cancelled);
+  EXPECT_GT(asked, 2) << "SQLite never asked: the stop was not noticed inside the project";
+  EXPECT_EQ(FindDb(*r, p.id), nullptr) << Dump(*r);
+  EXPECT_FALSE(r->found_problem()) << Dump(*r);
+  // Not cancelled, the same files pass.
+  IntegrityReport full = Check();
+  EXPECT_FALSE(full.cancelled);
+  EXPECT_NE(FindDb(full, p.id), nullptr);
+  EXPECT_FALSE(full.found_problem()) << Dump(full);
+}
+
 TEST_F(IntegrityCheckTest, SomethingThatIsNotADataDirectoryIsRefused) {
   auto missing = CheckDataDirectory(dir_.Sub("nowhere"));
   ASSERT_FALSE(missing.ok());

@@ -112,4 +112,24 @@ TEST(SqliteTest, FileThatIsNotADatabaseIsCorruption) {
 }
 
 }  // namespace
+// SetInterrupt: a long statement stops with Unavailable once the callback says so (what lets
+// a shutdown stop the integrity check), and runs to the end without it.
+TEST(SqliteInterruptTest, ALongStatementStopsWhenAskedAndRunsWithoutIt) {
+  TempDir dir;
+  auto db = Database::Open(dir.Sub("i.db"));
+  ASSERT_TRUE(db.ok());
+  const std::string count =
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000000) "
+      "SELECT count(*) FROM n";
+  int asked = 0;
+  (*db)->SetInterrupt([&] { return ++asked >= 3; });
+  auto stopped = (*db)->QueryInt(count);
+  EXPECT_EQ(stopped.status().code(), Code::kUnavailable) << stopped.status().ToString();
+  EXPECT_EQ(asked, 3);
+  (*db)->SetInterrupt({});
+  auto done = (*db)->QueryInt(count);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_EQ(*done, 2000000);
+}
+
 }  // namespace kb::sql
