@@ -19,6 +19,7 @@
 #include "common/crypto_util.h"
 #include "common/data_layout.h"
 #include "common/logging.h"
+#include "common/memory_usage.h"
 
 #ifndef KB_VERSION
 #define KB_VERSION "dev"
@@ -185,6 +186,8 @@ void ApiServer::RegisterMetrics() {
   m.DeclareGauge("kb_project_degraded",
                  "1 if the project is read-only because its database is damaged, else 0.",
                  {"project"});
+  m.DeclareGauge("kb_database_cached_bytes",
+                 "Bytes of the project's kb.db in the page cache, each page once.", {"project"});
   m.DeclareCounter("kb_ingest_documents_total", "Documents stored (created or replaced).");
   m.DeclareCounter("kb_ingest_chunks_total", "Chunks stored.");
   m.DeclareCounter("kb_ingest_failures_total", "Ingestions that failed.");
@@ -232,6 +235,14 @@ void ApiServer::RegisterMetrics() {
                    "(idle, header, body), framing refused, body over the limit.",
                    {"reason"});
   m.DeclareGauge("kb_uptime_seconds", "Seconds since the server started.");
+  m.DeclareGauge("kb_process_resident_memory_bytes",
+                 "VmRSS: counts a database page once per connection that mapped it; see the "
+                 "next two.");
+  m.DeclareGauge("kb_process_anonymous_memory_bytes",
+                 "RssAnon: the process's own memory (heap, vector indexes, caches).");
+  m.DeclareGauge("kb_process_file_mapped_memory_bytes",
+                 "RssFile: mapped file pages as the page tables count them (a database page "
+                 "once per connection that touched it).");
   m.DeclareGauge("kb_build_info", "Build information; the value is always 1.", {"version"});
   m.Set("kb_build_info", {KB_VERSION}, 1);
 }
@@ -252,6 +263,10 @@ void ApiServer::RefreshMetrics() {
         static_cast<double>(c.integrity_check_last_success_ms.load()) / 1000.0);
   m.Set("kb_integrity_check_duration_seconds", {},
         static_cast<double>(c.integrity_check_last_duration_ms.load()) / 1000.0);
+  const ProcessMemory memory = ReadProcessMemory();
+  m.Set("kb_process_resident_memory_bytes", {}, static_cast<double>(memory.resident_bytes));
+  m.Set("kb_process_anonymous_memory_bytes", {}, static_cast<double>(memory.anonymous_bytes));
+  m.Set("kb_process_file_mapped_memory_bytes", {}, static_cast<double>(memory.file_mapped_bytes));
   m.Set("kb_uptime_seconds", {},
         static_cast<double>(MonotonicMicros() - ctx_->started_mono_us) / 1e6);
   if (transport_) {
@@ -299,7 +314,7 @@ void ApiServer::RefreshMetrics() {
   auto stats = kb_->Stats();
   if (!stats.ok()) return;
   for (const char* name : {"kb_documents", "kb_chunks", "kb_index_vectors", "kb_index_memory_bytes",
-                           "kb_project_degraded"}) {
+                           "kb_project_degraded", "kb_database_cached_bytes"}) {
     m.Clear(name);
   }
   for (const ProjectStats& p : stats->per_project) {
@@ -310,6 +325,9 @@ void ApiServer::RefreshMetrics() {
     m.Set("kb_index_vectors", label, static_cast<double>(p.index_vectors));
     m.Set("kb_index_memory_bytes", label, static_cast<double>(p.index_memory_bytes));
     m.Set("kb_project_degraded", label, p.damage ? 1.0 : 0.0);
+    // The database's pages in the page cache, each once (not once per connection as RSS has it).
+    auto cached = ResidentFileBytes(layout::ProjectDb(kb_->options().data_dir, p.project.id));
+    if (cached.ok()) m.Set("kb_database_cached_bytes", label, static_cast<double>(*cached));
   }
 }
 

@@ -133,6 +133,14 @@ TEST_F(ApiServerTest, HealthReadyAndMetricsNeedNoKey) {
       << m.raw;
   EXPECT_NE(m.raw.find("kb_build_info{version="), std::string::npos);
   EXPECT_NE(m.raw.find("kb_uptime_seconds"), std::string::npos);
+  // Memory, split honestly (issue 16): the process's own, and mapped file pages.
+  for (const char* name :
+       {"\nkb_process_resident_memory_bytes ", "\nkb_process_anonymous_memory_bytes ",
+        "\nkb_process_file_mapped_memory_bytes "}) {
+    const size_t at = m.raw.find(name);
+    ASSERT_NE(at, std::string::npos) << name;
+    EXPECT_GT(std::stod(m.raw.substr(at + std::string(name).size())), 0) << name;
+  }
 }
 
 TEST_F(ApiServerTest, AdminCheckRunsTheIntegrityCheckAndHealthAndMetricsReportIt) {
@@ -161,6 +169,11 @@ TEST_F(ApiServerTest, AdminCheckRunsTheIntegrityCheckAndHealthAndMetricsReportIt
   EXPECT_TRUE(h.body["checks"]["integrity"]["problems"].empty());
   Resp m = Get("/metrics", "");
   EXPECT_NE(m.raw.find("\nkb_integrity_checks_total 1\n"), std::string::npos) << m.raw;
+  // The project's database pages in the page cache, each once: just written, so some.
+  const std::string cached = "\nkb_database_cached_bytes{project=\"checked\"} ";
+  const size_t at = m.raw.find(cached);
+  ASSERT_NE(at, std::string::npos) << m.raw;
+  EXPECT_GT(std::stod(m.raw.substr(at + cached.size())), 0);
   EXPECT_NE(m.raw.find("\nkb_integrity_check_failures_total 0\n"), std::string::npos);
   EXPECT_EQ(m.raw.find("\nkb_integrity_check_last_success_timestamp_seconds 0\n"),
             std::string::npos);
