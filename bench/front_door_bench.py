@@ -35,15 +35,9 @@ import threading
 import time
 import urllib.request
 
+from kb_server import start_server
+
 TOKEN = "front-door-bench-token-0123456789"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def api(port, method, path, body=None):
@@ -134,20 +128,13 @@ def main():
     args = ap.parse_args()
 
     data = tempfile.mkdtemp(prefix="kb-front-door-")
-    port = free_port()
     log = open(os.path.join(data, "server.log"), "w")
-    server = subprocess.Popen(
-        [args.binary, "serve", "--data-dir", os.path.join(data, "d"), "--port", str(port),
-         "--http-idle-timeout", "300s", "--http-header-timeout", "300s",
-         "--log-level", "warn"],
-        env=dict(os.environ, KB_ADMIN_TOKEN=TOKEN), stdout=log, stderr=log)
+    server, port = start_server(
+        args.binary, os.path.join(data, "d"), TOKEN,
+        extra_args=["--http-idle-timeout", "300s", "--http-header-timeout", "300s",
+                    "--log-level", "warn"],
+        stdout=log, stderr=log)
     try:
-        for _ in range(300):
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
         api(port, "POST", "/api/v1/projects", {"name": "bench"})
         words = ("lighthouse keeper harbour storm lantern beacon tide rock ship fog signal "
                  "night coast wave light tower").split()

@@ -29,22 +29,14 @@ import json
 import os
 import random
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
+from kb_server import start_server
+
 TOKEN = "ingest-bench-token-0123456789"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Client:
@@ -83,22 +75,6 @@ def unit_vector(rng, dim):
     return [round(x / n, 6) for x in v]
 
 
-def wait_ready(port, proc, seconds=60):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            sys.exit("ingest_bench: the server exited during start-up")
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", "/ready")
-            if c.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    sys.exit("ingest_bench: the server did not become ready")
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--binary", default="build/knowledgebeast")
@@ -119,14 +95,12 @@ def main():
         host, port = args.url.rsplit(":", 1)
         port = int(port)
     else:
-        host, port = "127.0.0.1", free_port()
+        host = "127.0.0.1"
         data_dir = tempfile.mkdtemp(prefix="kb-ingest-bench-")
-        env = dict(os.environ, KB_ADMIN_TOKEN=args.key)
-        proc = subprocess.Popen([args.binary, "serve", "--data-dir", data_dir, "--port", str(port),
-                                 "--integrity-check-interval", "0",
-                                 "--rate-limit-per-second", "0", "--log-level", "warn"],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_ready(port, proc)
+        proc, port = start_server(args.binary, data_dir, args.key,
+                                  extra_args=["--integrity-check-interval", "0",
+                                              "--rate-limit-per-second", "0",
+                                              "--log-level", "warn"])
     try:
         run(args, Client(host, port, args.key))
     finally:

@@ -18,42 +18,17 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import time
+
+from kb_server import start_server
 
 TOKEN = "shutdown-bench-token-0123456789"
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def start(binary, data_dir):
-    port = free_port()
-    env = dict(os.environ, KB_ADMIN_TOKEN=TOKEN, KB_BACKUP_INTERVAL="0", KB_VERIFY_INTERVAL="0")
-    proc = subprocess.Popen([binary, "serve", "--data-dir", data_dir, "--port", str(port),
-                             "--log-level", "warn"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            sys.exit("shutdown_bench: the server exited during start-up")
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", "/ready")
-            if c.getresponse().status == 200:
-                return proc, port
-        except OSError:
-            pass
-        time.sleep(0.05)
-    proc.kill()
-    sys.exit("shutdown_bench: the server did not become ready")
+    return start_server(binary, data_dir, TOKEN, extra_args=["--log-level", "warn"],
+                        extra_env={"KB_BACKUP_INTERVAL": "0", "KB_VERIFY_INTERVAL": "0"})
 
 
 def stop(proc):
