@@ -90,7 +90,7 @@ Result<std::unique_ptr<BackupService>> BackupService::Start(KnowledgeBase* kb,
     // (the local default is not created just to be read).
     if (!svc->LocalDefaultAbsent()) {
       svc->scheduler_ = std::thread([raw = svc.get()] {
-        if (auto newest = raw->RefreshFromRepository(); !newest.ok()) {
+        if (auto newest = raw->StartupRefresh(); !newest.ok()) {
           LogWarn("cannot read the backup repository",
                   json{{"error", newest.status().ToString()}}.dump());
         }
@@ -316,6 +316,12 @@ Result<std::optional<int64_t>> BackupService::RefreshFromRepository() {
   return newest;
 }
 
+Result<std::optional<int64_t>> BackupService::StartupRefresh() {
+  MutexLock lock(startup_mu_);
+  if (!startup_refresh_) startup_refresh_ = RefreshFromRepository();
+  return *startup_refresh_;
+}
+
 bool BackupService::SleepUntil(int64_t until_ms) {
   MutexLock lock(stop_mu_);
   while (!stopping_) {
@@ -339,7 +345,7 @@ void BackupService::SchedulerLoop() {
     return std::clamp(*newest + interval, now, now + interval);
   };
   int64_t due = clock->NowMillis();
-  if (auto newest = RefreshFromRepository(); newest.ok()) {
+  if (auto newest = StartupRefresh(); newest.ok()) {
     due = due_after(*newest);
   } else {
     LogWarn("cannot read the backup repository at start; backing up now",
@@ -440,7 +446,7 @@ void BackupService::VerifyLoop() {
   // scheduler's or the start-up refresh; read here too, so that this loop does not depend on
   // their timing); at once when there is none.
   int64_t due = clock->NowMillis();
-  if (!LocalDefaultAbsent() && RefreshFromRepository().ok() &&
+  if (!LocalDefaultAbsent() && StartupRefresh().ok() &&
       counters_.last_verified_ms.load() > 0) {
     due = std::clamp(counters_.last_verified_ms.load() + interval, due, due + interval);
   }

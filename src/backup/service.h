@@ -133,6 +133,10 @@ class BackupService {
   // Reads the repository's snapshots and sets last_success_ms / last_verified_ms from them.
   // Returns the start of the newest full snapshot (nullopt: none).
   Result<std::optional<int64_t>> RefreshFromRepository();
+  // RefreshFromRepository at start, done once for the threads that all need it (the backup
+  // schedule, the verification schedule): the first caller reads the repository, later ones
+  // get its answer — listing a repository reads every manifest.
+  Result<std::optional<int64_t>> StartupRefresh() EXCLUDES(startup_mu_);
   // Sleeps until `until_ms` on the knowledge base's clock or Stop(); false when stopping.
   bool SleepUntil(int64_t until_ms) EXCLUDES(stop_mu_);
   void ApplyRetention() REQUIRES(run_mu_);
@@ -160,6 +164,8 @@ class BackupService {
   Mutex stop_mu_;
   CondVar stop_cv_;
   bool stopping_ GUARDED_BY(stop_mu_) = false;
+  Mutex startup_mu_;
+  std::optional<Result<std::optional<int64_t>>> startup_refresh_ GUARDED_BY(startup_mu_);
   std::thread scheduler_;
   std::thread verifier_;
 };
