@@ -314,6 +314,8 @@ Status CheckChunks(store::ProjectReader* db, const MetaInfo& meta, DatabaseCheck
                          (count > kMaxQuotedItems ? " and more" : ""));
     }
   }
+  KB_ASSIGN_OR_RETURN(std::string counts, db->MaintainedCountsProblem());
+  if (!counts.empty()) problems.push_back(counts);
   if (problems.empty()) {
     r->Pass(kCheckChunks);
   } else {

@@ -27,8 +27,9 @@
 //                       its checksum 64 hex digits (SQLite's own check does not read the bytes
 //                       of overflow pages, where most of an entry lives). O(journal bytes):
 //                       the largest part of a check's time.                    -> unhealthy
-//     chunks            every chunk's embedding BLOB holds `dimension` float32s and every
-//                       document's chunk_count equals its chunk rows. O(N).   -> unhealthy
+//     chunks            every chunk's embedding BLOB holds `dimension` float32s, every
+//                       document's chunk_count equals its chunk rows, and (schema 3) the
+//                       maintained counts equal the rows'. O(N).              -> unhealthy
 //     content_checksum  the content checksum recomputed from every document and chunk row
 //                       equals the maintained one (DATABASE.md section 5): SHA-256 over all the
 //                       content, O(B).                                         -> unhealthy

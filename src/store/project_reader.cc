@@ -232,6 +232,12 @@ Result<StoreCounts> ProjectReader::Counts() {
   return counts;
 }
 
+Result<std::string> ProjectReader::MaintainedCountsProblem() {
+  auto problem = store::MaintainedCountsProblem(db_.get());
+  if (!problem.ok()) return Annotate(problem.status());
+  return problem;
+}
+
 Result<std::string> ProjectReader::RecomputeContentChecksum(int64_t* documents) {
   auto sum = store::RecomputeContentChecksum(db_.get(), documents);
   if (!sum.ok()) return Annotate(sum.status());

@@ -106,6 +106,9 @@ class ProjectReader {
   Result<int64_t> LiveDocuments();
   // Live documents, their chunks and bytes, deleted documents (as ProjectStore::Counts).
   Result<StoreCounts> Counts();
+  // "" when the counts schema 3 keeps (doc_counts) equal Counts(), or the file has none; else
+  // what differs.
+  Result<std::string> MaintainedCountsProblem();
   // The content checksum recomputed from every document and chunk row (hex), and in `documents`
   // (if given) how many document rows, live and deleted, it covered. Reads every row.
   Result<std::string> RecomputeContentChecksum(int64_t* documents = nullptr);

@@ -313,10 +313,16 @@ Status CheckChunkCounts(sql::Database* db, const std::string& path) {
     return Status::Corruption(path + ": " + std::to_string(bad) +
                               " documents whose chunk_count differs from their chunk rows");
   }
+  KB_ASSIGN_OR_RETURN(std::string problem, MaintainedCountsProblem(db));
+  if (!problem.empty()) return Status::Corruption(path + ": " + problem);
+  return Status::OK();
+}
+
+Result<std::string> MaintainedCountsProblem(sql::Database* db) {
   KB_ASSIGN_OR_RETURN(int64_t maintained,
                       db->QueryInt("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
                                    "name = 'doc_counts'"));
-  if (maintained == 0) return Status::OK();  // schema 2 or older
+  if (maintained == 0) return std::string();  // schema 2 or older
   KB_ASSIGN_OR_RETURN(StoreCounts kept, ReadMaintainedCounts(db));
   KB_ASSIGN_OR_RETURN(StoreCounts rows, ReadCounts(db));
   auto text = [](const StoreCounts& c) {
@@ -327,10 +333,9 @@ Status CheckChunkCounts(sql::Database* db, const std::string& path) {
   if (kept.documents != rows.documents || kept.chunks != rows.chunks ||
       kept.content_bytes != rows.content_bytes ||
       kept.deleted_documents != rows.deleted_documents) {
-    return Status::Corruption(path + ": the maintained counts (" + text(kept) +
-                              ") differ from the rows (" + text(rows) + ")");
+    return "the maintained counts (" + text(kept) + ") differ from the rows (" + text(rows) + ")";
   }
-  return Status::OK();
+  return std::string();
 }
 
 }  // namespace kb::store

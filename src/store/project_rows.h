@@ -69,6 +69,8 @@ Status CheckSqliteIntegrity(sql::Database* db, const std::string& path);
 // content instead.)
 // Also Corruption if the maintained counts (schema 3 and later) differ from ReadCounts.
 Status CheckChunkCounts(sql::Database* db, const std::string& path);
+// "" when the maintained counts equal the rows' (or the schema has none), else what differs.
+Result<std::string> MaintainedCountsProblem(sql::Database* db);
 
 // Appends the entry and records the checksum it carries as the maintained one.
 Status AppendJournal(sql::Database* db, const JournalEntry& e);

@@ -259,6 +259,20 @@ TEST_F(IntegrityCheckTest, SomethingThatIsNotADataDirectoryIsRefused) {
   EXPECT_EQ(file.status().code(), Code::kFailedPrecondition);
 }
 
+// The counts schema 3 keeps (doc_counts) are compared with the rows by the check operators run
+// (`check`, POST /admin/check, the periodic one), not only by the store's own.
+TEST_F(IntegrityCheckTest, MaintainedCountsThatDifferFromTheRowsFailTheChunksCheck) {
+  ProjectRecord p = Populate();
+  ExecSql(Db(p.id), "UPDATE doc_counts SET live_documents = live_documents + 1");
+  IntegrityReport r = Check();
+  EXPECT_EQ(r.severity(), CheckSeverity::kUnhealthy) << Dump(r);
+  CheckResult c = FindCheck(r, p.id, kCheckChunks);
+  EXPECT_EQ(c.severity, CheckSeverity::kUnhealthy);
+  EXPECT_THAT(c.problem, HasSubstr("the maintained counts (4 live documents"));
+  EXPECT_THAT(c.problem, HasSubstr("differ from the rows (3 live documents"));
+  EXPECT_EQ(FindCheck(r, p.id, kCheckContentChecksum).severity, CheckSeverity::kOk);
+}
+
 TEST_F(IntegrityCheckTest, RowChangedBehindTheStoresBackFailsTheContentChecksum) {
   ProjectRecord p = Populate();
   const std::string maintained = QueryText(Db(p.id), "SELECT content_checksum FROM meta");
