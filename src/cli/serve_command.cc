@@ -91,8 +91,9 @@ Status RestoreIfEmpty(const Config& config) {
   KB_ASSIGN_OR_RETURN(std::unique_ptr<repo::Repository> repo,
                       repo::OpenRepository(config.backup_repository, KeyFromConfig(config),
                                            BlobOptionsFromConfig(config)));
-  KB_ASSIGN_OR_RETURN(std::vector<repo::SnapshotSummary> all, repo->ListSnapshots());
-  if (all.empty()) {
+  // Only the names: SelectSnapshot below reads the manifests.
+  KB_ASSIGN_OR_RETURN(std::vector<std::string> ids, repo->ListSnapshotIds());
+  if (ids.empty()) {
     LogWarn(
         "restore_if_empty: the data directory is empty and the repository holds no "
         "snapshot; starting empty",
