@@ -359,8 +359,8 @@ Status CopySecurityState(const std::string& live, const std::string& restored) {
   KB_RETURN_IF_ERROR(
       db->Exec("INSERT INTO main.settings (key, value) SELECT key, value FROM "
                "live.settings WHERE key LIKE 'containment.%'"));
-  KB_RETURN_IF_ERROR(tx.Commit());
-  return db->Exec("DETACH DATABASE live");
+  // Committed: the state is copied whatever the detach says (the connection closes next).
+  return tx.Commit();
 }
 
 // A whole restore moves the old data directory aside, audit log included; the log is history of
@@ -462,12 +462,8 @@ Result<WholeRestoreReport> RestoreDataDirectory(repo::Repository& repo,
     // The live catalog is damaged (the reason for the restore, perhaps): the snapshot's keys are
     // all there is. Said loudly; the restore goes on.
     report.security_state = "snapshot (the live catalog could not be read: " + s.ToString() + ")";
-    report.warnings.push_back(
-        "the live API keys, address rules and service mode could not be "
-        "kept (" +
-        s.ToString() +
-        "): the restored ones are the "
-        "snapshot's; check them now");
+    report.warnings.push_back("the live API keys, address rules and service mode could not be kept (" +
+                              s.ToString() + "): the restored ones are the snapshot's; check them now");
   }
   if (PathExists(data_dir)) {
     report.window = MeasureDataLoss(manifest, data_dir);
