@@ -462,8 +462,9 @@ Result<WholeRestoreReport> RestoreDataDirectory(repo::Repository& repo,
     // The live catalog is damaged (the reason for the restore, perhaps): the snapshot's keys are
     // all there is. Said loudly; the restore goes on.
     report.security_state = "snapshot (the live catalog could not be read: " + s.ToString() + ")";
-    report.warnings.push_back("the live API keys, address rules and service mode could not be kept (" +
-                              s.ToString() + "): the restored ones are the snapshot's; check them now");
+    report.warnings.push_back(
+        "the live API keys, address rules and service mode could not be kept (" + s.ToString() +
+        "): the restored ones are the snapshot's; check them now");
   }
   if (PathExists(data_dir)) {
     report.window = MeasureDataLoss(manifest, data_dir);

@@ -446,8 +446,7 @@ void BackupService::VerifyLoop() {
   // scheduler's or the start-up refresh; read here too, so that this loop does not depend on
   // their timing); at once when there is none.
   int64_t due = clock->NowMillis();
-  if (!LocalDefaultAbsent() && StartupRefresh().ok() &&
-      counters_.last_verified_ms.load() > 0) {
+  if (!LocalDefaultAbsent() && StartupRefresh().ok() && counters_.last_verified_ms.load() > 0) {
     due = std::clamp(counters_.last_verified_ms.load() + interval, due, due + interval);
   }
   while (true) {

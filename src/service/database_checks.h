@@ -13,9 +13,9 @@
 // Thread-safety: reentrant functions; each call opens its own connection.
 #pragma once
 
-#include <functional>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>

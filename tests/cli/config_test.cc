@@ -284,9 +284,9 @@ TEST(ConfigTest, BackupAndVerifyIntervals) {
   EXPECT_EQ(options->verify_interval_ms, 86'400'000);
   EXPECT_EQ(options->verify_full_cycle_ms, 28 * 86'400'000LL);
 
-  Result<Config> c = LoadConfig(
-      {}, FakeEnv({{"KB_BACKUP_INTERVAL", "0"}, {"KB_VERIFY_INTERVAL", "12h"},
-                   {"KB_VERIFY_FULL_CYCLE", "7d"}}));
+  Result<Config> c = LoadConfig({}, FakeEnv({{"KB_BACKUP_INTERVAL", "0"},
+                                             {"KB_VERIFY_INTERVAL", "12h"},
+                                             {"KB_VERIFY_FULL_CYCLE", "7d"}}));
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   options = BackupServiceOptionsFromConfig(*c);
   ASSERT_TRUE(options.ok()) << options.status().ToString();
