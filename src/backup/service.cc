@@ -442,9 +442,8 @@ void BackupService::VerifyLoop() {
   const int slices =
       static_cast<int>(std::clamp<int64_t>(options_.verify_full_cycle_ms / interval, 1, 10'000));
   const Clock* clock = kb_->clock();
-  // Due one interval after the newest verification the repository records (read by the backup
-  // scheduler's or the start-up refresh; read here too, so that this loop does not depend on
-  // their timing); at once when there is none.
+  // Due one interval after the newest verification the repository records (StartupRefresh: the
+  // one read at start, shared with the backup schedule); at once when there is none.
   int64_t due = clock->NowMillis();
   if (!LocalDefaultAbsent() && StartupRefresh().ok() && counters_.last_verified_ms.load() > 0) {
     due = std::clamp(counters_.last_verified_ms.load() + interval, due, due + interval);
