@@ -73,6 +73,37 @@ struct BackupServiceOptions {
   AuditSink* audit = nullptr;
 };
 
+// Where a server's backups go: the configured repository, or — none configured — the local
+// default inside the data directory (its generated key file beside it). Start() and
+// `knowledgebeast doctor --data-dir` both ask this one function, so they cannot disagree about
+// which repository a configuration means.
+struct RepositoryTarget {
+  std::string url;
+  repo::KeySource key;
+  bool local_default = false;
+};
+RepositoryTarget ResolveRepositoryTarget(const BackupServiceOptions& options,
+                                         const std::string& data_dir);
+
+// What a repository's snapshot list says about the schedule: the figures the service reports
+// (last success, last verified) and the ones `doctor` judges.
+struct RepositoryFacts {
+  std::optional<int64_t> newest_full_ms;      // start of the newest readable full snapshot
+  std::optional<int64_t> newest_verified_ms;  // newest successful verification recorded
+  int64_t snapshots = 0;                      // readable manifests, every kind
+  int64_t unreadable = 0;                     // listed but unreadable manifests
+};
+// Unreadable manifests count for nothing (they protect nothing); only full snapshots stand for
+// a scheduled backup.
+RepositoryFacts SummarizeSnapshots(const std::vector<repo::SnapshotSummary>& snapshots);
+
+// Reads `target`'s snapshots without creating anything: a local default that no backup has
+// created yet has no snapshots (not an error). Errors are the repository's (unreachable, wrong
+// key, damaged config).
+Result<RepositoryFacts> ReadRepositoryFacts(const RepositoryTarget& target,
+                                            const blob::BlobStoreOptions& blob,
+                                            const Clock* clock);
+
 // Figures for /metrics (read without locks).
 struct BackupCounters {
   // Start of the newest full snapshot in the repository (0: none known).
@@ -117,6 +148,12 @@ class BackupService {
   nlohmann::json StatusJson() const EXCLUDES(status_mu_);
   const BackupCounters& counters() const { return counters_; }
   bool off_site() const { return off_site_; }
+  const std::string& repository_url() const { return url_; }
+  bool local_default() const { return options_.repository_url.empty(); }
+  const BackupServiceOptions& options() const { return options_; }
+  // The repository's facts read now (and the counters refreshed from them); the local default
+  // before its first backup has none, and is not created by asking.
+  Result<RepositoryFacts> ReadFacts();
 
  private:
   BackupService(KnowledgeBase* kb, const BackupServiceOptions& options);
@@ -133,6 +170,7 @@ class BackupService {
   // Reads the repository's snapshots and sets last_success_ms / last_verified_ms from them.
   // Returns the start of the newest full snapshot (nullopt: none).
   Result<std::optional<int64_t>> RefreshFromRepository();
+  Result<RepositoryFacts> RefreshFacts();
   // RefreshFromRepository at start, done once for the threads that all need it (the backup
   // schedule, the verification schedule): the first caller reads the repository, later ones
   // get its answer — listing a repository reads every manifest.
