@@ -120,6 +120,9 @@ struct ApiContext {
   int64_t started_mono_us = 0;
   bool metrics_require_auth = false;
   int64_t max_body_bytes = 0;
+  // Where and how the server listens, for the posture report (api/posture.h).
+  std::string host;
+  bool tls = false;
   // Refreshes the gauges that are read at scrape time (per-project sizes, counters, uptime).
   std::function<void()> refresh_metrics;
 };

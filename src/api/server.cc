@@ -122,6 +122,8 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(KnowledgeBase* kb,
   self->ctx_->started_mono_us = MonotonicMicros();
   self->ctx_->metrics_require_auth = options.metrics_require_auth;
   self->ctx_->max_body_bytes = options.max_body_bytes;
+  self->ctx_->host = options.host;
+  self->ctx_->tls = !options.tls_cert_file.empty() && !options.tls_key_file.empty();
   self->ctx_->refresh_metrics = [self] { self->RefreshMetrics(); };
   self->router_ = std::make_unique<api::Router>();
   for (auto& r : api::MakeV1Routes(self->ctx_.get())) self->router_->Add(std::move(r));
