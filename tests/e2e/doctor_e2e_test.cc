@@ -5,6 +5,7 @@
 // be read and bad flags each give their exit code.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -29,8 +30,9 @@ class DoctorE2eTest : public ::testing::Test {
   std::string Data() const { return dir_.Sub("data"); }
   std::string RepoUrl() const { return "file://" + dir_.Sub("repo"); }
 
-  CliRun Cli(std::vector<std::string> args) {
-    return RunProcess(KB_BINARY, args, {{"KB_LOG_LEVEL", "error"}}, dir_.path());
+  CliRun Cli(std::vector<std::string> args, EnvMap env = {}) {
+    env["KB_LOG_LEVEL"] = "error";
+    return RunProcess(KB_BINARY, args, env, dir_.path());
   }
   // The verdict of each check in a --json report (and that every check is there once).
   std::map<std::string, std::string> Verdicts(const CliRun& r) {
@@ -175,6 +177,48 @@ TEST_F(DoctorE2eTest, AnUnreadableRepositoryIsAFailureNotACrash) {
   EXPECT_EQ(v["backup_age"], "fail");
   EXPECT_EQ(v["backup_verification"], "fail");
   EXPECT_NE(r.out.find("cannot read the backup repository"), std::string::npos) << r.out;
+}
+
+TEST_F(DoctorE2eTest, ListenAddressAndTlsAreJudgedAsConfiguredAndAsRunning) {
+  ASSERT_EQ(Cli({"init", "--data-dir", Data()}).exit_code, 0);
+  const std::string cert = dir_.Sub("cert.pem"), key = dir_.Sub("key.pem");
+  const std::string gen =
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
+      "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout '" + key + "' -out '" +
+      cert + "' > /dev/null 2>&1";
+  ASSERT_EQ(std::system(gen.c_str()), 0);
+
+  // Configured for every interface without TLS: a failure, and /metrics and rules warnings.
+  CliRun open = Cli({"doctor", "--json", "--data-dir", Data()}, {{"KB_HOST", "0.0.0.0"}});
+  EXPECT_EQ(open.exit_code, 1) << open.out;
+  std::map<std::string, std::string> v = Verdicts(open);
+  EXPECT_EQ(v["tls"], "fail");
+  EXPECT_EQ(v["metrics_auth"], "warn");
+  EXPECT_EQ(v["address_rules"], "warn");
+  CliRun closed = Cli({"doctor", "--json", "--data-dir", Data()},
+                      {{"KB_HOST", "0.0.0.0"},
+                       {"KB_TLS_CERT_FILE", cert},
+                       {"KB_TLS_KEY_FILE", key},
+                       {"KB_METRICS_REQUIRE_AUTH", "true"}});
+  v = Verdicts(closed);
+  EXPECT_EQ(v["tls"], "ok");
+  EXPECT_EQ(v["metrics_auth"], "ok");
+
+  // The running server says what it runs with: HTTPS, and the rules set through the API.
+  ServerProcess server(Data(), dir_.Sub("server.log"),
+                       {"--tls-cert-file", cert, "--tls-key-file", key});
+  server.UseTls(cert);
+  ASSERT_TRUE(server.Start()) << server.Log();
+  HttpResp rules = Call(*server.Client(), "PUT", "/api/v1/admin/ip-rules", kE2eAdminToken,
+                        R"({"allow":["127.0.0.0/8"]})");
+  ASSERT_EQ(rules.status, 200) << rules.raw;
+  const std::string url = "https://127.0.0.1:" + std::to_string(server.port());
+  CliRun remote = Cli({"doctor", "--url", url, "--api-key", kE2eAdminToken},
+                      {{"SSL_CERT_FILE", cert}});
+  EXPECT_EQ(remote.exit_code, 1) << remote.err << remote.out;  // the local default still fails
+  EXPECT_NE(remote.out.find("HTTPS on 127.0.0.1"), std::string::npos) << remote.out;
+  EXPECT_NE(remote.out.find("1 allow and 0 deny rules"), std::string::npos) << remote.out;
+  server.Stop(SIGTERM);
 }
 
 TEST_F(DoctorE2eTest, UnreadableTargetsAndBadFlagsExitTwo) {
