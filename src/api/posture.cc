@@ -79,10 +79,8 @@ PostureCheck BackupsOffSite(const PostureFacts& f, RepositoryPlace place) {
 PostureCheck BackupAge(const PostureFacts& f, const PostureLimits& limits) {
   constexpr char kId[] = "backup_age";
   const bool scheduled = f.backup_interval_ms > 0;
-  const int64_t objective =
-      limits.backup_objective_ms.value_or(kBackupObjectiveIntervals * (scheduled
-                                                                          ? f.backup_interval_ms
-                                                                          : kFallbackBackupIntervalMs));
+  const int64_t objective = limits.backup_objective_ms.value_or(
+      kBackupObjectiveIntervals * (scheduled ? f.backup_interval_ms : kFallbackBackupIntervalMs));
   const std::string objective_text = "objective " + Age(objective);
   if (!f.backups_configured) {
     return Check(kId, Verdict::kFail, "no backups: this server runs without a backup service",
@@ -116,8 +114,8 @@ PostureCheck BackupAge(const PostureFacts& f, const PostureLimits& limits) {
 PostureCheck Verification(const PostureFacts& f) {
   constexpr char kId[] = "backup_verification";
   const bool scheduled = f.verify_interval_ms > 0;
-  const int64_t limit = kVerifyOverdueIntervals *
-                        (scheduled ? f.verify_interval_ms : kFallbackVerifyIntervalMs);
+  const int64_t limit =
+      kVerifyOverdueIntervals * (scheduled ? f.verify_interval_ms : kFallbackVerifyIntervalMs);
   const std::string limit_text = "overdue after " + Age(limit);
   const char kVerifyFix[] =
       "knowledgebeast backup verify --read-data-subset 10% (or POST /api/v1/admin/backups/"
@@ -175,8 +173,8 @@ PostureCheck AdminKeys(const PostureFacts& f, const PostureLimits& limits) {
   for (const ApiKeyRecord& k : f.keys) {
     if (Active(k, f.now_ms) && k.scope == KeyScope::kAdmin) admins.push_back(k.id);
   }
-  const std::string found = "active admin keys: " + std::to_string(admins.size()) +
-                            " (at most " + std::to_string(limits.max_admin_keys) + " expected)";
+  const std::string found = "active admin keys: " + std::to_string(admins.size()) + " (at most " +
+                            std::to_string(limits.max_admin_keys) + " expected)";
   if (static_cast<int64_t>(admins.size()) > limits.max_admin_keys) {
     return Check(kId, Verdict::kWarn, found + ": " + IdList(admins),
                  "revoke the ones nobody needs: knowledgebeast keys revoke KEY_ID; give services "
@@ -222,14 +220,14 @@ PostureCheck AddressRulesCheck(const PostureFacts& f, bool loopback) {
   }
   if (loopback) {
     // Behind a local proxy every peer is the proxy: rules on the socket address add nothing.
-    return Check(kId, Verdict::kOk,
-                 "no address rules; only this host connects (" + f.host + ")");
+    return Check(kId, Verdict::kOk, "no address rules; only this host connects (" + f.host + ")");
   }
-  return Check(kId, Verdict::kWarn,
-               "no address rules on a public address (host " + Quoted(f.host) +
-                   "): every address may try keys",
-               "allow your clients' ranges: PUT /api/v1/admin/ip-rules {\"allow\": [\"10.0.0.0/8\"]}"
-               " (docs/SECURITY.md), or a firewall in front");
+  return Check(
+      kId, Verdict::kWarn,
+      "no address rules on a public address (host " + Quoted(f.host) +
+          "): every address may try keys",
+      "allow your clients' ranges: PUT /api/v1/admin/ip-rules {\"allow\": [\"10.0.0.0/8\"]}"
+      " (docs/SECURITY.md), or a firewall in front");
 }
 
 PostureCheck AuditReads(const PostureFacts& f) {
@@ -248,7 +246,8 @@ PostureCheck AuditOffSite(const PostureFacts& f, RepositoryPlace place) {
   if (f.backups_configured && place == RepositoryPlace::kObjectStore) {
     return Check(kId, Verdict::kOk,
                  "the audit trail leaves this host only with off-site backups, and backups go "
-                 "off-site (" + f.repository_url + ")");
+                 "off-site (" +
+                     f.repository_url + ")");
   }
   return Check(kId, Verdict::kWarn,
                "audit head not off-site: the audit trail leaves this host only with off-site "
@@ -284,8 +283,9 @@ Result<PostureLimits> DecodePostureLimits(const std::optional<std::string>& back
   if (backup_objective) {
     auto ms = repo::ParseDuration(*backup_objective);
     if (!ms.ok() || *ms <= 0) {
-      return Status::InvalidArgument("backup_objective: expected a duration such as 2h or 1d, got " +
-                                     posture_rules::Quoted(*backup_objective));
+      return Status::InvalidArgument(
+          "backup_objective: expected a duration such as 2h or 1d, got " +
+          posture_rules::Quoted(*backup_objective));
     }
     limits.backup_objective_ms = *ms;
   }
@@ -341,11 +341,16 @@ std::vector<PostureCheck> EvaluatePosture(const PostureFacts& facts, const Postu
       ClassifyRepository(facts.repository_url, facts.data_dir, facts.repository_local_default);
   const bool loopback = IsLoopbackHost(facts.host);
   return {
-      r::BackupsOffSite(facts, place), r::BackupAge(facts, limits),
-      r::Verification(facts),          r::KeysExpiry(facts),
-      r::AdminKeys(facts, limits),     r::Tls(facts, loopback),
-      r::MetricsAuth(facts, loopback), r::AddressRulesCheck(facts, loopback),
-      r::AuditReads(facts),            r::AuditOffSite(facts, place),
+      r::BackupsOffSite(facts, place),
+      r::BackupAge(facts, limits),
+      r::Verification(facts),
+      r::KeysExpiry(facts),
+      r::AdminKeys(facts, limits),
+      r::Tls(facts, loopback),
+      r::MetricsAuth(facts, loopback),
+      r::AddressRulesCheck(facts, loopback),
+      r::AuditReads(facts),
+      r::AuditOffSite(facts, place),
   };
 }
 

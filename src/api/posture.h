@@ -35,7 +35,7 @@ std::string_view VerdictName(Verdict v);  // "ok" | "warn" | "fail"
 std::optional<Verdict> ParseVerdict(std::string_view name);
 
 struct PostureCheck {
-  std::string id;       // stable, e.g. "backups_off_site" (scripts match on it)
+  std::string id;  // stable, e.g. "backups_off_site" (scripts match on it)
   Verdict verdict = Verdict::kOk;
   std::string finding;  // one line, with the actual value
   std::string fix;      // the command or setting that fixes it; empty when ok

@@ -101,8 +101,7 @@ RepositoryFacts SummarizeSnapshots(const std::vector<repo::SnapshotSummary>& sna
 // created yet has no snapshots (not an error). Errors are the repository's (unreachable, wrong
 // key, damaged config).
 Result<RepositoryFacts> ReadRepositoryFacts(const RepositoryTarget& target,
-                                            const blob::BlobStoreOptions& blob,
-                                            const Clock* clock);
+                                            const blob::BlobStoreOptions& blob, const Clock* clock);
 
 // Figures for /metrics (read without locks).
 struct BackupCounters {

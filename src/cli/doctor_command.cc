@@ -95,7 +95,7 @@ Result<api::PostureFacts> DirectFacts(const Config& config) {
 
 // The server's own report. Any failure means the target could not be read.
 Result<std::vector<api::PostureCheck>> RemoteReport(const Config& config,
-                                                   const DoctorOptions& opts) {
+                                                    const DoctorOptions& opts) {
   httplib::Client client(config.url);
   client.set_connection_timeout(kDoctorTimeoutSeconds, 0);
   client.set_read_timeout(kDoctorTimeoutSeconds, 0);

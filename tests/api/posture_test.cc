@@ -81,153 +81,189 @@ struct Case {
 TEST(PostureTest, EachRuleAtItsBoundaries) {
   const std::vector<Case> cases = {
       // Where the backups go.
-      {"local default", [](PostureFacts* f, PostureLimits*) {
+      {"local default",
+       [](PostureFacts* f, PostureLimits*) {
          f->repository_local_default = true;
          f->repository_url = "file:///srv/kb/backups/repository";
-       }, "backups_off_site", Verdict::kFail, "backups only local"},
-      {"file:// inside the data dir", [](PostureFacts* f, PostureLimits*) {
-         f->repository_url = "file:///srv/kb/elsewhere/repo";
-       }, "backups_off_site", Verdict::kFail, "backups only local"},
-      {"file:// is the data dir", [](PostureFacts* f, PostureLimits*) {
-         f->repository_url = "file:///srv/kb/";
-       }, "backups_off_site", Verdict::kFail, "backups only local"},
-      {"file:// beside it, sharing a prefix", [](PostureFacts* f, PostureLimits*) {
-         f->repository_url = "file:///srv/kb-backups";
-       }, "backups_off_site", Verdict::kWarn, "file:///srv/kb-backups"},
-      {"file:// out through ..", [](PostureFacts* f, PostureLimits*) {
-         f->repository_url = "file:///srv/kb/../mnt/nas";
-       }, "backups_off_site", Verdict::kWarn, "another machine"},
-      {"no backup service", [](PostureFacts* f, PostureLimits*) {
-         f->backups_configured = false;
-       }, "backups_off_site", Verdict::kFail, "no backups"},
-      {"audit head with a local repository", [](PostureFacts* f, PostureLimits*) {
-         f->repository_url = "file:///mnt/nas/kb";
-       }, "audit_off_site", Verdict::kWarn, "audit head not off-site"},
-      {"audit head with the local default", [](PostureFacts* f, PostureLimits*) {
-         f->repository_local_default = true;
-       }, "audit_off_site", Verdict::kWarn, "only with off-site backups"},
+       },
+       "backups_off_site", Verdict::kFail, "backups only local"},
+      {"file:// inside the data dir",
+       [](PostureFacts* f, PostureLimits*) { f->repository_url = "file:///srv/kb/elsewhere/repo"; },
+       "backups_off_site", Verdict::kFail, "backups only local"},
+      {"file:// is the data dir",
+       [](PostureFacts* f, PostureLimits*) { f->repository_url = "file:///srv/kb/"; },
+       "backups_off_site", Verdict::kFail, "backups only local"},
+      {"file:// beside it, sharing a prefix",
+       [](PostureFacts* f, PostureLimits*) { f->repository_url = "file:///srv/kb-backups"; },
+       "backups_off_site", Verdict::kWarn, "file:///srv/kb-backups"},
+      {"file:// out through ..",
+       [](PostureFacts* f, PostureLimits*) { f->repository_url = "file:///srv/kb/../mnt/nas"; },
+       "backups_off_site", Verdict::kWarn, "another machine"},
+      {"no backup service", [](PostureFacts* f, PostureLimits*) { f->backups_configured = false; },
+       "backups_off_site", Verdict::kFail, "no backups"},
+      {"audit head with a local repository",
+       [](PostureFacts* f, PostureLimits*) { f->repository_url = "file:///mnt/nas/kb"; },
+       "audit_off_site", Verdict::kWarn, "audit head not off-site"},
+      {"audit head with the local default",
+       [](PostureFacts* f, PostureLimits*) { f->repository_local_default = true; },
+       "audit_off_site", Verdict::kWarn, "only with off-site backups"},
       // The newest full backup against the objective (default: two intervals).
-      {"backup exactly two intervals old", [](PostureFacts* f, PostureLimits*) {
-         f->newest_full_backup_ms = kNow - 2 * kHour;
-       }, "backup_age", Verdict::kOk, "2h old"},
-      {"backup a second older than two intervals", [](PostureFacts* f, PostureLimits*) {
-         f->newest_full_backup_ms = kNow - 2 * kHour - 1000;
-       }, "backup_age", Verdict::kFail, "objective 2h"},
-      {"objective from the flag, within", [](PostureFacts* f, PostureLimits* l) {
+      {"backup exactly two intervals old",
+       [](PostureFacts* f, PostureLimits*) { f->newest_full_backup_ms = kNow - 2 * kHour; },
+       "backup_age", Verdict::kOk, "2h old"},
+      {"backup a second older than two intervals",
+       [](PostureFacts* f, PostureLimits*) { f->newest_full_backup_ms = kNow - 2 * kHour - 1000; },
+       "backup_age", Verdict::kFail, "objective 2h"},
+      {"objective from the flag, within",
+       [](PostureFacts* f, PostureLimits* l) {
          l->backup_objective_ms = 30 * kMin;
          f->newest_full_backup_ms = kNow - 29 * kMin;
-       }, "backup_age", Verdict::kOk, "objective 30m"},
-      {"objective from the flag, past it", [](PostureFacts* f, PostureLimits* l) {
+       },
+       "backup_age", Verdict::kOk, "objective 30m"},
+      {"objective from the flag, past it",
+       [](PostureFacts* f, PostureLimits* l) {
          l->backup_objective_ms = 30 * kMin;
          f->newest_full_backup_ms = kNow - 31 * kMin;
-       }, "backup_age", Verdict::kFail, "too old"},
-      {"objective follows a longer interval", [](PostureFacts* f, PostureLimits*) {
+       },
+       "backup_age", Verdict::kFail, "too old"},
+      {"objective follows a longer interval",
+       [](PostureFacts* f, PostureLimits*) {
          f->backup_interval_ms = kDay;
          f->newest_full_backup_ms = kNow - 47 * kHour;
-       }, "backup_age", Verdict::kOk, "objective 2d"},
-      {"no full backup", [](PostureFacts* f, PostureLimits*) {
-         f->newest_full_backup_ms.reset();
-       }, "backup_age", Verdict::kFail, "no full backup"},
-      {"no schedule, recent backup", [](PostureFacts* f, PostureLimits*) {
-         f->backup_interval_ms = 0;
-       }, "backup_age", Verdict::kWarn, "backup_interval 0"},
-      {"no schedule, old backup", [](PostureFacts* f, PostureLimits*) {
+       },
+       "backup_age", Verdict::kOk, "objective 2d"},
+      {"no full backup", [](PostureFacts* f, PostureLimits*) { f->newest_full_backup_ms.reset(); },
+       "backup_age", Verdict::kFail, "no full backup"},
+      {"no schedule, recent backup",
+       [](PostureFacts* f, PostureLimits*) { f->backup_interval_ms = 0; }, "backup_age",
+       Verdict::kWarn, "backup_interval 0"},
+      {"no schedule, old backup",
+       [](PostureFacts* f, PostureLimits*) {
          f->backup_interval_ms = 0;
          f->newest_full_backup_ms = kNow - 3 * kHour;
-       }, "backup_age", Verdict::kFail, "too old"},
-      {"unreadable repository", [](PostureFacts* f, PostureLimits*) {
+       },
+       "backup_age", Verdict::kFail, "too old"},
+      {"unreadable repository",
+       [](PostureFacts* f, PostureLimits*) {
          f->repository_error = "permission_denied: wrong key";
-       }, "backup_age", Verdict::kFail, "wrong key"},
+       },
+       "backup_age", Verdict::kFail, "wrong key"},
       // Verification: overdue after two verify intervals, or never.
-      {"verified exactly two intervals ago", [](PostureFacts* f, PostureLimits*) {
-         f->newest_verification_ms = kNow - 2 * kDay;
-       }, "backup_verification", Verdict::kOk, "2d ago"},
-      {"verified a second before that", [](PostureFacts* f, PostureLimits*) {
-         f->newest_verification_ms = kNow - 2 * kDay - 1000;
-       }, "backup_verification", Verdict::kFail, "overdue"},
-      {"never verified", [](PostureFacts* f, PostureLimits*) {
-         f->newest_verification_ms.reset();
-       }, "backup_verification", Verdict::kFail, "never verified"},
-      {"nothing to verify", [](PostureFacts* f, PostureLimits*) {
+      {"verified exactly two intervals ago",
+       [](PostureFacts* f, PostureLimits*) { f->newest_verification_ms = kNow - 2 * kDay; },
+       "backup_verification", Verdict::kOk, "2d ago"},
+      {"verified a second before that",
+       [](PostureFacts* f, PostureLimits*) { f->newest_verification_ms = kNow - 2 * kDay - 1000; },
+       "backup_verification", Verdict::kFail, "overdue"},
+      {"never verified", [](PostureFacts* f, PostureLimits*) { f->newest_verification_ms.reset(); },
+       "backup_verification", Verdict::kFail, "never verified"},
+      {"nothing to verify",
+       [](PostureFacts* f, PostureLimits*) {
          f->newest_verification_ms.reset();
          f->snapshots = 0;
-       }, "backup_verification", Verdict::kWarn, "no snapshot"},
-      {"verification off, recent one", [](PostureFacts* f, PostureLimits*) {
-         f->verify_interval_ms = 0;
-       }, "backup_verification", Verdict::kWarn, "verify_interval 0"},
-      {"verification unreadable", [](PostureFacts* f, PostureLimits*) {
-         f->repository_error = "unavailable: unreachable";
-       }, "backup_verification", Verdict::kFail, "unreachable"},
+       },
+       "backup_verification", Verdict::kWarn, "no snapshot"},
+      {"verification off, recent one",
+       [](PostureFacts* f, PostureLimits*) { f->verify_interval_ms = 0; }, "backup_verification",
+       Verdict::kWarn, "verify_interval 0"},
+      {"verification unreadable",
+       [](PostureFacts* f, PostureLimits*) { f->repository_error = "unavailable: unreachable"; },
+       "backup_verification", Verdict::kFail, "unreachable"},
       // Keys.
-      {"an active key without expiry", [](PostureFacts* f, PostureLimits*) {
+      {"an active key without expiry",
+       [](PostureFacts* f, PostureLimits*) {
          f->keys.push_back(Key("key_forever1", KeyScope::kWrite, std::nullopt));
-       }, "keys_expiry", Verdict::kWarn, "never expire: 1 of 3 (key_forever1)"},
-      {"revoked and expired keys without expiry do not count", [](PostureFacts* f,
-                                                                  PostureLimits*) {
+       },
+       "keys_expiry", Verdict::kWarn, "never expire: 1 of 3 (key_forever1)"},
+      {"revoked and expired keys without expiry do not count",
+       [](PostureFacts* f, PostureLimits*) {
          ApiKeyRecord revoked = Key("key_revoked1", KeyScope::kAdmin, std::nullopt);
          revoked.revoked_at_ms = kNow - kDay;
          f->keys.push_back(revoked);
          f->keys.push_back(Key("key_expired1", KeyScope::kAdmin, kNow - 1));
-       }, "keys_expiry", Verdict::kOk, "(2 active)"},
-      {"three admin keys", [](PostureFacts* f, PostureLimits*) {
+       },
+       "keys_expiry", Verdict::kOk, "(2 active)"},
+      {"three admin keys",
+       [](PostureFacts* f, PostureLimits*) {
          f->keys.push_back(Key("key_admin2", KeyScope::kAdmin, kNow + kDay));
          f->keys.push_back(Key("key_admin3", KeyScope::kAdmin, kNow + kDay));
-       }, "admin_keys", Verdict::kOk, "active admin keys: 3"},
-      {"four admin keys", [](PostureFacts* f, PostureLimits*) {
+       },
+       "admin_keys", Verdict::kOk, "active admin keys: 3"},
+      {"four admin keys",
+       [](PostureFacts* f, PostureLimits*) {
          for (const char* id : {"key_admin2", "key_admin3", "key_admin4"}) {
            f->keys.push_back(Key(id, KeyScope::kAdmin, kNow + kDay));
          }
-       }, "admin_keys", Verdict::kWarn, "active admin keys: 4"},
-      {"a lower limit from the flag", [](PostureFacts*, PostureLimits* l) {
-         l->max_admin_keys = 0;
-       }, "admin_keys", Verdict::kWarn, "key_admin1"},
-      {"revoked admin keys do not count", [](PostureFacts* f, PostureLimits* l) {
+       },
+       "admin_keys", Verdict::kWarn, "active admin keys: 4"},
+      {"a lower limit from the flag",
+       [](PostureFacts*, PostureLimits* l) { l->max_admin_keys = 0; }, "admin_keys", Verdict::kWarn,
+       "key_admin1"},
+      {"revoked admin keys do not count",
+       [](PostureFacts* f, PostureLimits* l) {
          l->max_admin_keys = 1;
          ApiKeyRecord revoked = Key("key_admin9", KeyScope::kAdmin, kNow + kDay);
          revoked.revoked_at_ms = kNow - 1;
          f->keys.push_back(revoked);
-       }, "admin_keys", Verdict::kOk, "active admin keys: 1"},
+       },
+       "admin_keys", Verdict::kOk, "active admin keys: 1"},
       // Where it listens.
       {"plain HTTP on every interface", [](PostureFacts* f, PostureLimits*) { f->tls = false; },
        "tls", Verdict::kFail, "TLS off on a non-loopback address"},
-      {"plain HTTP on ::", [](PostureFacts* f, PostureLimits*) {
+      {"plain HTTP on ::",
+       [](PostureFacts* f, PostureLimits*) {
          f->tls = false;
          f->host = "::";
-       }, "tls", Verdict::kFail, "'::'"},
-      {"plain HTTP on a LAN address", [](PostureFacts* f, PostureLimits*) {
+       },
+       "tls", Verdict::kFail, "'::'"},
+      {"plain HTTP on a LAN address",
+       [](PostureFacts* f, PostureLimits*) {
          f->tls = false;
          f->host = "10.1.2.3";
-       }, "tls", Verdict::kFail, "10.1.2.3"},
-      {"plain HTTP on 127.0.0.2", [](PostureFacts* f, PostureLimits*) {
+       },
+       "tls", Verdict::kFail, "10.1.2.3"},
+      {"plain HTTP on 127.0.0.2",
+       [](PostureFacts* f, PostureLimits*) {
          f->tls = false;
          f->host = "127.0.0.2";
-       }, "tls", Verdict::kOk, "loopback"},
-      {"plain HTTP on ::1", [](PostureFacts* f, PostureLimits*) {
+       },
+       "tls", Verdict::kOk, "loopback"},
+      {"plain HTTP on ::1",
+       [](PostureFacts* f, PostureLimits*) {
          f->tls = false;
          f->host = "::1";
-       }, "tls", Verdict::kOk, "loopback"},
-      {"plain HTTP on localhost", [](PostureFacts* f, PostureLimits*) {
+       },
+       "tls", Verdict::kOk, "loopback"},
+      {"plain HTTP on localhost",
+       [](PostureFacts* f, PostureLimits*) {
          f->tls = false;
          f->host = "localhost";
-       }, "tls", Verdict::kOk, "loopback"},
-      {"open /metrics on a public address", [](PostureFacts* f, PostureLimits*) {
-         f->metrics_require_auth = false;
-       }, "metrics_auth", Verdict::kWarn, "/metrics unauthenticated on a public address"},
-      {"open /metrics on loopback", [](PostureFacts* f, PostureLimits*) {
+       },
+       "tls", Verdict::kOk, "loopback"},
+      {"open /metrics on a public address",
+       [](PostureFacts* f, PostureLimits*) { f->metrics_require_auth = false; }, "metrics_auth",
+       Verdict::kWarn, "/metrics unauthenticated on a public address"},
+      {"open /metrics on loopback",
+       [](PostureFacts* f, PostureLimits*) {
          f->metrics_require_auth = false;
          f->host = "127.0.0.1";
-       }, "metrics_auth", Verdict::kOk, "loopback"},
-      {"no address rules on a public address", [](PostureFacts* f, PostureLimits*) {
-         f->allow_rules = 0;
-       }, "address_rules", Verdict::kWarn, "no address rules"},
-      {"a deny rule is a rule", [](PostureFacts* f, PostureLimits*) {
+       },
+       "metrics_auth", Verdict::kOk, "loopback"},
+      {"no address rules on a public address",
+       [](PostureFacts* f, PostureLimits*) { f->allow_rules = 0; }, "address_rules", Verdict::kWarn,
+       "no address rules"},
+      {"a deny rule is a rule",
+       [](PostureFacts* f, PostureLimits*) {
          f->allow_rules = 0;
          f->deny_rules = 1;
-       }, "address_rules", Verdict::kOk, "1 deny"},
-      {"no address rules on loopback", [](PostureFacts* f, PostureLimits*) {
+       },
+       "address_rules", Verdict::kOk, "1 deny"},
+      {"no address rules on loopback",
+       [](PostureFacts* f, PostureLimits*) {
          f->allow_rules = 0;
          f->host = "127.0.0.1";
-       }, "address_rules", Verdict::kOk, "only this host"},
+       },
+       "address_rules", Verdict::kOk, "only this host"},
       {"audit_reads off", [](PostureFacts* f, PostureLimits*) { f->audit_reads = false; },
        "audit_reads", Verdict::kWarn, "audit_reads off"},
   };
@@ -262,7 +298,8 @@ TEST(PostureTest, WithTheScheduleOffAgesAreMeasuredAgainstTheServiceDefaults) {
 }
 
 TEST(PostureTest, OverallVerdictIsTheWorst) {
-  std::vector<PostureCheck> checks = {{"a", Verdict::kOk, "x", ""}, {"b", Verdict::kWarn, "y", "z"}};
+  std::vector<PostureCheck> checks = {{"a", Verdict::kOk, "x", ""},
+                                      {"b", Verdict::kWarn, "y", "z"}};
   EXPECT_EQ(OverallVerdict(checks), Verdict::kWarn);
   checks.push_back({"c", Verdict::kFail, "w", "v"});
   EXPECT_EQ(OverallVerdict(checks), Verdict::kFail);
@@ -288,11 +325,10 @@ TEST(PostureTest, ReportJsonRoundTripsAndBadShapesAreRefused) {
     EXPECT_EQ((*back)[i].finding, checks[i].finding);
     EXPECT_EQ((*back)[i].fix, checks[i].fix);
   }
-  for (const char* bad :
-       {R"([])", R"({"verdict":"ok"})", R"({"checks":{}})", R"({"checks":[1]})",
-        R"({"checks":[{"id":"x","verdict":"maybe","finding":"","fix":""}]})",
-        R"({"checks":[{"id":"x","verdict":"ok","finding":3,"fix":""}]})",
-        R"({"checks":[{"id":"x","verdict":"ok","finding":""}]})"}) {
+  for (const char* bad : {R"([])", R"({"verdict":"ok"})", R"({"checks":{}})", R"({"checks":[1]})",
+                          R"({"checks":[{"id":"x","verdict":"maybe","finding":"","fix":""}]})",
+                          R"({"checks":[{"id":"x","verdict":"ok","finding":3,"fix":""}]})",
+                          R"({"checks":[{"id":"x","verdict":"ok","finding":""}]})"}) {
     EXPECT_FALSE(DecodePostureReport(nlohmann::json::parse(bad)).ok()) << bad;
   }
 }

@@ -21,9 +21,10 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const std::set<std::string> kCheckIds = {
-    "backups_off_site", "backup_age",   "backup_verification", "keys_expiry",    "admin_keys",
-    "tls",              "metrics_auth", "address_rules",       "audit_reads",    "audit_off_site"};
+const std::set<std::string> kCheckIds = {"backups_off_site", "backup_age",    "backup_verification",
+                                         "keys_expiry",      "admin_keys",    "tls",
+                                         "metrics_auth",     "address_rules", "audit_reads",
+                                         "audit_off_site"};
 
 class DoctorE2eTest : public ::testing::Test {
  protected:
@@ -64,10 +65,10 @@ class DoctorE2eTest : public ::testing::Test {
       EXPECT_EQ(r.exit_code, 0) << args[0] << " " << args[1] << ": " << r.err << r.out;
     }
     const std::string config = dir_.Sub("kb.json");
-    WriteTestFile(config, json{{"backup_repository", RepoUrl()},
-                               {"backup_key_file", key},
-                               {"audit_reads", true}}
-                              .dump());
+    WriteTestFile(
+        config,
+        json{{"backup_repository", RepoUrl()}, {"backup_key_file", key}, {"audit_reads", true}}
+            .dump());
     return config;
   }
 
@@ -119,8 +120,8 @@ TEST_F(DoctorE2eTest, FreshServerWithTheLocalDefaultFailsBothWays) {
   EXPECT_EQ(refused.exit_code, 2) << refused.out;
   EXPECT_NE(refused.err.find("HTTP 403"), std::string::npos) << refused.err;
   // A bad limit is refused by the route too (400), not ignored.
-  HttpResp bad = Call(*server.Client(), "GET", "/api/v1/admin/posture?backup_objective=soon",
-                      kE2eAdminToken);
+  HttpResp bad =
+      Call(*server.Client(), "GET", "/api/v1/admin/posture?backup_objective=soon", kE2eAdminToken);
   EXPECT_EQ(bad.status, 400) << bad.raw;
   server.Stop(SIGTERM);
 }
@@ -143,8 +144,8 @@ TEST_F(DoctorE2eTest, ConfiguredInstallationHasNoFailureBothWays) {
 
   // The objective is the caller's: one second, two seconds after the backup, fails.
   std::this_thread::sleep_for(std::chrono::milliseconds(2100));
-  CliRun late = Cli({"doctor", "--json", "--data-dir", Data(), "--config", config,
-                     "--backup-objective", "1s"});
+  CliRun late = Cli(
+      {"doctor", "--json", "--data-dir", Data(), "--config", config, "--backup-objective", "1s"});
   EXPECT_EQ(late.exit_code, 1) << late.out;
   EXPECT_EQ(Verdicts(late)["backup_age"], "fail");
 
@@ -158,8 +159,8 @@ TEST_F(DoctorE2eTest, ConfiguredInstallationHasNoFailureBothWays) {
   EXPECT_EQ(rv["backups_off_site"], "warn");
   EXPECT_EQ(rv["backup_verification"], "warn");  // e2e servers run without scheduled verify
   EXPECT_EQ(rv["audit_reads"], "ok");
-  CliRun remote_late = Cli({"doctor", "--json", "--url", url, "--api-key", kE2eAdminToken,
-                            "--backup-objective", "1s"});
+  CliRun remote_late = Cli(
+      {"doctor", "--json", "--url", url, "--api-key", kE2eAdminToken, "--backup-objective", "1s"});
   EXPECT_EQ(remote_late.exit_code, 1) << remote_late.out;
   EXPECT_EQ(Verdicts(remote_late)["backup_age"], "fail");
   server.Stop(SIGTERM);
@@ -184,8 +185,8 @@ TEST_F(DoctorE2eTest, ListenAddressAndTlsAreJudgedAsConfiguredAndAsRunning) {
   const std::string cert = dir_.Sub("cert.pem"), key = dir_.Sub("key.pem");
   const std::string gen =
       "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
-      "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout '" + key + "' -out '" +
-      cert + "' > /dev/null 2>&1";
+      "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout '" +
+      key + "' -out '" + cert + "' > /dev/null 2>&1";
   ASSERT_EQ(std::system(gen.c_str()), 0);
 
   // Configured for every interface without TLS: a failure, and /metrics and rules warnings.
@@ -195,11 +196,11 @@ TEST_F(DoctorE2eTest, ListenAddressAndTlsAreJudgedAsConfiguredAndAsRunning) {
   EXPECT_EQ(v["tls"], "fail");
   EXPECT_EQ(v["metrics_auth"], "warn");
   EXPECT_EQ(v["address_rules"], "warn");
-  CliRun closed = Cli({"doctor", "--json", "--data-dir", Data()},
-                      {{"KB_HOST", "0.0.0.0"},
-                       {"KB_TLS_CERT_FILE", cert},
-                       {"KB_TLS_KEY_FILE", key},
-                       {"KB_METRICS_REQUIRE_AUTH", "true"}});
+  CliRun closed =
+      Cli({"doctor", "--json", "--data-dir", Data()}, {{"KB_HOST", "0.0.0.0"},
+                                                       {"KB_TLS_CERT_FILE", cert},
+                                                       {"KB_TLS_KEY_FILE", key},
+                                                       {"KB_METRICS_REQUIRE_AUTH", "true"}});
   v = Verdicts(closed);
   EXPECT_EQ(v["tls"], "ok");
   EXPECT_EQ(v["metrics_auth"], "ok");
@@ -213,8 +214,8 @@ TEST_F(DoctorE2eTest, ListenAddressAndTlsAreJudgedAsConfiguredAndAsRunning) {
                         R"({"allow":["127.0.0.0/8"]})");
   ASSERT_EQ(rules.status, 200) << rules.raw;
   const std::string url = "https://127.0.0.1:" + std::to_string(server.port());
-  CliRun remote = Cli({"doctor", "--url", url, "--api-key", kE2eAdminToken},
-                      {{"SSL_CERT_FILE", cert}});
+  CliRun remote =
+      Cli({"doctor", "--url", url, "--api-key", kE2eAdminToken}, {{"SSL_CERT_FILE", cert}});
   EXPECT_EQ(remote.exit_code, 1) << remote.err << remote.out;  // the local default still fails
   EXPECT_NE(remote.out.find("HTTPS on 127.0.0.1"), std::string::npos) << remote.out;
   EXPECT_NE(remote.out.find("1 allow and 0 deny rules"), std::string::npos) << remote.out;
@@ -228,8 +229,8 @@ TEST_F(DoctorE2eTest, UnreadableTargetsAndBadFlagsExitTwo) {
   EXPECT_NE(none.err.find("not a data directory"), std::string::npos) << none.err;
   EXPECT_FALSE(fs::exists(dir_.Sub("nowhere")));
   // No server there.
-  CliRun dead = Cli({"doctor", "--url", "http://127.0.0.1:" + std::to_string(PickFreePort()),
-                     "--api-key", "x"});
+  CliRun dead = Cli(
+      {"doctor", "--url", "http://127.0.0.1:" + std::to_string(PickFreePort()), "--api-key", "x"});
   EXPECT_EQ(dead.exit_code, 2) << dead.out;
   EXPECT_NE(dead.err.find("cannot reach"), std::string::npos) << dead.err;
   // Bad limits, named by their flags.

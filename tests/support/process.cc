@@ -5,9 +5,9 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <string_view>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 
 extern char** environ;
 
