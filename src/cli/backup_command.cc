@@ -229,6 +229,8 @@ int RunBackup(const RepoOptions& o) {
   // A source that failed its check is stored (it may be all there is) and marked; the backup
   // says so and exits 1, because the data being protected is damaged.
   const std::vector<std::string> failed = backup::SourceCheckFailures(*m);
+  int64_t check_ms = 0;
+  for (const repo::ProjectSnapshot& p : m->projects) check_ms += p.source_check.duration_ms;
   if (o.common.json) {
     PrintJson({{"snapshot", m->id},
                {"time", m->time},
@@ -238,6 +240,7 @@ int RunBackup(const RepoOptions& o) {
                {"new_chunks", m->stats.new_chunks},
                {"added_bytes", m->stats.added_stored_bytes},
                {"duration_ms", m->stats.duration_ms},
+               {"source_check_ms", check_ms},
                {"source_check_failures", failed}});
   } else {
     std::cout << "snapshot " << m->id << " saved: " << m->projects.size() << " project(s), "
