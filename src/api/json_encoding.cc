@@ -181,7 +181,8 @@ json EncodeSnapshotSummary(const repo::SnapshotSummary& s) {
             {"projects", s.projects},
             {"bytes", s.bytes},
             {"added_bytes", s.added_stored_bytes},
-            {"verified", s.verified.empty() ? json(nullptr) : json(s.verified)}};
+            {"verified", s.verified.empty() ? json(nullptr) : json(s.verified)},
+            {"source_check_failed", s.source_check_failed}};
   if (!s.problem.empty()) j["problem"] = s.problem;
   return j;
 }
@@ -189,11 +190,18 @@ json EncodeSnapshotSummary(const repo::SnapshotSummary& s) {
 json EncodeSnapshot(const repo::SnapshotManifest& m) {
   json projects = json::array();
   for (const auto& p : m.projects) {
-    projects.push_back({{"id", p.id},
-                        {"name", p.name},
-                        {"lsn", p.lsn},
-                        {"deleted", p.deleted},
-                        {"counts", p.counts}});
+    json entry = {{"id", p.id},
+                  {"name", p.name},
+                  {"lsn", p.lsn},
+                  {"deleted", p.deleted},
+                  {"counts", p.counts}};
+    if (p.source_check.recorded()) {
+      entry["source_check"] = {{"result", p.source_check.result},
+                               {"checks", p.source_check.checks},
+                               {"problems", p.source_check.problems},
+                               {"duration_ms", p.source_check.duration_ms}};
+    }
+    projects.push_back(std::move(entry));
   }
   return {{"id", m.id},
           {"time", m.time},

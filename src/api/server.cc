@@ -219,6 +219,9 @@ void ApiServer::RegisterMetrics() {
   m.DeclareGauge("kb_backup_added_bytes",
                  "Bytes the last successful backup added to the repository.");
   m.DeclareCounter("kb_backup_failures_total", "Backups that failed.");
+  m.DeclareCounter("kb_backup_source_check_failures_total",
+                   "Project states a backup stored although they failed its source check "
+                   "(marked in the snapshot; restore --latest-valid passes them by).");
   m.DeclareCounter("kb_backups_total", "Backups that succeeded.");
   m.DeclareGauge("kb_backup_last_verified_timestamp_seconds",
                  "Unix time of the newest successful verification recorded in the backup "
@@ -303,6 +306,8 @@ void ApiServer::RefreshMetrics() {
     m.Set("kb_backup_duration_seconds", {}, static_cast<double>(b.last_duration_us.load()) / 1e6);
     m.Set("kb_backup_added_bytes", {}, static_cast<double>(b.last_added_bytes.load()));
     m.Set("kb_backup_failures_total", {}, static_cast<double>(b.failures.load()));
+    m.Set("kb_backup_source_check_failures_total", {},
+          static_cast<double>(b.source_check_failures.load()));
     m.Set("kb_backups_total", {}, static_cast<double>(b.successes.load()));
     m.Set("kb_backup_last_verified_timestamp_seconds", {},
           static_cast<double>(b.last_verified_ms.load()) / 1000.0);

@@ -120,6 +120,28 @@ Result<const repo::ProjectSnapshot*> FindProject(const repo::SnapshotManifest& m
   return Status::NotFound("snapshot " + manifest.id + " has no project '" + id_or_name + "'");
 }
 
+namespace {
+
+// What the backup's source check found wrong with the projects of `m` that a restore of
+// `wanted` (ids or names; empty: all) needs; "" when none failed.
+std::string DamagedSources(const repo::SnapshotManifest& m,
+                           const std::vector<std::string>& wanted) {
+  std::vector<std::string> found;
+  for (const repo::ProjectSnapshot& p : m.projects) {
+    if (!p.source_check.failed()) continue;
+    bool needed = wanted.empty();
+    for (const std::string& w : wanted) needed = needed || w == p.id || w == p.name;
+    if (!needed) continue;
+    found.push_back("project " + p.name + ": " +
+                    (p.source_check.problems.empty() ? "result " + p.source_check.result
+                                                     : Join(p.source_check.problems, "; ")));
+  }
+  if (found.empty()) return "";
+  return "its backup found the live data damaged (source check failed): " + Join(found, " | ");
+}
+
+}  // namespace
+
 Result<Selection> SelectSnapshot(repo::Repository& repo, const SnapshotSelector& selector) {
   Selection out;
   if (!selector.snapshot_id.empty()) {
@@ -143,6 +165,7 @@ Result<Selection> SelectSnapshot(repo::Repository& repo, const SnapshotSelector&
       if (!t || *t >= *selector.before_ms) continue;
     }
     if (selector.need_full && s.scope != "full") continue;
+    if (selector.exclude.count(s.id)) continue;
     auto manifest = repo.ReadSnapshot(s.id);
     if (!manifest.ok()) {
       if (!selector.latest_valid) return manifest.status();
@@ -151,6 +174,13 @@ Result<Selection> SelectSnapshot(repo::Repository& repo, const SnapshotSelector&
     }
     if (!ContainsAll(*manifest, selector.projects)) continue;
     if (selector.latest_valid) {
+      // Its backup found a source it copied damaged: known bad, not worth downloading.
+      if (std::string why = DamagedSources(*manifest, selector.projects); !why.empty()) {
+        out.skipped.push_back({s.id, why});
+        LogWarn("snapshot holds a source its backup found damaged; trying an older one",
+                json{{"snapshot", s.id}, {"problems", why}}.dump());
+        continue;
+      }
       repo::VerifyOptions vo;
       vo.data = repo::VerifyOptions::Data::kAll;
       auto reports = repo.Verify({s.id}, vo);
@@ -430,7 +460,13 @@ Result<WholeRestoreReport> RestoreDataDirectory(repo::Repository& repo,
     RemoveTree(staging);
     return s;
   };
-  if (Status s = repo.RestoreFiles(manifest, {}, staging); !s.ok()) return fail(s);
+  auto rejected = [&](Status s) {
+    if (options.snapshot_rejected) *options.snapshot_rejected = true;
+    return fail(std::move(s));
+  };
+  if (Status s = repo.RestoreFiles(manifest, {}, staging); !s.ok()) {
+    return s.code() == Code::kCorruption ? rejected(s) : fail(s);
+  }
   json marker = {{"snapshot", manifest.id}, {"started", FormatIso8601(clock->NowMillis())}};
   if (Status s = AtomicWriteFile(layout::RestoreMarker(staging), marker.dump()); !s.ok()) {
     return fail(s);
@@ -444,8 +480,8 @@ Result<WholeRestoreReport> RestoreDataDirectory(repo::Repository& repo,
   }
   for (const repo::SnapshotFile& f : manifest.catalog_files) report.bytes += f.size;
   if (!problems.empty()) {
-    return fail(Status::Corruption("restored snapshot " + manifest.id +
-                                   " failed verification: " + Join(problems, "; ")));
+    return rejected(Status::Corruption("restored snapshot " + manifest.id +
+                                       " failed verification: " + Join(problems, "; ")));
   }
   // The security state of now, unless asked otherwise (restore.h).
   const std::string live_catalog = layout::CatalogDb(data_dir);
@@ -494,10 +530,15 @@ Result<WholeRestoreReport> RestoreDataDirectory(repo::Repository& repo,
 // ---------------------------------------------------------------------------------------------
 
 json ProjectRestoreReport::ToJson() const {
+  json skipped = json::array();
+  for (const SkippedSnapshot& s : skipped_snapshots) {
+    skipped.push_back({{"snapshot", s.id}, {"reason", s.reason}});
+  }
   json j = {{"mode", mode},
             {"snapshot", snapshot_id},
             {"project_id", project_id},
             {"project", project_name},
+            {"skipped_snapshots", std::move(skipped)},
             {"seconds", seconds}};
   if (mode == "replace") {
     j["pre_restore_snapshot"] = pre_restore_snapshot;
@@ -582,12 +623,19 @@ Result<ProjectRestoreReport> RestoreProject(repo::Repository& repo,
   } cleanup{work};
 
   const std::string restored = work + "/files";
-  KB_RETURN_IF_ERROR(repo.RestoreFiles(manifest, {meta->id}, restored));
+  auto rejected = [&](Status s) {
+    if (options.snapshot_rejected) *options.snapshot_rejected = true;
+    return s;
+  };
+  if (Status s = repo.RestoreFiles(manifest, {meta->id}, restored); !s.ok()) {
+    return s.code() == Code::kCorruption ? rejected(s) : s;
+  }
   const std::string staged = layout::ProjectDir(restored, meta->id);
   std::vector<std::string> problems = CheckProjectMatchesSnapshot(staged, *meta);
   if (!problems.empty()) {
-    return Status::Corruption("restored project " + meta->name + " from snapshot " + manifest.id +
-                              " failed verification: " + Join(problems, "; "));
+    return rejected(Status::Corruption("restored project " + meta->name + " from snapshot " +
+                                       manifest.id +
+                                       " failed verification: " + Join(problems, "; ")));
   }
 
   if (options.merge) {
@@ -613,6 +661,82 @@ Result<ProjectRestoreReport> RestoreProject(repo::Repository& repo,
   }
   report.seconds = static_cast<double>(MonotonicMicros() - started) / 1e6;
   LogInfo("project restored", report.ToJson().dump());
+  return report;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Walking back past snapshots whose restored data fails its check
+
+namespace {
+
+// Chooses a snapshot and restores it with `attempt`; with latest_valid, a snapshot the attempt
+// rejects (its data, not the environment, failed: `*rejected` true) is passed by and the next
+// older one tried. `chosen` ends with the snapshot restored (or last tried) and every one skipped.
+template <typename Report>
+Result<Report> WalkBack(
+    repo::Repository& repo, SnapshotSelector selector, Selection* chosen,
+    const std::function<Result<Report>(const repo::SnapshotManifest&, bool* rejected)>& attempt) {
+  std::vector<SkippedSnapshot> skipped;
+  auto finish = [&](Selection* sel) {
+    skipped.insert(skipped.end(), sel->skipped.begin(), sel->skipped.end());
+    sel->skipped = skipped;
+  };
+  while (true) {
+    auto selection = SelectSnapshot(repo, selector);
+    if (!selection.ok()) {
+      if (skipped.empty()) return selection.status();
+      std::string also;
+      for (const SkippedSnapshot& s : skipped) also += " " + s.id + " (" + s.reason + ")";
+      return Status(selection.status().code(),
+                    selection.status().message() + "; also skipped:" + also);
+    }
+    for (const SkippedSnapshot& s : selection->skipped) selector.exclude.insert(s.id);
+    bool rejected = false;
+    auto report = attempt(selection->manifest, &rejected);
+    if (report.ok() || !rejected || !selector.latest_valid || !selector.snapshot_id.empty()) {
+      finish(&*selection);
+      if (chosen) *chosen = std::move(selection).value();
+      return report;
+    }
+    // Logical damage the repository's bytes could not show: try an older snapshot.
+    LogWarn(
+        "restored snapshot failed its check; trying an older one",
+        json{{"snapshot", selection->manifest.id}, {"error", report.status().ToString()}}.dump());
+    skipped.insert(skipped.end(), selection->skipped.begin(), selection->skipped.end());
+    skipped.push_back({selection->manifest.id, report.status().message()});
+    selector.exclude.insert(selection->manifest.id);
+  }
+}
+
+}  // namespace
+
+Result<WholeRestoreReport> RestoreDataDirectoryFrom(repo::Repository& repo,
+                                                    const SnapshotSelector& selector,
+                                                    const std::string& data_dir, const Clock* clock,
+                                                    const WholeRestoreOptions& options,
+                                                    Selection* chosen) {
+  return WalkBack<WholeRestoreReport>(repo, selector, chosen,
+                                      [&](const repo::SnapshotManifest& m, bool* rejected) {
+                                        WholeRestoreOptions o = options;
+                                        o.snapshot_rejected = rejected;
+                                        return RestoreDataDirectory(repo, m, data_dir, clock, o);
+                                      });
+}
+
+Result<ProjectRestoreReport> RestoreProjectFrom(repo::Repository& repo,
+                                                const SnapshotSelector& selector,
+                                                const std::string& project, KnowledgeBase& kb,
+                                                const ProjectRestoreOptions& options,
+                                                Selection* chosen) {
+  Selection local;
+  if (!chosen) chosen = &local;
+  auto report = WalkBack<ProjectRestoreReport>(
+      repo, selector, chosen, [&](const repo::SnapshotManifest& m, bool* rejected) {
+        ProjectRestoreOptions o = options;
+        o.snapshot_rejected = rejected;
+        return RestoreProject(repo, m, project, kb, o);
+      });
+  if (report.ok()) report->skipped_snapshots = chosen->skipped;
   return report;
 }
 

@@ -7,14 +7,16 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "backup/source.h"
-#include "service/knowledge_base.h"
 #include "repo/repository.h"
+#include "service/knowledge_base.h"
 #include "store/catalog.h"
 
 namespace kb::backup {
@@ -30,6 +32,8 @@ struct SnapshotSelector {
   // and, when `need_full`, be full snapshots (a whole restore needs the catalog).
   std::vector<std::string> projects;
   bool need_full = false;
+  // Snapshots never chosen (a caller walking back has tried them already).
+  std::set<std::string> exclude;
 };
 
 struct SkippedSnapshot {
@@ -42,7 +46,10 @@ struct Selection {
   std::vector<SkippedSnapshot> skipped;  // --latest-valid: the newer ones that failed, and why
 };
 
-// NotFound when no snapshot matches (the message says what was looked for).
+// NotFound when no snapshot matches (the message says what was looked for). With latest_valid,
+// a snapshot whose backup marked a source it needs as damaged (SourceCheck failed: every
+// project for a whole restore, the selected ones otherwise) is passed by without being read,
+// and each other candidate's repository bytes are verified.
 Result<Selection> SelectSnapshot(repo::Repository& repo, const SnapshotSelector& selector);
 
 // The project in `manifest` named by id or name (a live one is preferred on a name clash).
@@ -118,6 +125,10 @@ struct WholeRestoreReport {
 // keeps the snapshot's instead (the report says which).
 struct WholeRestoreOptions {
   bool security_state_from_snapshot = false;
+  // If set: made true when the restore failed because of the snapshot's own data (its bytes in
+  // the repository, or the restored databases failing their check), before anything at
+  // `data_dir` changed: an older snapshot may still restore (RestoreLatestValidDataDirectory).
+  bool* snapshot_rejected = nullptr;
 };
 Result<WholeRestoreReport> RestoreDataDirectory(repo::Repository& repo,
                                                 const repo::SnapshotManifest& manifest,
@@ -134,6 +145,9 @@ struct ProjectRestoreOptions {
   // SourceOptions::index_max_lag of that snapshot (backup_index_max_lag).
   double index_max_lag = kDefaultIndexMaxLag;
   Actor actor{"system", "restore"};
+  // As WholeRestoreOptions::snapshot_rejected: the project's restored files failed their check
+  // (or could not be read from the repository) before the live project was touched.
+  bool* snapshot_rejected = nullptr;
 };
 
 struct ProjectRestoreReport {
@@ -149,6 +163,8 @@ struct ProjectRestoreReport {
   // merge mode
   std::vector<std::string> restored_documents;
   std::vector<nlohmann::json> skipped_documents;  // {"id", "reason"}
+  // Newer snapshots passed by on the way to this one (latest_valid), and why.
+  std::vector<SkippedSnapshot> skipped_snapshots;
   double seconds = 0;
   nlohmann::json ToJson() const;
 };
@@ -163,5 +179,26 @@ Result<ProjectRestoreReport> RestoreProject(repo::Repository& repo,
                                             const repo::SnapshotManifest& manifest,
                                             const std::string& project, KnowledgeBase& kb,
                                             const ProjectRestoreOptions& options);
+
+// ---------------------------------------------------------------------------------------------
+// Choosing and restoring in one step (what the CLI, the server and --restore-if-empty call)
+
+// Restores the snapshot `selector` names (SelectSnapshot). With latest_valid, a snapshot whose
+// restored data fails its check — logical corruption that authenticated repository bytes cannot
+// show, e.g. a damaged page the backup copied faithfully — is passed by too and the next older
+// one tried, until one restores or none is left (NotFound naming every snapshot skipped). Any
+// other failure (disk, lock, a running server) stops at once. `chosen` (may be null) receives
+// the snapshot restored or last tried, and every snapshot skipped with its reason.
+Result<WholeRestoreReport> RestoreDataDirectoryFrom(repo::Repository& repo,
+                                                    const SnapshotSelector& selector,
+                                                    const std::string& data_dir, const Clock* clock,
+                                                    const WholeRestoreOptions& options,
+                                                    Selection* chosen);
+// The same for one project (selector.projects should name it).
+Result<ProjectRestoreReport> RestoreProjectFrom(repo::Repository& repo,
+                                                const SnapshotSelector& selector,
+                                                const std::string& project, KnowledgeBase& kb,
+                                                const ProjectRestoreOptions& options,
+                                                Selection* chosen);
 
 }  // namespace kb::backup

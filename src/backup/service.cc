@@ -197,6 +197,7 @@ Result<repo::SnapshotManifest> BackupService::RunBackup(const std::string& trigg
     SourceOptions so;
     so.projects = projects;
     so.index_max_lag = options_.index_max_lag;
+    so.source_check = options_.source_check;
     repo::BackupOptions bo;
     bo.trigger = trigger;
     bo.tags = tags;
@@ -219,6 +220,16 @@ Result<repo::SnapshotManifest> BackupService::RunBackup(const std::string& trigg
   }
   counters_.last_duration_us = MonotonicMicros() - started;
   counters_.last_added_bytes = result->stats.added_stored_bytes;
+  // A damaged source is stored (it may be all there is) but never quietly: counted, logged,
+  // audited, and said in the result.
+  if (std::vector<std::string> failed = SourceCheckFailures(*result); !failed.empty()) {
+    counters_.source_check_failures += static_cast<int64_t>(failed.size());
+    LogError("backup stored project states that failed the source check",
+             json{{"snapshot", result->id}, {"projects", failed}}.dump());
+    std::string detail = "snapshot " + result->id + ":";
+    for (const std::string& f : failed) detail += " " + f + ".";
+    Audit("backup.source_check", "failed", "", detail);
+  }
   {
     MutexLock slock(status_mu_);
     last_error_.clear();
@@ -258,15 +269,18 @@ Result<ProjectRestoreReport> BackupService::RestoreProject(const std::string& pr
   KB_ASSIGN_OR_RETURN(repo::Repository * repo, Repo());
   SnapshotSelector sel = selector;
   sel.projects = {project};
-  KB_ASSIGN_OR_RETURN(Selection chosen, SelectSnapshot(*repo, sel));
   ProjectRestoreOptions po;
   po.merge = merge;
   po.actor = actor;
   po.index_max_lag = options_.index_max_lag;
-  Result<ProjectRestoreReport> report =
-      backup::RestoreProject(*repo, chosen.manifest, project, *kb_, po);
-  const std::string who = "requested by " + (actor.id.empty() ? "?" : actor.id) + "; snapshot " +
-                          chosen.manifest.id + "; " + (merge ? "merge" : "replace");
+  Selection chosen;
+  Result<ProjectRestoreReport> report = RestoreProjectFrom(*repo, sel, project, *kb_, po, &chosen);
+  if (!report.ok() && chosen.manifest.id.empty()) return report;  // nothing chosen: not a restore
+  std::string who = "requested by " + (actor.id.empty() ? "?" : actor.id) + "; snapshot " +
+                    chosen.manifest.id + "; " + (merge ? "merge" : "replace");
+  for (const SkippedSnapshot& s : chosen.skipped) {
+    who += "; skipped " + s.id + " (" + s.reason + ")";
+  }
   if (report.ok()) {
     Audit("project.restore", "ok", report->project_id,
           who + "; " + std::to_string(report->documents) + " documents, " +

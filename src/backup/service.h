@@ -54,6 +54,8 @@ struct BackupServiceOptions {
   repo::RetentionPolicy retention = repo::RetentionPolicy::Default();
   // SourceOptions::index_max_lag of every backup the service makes.
   double index_max_lag = kDefaultIndexMaxLag;
+  // SourceOptions::source_check of every backup the service makes.
+  SourceCheckLevel source_check = kDefaultSourceCheck;
   repo::PruneOptions prune;
   // First retry of a failed scheduled backup; each further one waits twice as long, at most
   // interval_ms.
@@ -119,6 +121,8 @@ struct BackupCounters {
   // Scheduled verifications that found a problem or could not run, and when the next is due.
   std::atomic<int64_t> verify_failures{0};
   std::atomic<int64_t> next_verify_ms{0};
+  // Project states a backup copied although they failed its source check (source.h).
+  std::atomic<int64_t> source_check_failures{0};
 };
 
 class BackupService {

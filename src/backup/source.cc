@@ -202,6 +202,8 @@ struct ProjectDbMeta {
   int64_t documents = 0;
   int64_t chunks = 0;
   int64_t deleted_documents = 0;
+  bool counts_known = false;  // false: the rows could not be counted (counts_error says why)
+  std::string counts_error;
 };
 
 // Reads what a backup records about a project from `reader`, inside the caller's snapshot (so it
@@ -228,11 +230,87 @@ Result<ProjectDbMeta> ReadProjectDbMetaIn(store::ProjectReader& reader,
                               " differs from meta.last_lsn " + std::to_string(m.lsn));
   }
   // The same counts as ProjectStore::Counts (live documents, their chunks, deleted documents).
-  KB_ASSIGN_OR_RETURN(StoreCounts counts, reader.Counts());
-  m.documents = counts.documents;
-  m.chunks = counts.chunks;
-  m.deleted_documents = counts.deleted_documents;
+  // Rows SQLite cannot read through are the source check's finding (the state is still backed
+  // up, without counts: a restore then compares none), not a failed backup.
+  auto counts = reader.Counts();
+  if (counts.ok()) {
+    m.counts_known = true;
+    m.documents = counts->documents;
+    m.chunks = counts->chunks;
+    m.deleted_documents = counts->deleted_documents;
+  } else if (counts.status().code() == Code::kCorruption) {
+    m.counts_error = counts.status().message();
+  } else {
+    return counts.status();
+  }
   return m;
+}
+
+// The source check (SourceCheckLevel; `source_check` in docs/format/BACKUP_REPOSITORY.md). It
+// runs in the producer's read transaction, after the pages are streamed, so it judges exactly
+// the state the snapshot stores (and reads pages the copy just brought into the OS cache). Once
+// a check has met a page SQLite calls corrupt, SQLite may have ended that transaction, so later
+// checks of the same backup may see a newer state: the result is "failed" either way. A check
+// that cannot read
+// what it needs (SQLite reports the file corrupt) records that as its finding; only an error
+// that says nothing about the data (I/O, busy, interrupted) fails the backup.
+Result<repo::SourceCheck> CheckSourceState(store::ProjectReader& reader, const ProjectDbMeta& m,
+                                           SourceCheckLevel level) {
+  repo::SourceCheck c;
+  if (level == SourceCheckLevel::kOff) return c;
+  const int64_t started = MonotonicMicros();
+  auto problem = [&](std::string text) {
+    if (c.problems.size() < kMaxSourceCheckProblems) c.problems.push_back(std::move(text));
+  };
+  // A finding, or the error that stopped the check when it is not one.
+  auto soft = [&](const Status& s, const std::string& check) -> Status {
+    if (s.code() != Code::kCorruption) return s;
+    problem(check + ": unreadable: " + s.message());
+    return Status::OK();
+  };
+
+  c.checks.push_back("journal");
+  if (m.lsn > 0) {
+    auto at = reader.JournalChecksumAt(m.lsn);
+    if (!at.ok()) {
+      KB_RETURN_IF_ERROR(soft(at.status(), "journal"));
+    } else if (!at->has_value()) {
+      problem("journal: no entry at LSN " + std::to_string(m.lsn));
+    } else if (**at != m.content_checksum) {
+      problem("journal: the entry at LSN " + std::to_string(m.lsn) + " recorded checksum " + **at +
+              ", the database holds " + m.content_checksum);
+    }
+  }
+
+  c.checks.push_back("counts");
+  if (!m.counts_known) {
+    problem("counts: unreadable: " + m.counts_error);
+  } else if (auto counts = reader.MaintainedCountsProblem(); !counts.ok()) {
+    KB_RETURN_IF_ERROR(soft(counts.status(), "counts"));
+  } else if (!counts->empty()) {
+    problem("counts: " + *counts);
+  }
+
+  c.checks.push_back("content_checksum");
+  if (auto recomputed = reader.RecomputeContentChecksum(); !recomputed.ok()) {
+    KB_RETURN_IF_ERROR(soft(recomputed.status(), "content_checksum"));
+  } else if (*recomputed != m.content_checksum) {
+    problem("content_checksum: recomputed from the rows " + *recomputed + ", the database holds " +
+            m.content_checksum);
+  }
+
+  if (level == SourceCheckLevel::kFull) {
+    c.checks.push_back("quick_check");
+    if (auto rows = reader.SqliteQuickCheckReport(); !rows.ok()) {
+      KB_RETURN_IF_ERROR(soft(rows.status(), "quick_check"));
+    } else if (!(rows->size() == 1 && rows->front() == "ok")) {
+      std::string first = rows->empty() ? "no result" : rows->front();
+      problem("quick_check: " + std::to_string(rows->size()) + " finding(s), first: " + first);
+    }
+  }
+  c.result = c.problems.empty() ? "passed" : "failed";
+  c.duration_ms = (MonotonicMicros() - started) / 1000;
+  return c;
 }
 
 // The producer of a project's kb.db: opens the live file read-only, begins one read
@@ -241,8 +319,10 @@ Result<ProjectDbMeta> ReadProjectDbMetaIn(store::ProjectReader& reader,
 // one read transaction (and one set of file descriptors) at a time. The index the snapshot
 // names (meta->index_lsn, staged or reused at preparation) must be consistent with this state:
 // not ahead of it, and, for a reused index, reflecting the state this journal went through.
-repo::FileProducer ProjectDbProducer(const std::string& live_db, const ProjectRecord& record) {
-  return [live_db, record](repo::FileSink& sink, repo::ProjectSnapshot* meta) -> Result<int64_t> {
+repo::FileProducer ProjectDbProducer(const std::string& live_db, const ProjectRecord& record,
+                                     SourceCheckLevel check_level) {
+  return [live_db, record, check_level](repo::FileSink& sink,
+                                        repo::ProjectSnapshot* meta) -> Result<int64_t> {
     const std::string who = "project '" + record.name + "' (" + record.id + ")";
     // Never writes the live file; in WAL mode it reads through the WAL.
     auto opened = store::ProjectReader::Open(live_db);
@@ -287,13 +367,26 @@ repo::FileProducer ProjectDbProducer(const std::string& live_db, const ProjectRe
     }
     KB_ASSIGN_OR_RETURN(int64_t size,
                         StreamSqliteDatabase(db->handle(), who + " database " + live_db, sink));
-    KB_RETURN_IF_ERROR(reader->EndSnapshot());
+    // After the copy, still in its transaction (the pages are now in the OS cache): a check that
+    // meets a page SQLite calls corrupt may end the transaction, and the copy must not then read
+    // a later state.
+    KB_ASSIGN_OR_RETURN(repo::SourceCheck check, CheckSourceState(*reader, m, check_level));
+    if (Status ended = reader->EndSnapshot(); !ended.ok() && !check.failed()) return ended;
+    if (check.failed()) {
+      LogError(
+          "backup source check failed: the damaged state is stored and marked",
+          json{{"project", record.name}, {"id", record.id}, {"problems", check.problems}}.dump());
+    }
     if (meta != nullptr) {
       meta->lsn = m.lsn;
       meta->content_checksum = m.content_checksum;
-      meta->counts = json{{"documents", m.documents},
-                          {"chunks", m.chunks},
-                          {"deleted_documents", m.deleted_documents}};
+      meta->counts = json::object();
+      if (m.counts_known) {
+        meta->counts = json{{"documents", m.documents},
+                            {"chunks", m.chunks},
+                            {"deleted_documents", m.deleted_documents}};
+      }
+      meta->source_check = std::move(check);
       if (meta->index_lsn > 0) meta->index_checksum = index_checksum;
     }
     return size;
@@ -514,8 +607,9 @@ Result<std::optional<repo::ProjectSource>> StageProject(const std::string& data_
   meta.embedder =
       json{{"fingerprint", record.embedder_fingerprint}, {"dimension", record.embedding_dimension}};
   // The database is read later, while the backup runs (lsn, checksum and counts come from it).
-  project.files.push_back(repo::SourceFile{layout::kProjectDbName, live_db, kStagedFileMode,
-                                           ProjectDbProducer(live_db, record)});
+  project.files.push_back(
+      repo::SourceFile{layout::kProjectDbName, live_db, kStagedFileMode,
+                       ProjectDbProducer(live_db, record, options.source_check)});
 
   // A previous snapshot's index, if it is still valid for this database and close enough.
   auto previous = options.previous_indexes.find(record.id);
@@ -830,6 +924,28 @@ Result<repo::SnapshotManifest> BackupDataDirectory(repo::Repository& repo,
   KB_ASSIGN_OR_RETURN(PreparedSource prepared,
                       PrepareSnapshotSource(data_dir, staging, with_previous));
   return repo.CreateSnapshot(prepared.source(), options);
+}
+
+Result<SourceCheckLevel> ParseSourceCheckLevel(const std::string& text) {
+  if (text == "off") return SourceCheckLevel::kOff;
+  if (text == "checksum") return SourceCheckLevel::kChecksum;
+  if (text == "full") return SourceCheckLevel::kFull;
+  return Status::InvalidArgument("backup_source_check: expected full, checksum or off, got '" +
+                                 text + "'");
+}
+
+std::vector<std::string> SourceCheckFailures(const repo::SnapshotManifest& m) {
+  std::vector<std::string> out;
+  for (const repo::ProjectSnapshot& p : m.projects) {
+    if (!p.source_check.failed()) continue;
+    std::string line = "project " + p.name + " (" + p.id + "): ";
+    for (size_t i = 0; i < p.source_check.problems.size(); ++i) {
+      line += (i ? "; " : "") + p.source_check.problems[i];
+    }
+    if (p.source_check.problems.empty()) line += "result '" + p.source_check.result + "'";
+    out.push_back(std::move(line));
+  }
+  return out;
 }
 
 }  // namespace kb::backup

@@ -95,6 +95,20 @@ struct PreviousIndex {
   std::vector<repo::SnapshotFile> files;  // index/VECTOR_INDEX and its graph, with their trees
 };
 
+// What a backup checks of each project state it copies (SourceOptions::source_check; setting
+// backup_source_check): recorded in the snapshot as `source_check` (see "The source check" in
+// source.cc and docs/format/BACKUP_REPOSITORY.md).
+enum class SourceCheckLevel {
+  kOff,       // nothing recorded
+  kChecksum,  // journal, counts, content checksum recomputed from the rows
+  kFull,      // kChecksum + PRAGMA quick_check
+};
+// "off" | "checksum" | "full"; InvalidArgument otherwise.
+Result<SourceCheckLevel> ParseSourceCheckLevel(const std::string& text);
+inline constexpr SourceCheckLevel kDefaultSourceCheck = SourceCheckLevel::kFull;
+// Problems a source check records per project, at most (the rest are counted in the last).
+inline constexpr size_t kMaxSourceCheckProblems = 20;
+
 struct SourceOptions {
   // Project ids or names. Empty: a full snapshot (scope "full": catalog.db and every project).
   // Otherwise scope "projects": only these projects and no catalog files. A name is looked up
@@ -119,6 +133,10 @@ struct SourceOptions {
   // the live one (same graph file) is reused. A restore replays those entries into the index
   // when the server opens the project, so this bounds that work.
   double index_max_lag = kDefaultIndexMaxLag;
+  // The check of each copied project state. A state that fails it is still backed up (it may
+  // be the only copy there is) and marked in the manifest; the caller reports it
+  // (SourceCheckFailures).
+  SourceCheckLevel source_check = kDefaultSourceCheck;
   // Testing hook: runs after a vector index manifest was read and before its graph file is
   // linked or copied, with the project id (a test saves the index there to force the race).
   std::function<void(const std::string& project_id)> after_index_manifest_read;
@@ -184,6 +202,11 @@ Result<repo::SnapshotManifest> BackupDataDirectory(repo::Repository& repo,
 // skipped. For SourceOptions::previous_indexes.
 Result<std::map<std::string, PreviousIndex>> FindPreviousIndexes(repo::Repository& repo,
                                                                  size_t max_manifests = 8);
+
+// "project NAME (ID): problem; problem" for each project of `m` whose source check failed: what
+// a backup reports and counts (kb_backup_source_check_failures_total). Empty when all passed or
+// none was checked.
+std::vector<std::string> SourceCheckFailures(const repo::SnapshotManifest& m);
 
 // Writes a produced file (SourceFile::produce) into the new file `path`, completing `meta` as a
 // backup would, and returns its size: exactly the bytes a backup stores, for tests and tools.

@@ -218,11 +218,19 @@ int RunBackup(const RepoOptions& o) {
   auto lag = ParseIndexMaxLag(config.backup_index_max_lag);
   if (!lag.ok()) return ReportError(lag.status());
   so.index_max_lag = *lag;
+  auto check = backup::ParseSourceCheckLevel(config.backup_source_check);
+  if (!check.ok()) return ReportError(check.status());
+  so.source_check = *check;
   repo::BackupOptions bo;
   bo.trigger = "manual";
   bo.tags = o.tags;
   auto m = backup::BackupDataDirectory(*repo, config.data_dir, so, bo);
   if (!m.ok()) return ReportError(m.status());
+  // A source that failed its check is stored (it may be all there is) and marked; the backup
+  // says so and exits 1, because the data being protected is damaged.
+  const std::vector<std::string> failed = backup::SourceCheckFailures(*m);
+  int64_t check_ms = 0;
+  for (const repo::ProjectSnapshot& p : m->projects) check_ms += p.source_check.duration_ms;
   if (o.common.json) {
     PrintJson({{"snapshot", m->id},
                {"time", m->time},
@@ -231,12 +239,21 @@ int RunBackup(const RepoOptions& o) {
                {"bytes", m->stats.bytes},
                {"new_chunks", m->stats.new_chunks},
                {"added_bytes", m->stats.added_stored_bytes},
-               {"duration_ms", m->stats.duration_ms}});
+               {"duration_ms", m->stats.duration_ms},
+               {"source_check_ms", check_ms},
+               {"source_check_failures", failed}});
   } else {
     std::cout << "snapshot " << m->id << " saved: " << m->projects.size() << " project(s), "
               << HumanBytes(static_cast<double>(m->stats.bytes)) << " of data, "
               << HumanBytes(static_cast<double>(m->stats.added_stored_bytes)) << " added, in "
               << m->stats.duration_ms << " ms\n";
+  }
+  if (!failed.empty()) {
+    std::cerr << "error: the live data failed the backup's source check; snapshot " << m->id
+              << " stores it marked as damaged (restore --latest-valid passes it by):\n";
+    for (const std::string& f : failed) std::cerr << "  " << f << "\n";
+    std::cerr << "check the live data: knowledgebeast check --data-dir " << config.data_dir << "\n";
+    return kExitFailure;
   }
   return kExitOk;
 }
@@ -257,7 +274,13 @@ int RunBackupList(const RepoOptions& o) {
     std::cout << s.id << "  " << s.time << "  " << s.trigger << "  " << s.scope << "  "
               << HumanBytes(static_cast<double>(s.bytes)) << "  +"
               << HumanBytes(static_cast<double>(s.added_stored_bytes)) << "  "
-              << (s.verified.empty() ? "unverified" : "verified " + s.verified) << "\n";
+              << (s.verified.empty() ? "unverified" : "verified " + s.verified);
+    if (!s.source_check_failed.empty()) {
+      std::cout << "  SOURCE DAMAGED: ";
+      for (size_t i = 0; i < s.source_check_failed.size(); ++i)
+        std::cout << (i ? ", " : "") << s.source_check_failed[i];
+    }
+    std::cout << "\n";
   }
   return kExitOk;
 }
@@ -447,20 +470,25 @@ int RunRestore(const RepoOptions& o) {
   Config config;
   auto repo = OpenRepo(o, &exit_code, &config);
   if (!repo) return exit_code;
-  auto selection = backup::SelectSnapshot(*repo, selector);
-  if (!selection.ok()) return ReportError(selection.status());
-  for (const auto& s : selection->skipped) {
-    std::cerr << "skipped snapshot " << s.id << ": " << s.reason << "\n";
-  }
-  Json skipped = Json::array();
-  for (const auto& s : selection->skipped)
-    skipped.push_back({{"snapshot", s.id}, {"reason", s.reason}});
+  // Every snapshot passed by on the way, said as it happened (stderr) and in --json.
+  auto said_skipped = [](const backup::Selection& chosen) {
+    Json skipped = Json::array();
+    for (const auto& s : chosen.skipped) {
+      std::cerr << "skipped snapshot " << s.id << ": " << s.reason << "\n";
+      skipped.push_back({{"snapshot", s.id}, {"reason", s.reason}});
+    }
+    return skipped;
+  };
 
   if (o.projects.empty()) {
     backup::WholeRestoreOptions wo;
     wo.security_state_from_snapshot = o.security_state_from_snapshot;
+    backup::Selection selection_value;
+    backup::Selection* selection = &selection_value;
     auto report =
-        backup::RestoreDataDirectory(*repo, selection->manifest, config.data_dir, nullptr, wo);
+        backup::RestoreDataDirectoryFrom(*repo, selector, config.data_dir, nullptr, wo, selection);
+    Json skipped = said_skipped(*selection);
+    if (selection->manifest.id.empty()) return ReportError(report.status());  // none chosen
     AuditEvent event;
     event.route = "restore";
     event.action = "data.restore";
@@ -515,19 +543,30 @@ int RunRestore(const RepoOptions& o) {
   auto lag = ParseIndexMaxLag(config.backup_index_max_lag);
   if (!lag.ok()) return ReportError(lag.status());
   Json reports = Json::array();
+  Json skipped = Json::array();
   for (const std::string& project : o.projects) {
     backup::ProjectRestoreOptions po;
     po.merge = o.merge;
     po.actor = Actor{"cli", "restore"};
     po.index_max_lag = *lag;
-    auto report = backup::RestoreProject(*repo, selection->manifest, project, **kb, po);
+    // Each project walks back on its own with --latest-valid: one project's damage does not
+    // send the others to an older point.
+    backup::SnapshotSelector one = selector;
+    one.projects = {project};
+    backup::Selection selection;
+    auto report = backup::RestoreProjectFrom(*repo, one, project, **kb, po, &selection);
+    for (Json& s : said_skipped(selection)) skipped.push_back(std::move(s));
+    if (selection.manifest.id.empty()) return ReportError(report.status());  // none chosen
     AuditEvent event;
     event.route = "restore";
     event.action = "project.restore";
     event.project = report.ok() ? report->project_id : project;
     event.outcome = report.ok() ? "ok" : "failed";
-    event.detail = "snapshot " + selection->manifest.id + (o.merge ? "; merge" : "; replace") +
+    event.detail = "snapshot " + selection.manifest.id + (o.merge ? "; merge" : "; replace") +
                    (report.ok() ? "" : "; " + report.status().ToString());
+    for (const auto& s : selection.skipped) {
+      event.detail += "; skipped " + s.id + " (" + s.reason + ")";
+    }
     RecordCliAudit(config.data_dir, std::move(event));
     if (!report.ok()) return ReportError(report.status());
     reports.push_back(report->ToJson());

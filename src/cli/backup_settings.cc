@@ -97,6 +97,8 @@ Result<backup::BackupServiceOptions> BackupServiceOptionsFromConfig(const Config
   }
   KB_ASSIGN_OR_RETURN(options.retention, ParseRetentionPolicy(config.backup_retention));
   KB_ASSIGN_OR_RETURN(options.index_max_lag, ParseIndexMaxLag(config.backup_index_max_lag));
+  KB_ASSIGN_OR_RETURN(options.source_check,
+                      backup::ParseSourceCheckLevel(config.backup_source_check));
   return options;
 }
 

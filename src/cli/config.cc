@@ -121,6 +121,8 @@ const std::vector<Setting>& Table() {
        [](Config* c, Value&& v) { c->backup_retention = Take<std::string>(std::move(v)); }},
       {"backup_index_max_lag", "KB_BACKUP_INDEX_MAX_LAG", "", Kind::kString,
        [](Config* c, Value&& v) { c->backup_index_max_lag = Take<std::string>(std::move(v)); }},
+      {"backup_source_check", "KB_BACKUP_SOURCE_CHECK", "", Kind::kString,
+       [](Config* c, Value&& v) { c->backup_source_check = Take<std::string>(std::move(v)); }},
       {"backup_s3_endpoint", "KB_BACKUP_S3_ENDPOINT", "", Kind::kString,
        [](Config* c, Value&& v) { c->backup_s3_endpoint = Take<std::string>(std::move(v)); }},
       {"backup_s3_region", "KB_BACKUP_S3_REGION", "", Kind::kString,

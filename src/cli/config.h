@@ -94,6 +94,9 @@ struct Config {
   // How far behind its database a backup may leave a project's vector index (a fraction of its
   // live documents, as journal entries; "2%" or "0.02"): see backup::SourceOptions::index_max_lag.
   std::string backup_index_max_lag = "2%";
+  // What a backup checks of each project state it copies: full | checksum | off
+  // (backup::SourceCheckLevel).
+  std::string backup_source_check = "full";
   std::string backup_s3_endpoint;  // else AWS_ENDPOINT_URL
   std::string backup_s3_region;    // else AWS_REGION / AWS_DEFAULT_REGION
   std::optional<bool> backup_s3_path_style;

@@ -103,14 +103,16 @@ Status RestoreIfEmpty(const Config& config) {
   backup::SnapshotSelector selector;
   selector.latest_valid = true;
   selector.need_full = true;
-  KB_ASSIGN_OR_RETURN(backup::Selection chosen, backup::SelectSnapshot(*repo, selector));
+  backup::Selection chosen;
+  Result<backup::WholeRestoreReport> report = backup::RestoreDataDirectoryFrom(
+      *repo, selector, config.data_dir, nullptr, backup::WholeRestoreOptions{}, &chosen);
   for (const auto& s : chosen.skipped) {
     LogWarn("restore_if_empty: skipped a snapshot",
             json{{"snapshot", s.id}, {"reason", s.reason}}.dump());
   }
-  Result<backup::WholeRestoreReport> report =
-      backup::RestoreDataDirectory(*repo, chosen.manifest, config.data_dir);
-  KB_RETURN_IF_ERROR(report.status().WithContext("restoring snapshot " + chosen.manifest.id));
+  KB_RETURN_IF_ERROR(report.status().WithContext(chosen.manifest.id.empty()
+                                                     ? "restore_if_empty"
+                                                     : "restoring snapshot " + chosen.manifest.id));
   AuditEvent event;
   event.route = "serve";
   event.action = "data.restore";

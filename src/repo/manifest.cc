@@ -97,6 +97,37 @@ Result<std::vector<SnapshotFile>> FilesFromJson(const json& j, const std::string
   return files;
 }
 
+Result<std::vector<std::string>> Strings(const json& j, const char* field,
+                                         const std::string& where) {
+  std::vector<std::string> out;
+  if (!j.contains(field)) return out;
+  const json& a = j[field];
+  if (!a.is_array()) return Bad(where + "\"" + field + "\" is not an array");
+  for (const json& e : a) {
+    if (!e.is_string()) return Bad(where + "\"" + field + "\" holds a non-string");
+    out.push_back(e.get<std::string>());
+  }
+  return out;
+}
+
+Result<SourceCheck> SourceCheckFromJson(const json& j, const std::string& project_where) {
+  const std::string where = project_where + "source_check: ";
+  if (!j.is_object()) return Bad(where + "not an object");
+  SourceCheck c;
+  KB_ASSIGN_OR_RETURN(c.result, Str(j, "result", where));
+  KB_ASSIGN_OR_RETURN(c.checks, Strings(j, "checks", where));
+  KB_ASSIGN_OR_RETURN(c.problems, Strings(j, "problems", where));
+  KB_ASSIGN_OR_RETURN(c.duration_ms, Int(j, "duration_ms", where, false));
+  return c;
+}
+
+json SourceCheckToJson(const SourceCheck& c) {
+  return json{{"result", c.result},
+              {"checks", c.checks},
+              {"problems", c.problems},
+              {"duration_ms", c.duration_ms}};
+}
+
 Result<ProjectSnapshot> ProjectFromJson(const json& j) {
   if (!j.is_object()) return Bad("project entry is not an object");
   ProjectSnapshot p;
@@ -115,6 +146,9 @@ Result<ProjectSnapshot> ProjectFromJson(const json& j) {
   KB_ASSIGN_OR_RETURN(p.embedder, Obj(j, "embedder", where));
   KB_ASSIGN_OR_RETURN(p.index_lsn, Int(j, "index_lsn", where, false));
   KB_ASSIGN_OR_RETURN(p.index_checksum, OptStr(j, "index_checksum", where));
+  if (j.contains("source_check")) {
+    KB_ASSIGN_OR_RETURN(p.source_check, SourceCheckFromJson(j["source_check"], where));
+  }
   if (!j.contains("files")) return Bad(where + "\"files\" missing");
   KB_ASSIGN_OR_RETURN(p.files, FilesFromJson(j["files"], where));
   return p;
@@ -143,17 +177,19 @@ json SnapshotManifest::ToJson() const {
   for (const ProjectSnapshot& p : projects) {
     json files = json::array();
     for (const SnapshotFile& f : p.files) files.push_back(FileToJson(f));
-    projects_json.push_back(json{{"id", p.id},
-                                 {"name", p.name},
-                                 {"deleted", p.deleted},
-                                 {"catalog_row", p.catalog_row},
-                                 {"lsn", p.lsn},
-                                 {"content_checksum", p.content_checksum},
-                                 {"counts", p.counts},
-                                 {"embedder", p.embedder},
-                                 {"index_lsn", p.index_lsn},
-                                 {"index_checksum", p.index_checksum},
-                                 {"files", files}});
+    json entry = json{{"id", p.id},
+                      {"name", p.name},
+                      {"deleted", p.deleted},
+                      {"catalog_row", p.catalog_row},
+                      {"lsn", p.lsn},
+                      {"content_checksum", p.content_checksum},
+                      {"counts", p.counts},
+                      {"embedder", p.embedder},
+                      {"index_lsn", p.index_lsn},
+                      {"index_checksum", p.index_checksum},
+                      {"files", files}};
+    if (p.source_check.recorded()) entry["source_check"] = SourceCheckToJson(p.source_check);
+    projects_json.push_back(std::move(entry));
   }
   return json{{"format", kSnapshotFormat},
               {"version", kSnapshotVersion},

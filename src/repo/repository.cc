@@ -126,7 +126,10 @@ class RepositoryImpl final : public Repository {
         s.time = m->time;
         s.trigger = m->trigger;
         s.scope = m->scope;
-        for (const ProjectSnapshot& p : m->projects) s.projects.push_back(p.name);
+        for (const ProjectSnapshot& p : m->projects) {
+          s.projects.push_back(p.name);
+          if (p.source_check.failed()) s.source_check_failed.push_back(p.name);
+        }
         s.bytes = m->stats.bytes;
         s.added_stored_bytes = m->stats.added_stored_bytes;
       }

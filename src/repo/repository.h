@@ -95,6 +95,19 @@ struct SnapshotFile {
   bool operator==(const SnapshotFile&) const = default;
 };
 
+// A backup's check of the project state it copied, made in the read transaction of the copy
+// (docs/format/BACKUP_REPOSITORY.md, `source_check`). The engine only stores it; the live-data
+// side (src/backup/source.cc) runs the checks.
+struct SourceCheck {
+  std::string result;                 // "passed" | "failed"; "" = not recorded (older snapshot)
+  std::vector<std::string> checks;    // what ran, e.g. "journal", "content_checksum"
+  std::vector<std::string> problems;  // empty when passed
+  int64_t duration_ms = 0;
+  bool recorded() const { return !result.empty(); }
+  // Failed, or a result this binary does not know (treated as failed).
+  bool failed() const { return recorded() && result != "passed"; }
+};
+
 struct ProjectSnapshot {
   std::string id;
   std::string name;
@@ -109,6 +122,7 @@ struct ProjectSnapshot {
   // state the index reflects, so a later backup can tell whether the live journal continues from
   // it (see SourceOptions::previous_indexes). Empty when unknown (no index, or an older snapshot).
   std::string index_checksum;
+  SourceCheck source_check;
   std::vector<SnapshotFile> files;  // relative to projects/<id>/
 };
 
@@ -147,6 +161,8 @@ struct SnapshotSummary {
   std::string trigger;
   std::string scope;
   std::vector<std::string> projects;  // names
+  // Names of the projects whose copied state failed the backup's source check (SourceCheck).
+  std::vector<std::string> source_check_failed;
   int64_t bytes = 0;
   int64_t added_stored_bytes = 0;
   std::string verified;  // "" (never), or ISO-8601 of the last successful verify (see below)

@@ -253,6 +253,15 @@ Result<std::vector<std::string>> ProjectReader::SqliteIntegrityReport() {
   return rows;
 }
 
+Result<std::vector<std::string>> ProjectReader::SqliteQuickCheckReport() {
+  std::vector<std::string> rows;
+  KB_RETURN_IF_ERROR(Each("PRAGMA quick_check", nullptr, [&](const sql::Statement& st) {
+    rows.push_back(st.ColumnText(0));
+    return Status::OK();
+  }));
+  return rows;
+}
+
 Status ProjectReader::ForEachDocumentWithWrongChunkCount(
     const std::function<void(const std::string&, int64_t, int64_t)>& fn) {
   return Each(

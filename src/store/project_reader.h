@@ -123,6 +123,9 @@ class ProjectReader {
   // --- the pieces of CheckIntegrity and of a checker's finer report ---
   // The rows of PRAGMA integrity_check (exactly {"ok"} for a sound file).
   Result<std::vector<std::string>> SqliteIntegrityReport();
+  // The rows of PRAGMA quick_check: integrity_check without comparing indexes to their tables
+  // (every page and b-tree readable and well-formed; ~O(pages)). {"ok"} for a sound file.
+  Result<std::vector<std::string>> SqliteQuickCheckReport();
   // fn(document id, stated chunk_count, chunk rows) for each document whose chunk_count differs
   // from its chunk rows, by document id.
   Status ForEachDocumentWithWrongChunkCount(

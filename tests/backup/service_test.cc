@@ -12,8 +12,10 @@
 #include <thread>
 
 #include "common/clock.h"
+#include "common/data_layout.h"
 #include "common/file_util.h"
 #include "service/knowledge_base.h"
+#include "store/sqlite.h"
 #include "test_util.h"
 
 namespace kb::backup {
@@ -157,6 +159,34 @@ TEST(RepositoryFactsTest, OnlyReadableFullSnapshotsCountAsBackups) {
   EXPECT_EQ(f.newest_full_ms, ParseIso8601("2026-12-01T11:00:00Z"));
   EXPECT_EQ(f.newest_verified_ms, ParseIso8601("2026-12-04T00:00:00Z"));
   EXPECT_FALSE(SummarizeSnapshots({}).newest_full_ms.has_value());
+}
+
+// A damaged live state is stored, but counted, audited and said in the result.
+TEST_F(BackupServiceTest, ASourceThatFailsItsCheckIsCountedAndAudited) {
+  auto project = kb_->GetProject("p");
+  ASSERT_TRUE(project.ok());
+  {
+    // A row edited behind the store's back: the rows no longer sum to the maintained checksum.
+    auto db = sql::Database::Open(layout::ProjectDb(dir_.Sub("data"), project->id));
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    ASSERT_TRUE((*db)->Exec("UPDATE documents SET title = 'edited behind its back'").ok());
+  }
+  CollectingSink audit;
+  BackupServiceOptions o;
+  o.interval_ms = 0;
+  o.verify_interval_ms = 0;
+  o.audit = &audit;
+  auto svc = BackupService::Start(kb_.get(), o);
+  ASSERT_TRUE(svc.ok()) << svc.status().ToString();
+  auto m = (*svc)->RunBackup("api", {}, {});
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->projects.at(0).source_check.result, "failed");
+  EXPECT_EQ((*svc)->counters().source_check_failures.load(), 1);
+  EXPECT_EQ((*svc)->counters().successes.load(), 1);  // stored: it may be all there is
+  auto events = audit.Events("backup.source_check");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].outcome, "failed");
+  EXPECT_NE(events[0].detail.find(m->id), std::string::npos) << events[0].detail;
 }
 
 TEST_F(BackupServiceTest, AConfiguredRepositoryNeedsAKey) {

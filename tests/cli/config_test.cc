@@ -244,6 +244,25 @@ TEST(ConfigTest, RateLimitsAndTlsFromEveryLayer) {
   EXPECT_FALSE(LoadConfig(flags, FakeEnv({})).ok()) << "wrong JSON type";
 }
 
+TEST(ConfigTest, BackupSourceCheckIsFullChecksumOrOff) {
+  Result<Config> defaults = LoadConfig({}, FakeEnv({}));
+  ASSERT_TRUE(defaults.ok());
+  auto options = BackupServiceOptionsFromConfig(*defaults);
+  ASSERT_TRUE(options.ok()) << options.status().ToString();
+  EXPECT_EQ(options->source_check, backup::SourceCheckLevel::kFull);
+  Result<Config> c = LoadConfig({}, FakeEnv({{"KB_BACKUP_SOURCE_CHECK", "checksum"}}));
+  ASSERT_TRUE(c.ok());
+  options = BackupServiceOptionsFromConfig(*c);
+  ASSERT_TRUE(options.ok()) << options.status().ToString();
+  EXPECT_EQ(options->source_check, backup::SourceCheckLevel::kChecksum);
+  Result<Config> wrong = LoadConfig({}, FakeEnv({{"KB_BACKUP_SOURCE_CHECK", "quick"}}));
+  ASSERT_TRUE(wrong.ok());
+  auto refused = BackupServiceOptionsFromConfig(*wrong);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("backup_source_check"), std::string::npos);
+}
+
 TEST(ConfigTest, BackupIndexMaxLagIsAPercentageOrAFraction) {
   Result<Config> defaults = LoadConfig({}, FakeEnv({}));
   ASSERT_TRUE(defaults.ok());

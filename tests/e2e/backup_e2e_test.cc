@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <thread>
 
@@ -278,6 +279,56 @@ TEST_F(BackupE2eTest, DamagedNewestSnapshotIsNamedAndLatestValidSkipsIt) {
   CliRun bad = Cli({"restore", "--repo", RepoUrl(), "--data-dir", other, "--snapshot", second});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_FALSE(fs::exists(other));
+}
+
+// Logical damage in the live data (pages SQLite still opens, rows changed behind the store's
+// back): the backup stores it but marks it and exits 1; `backup list` shows the mark; and
+// `restore --latest-valid` passes that snapshot by and restores the state before it.
+TEST_F(BackupE2eTest, LiveDamageIsMarkedByTheBackupAndLatestValidRestoresTheStateBefore) {
+  WriteDocs(dir_.Sub("docs"), "zeta", 6);
+  Ingest(Data(), "z", dir_.Sub("docs"));
+  InitRepo();
+  const std::string first = Backup(Data());
+  const json at_first = Query(Data(), "z", "herons rivers");
+  std::string db;
+  for (const auto& e : fs::directory_iterator(Data() + "/projects")) db = e.path() / "kb.db";
+  ASSERT_TRUE(fs::exists(db));
+  ASSERT_FALSE(fs::exists(db + "-wal") && fs::file_size(db + "-wal") > 0);
+  {
+    std::ifstream in(db, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    in.close();
+    size_t changed = 0;
+    for (size_t at = bytes.find("herons and rivers"); at != std::string::npos;
+         at = bytes.find("herons and rivers", at)) {
+      bytes.replace(at, 6, "HERONS");
+      ++changed;
+    }
+    ASSERT_GT(changed, 0u);
+    WriteTestFile(db, bytes);
+  }
+  CliRun damaged = Cli({"backup", "--data-dir", Data(), "--repo", RepoUrl(), "--json"});
+  EXPECT_EQ(damaged.exit_code, 1) << damaged.out << damaged.err;
+  EXPECT_NE(damaged.err.find("source check"), std::string::npos) << damaged.err;
+  const json j = damaged.Json();
+  const std::string second = j.value("snapshot", "");
+  ASSERT_FALSE(second.empty()) << damaged.out;
+  ASSERT_EQ(j["source_check_failures"].size(), 1u) << damaged.out;
+  EXPECT_NE(j["source_check_failures"][0].get<std::string>().find("content_checksum"),
+            std::string::npos);
+
+  CliRun list = Cli({"backup", "list", "--repo", RepoUrl()});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_NE(list.out.find("SOURCE DAMAGED: z"), std::string::npos) << list.out;
+
+  const std::string restored = dir_.Sub("restored");
+  CliRun r =
+      Cli({"restore", "--repo", RepoUrl(), "--data-dir", restored, "--latest-valid", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.Json()["snapshot"], first);
+  EXPECT_NE(r.err.find("skipped snapshot " + second), std::string::npos) << r.err;
+  EXPECT_EQ(r.Json()["skipped"].size(), 1u);
+  EXPECT_EQ(Query(restored, "z", "herons rivers"), at_first);
 }
 
 TEST_F(BackupE2eTest, SigkillDuringBackupsLeavesTheRepositoryValid) {
