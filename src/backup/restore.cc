@@ -534,8 +534,8 @@ Result<WholeRestoreReport> RestoreDataDirectory(repo::Repository& repo,
   }
   // The live audit log if there is one, else the snapshot's, checked before the swap.
   {
-    auto chosen =
-        ChooseAuditLog(data_dir, staging, layout::BeforeRestoreDir(data_dir, stamp), &report.warnings);
+    auto chosen = ChooseAuditLog(data_dir, staging, layout::BeforeRestoreDir(data_dir, stamp),
+                                 &report.warnings);
     if (!chosen.ok()) return fail(chosen.status().WithContext("restored snapshot " + manifest.id));
     report.audit_log = std::move(chosen).value();
   }

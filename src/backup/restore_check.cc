@@ -62,8 +62,7 @@ std::vector<std::string> CheckRestoredDatabases(const std::string& dir, const Sn
   return problems;
 }
 
-std::vector<std::string> CheckRestoredAuditLog(const std::string& dir,
-                                               std::string* recorded_loss) {
+std::vector<std::string> CheckRestoredAuditLog(const std::string& dir, std::string* recorded_loss) {
   namespace fs = std::filesystem;
   const std::string db = layout::AuditDb(dir);
   std::error_code ec;

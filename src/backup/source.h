@@ -29,10 +29,10 @@
 // one; one whose audit.db SQLite cannot copy fails the backup (an unreadable trail must be seen).
 //
 // Consistency, precisely:
-//   - catalog.db is copied first, then the audit log, then each project. Each file is one committed state; files are
-//     not atomic with each other (they are independent databases). Project rows come from the
-//     catalog copy, so a project created after it is not in the snapshot; a project's kb.db is at
-//     least as new as its catalog row.
+//   - catalog.db is copied first, then the audit log, then each project. Each file is one
+//     committed state; files are not atomic with each other (they are independent databases).
+//     Project rows come from the catalog copy, so a project created after it is not in the
+//     snapshot; a project's kb.db is at least as new as its catalog row.
 //   - The vector index (derived data) is staged at preparation, before its database is read: the
 //     manifest `index/VECTOR_INDEX` is read once, and the graph file it names is hard-linked (or
 //     copied, across file systems) into the staging directory and checked against the manifest's

@@ -65,9 +65,9 @@ Result<std::unique_ptr<audit::AuditLog>> OpenReadOnly(const std::string& path) {
 std::unique_ptr<InspectedLog> OpenSnapshotLog(const AuditCommandOptions& o, const Config& config,
                                               int* exit_code) {
   if (config.backup_repository.empty()) {
-    *exit_code = ReportError("--snapshot needs a repository: give --repo URL or set "
-                             "KB_BACKUP_REPOSITORY",
-                             /*usage=*/true);
+    *exit_code =
+        ReportError("--snapshot needs a repository: give --repo URL or set KB_BACKUP_REPOSITORY",
+                    /*usage=*/true);
     return nullptr;
   }
   if (KeyFromConfig(config).empty()) {
@@ -97,8 +97,7 @@ std::unique_ptr<InspectedLog> OpenSnapshotLog(const AuditCommandOptions& o, cons
   std::string tmpl = (std::filesystem::temp_directory_path(ec) / "kb-audit-XXXXXX").string();
   if (ec || mkdtemp(tmpl.data()) == nullptr) {
     *exit_code = ReportError("cannot create a temporary directory in " +
-                             std::filesystem::temp_directory_path(ec).string() +
-                             " (set TMPDIR)");
+                             std::filesystem::temp_directory_path(ec).string() + " (set TMPDIR)");
     return nullptr;
   }
   const std::string& id = selection->manifest.id;

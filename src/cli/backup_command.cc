@@ -527,11 +527,11 @@ int RunRestore(const RepoOptions& o) {
       std::cout << "audit log: "
                 << (report->audit_log == "live"
                         ? "the live one, kept (this restore is appended to it)"
-                        : report->audit_log == "snapshot"
-                              ? "none live: the snapshot's, verified (this restore is appended "
-                                "to it)"
-                              : "none in the live data or the snapshot (a new one starts with "
-                                "this restore)")
+                    : report->audit_log == "snapshot"
+                        ? "none live: the snapshot's, verified (this restore is appended "
+                          "to it)"
+                        : "none in the live data or the snapshot (a new one starts with "
+                          "this restore)")
                 << "\n";
       if (!report->moved_aside.empty()) {
         std::cout << "the previous data directory was moved to " << report->moved_aside << "\n";

@@ -264,9 +264,8 @@ TEST_F(AuditE2eTest, DirectModeChangesAndAWholeRestoreAreRecordedAndTheLogSurviv
 TEST_F(AuditE2eTest, ABackupHoldsTheAuditLogWhichVerifiesAndComesBackOnANewHost) {
   const std::string tmp = dir_.Sub("tmp");
   std::filesystem::create_directories(tmp);
-  const EnvMap env = {{"KB_LOG_LEVEL", "error"},
-                      {"KB_BACKUP_PASSWORD", "audit-e2e-password"},
-                      {"TMPDIR", tmp}};
+  const EnvMap env = {
+      {"KB_LOG_LEVEL", "error"}, {"KB_BACKUP_PASSWORD", "audit-e2e-password"}, {"TMPDIR", tmp}};
   const std::string repo = "file://" + dir_.Sub("repo");
   auto cli = [&](std::vector<std::string> args) {
     return RunProcess(KB_BINARY, args, env, dir_.path());
@@ -370,13 +369,12 @@ TEST_F(AuditE2eTest, ASnapshotOfAnEditedAuditLogFailsVerificationAndIsNotRestore
   const std::string fresh = dir_.Sub("fresh");
   CliRun restored = cli({"restore", "--snapshot", snap, "--repo", repo, "--data-dir", fresh});
   EXPECT_NE(restored.exit_code, 0);
-  EXPECT_NE(restored.err.find("audit log failed verification"), std::string::npos)
-      << restored.err;
+  EXPECT_NE(restored.err.find("audit log failed verification"), std::string::npos) << restored.err;
   EXPECT_FALSE(std::filesystem::exists(fresh + "/catalog.db"));
 
   // Only full snapshots hold the audit log.
-  CliRun one = cli({"backup", "--repo", repo, "--data-dir", Data(), "--project", "otters",
-                    "--json"});
+  CliRun one =
+      cli({"backup", "--repo", repo, "--data-dir", Data(), "--project", "otters", "--json"});
   ASSERT_EQ(one.exit_code, 0) << one.err;
   EXPECT_EQ(one.Json()["audit_log"], false);
   const std::string partial = one.Json()["snapshot"];
