@@ -532,11 +532,16 @@ Result<WholeRestoreReport> RestoreDataDirectory(repo::Repository& repo,
     return rejected(Status::Corruption("restored snapshot " + manifest.id +
                                        " failed verification: " + Join(problems, "; ")));
   }
-  // The live audit log if there is one, else the snapshot's, checked before the swap.
+  // The live audit log if there is one, else the snapshot's, checked before the swap. A damaged
+  // chain is the snapshot's own data failing its check (Corruption): --latest-valid passes it by
+  // like a failing database; an I/O error is not.
   {
     auto chosen = ChooseAuditLog(data_dir, staging, layout::BeforeRestoreDir(data_dir, stamp),
                                  &report.warnings);
-    if (!chosen.ok()) return fail(chosen.status().WithContext("restored snapshot " + manifest.id));
+    if (!chosen.ok()) {
+      Status s = chosen.status().WithContext("restored snapshot " + manifest.id);
+      return s.code() == Code::kCorruption ? rejected(s) : fail(s);
+    }
     report.audit_log = std::move(chosen).value();
   }
   // The security state of now, unless asked otherwise (restore.h).

@@ -124,8 +124,8 @@ struct WholeRestoreReport {
 // the moved-aside directory into the restored one after the swap: it is the node's history, not
 // data to roll back (failures: report.warnings, never fatal). When it has none, the snapshot's
 // audit log stays in the restored directory, and its chain is verified before the swap like the
-// databases (Corruption naming the entry if it is damaged; a chain that only records an earlier
-// loss is taken, with a warning). The caller appends the restore event to the log afterwards.
+// databases (Corruption naming the entry if it is damaged, and snapshot_rejected: --latest-valid
+// walks back past it; a chain that only records an earlier loss is taken, with a warning). The caller appends the restore event to the log afterwards.
 // A server must not be running on `data_dir`. On any failure before the swap nothing at
 // `data_dir` changed and the partial directory is removed.
 //

@@ -321,6 +321,38 @@ TEST_F(AuditBackupTest, ASnapshotWithEditedAuditDataFailsVerificationAndIsNotRes
   }
 }
 
+// --latest-valid (and --restore-if-empty, which uses it) walks back past a snapshot whose audit
+// log fails verification, as past one whose databases fail their check; naming the snapshot alone
+// stops there.
+TEST_F(AuditBackupTest, LatestValidWalksBackPastASnapshotWhoseAuditLogWasEdited) {
+  Record(data_, {"project.create", "document.create"});
+  repo::SnapshotManifest good = Backup();
+  Exec(layout::AuditDb(data_), "UPDATE audit_entries SET actor_id = 'someone' WHERE seq = 2");
+  repo::SnapshotManifest edited = Backup();
+
+  SnapshotSelector named;
+  named.snapshot_id = edited.id;
+  named.need_full = true;
+  auto stopped = RestoreDataDirectoryFrom(*repo_, named, dir_.Sub("a"), &clock_, {}, nullptr);
+  EXPECT_EQ(stopped.status().code(), Code::kCorruption);
+  EXPECT_FALSE(fs::exists(dir_.Sub("a")));
+
+  SnapshotSelector latest_valid;
+  latest_valid.latest_valid = true;
+  latest_valid.need_full = true;
+  Selection chosen;
+  auto r = RestoreDataDirectoryFrom(*repo_, latest_valid, dir_.Sub("b"), &clock_, {}, &chosen);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->snapshot_id, good.id);
+  EXPECT_EQ(r->audit_log, "snapshot");
+  ASSERT_EQ(chosen.skipped.size(), 1u);
+  EXPECT_EQ(chosen.skipped[0].id, edited.id);
+  EXPECT_THAT(chosen.skipped[0].reason, HasSubstr("audit log: damaged at entry 2"));
+  Read read = ReadLog(dir_.Sub("b"));
+  EXPECT_TRUE(read.report.ok) << read.report.problem;
+  EXPECT_EQ(read.actions, (std::vector<std::string>{"project.create", "document.create"}));
+}
+
 // A log that once was found cut short holds an audit.head_mismatch entry: verify keeps failing
 // on it, but the chain is whole. A restore takes it (that record is the history) and warns.
 TEST_F(AuditBackupTest, ASnapshotLogThatRecordsAnEarlierLossIsRestoredWithAWarning) {
