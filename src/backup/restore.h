@@ -125,9 +125,10 @@ struct WholeRestoreReport {
 // data to roll back (failures: report.warnings, never fatal). When it has none, the snapshot's
 // audit log stays in the restored directory, and its chain is verified before the swap like the
 // databases (Corruption naming the entry if it is damaged, and snapshot_rejected: --latest-valid
-// walks back past it; a chain that only records an earlier loss is taken, with a warning). The caller appends the restore event to the log afterwards.
-// A server must not be running on `data_dir`. On any failure before the swap nothing at
-// `data_dir` changed and the partial directory is removed.
+// walks back past it; a chain that only records an earlier loss is taken, with a warning). The
+// caller appends the restore event to the log afterwards. A server must not be running on
+// `data_dir`. On any failure before the swap nothing at `data_dir` changed and the partial
+// directory is removed.
 //
 // The security state — API keys, the address rules and the service mode (lockdown) — is the live
 // one by default: a restore after a breach brings the data back, not the keys the breach made
