@@ -4,6 +4,7 @@
 // directory. Backups are safe while a server runs on the data directory (each database is
 // copied at one committed state); a whole restore is not (stop the server first), a
 // single-project restore into a running server goes through its API.
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 #include <iostream>
@@ -231,10 +232,15 @@ int RunBackup(const RepoOptions& o) {
   const std::vector<std::string> failed = backup::SourceCheckFailures(*m);
   int64_t check_ms = 0;
   for (const repo::ProjectSnapshot& p : m->projects) check_ms += p.source_check.duration_ms;
+  // Whether the snapshot holds the audit log (full snapshots of a directory that has one).
+  const bool has_audit_log =
+      std::any_of(m->catalog_files.begin(), m->catalog_files.end(),
+                  [](const repo::SnapshotFile& f) { return f.path == layout::kAuditDbName; });
   if (o.common.json) {
     PrintJson({{"snapshot", m->id},
                {"time", m->time},
                {"scope", m->scope},
+               {"audit_log", has_audit_log},
                {"projects", m->projects.size()},
                {"bytes", m->stats.bytes},
                {"new_chunks", m->stats.new_chunks},
@@ -246,7 +252,8 @@ int RunBackup(const RepoOptions& o) {
     std::cout << "snapshot " << m->id << " saved: " << m->projects.size() << " project(s), "
               << HumanBytes(static_cast<double>(m->stats.bytes)) << " of data, "
               << HumanBytes(static_cast<double>(m->stats.added_stored_bytes)) << " added, in "
-              << m->stats.duration_ms << " ms\n";
+              << m->stats.duration_ms << " ms" << (has_audit_log ? "; audit log included" : "")
+              << "\n";
   }
   if (!failed.empty()) {
     std::cerr << "error: the live data failed the backup's source check; snapshot " << m->id
@@ -498,7 +505,8 @@ int RunRestore(const RepoOptions& o) {
       event.outcome = "ok";
       event.detail =
           "whole data directory from snapshot " + report->snapshot_id +
-          (report->moved_aside.empty() ? "" : "; previous data in " + report->moved_aside);
+          (report->moved_aside.empty() ? "" : "; previous data in " + report->moved_aside) +
+          "; audit log: " + report->audit_log;
     } else {
       event.outcome = "failed";
       event.detail = "snapshot " + selection->manifest.id + ": " + report.status().ToString();
@@ -515,6 +523,15 @@ int RunRestore(const RepoOptions& o) {
       std::cout << "API keys, address rules and service mode: "
                 << (report->security_state == "live" ? "kept from the live data (as they are now)"
                                                      : "the snapshot's: " + report->security_state)
+                << "\n";
+      std::cout << "audit log: "
+                << (report->audit_log == "live"
+                        ? "the live one, kept (this restore is appended to it)"
+                    : report->audit_log == "snapshot"
+                        ? "none live: the snapshot's, verified (this restore is appended "
+                          "to it)"
+                        : "none in the live data or the snapshot (a new one starts with "
+                          "this restore)")
                 << "\n";
       if (!report->moved_aside.empty()) {
         std::cout << "the previous data directory was moved to " << report->moved_aside << "\n";

@@ -118,11 +118,14 @@ Status RestoreIfEmpty(const Config& config) {
   event.action = "data.restore";
   event.outcome = "ok";
   event.detail = "restore_if_empty: the data directory had no catalog; restored snapshot " +
-                 chosen.manifest.id + " (" + chosen.manifest.time + ")";
+                 chosen.manifest.id + " (" + chosen.manifest.time +
+                 "); audit log: " + report->audit_log;
   RecordCliAudit(config.data_dir, std::move(event));
   LogInfo("restore_if_empty: restored the data directory before serving",
           json{{"snapshot", chosen.manifest.id},
                {"snapshot_time", chosen.manifest.time},
+               {"audit_log", report->audit_log},
+               {"warnings", report->warnings},
                {"skipped", chosen.skipped.size()},
                {"seconds", static_cast<double>(MonotonicMicros() - started) / 1e6}}
               .dump());
