@@ -155,8 +155,8 @@ json SnapshotManifest::ToJson() const {
                                  {"index_checksum", p.index_checksum},
                                  {"files", files}});
   }
-  return json{{"format", kSnapshotFormat},
-              {"version", kSnapshotVersion},
+  json out{{"format", kSnapshotFormat},
+           {"version", kSnapshotVersion},
               {"id", id},
               {"time", time},
               {"finished", finished},
@@ -174,6 +174,11 @@ json SnapshotManifest::ToJson() const {
                              {"added_bytes", stats.added_bytes},
                              {"added_stored_bytes", stats.added_stored_bytes},
                              {"duration_ms", stats.duration_ms}}}};
+  // Written only by `repo copy`: a manifest of an ordinary backup stays byte-for-byte as before.
+  if (!copied_from.repository.empty()) {
+    out["copied_from"] = json{{"repository", copied_from.repository}, {"time", copied_from.time}};
+  }
+  return out;
 }
 
 Result<SnapshotManifest> SnapshotManifest::FromJson(const json& j) {
@@ -221,6 +226,12 @@ Result<SnapshotManifest> SnapshotManifest::FromJson(const json& j) {
   }
   if (j.contains("stats")) {
     KB_ASSIGN_OR_RETURN(m.stats, StatsFromJson(j["stats"]));
+  }
+  if (j.contains("copied_from")) {
+    if (!j["copied_from"].is_object()) return Bad("\"copied_from\" is not an object");
+    KB_ASSIGN_OR_RETURN(m.copied_from.repository,
+                        Str(j["copied_from"], "repository", "copied_from: "));
+    KB_ASSIGN_OR_RETURN(m.copied_from.time, OptStr(j["copied_from"], "time", "copied_from: "));
   }
   return m;
 }
