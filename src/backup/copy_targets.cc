@@ -87,8 +87,8 @@ std::string CopyTargets::CopyInto(size_t i, repo::Repository& primary) {
   for (const std::string& id : wanted) {
     auto copied = repo::CopySnapshot(primary, **dest, id);
     if (!copied.ok()) {
-      audit_("backup.copy", "failed", t.config.url + ": snapshot " + id + ": " +
-                                           copied.status().ToString());
+      audit_("backup.copy", "failed",
+             t.config.url + ": snapshot " + id + ": " + copied.status().ToString());
       return "snapshot " + id + ": " + copied.status().ToString();
     }
     audit_("backup.copy", "ok",

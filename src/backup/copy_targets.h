@@ -60,10 +60,10 @@ struct CopyTargetStatus {
 class CopyTargets {
  public:
   // `audit(action, outcome, detail)` records to the audit log (may be empty).
-  CopyTargets(std::vector<CopyTarget> targets, blob::BlobStoreOptions blob, const Clock* clock,
-              repo::RetentionPolicy retention, repo::PruneOptions prune,
-              std::function<void(const std::string&, const std::string&, const std::string&)>
-                  audit);
+  CopyTargets(
+      std::vector<CopyTarget> targets, blob::BlobStoreOptions blob, const Clock* clock,
+      repo::RetentionPolicy retention, repo::PruneOptions prune,
+      std::function<void(const std::string&, const std::string&, const std::string&)> audit);
 
   // Copies what each destination lacks from `primary`, then retention + prune there, then
   // recomputes the lag. Never fails: failures are logged, audited (`backup.copy`) and counted.

@@ -324,8 +324,8 @@ Json CopyRepositories(const Config& config, const std::vector<repo::SnapshotSumm
   for (const backup::CopyTarget& t : *targets) {
     Json row{{"repository", t.url}};
     auto r = repo::OpenRepository(t.url, t.key, BlobOptionsFromConfig(config));
-    auto list = r.ok() ? (*r)->ListSnapshots()
-                       : Result<std::vector<repo::SnapshotSummary>>(r.status());
+    auto list =
+        r.ok() ? (*r)->ListSnapshots() : Result<std::vector<repo::SnapshotSummary>>(r.status());
     if (!list.ok()) {
       row["error"] = list.status().ToString();
     } else {
@@ -367,8 +367,8 @@ int RunBackupList(const RepoOptions& o) {
     if (c.contains("error")) {
       std::cout << "ERROR " << c["error"].get<std::string>() << "\n";
     } else {
-      std::cout << c["snapshots"].get<int64_t>() << " snapshots, "
-                << c["lag_seconds"].get<double>() << " s behind\n";
+      std::cout << c["snapshots"].get<int64_t>() << " snapshots, " << c["lag_seconds"].get<double>()
+                << " s behind\n";
     }
   }
   return kExitOk;

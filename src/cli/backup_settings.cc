@@ -99,8 +99,8 @@ Result<std::vector<backup::CopyTarget>> CopyTargetsFromConfig(const Config& conf
     for (std::string_view rest = TrimWhitespace(entry); !rest.empty();) {
       const size_t space = rest.find_first_of(" \t");
       parts.emplace_back(rest.substr(0, space));
-      rest = space == std::string_view::npos ? std::string_view{}
-                                             : TrimWhitespace(rest.substr(space));
+      rest =
+          space == std::string_view::npos ? std::string_view{} : TrimWhitespace(rest.substr(space));
     }
     if (parts.empty()) return bad("empty");
     backup::CopyTarget t;

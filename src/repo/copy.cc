@@ -55,15 +55,14 @@ class CopySource {
  private:
   SourceFile File(const SnapshotFile& f, const std::string& shown) {
     const std::string where = "snapshot " + original_.id + ": file " + shown;
-    return SourceFile(f.path, /*local_path=*/"", f.mode,
-                      [this, &f, where](FileSink& sink, ProjectSnapshot*) -> Result<int64_t> {
-                        KB_RETURN_IF_ERROR(StreamSnapshotFile(
-                            reader_, map_, f, where, batch_,
-                            [&sink](int64_t offset, std::string_view data) {
-                              return sink.Write(offset, data);
-                            }));
-                        return f.size;
-                      });
+    return SourceFile(
+        f.path, /*local_path=*/"", f.mode,
+        [this, &f, where](FileSink& sink, ProjectSnapshot*) -> Result<int64_t> {
+          KB_RETURN_IF_ERROR(StreamSnapshotFile(
+              reader_, map_, f, where, batch_,
+              [&sink](int64_t offset, std::string_view data) { return sink.Write(offset, data); }));
+          return f.size;
+        });
   }
 
   const SnapshotManifest& original_;
@@ -88,8 +87,7 @@ Status Withdraw(const RepoContext& to, const std::string& id, const std::string&
 }  // namespace
 
 Result<CopyResult> CopySnapshotBetween(const RepoContext& from, const RepoContext& to,
-                                       const std::string& snapshot_id,
-                                       const CopyOptions& options) {
+                                       const std::string& snapshot_id, const CopyOptions& options) {
   if (!IsSnapshotId(snapshot_id)) {
     return Status::InvalidArgument("invalid snapshot id " + QuoteName(snapshot_id));
   }

@@ -161,10 +161,9 @@ class FileRestorer {
 
   Status WriteContent(int fd, const SnapshotFile& file, const std::string& path) {
     const std::string where = "snapshot " + snapshot_id_ + ": file " + file.path;
-    return StreamSnapshotFile(reader_, map_, file, where, kBatchChunks,
-                              [&](int64_t offset, std::string_view data) {
-                                return WriteFully(fd, data, path, offset);
-                              });
+    return StreamSnapshotFile(
+        reader_, map_, file, where, kBatchChunks,
+        [&](int64_t offset, std::string_view data) { return WriteFully(fd, data, path, offset); });
   }
 
   const ChunkMap& map_;

@@ -125,8 +125,9 @@ MissingObjects CountMissing(const std::vector<std::string>& problems) {
     bool counted = true;
     if (p.ends_with(kMissing)) {
       const size_t key = p.rfind(kDataPrefix);
-      std::string name = p.substr(key == std::string::npos ? 0 : key,
-                                  p.size() - kMissing.size() - (key == std::string::npos ? 0 : key));
+      std::string name =
+          p.substr(key == std::string::npos ? 0 : key,
+                   p.size() - kMissing.size() - (key == std::string::npos ? 0 : key));
       if (!packs.insert(name).second) continue;
       found.packs++;
       if (found.examples.size() < 3) found.examples.push_back(name + " is missing");
@@ -168,8 +169,7 @@ MissingObjects FindMissingObjects(const RepoContext& ctx, const ChunkMap& map,
 }
 
 Status IncompleteSnapshot(const std::string& snapshot_id, const MissingObjects& missing) {
-  std::string text = "incomplete snapshot " + snapshot_id + ": " +
-                     std::to_string(missing.total()) +
+  std::string text = "incomplete snapshot " + snapshot_id + ": " + std::to_string(missing.total()) +
                      " objects missing (e.g. bucket replication still in flight; wait and "
                      "retry, or restore an earlier snapshot)";
   for (size_t i = 0; i < missing.examples.size(); ++i) {
@@ -282,8 +282,7 @@ class Verifier {
       // Absent objects first and named as such: the manifest may have been replicated before
       // its packs and index (a distinct situation from damage, and an operator's first question).
       if (MissingObjects missing = CountMissing(r.problems); missing.total() > 0) {
-        r.problems.insert(r.problems.begin(),
-                          IncompleteSnapshot(id, missing).message());
+        r.problems.insert(r.problems.begin(), IncompleteSnapshot(id, missing).message());
       }
       if (r.problems.empty() && options_.restore_test) RestoreTest(*m, &r);
     }

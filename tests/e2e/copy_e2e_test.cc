@@ -60,17 +60,16 @@ TEST_F(CopyE2eTest, ALeakedKeyIsLeftBehindByCopyingIntoAFreshRepository) {
   const EnvMap old_key{{"KB_BACKUP_PASSWORD", kOldPassword}};
   Ingest("a.md", "# Herons\n\nHerons wade in shallow rivers and wait for fish.");
   ASSERT_EQ(Cli({"repo", "init", "--repo", UrlA()}, old_key).exit_code, 0);
-  const std::string first = CliJson({"backup", "--data-dir", Data(), "--repo", UrlA()}, old_key)
-                                .value("snapshot", "");
+  const std::string first =
+      CliJson({"backup", "--data-dir", Data(), "--repo", UrlA()}, old_key).value("snapshot", "");
   Ingest("b.md", "# Badgers\n\nBadgers dig setts under old oak trees.");
-  const std::string second = CliJson({"backup", "--data-dir", Data(), "--repo", UrlA()}, old_key)
-                                 .value("snapshot", "");
+  const std::string second =
+      CliJson({"backup", "--data-dir", Data(), "--repo", UrlA()}, old_key).value("snapshot", "");
   ASSERT_FALSE(first.empty());
   ASSERT_FALSE(second.empty());
 
-  ASSERT_EQ(Cli({"repo", "init", "--repo", UrlB()}, {{"KB_BACKUP_PASSWORD", kNewPassword}})
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      Cli({"repo", "init", "--repo", UrlB()}, {{"KB_BACKUP_PASSWORD", kNewPassword}}).exit_code, 0);
   // Without a destination key the copy is refused before anything is read.
   CliRun no_key = Cli({"repo", "copy", "--from", UrlA(), "--to", UrlB()}, old_key);
   EXPECT_EQ(no_key.exit_code, 2) << no_key.err;
@@ -94,7 +93,8 @@ TEST_F(CopyE2eTest, ALeakedKeyIsLeftBehindByCopyingIntoAFreshRepository) {
   CliRun with_old = Cli({"backup", "list", "--repo", UrlB()}, old_key);
   EXPECT_NE(with_old.exit_code, 0);
   EXPECT_NE(with_old.err.find("does not open"), std::string::npos) << with_old.err;
-  json listed = CliJson({"backup", "list", "--repo", UrlB()}, {{"KB_BACKUP_PASSWORD", kNewPassword}});
+  json listed =
+      CliJson({"backup", "list", "--repo", UrlB()}, {{"KB_BACKUP_PASSWORD", kNewPassword}});
   ASSERT_EQ(listed["count"], 2) << listed.dump();
   EXPECT_EQ(listed["snapshots"][0]["id"], first);
   EXPECT_EQ(listed["snapshots"][1]["id"], second);
@@ -111,9 +111,8 @@ TEST_F(CopyE2eTest, ALeakedKeyIsLeftBehindByCopyingIntoAFreshRepository) {
 TEST_F(CopyE2eTest, TheServerCopiesEachBackupAndReportsTheLag) {
   const std::string key_file = dir_.Sub("b.key");
   WriteTestFile(key_file, std::string(48, 'k') + "0123456789abcdef");
-  ASSERT_EQ(Cli({"repo", "init", "--repo", UrlA()}, {{"KB_BACKUP_PASSWORD", kOldPassword}})
-                .exit_code,
-            0);
+  ASSERT_EQ(
+      Cli({"repo", "init", "--repo", UrlA()}, {{"KB_BACKUP_PASSWORD", kOldPassword}}).exit_code, 0);
   ASSERT_EQ(Cli({"repo", "init", "--repo", UrlB(), "--key-file", key_file}).exit_code, 0);
   Ingest("a.md", "# Herons\n\nHerons wade in shallow rivers and wait for fish.");
 
@@ -178,8 +177,8 @@ TEST_F(CopyE2eTest, TheServerCopiesEachBackupAndReportsTheLag) {
   const json c = after.body["repository"]["copies"][0];
   EXPECT_EQ(c["failures"], 1) << after.raw;
   EXPECT_FALSE(c["last_error"].is_null()) << after.raw;
-  // `backup list` (KB_BACKUP_COPY_TO names the copy) shows B one snapshot behind: lag = the time between
-  // the two full snapshots.
+  // `backup list` (KB_BACKUP_COPY_TO names the copy) shows B one snapshot behind: lag = the time
+  // between the two full snapshots.
   json both = CliJson({"backup", "list", "--repo", UrlA()},
                       {{"KB_BACKUP_PASSWORD", kOldPassword},
                        {"KB_BACKUP_COPY_TO", UrlB() + " key_file=" + key_file}});

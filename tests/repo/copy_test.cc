@@ -166,8 +166,8 @@ TEST_F(CopyTest, ACopyInterruptedAfterAnyWriteLeavesNoVisibleSnapshot) {
     if (log != nullptr) *log = faults->log;
     // Whatever happened, the destination opened without faults shows a snapshot only if the
     // copy succeeded, and it always checks clean.
-    auto reopened = Repository::Open(store.Handle(), kb::testing::Passphrase(kOtherPassphrase),
-                                     &a_.clock);
+    auto reopened =
+        Repository::Open(store.Handle(), kb::testing::Passphrase(kOtherPassphrase), &a_.clock);
     EXPECT_TRUE(reopened.ok());
     auto ids = (*reopened)->ListSnapshotIds();
     EXPECT_TRUE(ids.ok());
