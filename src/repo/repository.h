@@ -21,6 +21,8 @@
 //   snapshot.h           CreateSnapshot (files -> chunks -> packs -> trees -> manifest)
 //   locks.h              locks (with their refresh thread) and prune plans
 //   restore_files.h      manifest -> files in a directory (streamed, verified)
+//   copy.h               CopySnapshot: a snapshot re-read from one repository, re-written into
+//                        another (its keys, its dedup), manifest last, verified
 //   verify.h             Verify, Check (the restore test's check of databases is injected:
 //                        VerifyOptions::restored_check)
 //   prune.h              two-phase prune
