@@ -128,7 +128,7 @@ Result<CopyResult> CopySnapshotBetween(const RepoContext& from, const RepoContex
   if (!written.ok()) {
     if (written.status().code() == Code::kCorruption) {
       // The source may itself be a replica whose packs have not all arrived.
-      MissingObjects missing = FindMissingObjects(from, map, loaded.packs, original);
+      MissingObjects missing = FindMissingObjects(from, map, loaded, original);
       if (missing.total() > 0) return IncompleteSnapshot(snapshot_id, missing);
     }
     return written.status();

@@ -275,7 +275,7 @@ Status RestoreSnapshotFiles(const RepoContext& ctx, const SnapshotManifest& mani
     RemoveWritten(target_dir, created);
     if (s.code() == Code::kCorruption) {
       // Absent objects (a manifest replicated before its packs or index) are not damage.
-      MissingObjects missing = FindMissingObjects(ctx, map, loaded.packs, manifest);
+      MissingObjects missing = FindMissingObjects(ctx, map, loaded, manifest);
       if (missing.total() > 0) return IncompleteSnapshot(manifest.id, missing);
     }
     if (s.code() == Code::kCorruption && !loaded.problems.empty()) {

@@ -115,7 +115,7 @@ void ReferenceWalker::Walk(const SnapshotManifest& m, std::set<uint32_t>* packs,
 
 // --- missing objects ---
 
-MissingObjects CountMissing(const std::vector<std::string>& problems) {
+MissingObjects CountMissing(const std::vector<std::string>& problems, bool index_readable) {
   static constexpr std::string_view kMissing = ": missing";
   static constexpr std::string_view kUnindexed = " is not in any index";
   static constexpr std::string_view kMoreUnindexed = " more chunks are not in any index";
@@ -130,8 +130,12 @@ MissingObjects CountMissing(const std::vector<std::string>& problems) {
                    p.size() - kMissing.size() - (key == std::string::npos ? 0 : key));
       if (!packs.insert(name).second) continue;
       found.packs++;
-      if (found.examples.size() < 3) found.examples.push_back(name + " is missing");
+      if (found.examples.size() < 3) found.examples.push_back(name + ": missing");
       continue;
+    } else if (!index_readable) {
+      // An index object that fails its checks also leaves chunks "in no index": that is
+      // damage, and the problem naming that object says so.
+      counted = false;
     } else if (p.ends_with(kMoreUnindexed)) {
       // "tree <id>: K more chunks are not in any index"
       const size_t end = p.size() - kMoreUnindexed.size();
@@ -150,8 +154,8 @@ MissingObjects CountMissing(const std::vector<std::string>& problems) {
 }
 
 MissingObjects FindMissingObjects(const RepoContext& ctx, const ChunkMap& map,
-                                  const std::unordered_map<std::string, int64_t>& listed_packs,
-                                  const SnapshotManifest& m) {
+                                  const IndexLoadResult& loaded, const SnapshotManifest& m) {
+  const std::unordered_map<std::string, int64_t>& listed_packs = loaded.packs;
   ReferenceWalker walker(ctx, map);
   std::set<uint32_t> packs;
   std::vector<std::string> problems;
@@ -165,7 +169,7 @@ MissingObjects FindMissingObjects(const RepoContext& ctx, const ChunkMap& map,
     for (const std::string& p : problems) already = already || p.ends_with(problem);
     if (!already) problems.push_back(problem);
   }
-  return CountMissing(problems);
+  return CountMissing(problems, loaded.problems.empty());
 }
 
 Status IncompleteSnapshot(const std::string& snapshot_id, const MissingObjects& missing) {
@@ -281,7 +285,8 @@ class Verifier {
       CheckStructure(*m, &r);
       // Absent objects first and named as such: the manifest may have been replicated before
       // its packs and index (a distinct situation from damage, and an operator's first question).
-      if (MissingObjects missing = CountMissing(r.problems); missing.total() > 0) {
+      if (MissingObjects missing = CountMissing(r.problems, index_problems_.empty());
+          missing.total() > 0) {
         r.problems.insert(r.problems.begin(), IncompleteSnapshot(id, missing).message());
       }
       if (r.problems.empty() && options_.restore_test) RestoreTest(*m, &r);

@@ -83,13 +83,14 @@ struct MissingObjects {
 };
 
 // Classifies problems as ReferenceWalker::Walk and a pack Stat word them ("…: missing", "… is not
-// in any index").
-MissingObjects CountMissing(const std::vector<std::string>& problems);
+// in any index"). Trees and chunks in no index count only when `index_readable` (every index
+// object could be read): otherwise a damaged index object may be why, and that is corruption.
+MissingObjects CountMissing(const std::vector<std::string>& problems, bool index_readable);
 
-// Walks `m` against `map` and `listed_packs` (the data/ listing the map was loaded with).
+// Walks `m` against `map` and the data/ listing and index problems of `loaded` (what the map
+// was loaded with).
 MissingObjects FindMissingObjects(const RepoContext& ctx, const ChunkMap& map,
-                                  const std::unordered_map<std::string, int64_t>& listed_packs,
-                                  const SnapshotManifest& m);
+                                  const IndexLoadResult& loaded, const SnapshotManifest& m);
 
 // Unavailable: "incomplete snapshot <id>: N objects missing (e.g. bucket replication still in
 // flight): <examples>".
