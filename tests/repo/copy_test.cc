@@ -195,6 +195,29 @@ TEST_F(CopyTest, ACopyInterruptedAfterAnyWriteLeavesNoVisibleSnapshot) {
   }
 }
 
+TEST_F(CopyTest, ACopyThatFailsVerificationIsWithdrawn) {
+  // Packs read back from the destination come back damaged (a bad disk, a broken proxy): the
+  // copy's own verification must catch it, and no snapshot may stay visible there.
+  MemoryBlobStore store;
+  auto faults = std::make_shared<Faults>();
+  auto dest = InitOn(std::make_unique<FaultyBlobStore>(store.Handle(), faults), &a_.clock);
+  ASSERT_TRUE(dest != nullptr);
+  faults->corrupt_prefix = "data/";
+  auto copied = CopySnapshot(*a_.repo, *dest, first_.id);
+  ASSERT_EQ(copied.status().code(), Code::kCorruption) << copied.status().ToString();
+  EXPECT_NE(copied.status().message().find("failed verification"), std::string::npos);
+  EXPECT_NE(copied.status().message().find("withdrawn"), std::string::npos);
+  auto ids = dest->ListSnapshotIds();
+  ASSERT_TRUE(ids.ok());
+  EXPECT_TRUE(ids->empty());
+  // Without the fault the same copy succeeds (and CopySnapshot did not take the withdrawn
+  // copy for one that is present).
+  faults->corrupt_prefix.clear();
+  auto retry = CopySnapshot(*a_.repo, *dest, first_.id);
+  ASSERT_TRUE(retry.ok()) << retry.status().ToString();
+  EXPECT_TRUE(retry->copied);
+}
+
 // --- incomplete snapshots: a manifest whose objects have not (all) arrived -------------------
 
 class IncompleteTest : public ::testing::Test {
