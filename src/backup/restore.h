@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "backup/source.h"
-#include "repo/repository.h"
 #include "service/knowledge_base.h"
+#include "repo/repository.h"
 #include "store/catalog.h"
 
 namespace kb::backup {
