@@ -108,6 +108,42 @@ TEST_F(CopyE2eTest, ALeakedKeyIsLeftBehindByCopyingIntoAFreshRepository) {
   EXPECT_EQ(Query(restored, "herons rivers"), Query(Data(), "herons rivers"));
 }
 
+// A replica made by copying objects in no particular order (bucket replication, a `cp -r` still
+// running): its manifest is there, a pack is not yet. `restore` says "incomplete snapshot",
+// exits 1 and writes nothing; `backup verify` names it the same way.
+TEST_F(CopyE2eTest, RestoringAReplicaThatLacksAPackSaysIncompleteSnapshot) {
+  const EnvMap key{{"KB_BACKUP_PASSWORD", kOldPassword}};
+  Ingest("a.md", "# Herons\n\nHerons wade in shallow rivers and wait for fish.");
+  ASSERT_EQ(Cli({"repo", "init", "--repo", UrlA()}, key).exit_code, 0);
+  const std::string id =
+      CliJson({"backup", "--data-dir", Data(), "--repo", UrlA()}, key).value("snapshot", "");
+  ASSERT_FALSE(id.empty());
+  fs::copy(dir_.Sub("repo-a"), dir_.Sub("replica"), fs::copy_options::recursive);
+  std::vector<fs::path> packs;
+  for (const auto& e : fs::recursive_directory_iterator(dir_.Sub("replica/data"))) {
+    if (e.is_regular_file()) packs.push_back(e.path());
+  }
+  ASSERT_FALSE(packs.empty());
+  fs::remove(packs.front());
+  const std::string replica = "file://" + dir_.Sub("replica");
+
+  CliRun restore = Cli({"restore", "--repo", replica, "--data-dir", dir_.Sub("restored")}, key);
+  EXPECT_EQ(restore.exit_code, 1) << restore.out << restore.err;
+  EXPECT_NE(restore.err.find("incomplete snapshot " + id + ": 1 objects missing"),
+            std::string::npos)
+      << restore.err;
+  EXPECT_NE(restore.err.find("replication"), std::string::npos) << restore.err;
+  EXPECT_EQ(restore.err.find("corruption"), std::string::npos) << restore.err;
+  EXPECT_FALSE(fs::exists(dir_.Sub("restored/catalog.db")));
+  CliRun verify = Cli({"backup", "verify", "--repo", replica}, key);
+  EXPECT_EQ(verify.exit_code, 1);
+  EXPECT_NE((verify.out + verify.err).find("incomplete snapshot " + id), std::string::npos)
+      << verify.out << verify.err;
+  // The original is whole: the same restore from it works.
+  CliRun ok = Cli({"restore", "--repo", UrlA(), "--data-dir", dir_.Sub("restored-a")}, key);
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+}
+
 TEST_F(CopyE2eTest, TheServerCopiesEachBackupAndReportsTheLag) {
   const std::string key_file = dir_.Sub("b.key");
   WriteTestFile(key_file, std::string(48, 'k') + "0123456789abcdef");
