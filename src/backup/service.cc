@@ -108,7 +108,19 @@ Result<RepositoryFacts> ReadRepositoryFacts(const RepositoryTarget& target,
 }
 
 BackupService::BackupService(KnowledgeBase* kb, const BackupServiceOptions& options)
-    : kb_(kb), options_(options) {}
+    : kb_(kb), options_(options) {
+  if (!options_.copy_to.empty()) {
+    copies_ = std::make_unique<CopyTargets>(
+        options_.copy_to, options_.blob, kb_->clock(), options_.retention, options_.prune,
+        [this](const std::string& action, const std::string& outcome, const std::string& detail) {
+          Audit(action, outcome, "", detail);
+        });
+  }
+}
+
+std::vector<CopyTargetStatus> BackupService::CopyFigures() const {
+  return copies_ ? copies_->Figures() : std::vector<CopyTargetStatus>{};
+}
 
 BackupService::~BackupService() { Stop(); }
 
@@ -240,6 +252,10 @@ Result<repo::SnapshotManifest> BackupService::RunBackup(const std::string& trigg
                                   {"added_stored_bytes", result->stats.added_stored_bytes},
                                   {"duration_ms", result->stats.duration_ms}}
                                  .dump());
+  // Still under run_mu_: the copies read the snapshot just made, one round at a time.
+  if (copies_) {
+    if (auto repo = Repo(); repo.ok()) copies_->CopyNew(**repo);
+  }
   return result;
 }
 
@@ -314,6 +330,7 @@ json BackupService::StatusJson() const {
   const int64_t verify_due = counters_.next_verify_ms.load();
   j["next_scheduled_verify"] = verify_due ? json(FormatIso8601(verify_due)) : json(nullptr);
   j["scheduled_verify_failures"] = counters_.verify_failures.load();
+  if (copies_) j["copies"] = copies_->StatusJson();
   {
     MutexLock lock(status_mu_);
     j["last_error"] = last_error_.empty() ? json(nullptr) : json(last_error_);
@@ -368,6 +385,7 @@ Result<RepositoryFacts> BackupService::RefreshFacts() {
   RepositoryFacts facts = SummarizeSnapshots(snapshots);
   counters_.last_success_ms = facts.newest_full_ms.value_or(0);
   counters_.last_verified_ms = facts.newest_verified_ms.value_or(0);
+  if (copies_) copies_->Refresh(snapshots);
   return facts;
 }
 

@@ -34,6 +34,7 @@
 #include <thread>
 #include <vector>
 
+#include "backup/copy_targets.h"
 #include "backup/restore.h"
 #include "backup/source.h"
 #include "common/thread_annotations.h"
@@ -70,6 +71,10 @@ struct BackupServiceOptions {
   // Between runs, how often the repository's newest snapshot is read again (for the figures and
   // for a backup made elsewhere); at most interval_ms.
   int64_t refresh_ms = 10LL * 60 * 1000;
+  // Second repositories (backup_copy_to): after every backup made by this service the
+  // snapshots each one lacks are copied into it, and this retention policy and prune applied
+  // there (backup/copy_targets.h).
+  std::vector<CopyTarget> copy_to;
   // Where scheduled backups, their retention and prune, and restores are recorded (actor
   // "system"); null = not recorded. Must outlive the service.
   AuditSink* audit = nullptr;
@@ -147,9 +152,12 @@ class BackupService {
 
   // {"repository", "off_site", "warning", "schedule_interval_seconds", "last_success",
   //  "last_verified", "next_scheduled_backup", "consecutive_failures", "last_error", "running",
-  //  "backups_succeeded", "backups_failed"} for /api/v1/stats and `stats`.
+  //  "backups_succeeded", "backups_failed", "copies" (CopyTargets::StatusJson)} for /api/v1/stats,
+  //  `stats` and GET /api/v1/admin/backups.
   nlohmann::json StatusJson() const EXCLUDES(status_mu_);
   const BackupCounters& counters() const { return counters_; }
+  // The copy destinations' figures (empty without backup_copy_to).
+  std::vector<CopyTargetStatus> CopyFigures() const;
   bool off_site() const { return off_site_; }
   const std::string& repository_url() const { return url_; }
   bool local_default() const { return options_.repository_url.empty(); }
@@ -201,6 +209,7 @@ class BackupService {
   std::string last_error_ GUARDED_BY(status_mu_);
 
   BackupCounters counters_;
+  std::unique_ptr<CopyTargets> copies_;  // null without backup_copy_to
 
   Mutex stop_mu_;
   CondVar stop_cv_;

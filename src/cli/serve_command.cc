@@ -276,6 +276,9 @@ void RegisterServeCommand(CLI::App* root, CommandRegistry* registry) {
                     "largest request body accepted ($KB_MAX_BODY_BYTES)");
   AddOptionalString(cmd, "--cors-origins", &common->flags.cors_origins,
                     "comma-separated allowed CORS origins ($KB_CORS_ORIGINS)");
+  AddOptionalString(cmd, "--backup-copy-to", &common->flags.backup_copy_to,
+                    "copy each new snapshot into these repositories too: comma-separated "
+                    "\"URL key_file=PATH\" entries ($KB_BACKUP_COPY_TO)");
   AddOptionalString(cmd, "--ingest-root", &common->flags.ingest_root,
                     "directory the v2 API's file_path ingestion may read ($KB_INGEST_ROOT)");
   AddOptionalString(cmd, "--integrity-check-interval", &common->flags.integrity_check_interval,
