@@ -44,6 +44,8 @@ CopyTargets::CopyTargets(
       retention_(retention),
       prune_(prune),
       audit_(std::move(audit)) {
+  // The header allows no sink: make every call safe rather than checking at each.
+  if (!audit_) audit_ = [](const std::string&, const std::string&, const std::string&) {};
   MutexLock run(run_mu_);
   MutexLock status(status_mu_);
   for (CopyTarget& t : targets) {
@@ -103,14 +105,16 @@ std::string CopyTargets::CopyInto(size_t i, repo::Repository& primary) {
     status_[i].last_copied = id;
   }
 
-  // The destination keeps what the service's policy keeps (the same decisions as in the
-  // primary, since the copies carry the primary's times), then drops what nothing uses.
-  if (!retention_.empty() && !wanted.empty()) {
+  // The destination keeps what its own policy keeps, or the service's (then the same decisions
+  // as in the primary, since the copies carry the primary's times); then drops what nothing
+  // uses.
+  const repo::RetentionPolicy& retention = t.config.retention ? *t.config.retention : retention_;
+  if (!retention.empty() && !wanted.empty()) {
     auto listed = (*dest)->ListSnapshots();
     if (!listed.ok()) return "retention: " + listed.status().ToString();
     int forgotten = 0;
     for (const repo::RetentionDecision& d :
-         repo::ApplyRetention(*listed, retention_, clock_->NowMillis())) {
+         repo::ApplyRetention(*listed, retention, clock_->NowMillis())) {
       if (d.keep) continue;
       Status s = (*dest)->ForgetSnapshot(d.snapshot_id);
       if (!s.ok()) return "retention: " + s.ToString();

@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,9 @@ namespace kb::backup {
 struct CopyTarget {
   std::string url;
   repo::KeySource key;
+  // This destination's own keep policy (a second region usually keeps longer); unset: the
+  // service's (backup_retention).
+  std::optional<repo::RetentionPolicy> retention;
 };
 
 // How far behind a copy is, in seconds: the start of the newest readable full snapshot of the

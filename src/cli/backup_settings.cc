@@ -1,5 +1,6 @@
 #include "cli/backup_settings.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 
@@ -93,7 +94,7 @@ Result<std::vector<backup::CopyTarget>> CopyTargetsFromConfig(const Config& conf
   for (const std::string& entry : config.backup_copy_to) {
     auto bad = [&](const std::string& why) {
       return Status::InvalidArgument("backup_copy_to entry \"" + entry + "\": " + why +
-                                     " (expected \"URL key_file=PATH\")");
+                                     " (expected \"URL key_file=PATH [retention=POLICY]\")");
     };
     std::vector<std::string> parts;
     for (std::string_view rest = TrimWhitespace(entry); !rest.empty();) {
@@ -110,10 +111,20 @@ Result<std::vector<backup::CopyTarget>> CopyTargetsFromConfig(const Config& conf
     }
     for (size_t i = 1; i < parts.size(); ++i) {
       constexpr std::string_view kKeyFile = "key_file=";
-      if (parts[i].rfind(kKeyFile, 0) != 0 || parts[i].size() == kKeyFile.size()) {
+      constexpr std::string_view kRetention = "retention=";
+      if (parts[i].rfind(kKeyFile, 0) == 0 && parts[i].size() > kKeyFile.size()) {
+        t.key.key_file = parts[i].substr(kKeyFile.size());
+      } else if (parts[i].rfind(kRetention, 0) == 0 && parts[i].size() > kRetention.size()) {
+        // backup_retention's grammar with '+' between items, since KB_BACKUP_COPY_TO separates
+        // entries with commas: retention=daily=90+monthly=24.
+        std::string policy = parts[i].substr(kRetention.size());
+        std::replace(policy.begin(), policy.end(), '+', ',');
+        auto parsed = ParseRetentionPolicy(policy);
+        if (!parsed.ok()) return bad(parsed.status().message());
+        t.retention = std::move(parsed).value();
+      } else {
         return bad("unknown part \"" + parts[i] + "\"");
       }
-      t.key.key_file = parts[i].substr(kKeyFile.size());
     }
     if (!t.key.key_file) return bad("every destination needs its own key_file");
     if (t.url == config.backup_repository) return bad("it is the primary backup_repository");

@@ -244,6 +244,37 @@ TEST(ConfigTest, RateLimitsAndTlsFromEveryLayer) {
   EXPECT_FALSE(LoadConfig(flags, FakeEnv({})).ok()) << "wrong JSON type";
 }
 
+TEST(ConfigTest, BackupCopyToEntriesNameAKeyFileAndMayHaveTheirOwnRetention) {
+  Result<Config> c = LoadConfig(
+      {},
+      FakeEnv(
+          {{"KB_BACKUP_COPY_TO",
+            "file:///dr/a key_file=/k/a, s3://dr/b key_file=/k/b retention=daily=90+monthly=24"}}));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  auto targets = CopyTargetsFromConfig(*c);
+  ASSERT_TRUE(targets.ok()) << targets.status().ToString();
+  ASSERT_EQ(targets->size(), 2u);
+  EXPECT_EQ((*targets)[0].url, "file:///dr/a");
+  EXPECT_EQ((*targets)[0].key.key_file, "/k/a");
+  EXPECT_FALSE((*targets)[0].retention.has_value());
+  EXPECT_EQ((*targets)[1].url, "s3://dr/b");
+  ASSERT_TRUE((*targets)[1].retention.has_value());
+  EXPECT_EQ((*targets)[1].retention->keep_daily, 90);
+  EXPECT_EQ((*targets)[1].retention->keep_monthly, 24);
+  EXPECT_EQ((*targets)[1].retention->keep_hourly, 0);
+
+  for (const char* bad : {"file:///dr/a", "file:///dr/a key_file=/k retention=daily",
+                          "file:///dr/a key_file=/k colour=blue", "ftp://x key_file=/k",
+                          "file:///dr/a key_file=/k retention="}) {
+    Result<Config> b = LoadConfig({}, FakeEnv({{"KB_BACKUP_COPY_TO", bad}}));
+    ASSERT_TRUE(b.ok()) << bad;
+    auto refused = CopyTargetsFromConfig(*b);
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_EQ(refused.status().code(), Code::kInvalidArgument) << bad;
+    EXPECT_NE(refused.status().message().find("backup_copy_to"), std::string::npos) << bad;
+  }
+}
+
 TEST(ConfigTest, BackupSourceCheckIsFullChecksumOrOff) {
   Result<Config> defaults = LoadConfig({}, FakeEnv({}));
   ASSERT_TRUE(defaults.ok());
