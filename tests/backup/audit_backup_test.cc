@@ -15,6 +15,7 @@
 #include "backup/restore.h"
 #include "backup/restore_check.h"
 #include "backup/source.h"
+#include "backup_test_util.h"
 #include "common/clock.h"
 #include "common/data_layout.h"
 #include "common/file_util.h"
@@ -32,27 +33,18 @@ class AuditBackupTest : public ::testing::Test {
  protected:
   void SetUp() override {
     key_.passphrase = "audit backup test passphrase";
-    repo::RepositoryParams params;
-    params.scrypt_log2_n = 14;
-    auto store = blob::OpenBlobStore("file://" + dir_.Sub("repo"), {}, /*create=*/true);
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
-    auto repo = repo::Repository::Init(std::move(store).value(), key_, "test", params, &clock_);
-    ASSERT_TRUE(repo.ok()) << repo.status().ToString();
-    repo_ = std::move(repo).value();
-    KbOptions o;
-    o.data_dir = data_;
-    o.clock = &clock_;
-    o.index_save_interval_ms = 0;
-    auto kb = KnowledgeBase::Open(o);
-    ASSERT_TRUE(kb.ok()) << kb.status().ToString();
+    repo_ = kb::testing::InitLocalTestRepository(dir_.Sub("repo"), key_, &clock_);
+    ASSERT_NE(repo_, nullptr);
+    std::unique_ptr<KnowledgeBase> kb = kb::testing::OpenTestKnowledgeBase(data_, &clock_);
+    ASSERT_NE(kb, nullptr);
     CreateProjectRequest req;
     req.name = "herons";
-    ASSERT_TRUE((*kb)->CreateProject(req, Actor{}).ok());
+    ASSERT_TRUE(kb->CreateProject(req, Actor{}).ok());
     IngestRequest doc;
     doc.content = "# Herons\n\nHerons stand still in shallow water.";
     doc.filename = "herons.md";
-    ASSERT_TRUE((*kb)->Ingest("herons", doc, Actor{}).ok());
-    (*kb)->Close();
+    ASSERT_TRUE(kb->Ingest("herons", doc, Actor{}).ok());
+    kb->Close();
   }
 
   static AuditEvent Event(const std::string& action) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "backup/source.h"
+#include "backup_test_util.h"
 #include "common/clock.h"
 #include "common/file_util.h"
 #include "repo/retention.h"
@@ -27,13 +28,8 @@ class CopyTargetsTest : public ::testing::Test {
     repo::KeySource dest_key;
     dest_key.key_file = dest_key_file_;
     ASSERT_NE(InitRepoWithKey("dest", dest_key), nullptr);
-    KbOptions o;
-    o.data_dir = dir_.Sub("data");
-    o.clock = &clock_;
-    o.index_save_interval_ms = 0;
-    auto kb = KnowledgeBase::Open(o);
-    ASSERT_TRUE(kb.ok()) << kb.status().ToString();
-    kb_ = std::move(kb).value();
+    kb_ = kb::testing::OpenTestKnowledgeBase(dir_.Sub("data"), &clock_);
+    ASSERT_NE(kb_, nullptr);
     CreateProjectRequest req;
     req.name = "p";
     ASSERT_TRUE(kb_->CreateProject(req, Actor{}).ok());
@@ -41,13 +37,7 @@ class CopyTargetsTest : public ::testing::Test {
 
   std::unique_ptr<repo::Repository> InitRepoWithKey(const std::string& name,
                                                     const repo::KeySource& key) {
-    repo::RepositoryParams params;
-    params.scrypt_log2_n = 14;
-    auto store = blob::OpenBlobStore("file://" + dir_.Sub(name), {}, /*create=*/true);
-    EXPECT_TRUE(store.ok()) << store.status().ToString();
-    auto repo = repo::Repository::Init(std::move(store).value(), key, name, params, &clock_);
-    EXPECT_TRUE(repo.ok()) << repo.status().ToString();
-    return repo.ok() ? std::move(repo).value() : nullptr;
+    return kb::testing::InitLocalTestRepository(dir_.Sub(name), key, &clock_);
   }
   std::unique_ptr<repo::Repository> InitRepo(const std::string& name, const std::string& pass) {
     repo::KeySource key;

@@ -12,6 +12,7 @@
 
 #include "audit/audit_log.h"
 #include "backup/source.h"
+#include "backup_test_util.h"
 #include "common/clock.h"
 #include "common/data_layout.h"
 #include "common/file_util.h"
@@ -32,25 +33,14 @@ class RestoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
     key_.passphrase = "restore test passphrase";
-    repo::RepositoryParams params;
-    params.scrypt_log2_n = 14;
-    auto store = blob::OpenBlobStore("file://" + dir_.Sub("repo"), {}, /*create=*/true);
-    ASSERT_TRUE(store.ok()) << store.status().ToString();
-    auto repo = repo::Repository::Init(std::move(store).value(), key_, "test", params, &clock_);
-    ASSERT_TRUE(repo.ok()) << repo.status().ToString();
-    repo_ = std::move(repo).value();
+    repo_ = kb::testing::InitLocalTestRepository(dir_.Sub("repo"), key_, &clock_);
+    ASSERT_NE(repo_, nullptr);
     OpenKb();
   }
 
   // A knowledge base on `data_dir` (null, with a test failure, if it does not open).
   std::unique_ptr<KnowledgeBase> OpenKbAt(const std::string& data_dir) {
-    KbOptions o;
-    o.data_dir = data_dir;
-    o.clock = &clock_;
-    o.index_save_interval_ms = 0;
-    auto kb = KnowledgeBase::Open(o);
-    EXPECT_TRUE(kb.ok()) << kb.status().ToString();
-    return kb.ok() ? std::move(kb).value() : nullptr;
+    return kb::testing::OpenTestKnowledgeBase(data_dir, &clock_);
   }
   void OpenKb() {
     kb_ = OpenKbAt(dir_.Sub("data"));
