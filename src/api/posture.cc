@@ -335,6 +335,16 @@ bool IsLoopbackHost(std::string_view host) {
   return kV4.Contains(*ip) || kV6.Contains(*ip);
 }
 
+void SetRepositoryFacts(const Result<backup::RepositoryFacts>& facts, PostureFacts* f) {
+  if (!facts.ok()) {
+    f->repository_error = facts.status().ToString();
+    return;
+  }
+  f->newest_full_backup_ms = facts->newest_full_ms;
+  f->newest_verification_ms = facts->newest_verified_ms;
+  f->snapshots = facts->snapshots;
+}
+
 std::vector<PostureCheck> EvaluatePosture(const PostureFacts& facts, const PostureLimits& limits) {
   namespace r = posture_rules;
   const RepositoryPlace place =

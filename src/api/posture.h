@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "backup/service.h"
 #include "common/status.h"
 #include "store/catalog.h"
 
@@ -89,6 +90,10 @@ RepositoryPlace ClassifyRepository(std::string_view url, std::string_view data_d
 // True for 127.0.0.0/8, ::1, ::ffff:127.x.y.z and "localhost"; false for wildcard addresses
 // (0.0.0.0, ::, empty) and every other name or address.
 bool IsLoopbackHost(std::string_view host);
+
+// Copies what a read of the repository found (backup::ReadRepositoryFacts, the service's
+// ReadFacts) into `f`; an unreadable repository is a finding (repository_error), not an error.
+void SetRepositoryFacts(const Result<backup::RepositoryFacts>& facts, PostureFacts* f);
 
 // The checks, in a fixed order (the report's order): every check is always present.
 std::vector<PostureCheck> EvaluatePosture(const PostureFacts& facts, const PostureLimits& limits);

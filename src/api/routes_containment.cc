@@ -41,14 +41,7 @@ Result<PostureFacts> ServerPostureFacts(ApiContext* api) {
     f.repository_local_default = api->backups->local_default();
     f.backup_interval_ms = api->backups->options().interval_ms;
     f.verify_interval_ms = api->backups->options().verify_interval_ms;
-    Result<backup::RepositoryFacts> facts = api->backups->ReadFacts();
-    if (facts.ok()) {
-      f.newest_full_backup_ms = facts->newest_full_ms;
-      f.newest_verification_ms = facts->newest_verified_ms;
-      f.snapshots = facts->snapshots;
-    } else {
-      f.repository_error = facts.status().ToString();
-    }
+    SetRepositoryFacts(api->backups->ReadFacts(), &f);
   }
   KB_ASSIGN_OR_RETURN(f.keys, api->kb->keys().ListKeys());
   const AddressRules rules = api->access->rules();

@@ -856,7 +856,9 @@ void RegisterBackupCommands(CLI::App* root, CommandRegistry* registry) {
     c->add_option("--snapshot", o->snapshot, "this snapshot id");
     c->add_flag("--latest", o->latest, "the newest snapshot (default)");
     c->add_flag("--latest-valid", o->latest_valid,
-                "the newest snapshot that verifies, reporting each one skipped");
+                "the newest snapshot whose data is sound: snapshots whose backup marked a source "
+                "damaged, whose bytes fail verification or whose restored databases fail their "
+                "check are passed by, each one reported");
     c->add_flag("--security-state-from-snapshot", o->security_state_from_snapshot,
                 "whole restore: take the snapshot's API keys, address rules and service mode "
                 "instead of keeping the live ones (keys revoked since come back)");

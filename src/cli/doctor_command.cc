@@ -82,14 +82,7 @@ Result<api::PostureFacts> DirectFacts(const Config& config) {
   f.verify_interval_ms = backup.verify_interval_ms;
   // An unreadable repository is a finding (the backups cannot be restored from here), not a
   // reason to give up on the rest of the report.
-  Result<backup::RepositoryFacts> facts = backup::ReadRepositoryFacts(target, backup.blob, clock);
-  if (facts.ok()) {
-    f.newest_full_backup_ms = facts->newest_full_ms;
-    f.newest_verification_ms = facts->newest_verified_ms;
-    f.snapshots = facts->snapshots;
-  } else {
-    f.repository_error = facts.status().ToString();
-  }
+  api::SetRepositoryFacts(backup::ReadRepositoryFacts(target, backup.blob, clock), &f);
   return f;
 }
 
