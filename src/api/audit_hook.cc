@@ -166,7 +166,7 @@ void AuditRequest(ApiContext* api, const AuditedRequest& r) {
     } else if (status == 207) {
       e.detail += (e.detail.empty() ? "" : "; ") + std::string("some items failed");
     }
-    api->audit->Record(std::move(e));
+    (api->audit_sink ? api->audit_sink : api->audit)->Record(std::move(e));
   } catch (const std::exception& ex) {
     LogError("audit hook failed", ex.what());
   } catch (...) {

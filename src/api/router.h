@@ -115,6 +115,7 @@ struct ApiContext {
   backup::BackupService* backups = nullptr;  // null: backup routes answer 503
   AccessControl* access = nullptr;  // lockdown, address rules, rate limits (access_control.h)
   audit::AuditLog* audit = nullptr;          // null: nothing is audited, the audit route answers 503
+  AuditSink* audit_sink = nullptr;           // where requests are recorded; null: `audit` itself
   bool audit_reads = false;                  // audit successful reads too
   MetricsRegistry* metrics = nullptr;
   int64_t started_mono_us = 0;

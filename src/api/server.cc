@@ -117,6 +117,8 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(KnowledgeBase* kb,
   self->ctx_->backups = options.backups;
   self->ctx_->access = self->access_.get();
   self->ctx_->audit = options.audit;
+  self->ctx_->audit_sink = options.audit_sink;
+  self->notify_ = options.notify;
   self->ctx_->audit_reads = options.audit_reads;
   self->ctx_->metrics = self->metrics_.get();
   self->ctx_->started_mono_us = MonotonicMicros();
@@ -233,6 +235,11 @@ void ApiServer::RegisterMetrics() {
   m.DeclareCounter("kb_backup_copy_failures_total",
                    "Rounds of copying into a backup_copy_to repository that failed.",
                    {"repository"});
+  m.DeclareCounter("kb_notify_sent_total", "Notifications a webhook accepted (per webhook).");
+  m.DeclareCounter("kb_notify_failures_total",
+                   "Notifications a webhook did not accept after every retry (logged).");
+  m.DeclareCounter("kb_notify_dropped_total",
+                   "Notifications dropped because the notification queue was full.");
   m.DeclareCounter("kb_audit_events_total", "Audit log entries committed.");
   m.DeclareCounter("kb_audit_write_failures_total",
                    "Audit events lost because their batch could not be written (logged).");
@@ -322,6 +329,11 @@ void ApiServer::RefreshMetrics() {
       if (c.lag_known) m.Set("kb_backup_copy_lag_seconds", {c.url}, c.lag_seconds);
       m.Set("kb_backup_copy_failures_total", {c.url}, static_cast<double>(c.failures));
     }
+  }
+  if (notify_) {
+    m.Set("kb_notify_sent_total", {}, static_cast<double>(notify_->sent.load()));
+    m.Set("kb_notify_failures_total", {}, static_cast<double>(notify_->failures.load()));
+    m.Set("kb_notify_dropped_total", {}, static_cast<double>(notify_->dropped.load()));
   }
   if (ctx_->audit) {
     const audit::AuditCounters& a = ctx_->audit->counters();

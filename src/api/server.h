@@ -28,6 +28,7 @@
 #include "api/access_control.h"
 #include "api/http_transport.h"
 #include "common/status.h"
+#include "notify/notifier.h"
 #include "service/knowledge_base.h"
 
 // httplib::Request/Response and boost::asio::ssl::context are declared by api/http_transport.h.
@@ -74,6 +75,11 @@ struct ServerOptions {
   // The audit log (api/audit_hook.h: which requests are recorded; GET /api/v1/admin/audit;
   // kb_audit_* metrics); null = none. Must outlive the server.
   audit::AuditLog* audit = nullptr;
+  // Where requests are recorded when not `audit` itself (the notifier's NotifyingSink, which
+  // records to `audit`); must outlive the server.
+  AuditSink* audit_sink = nullptr;
+  // Notification figures for /metrics (kb_notify_*); null = notifications are off.
+  const notify::NotifierCounters* notify = nullptr;
   bool audit_reads = false;  // also record successful reads
 };
 
@@ -114,6 +120,7 @@ class ApiServer {
   std::unique_ptr<Catalog> containment_catalog_;  // own connection for the containment settings
   std::unique_ptr<api::AccessControl> access_;
   std::unique_ptr<api::ApiContext> ctx_;
+  const notify::NotifierCounters* notify_ = nullptr;  // kb_notify_* (null: notifications off)
   std::unique_ptr<api::Router> router_;
   std::unique_ptr<boost::asio::ssl::context> tls_;  // null: plain HTTP
   std::unique_ptr<api::HttpTransport> transport_;

@@ -115,6 +115,12 @@ const std::vector<Setting>& Table() {
        [](Config* c, Value&& v) {
          c->backup_copy_to = Take<std::vector<std::string>>(std::move(v));
        }},
+      {"notify_webhook_url", "KB_NOTIFY_WEBHOOK_URL", "", Kind::kList,
+       [](Config* c, Value&& v) {
+         c->notify_webhook_url = Take<std::vector<std::string>>(std::move(v));
+       }},
+      {"notify_format", "KB_NOTIFY_FORMAT", "", Kind::kString,
+       [](Config* c, Value&& v) { c->notify_format = Take<std::string>(std::move(v)); }},
       {"backup_interval", "KB_BACKUP_INTERVAL", "", Kind::kString,
        [](Config* c, Value&& v) { c->backup_interval = Take<std::string>(std::move(v)); }},
       {"verify_interval", "KB_VERIFY_INTERVAL", "", Kind::kString,

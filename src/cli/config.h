@@ -94,6 +94,9 @@ struct Config {
   // Second repositories the server copies each new snapshot into: "URL key_file=PATH" each
   // (see CopyTargetsFromConfig in backup_settings.h).
   std::vector<std::string> backup_copy_to;
+  // Webhooks told when an operator must act (notify/notifier.h); empty = none.
+  std::vector<std::string> notify_webhook_url;
+  std::string notify_format = "json";  // json | slack
   // How far behind its database a backup may leave a project's vector index (a fraction of its
   // live documents, as journal entries; "2%" or "0.02"): see backup::SourceOptions::index_max_lag.
   std::string backup_index_max_lag = "2%";

@@ -26,6 +26,7 @@
 #include "common/dir_lock.h"
 #include "common/file_util.h"
 #include "common/logging.h"
+#include "notify/notifier.h"
 
 namespace kb::cli {
 namespace {
@@ -166,7 +167,25 @@ int RunServe(const CommonOptions& common) {
   if (!audit_log.ok()) {
     return ReportError(audit_log.status().WithContext("cannot open the audit log"));
   }
-  kb_options.audit = audit_log->get();
+  // Notifications listen to what is recorded: every part records through `sink`, which hands
+  // each event to the notifier and then to the audit log.
+  Result<notify::Format> notify_format = notify::ParseFormat(config->notify_format);
+  if (!notify_format.ok()) return ReportError(notify_format.status(), /*usage=*/true);
+  std::unique_ptr<notify::Notifier> notifier;
+  std::unique_ptr<notify::NotifyingSink> notifying_sink;
+  AuditSink* sink = audit_log->get();
+  if (!config->notify_webhook_url.empty()) {
+    notify::NotifierOptions no;
+    no.webhook_urls = config->notify_webhook_url;
+    no.format = *notify_format;
+    no.hostname = HostName();
+    auto started = notify::Notifier::Start(std::move(no));
+    if (!started.ok()) return ReportError(started.status(), /*usage=*/true);
+    notifier = std::move(started).value();
+    notifying_sink = std::make_unique<notify::NotifyingSink>(audit_log->get(), notifier.get());
+    sink = notifying_sink.get();
+  }
+  kb_options.audit = sink;
   // The purge job: items soft-deleted longer than deletion_grace_period go for good.
   kb_options.purge_interval_ms = config->purge_interval_ms.value_or(kDefaultPurgeIntervalMs);
   Result<std::unique_ptr<KnowledgeBase>> kb = KnowledgeBase::Open(kb_options);
@@ -182,7 +201,7 @@ int RunServe(const CommonOptions& common) {
     (*kb)->Close();
     return ReportError(backup_options.status(), /*usage=*/true);
   }
-  backup_options->audit = audit_log->get();
+  backup_options->audit = sink;
   auto backups = backup::BackupService::Start(kb->get(), *backup_options);
   if (!backups.ok()) {
     (*kb)->Close();
@@ -191,6 +210,8 @@ int RunServe(const CommonOptions& common) {
   ServerOptions server_options = MakeServerOptions(*config);
   server_options.backups = backups->get();
   server_options.audit = audit_log->get();
+  server_options.audit_sink = sink;
+  if (notifier) server_options.notify = &notifier->counters();
   server_options.audit_reads = config->audit_reads;
   auto server = ApiServer::Start(kb->get(), server_options);
   if (!server.ok()) {
@@ -220,6 +241,7 @@ int RunServe(const CommonOptions& common) {
   waiter.join();
   (*backups)->Stop();
   (*kb)->Close();
+  if (notifier) notifier->Stop();  // one last attempt at what is queued
   (*audit_log)->Close();  // drains the queue: every request answered is recorded
   LogInfo("stopped");
   return kExitOk;

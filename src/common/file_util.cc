@@ -133,4 +133,10 @@ int ScopedFd::Close() {
   return rc;
 }
 
+std::string HostName() {
+  char buf[256] = {0};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
+}
+
 }  // namespace kb

@@ -52,4 +52,8 @@ bool PathExists(const std::string& path);
 // Total size of regular files below `path` (0 if missing).
 int64_t DirectorySize(const std::string& path);
 
+// This machine's host name (gethostname), or "unknown": who wrote a snapshot or a lock, who
+// sends a notification.
+std::string HostName();
+
 }  // namespace kb

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "common/clock.h"
+#include "common/file_util.h"
 #include "common/logging.h"
 
 namespace kb::repo {
@@ -13,12 +14,6 @@ namespace kb::repo {
 namespace {
 
 using nlohmann::json;
-
-std::string HostName() {
-  char buf[256] = {0};
-  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
-  return buf;
-}
 
 Result<int64_t> JsonTime(const json& j, std::string_view field, std::string_view object) {
   KB_ASSIGN_OR_RETURN(std::string text, JsonString(j, field, object));

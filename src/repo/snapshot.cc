@@ -413,12 +413,6 @@ int64_t TotalBytes(const SnapshotSource& source) {
   return total;
 }
 
-std::string HostName() {
-  char buf[256] = {0};
-  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
-  return buf;
-}
-
 // Seals the manifest with added_stored_bytes including the manifest's own size. The size depends
 // on the number (compression), so look for a fixed point; when the size oscillates between two
 // values and none exists, move duration_ms by a millisecond (harmless) and look again.

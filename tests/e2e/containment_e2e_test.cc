@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -113,6 +114,52 @@ class ContainmentE2eTest : public ::testing::Test {
   std::unique_ptr<httplib::Client> client_;
   int cli_runs_ = 0;
 };
+
+// Notifications from the real server: a lockdown switched through the API reaches a webhook
+// (a receiver on a loopback port) with who did it and why, and /metrics counts it.
+TEST_F(ContainmentE2eTest, ALockdownIsToldToTheWebhook) {
+  httplib::Server hook;
+  std::mutex mu;
+  std::vector<json> got;
+  hook.Post("/hook", [&](const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard lock(mu);
+    got.push_back(json::parse(req.body, nullptr, false));
+    res.status = 204;
+  });
+  hook.set_keep_alive_max_count(1);  // the server's curl keeps connections: close each at once
+  const int port = hook.bind_to_any_port("127.0.0.1");
+  std::thread hook_thread([&] { hook.listen_after_bind(); });
+  struct Stop {
+    httplib::Server& s;
+    std::thread& t;
+    ~Stop() {
+      s.stop();
+      t.join();
+    }
+  } stop{hook, hook_thread};
+  const std::string config = dir_.Sub("notify.json");
+  WriteTestFile(
+      config,
+      json{{"notify_webhook_url", {"http://127.0.0.1:" + std::to_string(port) + "/hook"}}}.dump());
+  StartServer({"--config", config});
+  HttpResp set = Do("POST", "/api/v1/admin/lockdown", kE2eAdminToken,
+                    R"({"mode":"lockdown","reason":"incident 9: key leak"})");
+  ASSERT_EQ(set.status, 200) << set.raw;
+  json message;
+  for (int i = 0; i < 500 && message.is_null(); ++i) {
+    {
+      std::lock_guard lock(mu);
+      if (!got.empty()) message = got.front();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(message.is_object()) << "no notification; server log:\n" << server_->Log();
+  EXPECT_EQ(message["event"], "lockdown.set");
+  EXPECT_EQ(message["status"], "changed");
+  EXPECT_NE(message["text"].get<std::string>().find("lockdown"), std::string::npos) << message;
+  HttpResp metrics = Do("GET", "/metrics", kE2eAdminToken);
+  EXPECT_NE(metrics.raw.find("kb_notify_sent_total 1"), std::string::npos) << metrics.raw;
+}
 
 TEST_F(ContainmentE2eTest, LockdownServesOnlyAdminsSurvivesRestartAndLifts) {
   StartServer();
