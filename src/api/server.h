@@ -41,6 +41,7 @@ class AuditLog;
 }  // namespace kb::audit
 
 namespace kb::api {
+class McpServer;
 class MetricsRegistry;
 class Router;
 struct ApiContext;
@@ -75,6 +76,9 @@ struct ServerOptions {
   // kb_audit_* metrics); null = none. Must outlive the server.
   audit::AuditLog* audit = nullptr;
   bool audit_reads = false;  // also record successful reads
+  // MCP at POST /mcp (api/mcp.h): the directories its ingest_file tool may read below; empty =
+  // ingest_file refuses every path.
+  std::vector<std::string> mcp_import_roots;
 };
 
 class ApiServer {
@@ -114,6 +118,7 @@ class ApiServer {
   std::unique_ptr<Catalog> containment_catalog_;  // own connection for the containment settings
   std::unique_ptr<api::AccessControl> access_;
   std::unique_ptr<api::ApiContext> ctx_;
+  std::unique_ptr<api::McpServer> mcp_;
   std::unique_ptr<api::Router> router_;
   std::unique_ptr<boost::asio::ssl::context> tls_;  // null: plain HTTP
   std::unique_ptr<api::HttpTransport> transport_;
