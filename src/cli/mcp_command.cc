@@ -47,6 +47,7 @@ class LineReader {
     while (true) {
       const size_t nl = buffer_.find('\n', scanned_);
       if (nl != std::string::npos) {
+        too_long = too_long || nl > max_line_;  // a whole long line may arrive in one read
         if (!too_long) line->assign(buffer_, 0, nl);
         buffer_.erase(0, nl + 1);
         scanned_ = 0;
@@ -63,7 +64,11 @@ class LineReader {
       const ssize_t n = ::read(STDIN_FILENO, chunk, sizeof(chunk));
       if (n < 0 && errno == EINTR) continue;  // g_mcp_stop is checked above
       if (n <= 0) {
-        if (too_long) return Got::kTooLong;
+        if (too_long || buffer_.size() > max_line_) {
+          buffer_.clear();
+          scanned_ = 0;
+          return Got::kTooLong;
+        }
         if (buffer_.empty()) return Got::kEnd;
         line->swap(buffer_);  // a last message without a newline
         buffer_.clear();

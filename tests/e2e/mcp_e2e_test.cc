@@ -74,6 +74,44 @@ TEST_F(E2eMcpTest, SdkClientOverStdio) {
   EXPECT_NE(list.out.find("\"e2e\""), std::string::npos) << list.out;
 }
 
+// stdout carries one JSON-RPC message per line and nothing else: a blank line and a
+// notification get no answer, garbage gets a parse error, a line over max_body_bytes is skipped
+// with an error, and the messages after each still work; the end of stdin ends the process.
+TEST_F(E2eMcpTest, StdioFramingKeepsStdoutForMessages) {
+  const std::string input = dir_.Sub("input.jsonl");
+  WriteTestFile(input,
+                std::string(R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}})") +
+                    "\n\n" + R"({"jsonrpc":"2.0","method":"notifications/initialized"})" + "\n" +
+                    "not json\n" + R"({"jsonrpc":"2.0","id":2,"method":"ping"})" + "\n" +
+                    R"({"jsonrpc":"2.0","id":3,"method":"ping","params":{"pad":")" +
+                    std::string(5000, 'x') + "\"}}\n" +
+                    R"({"jsonrpc":"2.0","id":4,"method":"tools/list"})" + "\r\n" +
+                    R"({"jsonrpc":"2.0","id":5,"method":"ping"})");  // no final newline
+  CliRun run = RunProcess("/bin/sh",
+                          {"-c", std::string("exec \"") + KB_BINARY + "\" mcp --data-dir \"" +
+                                     dir_.Sub("data") + "\" < \"" + input + "\""},
+                          {{"KB_MAX_BODY_BYTES", "1000"}}, dir_.path());
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  std::vector<json> lines;
+  size_t start = 0;
+  while (start < run.out.size()) {
+    size_t nl = run.out.find('\n', start);
+    ASSERT_NE(nl, std::string::npos) << "unterminated output line: " << run.out.substr(start);
+    lines.push_back(json::parse(run.out.substr(start, nl - start), nullptr, false));
+    ASSERT_FALSE(lines.back().is_discarded()) << run.out.substr(start, nl - start);
+    start = nl + 1;
+  }
+  ASSERT_EQ(lines.size(), 6u) << run.out;
+  EXPECT_EQ(lines[0]["result"]["protocolVersion"], "2025-06-18");
+  EXPECT_EQ(lines[1]["error"]["code"], -32700);  // not json
+  EXPECT_EQ(lines[2]["id"], 2);
+  EXPECT_EQ(lines[3]["error"]["code"], -32700);  // the line over the limit
+  EXPECT_NE(lines[3]["error"]["message"].get<std::string>().find("too large"), std::string::npos);
+  EXPECT_EQ(lines[4]["id"], 4);
+  EXPECT_EQ(lines[4]["result"]["tools"].size(), 10u);
+  EXPECT_EQ(lines[5]["id"], 5);
+}
+
 TEST_F(E2eMcpTest, StdioRefusesADirectoryAServerOwns) {
   ServerProcess server(dir_.Sub("data"), dir_.Sub("server.log"));
   ASSERT_TRUE(server.Start()) << server.Log();
