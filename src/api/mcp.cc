@@ -57,8 +57,9 @@ bool MatchesType(const json& v, const std::string& type) {
   if (type == "integer") {
     if (v.is_number_integer() || v.is_number_unsigned()) return true;
     // JSON does not distinguish 3 from 3.0; JSON Schema counts 3.0 as an integer.
-    return v.is_number_float() && std::isfinite(v.get<double>()) &&
-           v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>()));
+    // (Range first: casting 1e30 to an integer is undefined.)
+    const double d = v.is_number_float() ? v.get<double>() : 0.5;
+    return std::isfinite(d) && std::fabs(d) < 9.0e18 && std::trunc(d) == d;
   }
   if (type == "number") return v.is_number();
   if (type == "string") return v.is_string();

@@ -10,9 +10,11 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <limits>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "api/json_encoding.h"
 #include "api/server.h"
 #include "test_util.h"
 
@@ -419,6 +421,65 @@ TEST_F(McpCoreTest, ResourcesListPagesThroughEveryDocumentOnce) {
   EXPECT_EQ(seen.size(), static_cast<size_t>(n));
   EXPECT_EQ(Request("resources/list", {{"cursor", "x"}}, admin_)["error"]["code"],
             api::kJsonRpcInvalidParams);
+}
+
+// Whatever arrives, the answer is a well-formed JSON-RPC message (or nothing), and never the
+// catch-all internal error: every field of every message and every tool argument is given
+// values of every JSON type, extremes and ill-formed text.
+TEST_F(McpCoreTest, ArbitraryMessagesGetWellFormedAnswers) {
+  MakeProject("p");
+  Ok("ingest_text", {{"project", "p"}, {"content", "fuzz target text"}});
+  const std::vector<json> values = {nullptr, true, false, 0, -1, 1, 3.0, 2.5, 1e30, -1e300,
+                                    std::numeric_limits<uint64_t>::max(),
+                                    std::numeric_limits<int64_t>::min(), "", "p", "kb://p/documents/x",
+                                    std::string(5000, 'a'), "\xff\xfe bad utf-8", json::array(),
+                                    json::array({1, "x", nullptr}), json::object(),
+                                    json{{"kind", {{"$in", json::array()}}}}, json{{"a", {{"b", 1}}}}};
+  std::vector<json> messages;
+  for (const json& v : values) {
+    messages.push_back({{"jsonrpc", "2.0"}, {"id", v}, {"method", "ping"}});
+    messages.push_back({{"jsonrpc", v}, {"id", 1}, {"method", "ping"}});
+    messages.push_back({{"jsonrpc", "2.0"}, {"id", 1}, {"method", v}});
+    for (const char* method : {"initialize", "tools/call", "resources/list", "resources/read",
+                               "tools/list"}) {
+      messages.push_back({{"jsonrpc", "2.0"}, {"id", 1}, {"method", method}, {"params", v}});
+      for (const char* field : {"protocolVersion", "name", "arguments", "cursor", "uri"}) {
+        messages.push_back(
+            {{"jsonrpc", "2.0"}, {"id", 1}, {"method", method}, {"params", {{field, v}}}});
+      }
+    }
+    for (const api::McpToolInfo& tool : mcp_->tools()) {
+      messages.push_back({{"jsonrpc", "2.0"},
+                          {"id", 1},
+                          {"method", "tools/call"},
+                          {"params", {{"name", tool.name}, {"arguments", v}}}});
+      for (const auto& [field, unused] : tool.input_schema["properties"].items()) {
+        // Valid-looking defaults for the other required fields, `v` for this one.
+        json args = {{"project", "p"}, {"query", "text"}, {"content", "c"},
+                     {"path", "/nonexistent"}, {"name", "n"}, {"document_id", "d"}};
+        args[field] = v;
+        messages.push_back({{"jsonrpc", "2.0"},
+                            {"id", 1},
+                            {"method", "tools/call"},
+                            {"params", {{"name", tool.name}, {"arguments", args}}}});
+      }
+    }
+  }
+  ASSERT_GT(messages.size(), 1000u);
+  for (const json& m : messages) {
+    std::optional<json> r = mcp_->HandleMessage(m, admin_);
+    // Through the text path as well (what the transports use).
+    std::optional<json> t = mcp_->HandleText(api::DumpJson(m), admin_);
+    ASSERT_EQ(r.has_value(), t.has_value()) << m.dump();
+    if (!r) continue;
+    ASSERT_TRUE(r->is_object()) << m.dump();
+    EXPECT_EQ((*r)["jsonrpc"], "2.0");
+    ASSERT_NE(r->contains("result"), r->contains("error")) << r->dump();
+    if (r->contains("error")) {
+      EXPECT_NE((*r)["error"]["code"], api::kJsonRpcInternalError) << m.dump() << " -> " << r->dump();
+      EXPECT_TRUE((*r)["error"]["message"].is_string());
+    }
+  }
 }
 
 TEST(McpSchemaTest, ValidatesTheSubsetTheToolsUse) {
