@@ -50,11 +50,16 @@ int main(int argc, char** argv) {
   int queries = 1000, rounds = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--url") url = v;
-    else if (k == "--key") key = v;
-    else if (k == "--project") project = v;
-    else if (k == "--queries") queries = std::stoi(v);
-    else if (k == "--rounds") rounds = std::stoi(v);
+    if (k == "--url")
+      url = v;
+    else if (k == "--key")
+      key = v;
+    else if (k == "--project")
+      project = v;
+    else if (k == "--queries")
+      queries = std::stoi(v);
+    else if (k == "--rounds")
+      rounds = std::stoi(v);
     else {
       fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;
@@ -69,13 +74,14 @@ int main(int argc, char** argv) {
   {
     httplib::Client c(url);
     for (const char* seed : {"the", "file", "data", "use", "backup", "key", "index", "query"}) {
-      auto res = c.Get(("/api/v1/query/" + project + "?top_k=100&mode=keyword&q=" + seed).c_str(),
-                       auth);
+      auto res =
+          c.Get(("/api/v1/query/" + project + "?top_k=100&mode=keyword&q=" + seed).c_str(), auth);
       if (!res || res->status != 200) {
         fprintf(stderr, "sampling query failed\n");
         return 1;
       }
-      const json page = json::parse(res->body);  // named: a range-for over a temporary's member dangles
+      const json page =
+          json::parse(res->body);  // named: a range-for over a temporary's member dangles
       for (const auto& r : page["results"]) {
         texts.push_back(r["text"].get<std::string>());
       }
@@ -102,15 +108,17 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < phrases.size(); ++i) {
       const std::string rest_body =
           json{{"query", phrases[i]}, {"top_k", 10}, {"use_cache", false}}.dump();
-      const std::string mcp_body =
-          json{{"jsonrpc", "2.0"},
-               {"id", ++id},
-               {"method", "tools/call"},
-               {"params",
-                {{"name", "search"},
-                 {"arguments",
-                  {{"project", project}, {"query", phrases[i]}, {"top_k", 10}, {"use_cache", false}}}}}}
-              .dump();
+      const std::string mcp_body = json{
+          {"jsonrpc", "2.0"},
+          {"id", ++id},
+          {"method", "tools/call"},
+          {"params",
+           {{"name", "search"},
+            {"arguments",
+             {{"project", project},
+              {"query", phrases[i]},
+              {"top_k", 10},
+              {"use_cache", false}}}}}}.dump();
       double a, b;
       if ((i + round) % 2 == 0) {
         a = Timed(rest, rest_path, auth, rest_body, false);
@@ -125,18 +133,20 @@ int main(int argc, char** argv) {
       diff.push_back(b - a);
     }
     const double dmed = kb::bench::Median(diff);
-    printf("round %d: REST p50 %.3f ms p99 %.3f ms | MCP p50 %.3f ms p99 %.3f ms | "
-           "MCP - REST per phrase: median %+.3f ms\n",
-           round + 1, kb::bench::Percentile(r_ms, 0.5), kb::bench::Percentile(r_ms, 0.99),
-           kb::bench::Percentile(m_ms, 0.5), kb::bench::Percentile(m_ms, 0.99), dmed);
+    printf(
+        "round %d: REST p50 %.3f ms p99 %.3f ms | MCP p50 %.3f ms p99 %.3f ms | "
+        "MCP - REST per phrase: median %+.3f ms\n",
+        round + 1, kb::bench::Percentile(r_ms, 0.5), kb::bench::Percentile(r_ms, 0.99),
+        kb::bench::Percentile(m_ms, 0.5), kb::bench::Percentile(m_ms, 0.99), dmed);
     round_rest.push_back(kb::bench::Percentile(r_ms, 0.5));
     round_mcp.push_back(kb::bench::Percentile(m_ms, 0.5));
     round_diff.push_back(dmed);
   }
-  printf("median over rounds: REST p50 %.3f ms, MCP p50 %.3f ms, MCP - REST %+.3f ms "
-         "(rounds %+.3f .. %+.3f)\n",
-         kb::bench::Median(round_rest), kb::bench::Median(round_mcp), kb::bench::Median(round_diff),
-         *std::min_element(round_diff.begin(), round_diff.end()),
-         *std::max_element(round_diff.begin(), round_diff.end()));
+  printf(
+      "median over rounds: REST p50 %.3f ms, MCP p50 %.3f ms, MCP - REST %+.3f ms "
+      "(rounds %+.3f .. %+.3f)\n",
+      kb::bench::Median(round_rest), kb::bench::Median(round_mcp), kb::bench::Median(round_diff),
+      *std::min_element(round_diff.begin(), round_diff.end()),
+      *std::max_element(round_diff.begin(), round_diff.end()));
   return 0;
 }

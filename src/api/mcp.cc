@@ -229,8 +229,9 @@ json IngestOutputSchema() {
 
 const json kProjectArg = Str("Project id or name.", 100);
 const json kMetadataArg = {{"type", "object"},
-                           {"description", "JSON object stored with the document; searchable by "
-                                           "`filters`."}};
+                           {"description",
+                            "JSON object stored with the document; searchable by "
+                            "`filters`."}};
 
 // The document's text rebuilt from its chunks: chunks are slices [start, end) of the parsed
 // text and may overlap, so each chunk adds only what lies past the text so far. If the offsets
@@ -289,14 +290,14 @@ json RpcError(const json& id, int code, const std::string& message) {
 
 }  // namespace
 
-McpServer::McpServer(KnowledgeBase* kb, McpOptions options) : kb_(kb), options_(std::move(options)) {
+McpServer::McpServer(KnowledgeBase* kb, McpOptions options)
+    : kb_(kb), options_(std::move(options)) {
   for (const std::string& root : options_.import_roots) {
     std::error_code ec;
     std::filesystem::path real = std::filesystem::canonical(root, ec);
     if (ec) {
       // A root that does not exist allows nothing; say so once rather than on every call.
-      LogWarn("mcp import root ignored",
-              DumpJson({{"root", root}, {"reason", ec.message()}}));
+      LogWarn("mcp import root ignored", DumpJson({{"root", root}, {"reason", ec.message()}}));
       continue;
     }
     resolved_roots_.push_back(real.string());
@@ -363,21 +364,21 @@ void McpServer::BuildTools() {
   add({"ingest_text", "Add a document from text",
        "Stores a document given as text (plain, Markdown or HTML): it is chunked, embedded and "
        "searchable at once. A document with the same source replaces the previous one.",
-       ObjectSchema(
-           {{"project", kProjectArg},
-            {"content", Str("The document's text.")},
-            {"title", {{"type", "string"}, {"maxLength", kMaxTitleBytes}}},
-            {"source",
-             {{"type", "string"},
-              {"maxLength", kMaxSourceBytes},
-              {"description", "Where it came from (unique per project: the same source "
-                              "replaces)."}}},
-            {"content_type",
-             {{"type", "string"},
-              {"enum", {"text/plain", "text/markdown", "text/html"}},
-              {"description", "Default: detected."}}},
-            {"metadata", kMetadataArg}},
-           {"project", "content"}),
+       ObjectSchema({{"project", kProjectArg},
+                     {"content", Str("The document's text.")},
+                     {"title", {{"type", "string"}, {"maxLength", kMaxTitleBytes}}},
+                     {"source",
+                      {{"type", "string"},
+                       {"maxLength", kMaxSourceBytes},
+                       {"description",
+                        "Where it came from (unique per project: the same source "
+                        "replaces)."}}},
+                     {"content_type",
+                      {{"type", "string"},
+                       {"enum", {"text/plain", "text/markdown", "text/html"}},
+                       {"description", "Default: detected."}}},
+                     {"metadata", kMetadataArg}},
+                    {"project", "content"}),
        IngestOutputSchema(), kWrite, /*writes=*/true},
       "document.create",
       [this](const json& a, const McpCaller& c, AuditEvent* e) { return IngestText(a, c, e); });
@@ -460,8 +461,9 @@ void McpServer::BuildTools() {
 
   add({"backup_status", "Backup status",
        "The backup repository, the last backup and verification, and the schedule.",
-       ObjectSchema(json::object(), {}), OpenObject({{"backups", {{"type", "object"}}}}, {"backups"}),
-       kAdmin, /*writes=*/false, /*unrestricted_only=*/true},
+       ObjectSchema(json::object(), {}),
+       OpenObject({{"backups", {{"type", "object"}}}}, {"backups"}), kAdmin, /*writes=*/false,
+       /*unrestricted_only=*/true},
       "", [this](const json&, const McpCaller&, AuditEvent*) { return BackupStatus(); });
 
   for (const Tool& t : tool_impls_) tools_.push_back(t.info);
@@ -489,8 +491,8 @@ std::optional<json> McpServer::HandleMessage(const json& message, const McpCalle
     }
     const bool has_id = message.contains("id");
     json id = has_id ? message["id"] : json(nullptr);
-    const bool id_ok = has_id && (id.is_string() || id.is_number_integer() ||
-                                  id.is_number_unsigned());
+    const bool id_ok =
+        has_id && (id.is_string() || id.is_number_integer() || id.is_number_unsigned());
     if (has_id && !id_ok) id = nullptr;
     if (!message.contains("method")) {
       // A response to a request of ours (we send none) or garbage: responses get no answer.
@@ -498,8 +500,8 @@ std::optional<json> McpServer::HandleMessage(const json& message, const McpCalle
       return RpcError(id, kJsonRpcInvalidRequest, "a request needs 'method'");
     }
     if (message.value("jsonrpc", json()) != "2.0") {
-      return has_id ? std::optional<json>(RpcError(id, kJsonRpcInvalidRequest,
-                                                   "'jsonrpc' must be \"2.0\""))
+      return has_id ? std::optional<json>(
+                          RpcError(id, kJsonRpcInvalidRequest, "'jsonrpc' must be \"2.0\""))
                     : std::nullopt;
     }
     if (!message["method"].is_string()) {
@@ -556,11 +558,11 @@ Result<json> McpServer::Dispatch(const std::string& method, const json& params,
   if (method == "tools/call") return CallTool(params, caller);
   if (method == "resources/list") return ListResources(params, caller);
   if (method == "resources/templates/list") {
-    return json{{"resourceTemplates",
-                 json::array({{{"uriTemplate", "kb://{project}/documents/{id}"},
-                               {"name", "document"},
-                               {"title", "A document's text"},
-                               {"mimeType", "text/plain"}}})}};
+    return json{
+        {"resourceTemplates", json::array({{{"uriTemplate", "kb://{project}/documents/{id}"},
+                                            {"name", "document"},
+                                            {"title", "A document's text"},
+                                            {"mimeType", "text/plain"}}})}};
   }
   if (method == "resources/read") return ReadResource(params, caller);
   return Status::NotFound("method not found: " + method);
@@ -668,7 +670,8 @@ Result<json> McpServer::CallTool(const json& params, const McpCaller& caller) {
   if (audited) {
     if (!result.ok()) {
       const Code c = result.status().code();
-      event.outcome = c == Code::kPermissionDenied || c == Code::kUnavailable ? "refused" : "failed";
+      event.outcome =
+          c == Code::kPermissionDenied || c == Code::kUnavailable ? "refused" : "failed";
       event.detail += ": " + result.status().ToString();
     } else {
       event.outcome = "ok";
@@ -726,7 +729,8 @@ Result<json> McpServer::ListResources(const json& params, const McpCaller& calle
     }
     int64_t offset = std::max<int64_t>(0, start - skipped);
     while (offset < total && static_cast<int64_t>(resources.size()) < kMcpResourcePageSize) {
-      const int64_t want = std::min<int64_t>(kMcpResourcePageSize - resources.size(), kMaxListLimit);
+      const int64_t want =
+          std::min<int64_t>(kMcpResourcePageSize - resources.size(), kMaxListLimit);
       auto page = kb_->ListDocuments(p.id, want, offset);
       if (!page.ok() || page->documents.empty()) break;
       for (const DocumentRecord& d : page->documents) {
@@ -745,7 +749,8 @@ Result<json> McpServer::ListResources(const json& params, const McpCaller& calle
     if (more) break;
   }
   json out = {{"resources", std::move(resources)}};
-  if (more) out["nextCursor"] = std::to_string(start + static_cast<int64_t>(out["resources"].size()));
+  if (more)
+    out["nextCursor"] = std::to_string(start + static_cast<int64_t>(out["resources"].size()));
   return out;
 }
 
@@ -778,9 +783,9 @@ Result<json> McpServer::ReadResource(const json& params, const McpCaller& caller
     }
     return chunks.status();
   }
-  return json{{"contents", json::array({{{"uri", uri},
-                                         {"mimeType", "text/plain"},
-                                         {"text", DocumentText(*chunks)}}})}};
+  return json{
+      {"contents",
+       json::array({{{"uri", uri}, {"mimeType", "text/plain"}, {"text", DocumentText(*chunks)}}})}};
 }
 
 // --- the tools ---------------------------------------------------------------------------------
@@ -793,12 +798,9 @@ McpServer::ToolResult McpServer::Search(const json& args) {
   KB_ASSIGN_OR_RETURN(QueryResponse resp, kb_->Query(project, q));
   json results = json::array();
   for (const QueryHit& h : resp.hits) results.push_back(EncodeHit(h));
-  return json{{"project", project},
-              {"query", q.text},
-              {"mode", args.value("mode", "hybrid")},
-              {"took_ms", resp.took_ms},
-              {"cached", resp.cached},
-              {"results", std::move(results)}};
+  return json{
+      {"project", project},      {"query", q.text},       {"mode", args.value("mode", "hybrid")},
+      {"took_ms", resp.took_ms}, {"cached", resp.cached}, {"results", std::move(results)}};
 }
 
 namespace {
@@ -937,10 +939,8 @@ McpServer::ToolResult McpServer::ListDocuments(const json& args) {
                       kb_->ListDocuments(args["project"].get<std::string>(), limit, offset));
   json docs = json::array();
   for (const DocumentRecord& d : page.documents) docs.push_back(EncodeDocument(d));
-  return json{{"documents", std::move(docs)},
-              {"total", page.total},
-              {"limit", limit},
-              {"offset", offset}};
+  return json{
+      {"documents", std::move(docs)}, {"total", page.total}, {"limit", limit}, {"offset", offset}};
 }
 
 McpServer::ToolResult McpServer::GetDocument(const json& args) {

@@ -63,10 +63,10 @@ bool McpProtocolVersionSupported(std::string_view version);
 struct McpCaller {
   std::optional<ApiKeyRecord> key;  // nullopt: the local administrator (stdio, direct mode)
   Actor actor;
-  std::string request_id;  // for logs and the audit log; may be empty
-  std::string remote;      // client address, for the audit log
-  std::string audit_method = "MCP";   // AuditEvent::method ("POST" over HTTP, "CLI" on stdio)
-  std::string audit_route = "/mcp";   // AuditEvent::route
+  std::string request_id;            // for logs and the audit log; may be empty
+  std::string remote;                // client address, for the audit log
+  std::string audit_method = "MCP";  // AuditEvent::method ("POST" over HTTP, "CLI" on stdio)
+  std::string audit_route = "/mcp";  // AuditEvent::route
   // Called before a writing tool runs (OK to proceed); null = always allowed. The HTTP transport
   // passes the service mode check (read_only refuses writes).
   std::function<Status()> check_write;
@@ -144,8 +144,7 @@ class McpServer {
   ToolResult CreateProject(const nlohmann::json& args, const McpCaller& caller, AuditEvent* audit);
   ToolResult ListDocuments(const nlohmann::json& args);
   ToolResult GetDocument(const nlohmann::json& args);
-  ToolResult DeleteDocument(const nlohmann::json& args, const McpCaller& caller,
-                            AuditEvent* audit);
+  ToolResult DeleteDocument(const nlohmann::json& args, const McpCaller& caller, AuditEvent* audit);
   ToolResult Stats(const McpCaller& caller);
   ToolResult BackupStatus();
 

@@ -121,7 +121,7 @@ struct ApiContext {
   int64_t started_mono_us = 0;
   bool metrics_require_auth = false;
   int64_t max_body_bytes = 0;
-  McpServer* mcp = nullptr;  // POST /mcp (api/mcp.h); null: it answers 503
+  McpServer* mcp = nullptr;               // POST /mcp (api/mcp.h); null: it answers 503
   std::vector<std::string> cors_origins;  // also the origins /mcp accepts (routes_mcp.cc)
   // Refreshes the gauges that are read at scrape time (per-project sizes, counters, uptime).
   std::function<void()> refresh_metrics;

@@ -137,8 +137,8 @@ TEST_F(McpCoreTest, InitializeAnswersTheClientsVersionOrOurLatest) {
 }
 
 TEST_F(McpCoreTest, NotificationsAndResponsesGetNoAnswer) {
-  EXPECT_FALSE(mcp_->HandleText(R"({"jsonrpc":"2.0","method":"notifications/initialized"})",
-                                admin_));
+  EXPECT_FALSE(
+      mcp_->HandleText(R"({"jsonrpc":"2.0","method":"notifications/initialized"})", admin_));
   EXPECT_FALSE(mcp_->HandleText(R"({"jsonrpc":"2.0","method":"no/such/notification"})", admin_));
   // Even a notification that would fail as a request.
   EXPECT_FALSE(mcp_->HandleText(R"({"jsonrpc":"2.0","method":"tools/call","params":5})", admin_));
@@ -222,9 +222,9 @@ TEST_F(McpCoreTest, EveryToolWorksAndMatchesItsOutputSchema) {
   json deleted = Ok("delete_document", {{"project", "zoo"}, {"document_id", id}});
   EXPECT_EQ(deleted["deleted"], true);
   EXPECT_EQ(DocumentCount(p), 1);
-  EXPECT_NE(ErrorText(Call("get_document", {{"project", "zoo"}, {"document_id", id}}))
-                .find("not_found"),
-            std::string::npos);
+  EXPECT_NE(
+      ErrorText(Call("get_document", {{"project", "zoo"}, {"document_id", id}})).find("not_found"),
+      std::string::npos);
   // No backup service in this process: an error result that says where it works.
   EXPECT_NE(ErrorText(Call("backup_status", json::object())).find("/mcp"), std::string::npos);
 }
@@ -309,8 +309,8 @@ TEST_F(McpCoreTest, ProjectLimitedKeySeesOnlyItsProjects) {
   json listed = Request("resources/list", json(), limited)["result"]["resources"];
   ASSERT_EQ(listed.size(), 1u);
   EXPECT_EQ(listed[0]["uri"].get<std::string>().rfind("kb://" + mine + "/", 0), 0u);
-  json read = Request("resources/read",
-                      {{"uri", "kb://" + other + "/documents/" + secret_id}}, limited);
+  json read =
+      Request("resources/read", {{"uri", "kb://" + other + "/documents/" + secret_id}}, limited);
   EXPECT_EQ(read["error"]["code"], api::kMcpResourceNotFound);
 }
 
@@ -350,15 +350,17 @@ TEST_F(McpCoreTest, IngestFileReadsOnlyBelowTheImportRoots) {
 
   // No roots: everything refused, the root's own files too.
   McpServer closed(kb_.get(), api::McpOptions{});
-  json r = closed.HandleMessage({{"jsonrpc", "2.0"},
-                                 {"id", 1},
-                                 {"method", "tools/call"},
-                                 {"params",
-                                  {{"name", "ingest_file"},
-                                   {"arguments",
-                                    {{"project", "p"}, {"path", dir_.Sub("imports/sub/notes.md")}}}}}},
-                                admin_)
-               .value();
+  json r =
+      closed
+          .HandleMessage(
+              {{"jsonrpc", "2.0"},
+               {"id", 1},
+               {"method", "tools/call"},
+               {"params",
+                {{"name", "ingest_file"},
+                 {"arguments", {{"project", "p"}, {"path", dir_.Sub("imports/sub/notes.md")}}}}}},
+              admin_)
+          .value();
   EXPECT_TRUE(r["result"]["isError"].get<bool>());
   EXPECT_NE(r["result"]["content"][0]["text"].get<std::string>().find("no import roots"),
             std::string::npos);
@@ -429,19 +431,35 @@ TEST_F(McpCoreTest, ResourcesListPagesThroughEveryDocumentOnce) {
 TEST_F(McpCoreTest, ArbitraryMessagesGetWellFormedAnswers) {
   MakeProject("p");
   Ok("ingest_text", {{"project", "p"}, {"content", "fuzz target text"}});
-  const std::vector<json> values = {nullptr, true, false, 0, -1, 1, 3.0, 2.5, 1e30, -1e300,
+  const std::vector<json> values = {nullptr,
+                                    true,
+                                    false,
+                                    0,
+                                    -1,
+                                    1,
+                                    3.0,
+                                    2.5,
+                                    1e30,
+                                    -1e300,
                                     std::numeric_limits<uint64_t>::max(),
-                                    std::numeric_limits<int64_t>::min(), "", "p", "kb://p/documents/x",
-                                    std::string(5000, 'a'), "\xff\xfe bad utf-8", json::array(),
-                                    json::array({1, "x", nullptr}), json::object(),
-                                    json{{"kind", {{"$in", json::array()}}}}, json{{"a", {{"b", 1}}}}};
+                                    std::numeric_limits<int64_t>::min(),
+                                    "",
+                                    "p",
+                                    "kb://p/documents/x",
+                                    std::string(5000, 'a'),
+                                    "\xff\xfe bad utf-8",
+                                    json::array(),
+                                    json::array({1, "x", nullptr}),
+                                    json::object(),
+                                    json{{"kind", {{"$in", json::array()}}}},
+                                    json{{"a", {{"b", 1}}}}};
   std::vector<json> messages;
   for (const json& v : values) {
     messages.push_back({{"jsonrpc", "2.0"}, {"id", v}, {"method", "ping"}});
     messages.push_back({{"jsonrpc", v}, {"id", 1}, {"method", "ping"}});
     messages.push_back({{"jsonrpc", "2.0"}, {"id", 1}, {"method", v}});
-    for (const char* method : {"initialize", "tools/call", "resources/list", "resources/read",
-                               "tools/list"}) {
+    for (const char* method :
+         {"initialize", "tools/call", "resources/list", "resources/read", "tools/list"}) {
       messages.push_back({{"jsonrpc", "2.0"}, {"id", 1}, {"method", method}, {"params", v}});
       for (const char* field : {"protocolVersion", "name", "arguments", "cursor", "uri"}) {
         messages.push_back(
@@ -455,8 +473,8 @@ TEST_F(McpCoreTest, ArbitraryMessagesGetWellFormedAnswers) {
                           {"params", {{"name", tool.name}, {"arguments", v}}}});
       for (const auto& [field, unused] : tool.input_schema["properties"].items()) {
         // Valid-looking defaults for the other required fields, `v` for this one.
-        json args = {{"project", "p"}, {"query", "text"}, {"content", "c"},
-                     {"path", "/nonexistent"}, {"name", "n"}, {"document_id", "d"}};
+        json args = {{"project", "p"},         {"query", "text"}, {"content", "c"},
+                     {"path", "/nonexistent"}, {"name", "n"},     {"document_id", "d"}};
         args[field] = v;
         messages.push_back({{"jsonrpc", "2.0"},
                             {"id", 1},
@@ -476,7 +494,8 @@ TEST_F(McpCoreTest, ArbitraryMessagesGetWellFormedAnswers) {
     EXPECT_EQ((*r)["jsonrpc"], "2.0");
     ASSERT_NE(r->contains("result"), r->contains("error")) << r->dump();
     if (r->contains("error")) {
-      EXPECT_NE((*r)["error"]["code"], api::kJsonRpcInternalError) << m.dump() << " -> " << r->dump();
+      EXPECT_NE((*r)["error"]["code"], api::kJsonRpcInternalError)
+          << m.dump() << " -> " << r->dump();
       EXPECT_TRUE((*r)["error"]["message"].is_string());
     }
   }
@@ -541,8 +560,7 @@ class McpHttpTest : public ::testing::Test {
   void TearDown() override {
     if (server_) server_->Stop();
   }
-  httplib::Result Post(const json& body, const std::string& key,
-                       httplib::Headers extra = {}) {
+  httplib::Result Post(const json& body, const std::string& key, httplib::Headers extra = {}) {
     if (!key.empty()) extra.emplace("Authorization", "Bearer " + key);
     return client_->Post("/mcp", extra, body.dump(), "application/json");
   }
@@ -582,7 +600,8 @@ TEST_F(McpHttpTest, NeedsAKeyAndAnswersJson) {
   r = Post(ping, read_key_);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
-  EXPECT_EQ(json::parse(r->body), (json{{"jsonrpc", "2.0"}, {"id", 7}, {"result", json::object()}}));
+  EXPECT_EQ(json::parse(r->body),
+            (json{{"jsonrpc", "2.0"}, {"id", 7}, {"result", json::object()}}));
   EXPECT_EQ(r->get_header_value("Content-Type"), "application/json");
 }
 

@@ -54,7 +54,8 @@ TEST_F(E2eMcpTest, SdkClientOverStreamableHttp) {
   EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
   EXPECT_NE(run.out.find("all checks passed"), std::string::npos) << run.out << run.err;
   // The writes the client made are in the audit log as its key's.
-  HttpResp audit = Call(*client, "GET", "/api/v1/admin/audit?action=document.create", kE2eAdminToken);
+  HttpResp audit =
+      Call(*client, "GET", "/api/v1/admin/audit?action=document.create", kE2eAdminToken);
   ASSERT_EQ(audit.status, 200) << audit.raw;
   EXPECT_NE(audit.raw.find("mcp tool ingest_text"), std::string::npos) << audit.raw;
   server.Stop(SIGTERM);
@@ -68,8 +69,8 @@ TEST_F(E2eMcpTest, SdkClientOverStdio) {
   EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
   EXPECT_NE(run.out.find("all checks passed"), std::string::npos) << run.out << run.err;
   // The process ended with the client and left the data behind, readable by the next one.
-  CliRun list = RunProcess(KB_BINARY, {"projects", "list", "--data-dir", dir_.Sub("data"), "--json"},
-                           {}, dir_.path());
+  CliRun list = RunProcess(
+      KB_BINARY, {"projects", "list", "--data-dir", dir_.Sub("data"), "--json"}, {}, dir_.path());
   EXPECT_EQ(list.exit_code, 0) << list.err;
   EXPECT_NE(list.out.find("\"e2e\""), std::string::npos) << list.out;
 }
@@ -79,14 +80,15 @@ TEST_F(E2eMcpTest, SdkClientOverStdio) {
 // with an error, and the messages after each still work; the end of stdin ends the process.
 TEST_F(E2eMcpTest, StdioFramingKeepsStdoutForMessages) {
   const std::string input = dir_.Sub("input.jsonl");
-  WriteTestFile(input,
-                std::string(R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}})") +
-                    "\n\n" + R"({"jsonrpc":"2.0","method":"notifications/initialized"})" + "\n" +
-                    "not json\n" + R"({"jsonrpc":"2.0","id":2,"method":"ping"})" + "\n" +
-                    R"({"jsonrpc":"2.0","id":3,"method":"ping","params":{"pad":")" +
-                    std::string(5000, 'x') + "\"}}\n" +
-                    R"({"jsonrpc":"2.0","id":4,"method":"tools/list"})" + "\r\n" +
-                    R"({"jsonrpc":"2.0","id":5,"method":"ping"})");  // no final newline
+  WriteTestFile(
+      input,
+      std::string(
+          R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}})") +
+          "\n\n" + R"({"jsonrpc":"2.0","method":"notifications/initialized"})" + "\n" +
+          "not json\n" + R"({"jsonrpc":"2.0","id":2,"method":"ping"})" + "\n" +
+          R"({"jsonrpc":"2.0","id":3,"method":"ping","params":{"pad":")" + std::string(5000, 'x') +
+          "\"}}\n" + R"({"jsonrpc":"2.0","id":4,"method":"tools/list"})" + "\r\n" +
+          R"({"jsonrpc":"2.0","id":5,"method":"ping"})");  // no final newline
   CliRun run = RunProcess("/bin/sh",
                           {"-c", std::string("exec \"") + KB_BINARY + "\" mcp --data-dir \"" +
                                      dir_.Sub("data") + "\" < \"" + input + "\""},
