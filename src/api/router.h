@@ -123,6 +123,9 @@ struct ApiContext {
   int64_t max_body_bytes = 0;
   McpServer* mcp = nullptr;               // POST /mcp (api/mcp.h); null: it answers 503
   std::vector<std::string> cors_origins;  // also the origins /mcp accepts (routes_mcp.cc)
+  // Where and how the server listens, for the posture report (api/posture.h).
+  std::string host;
+  bool tls = false;
   // Refreshes the gauges that are read at scrape time (per-project sizes, counters, uptime).
   std::function<void()> refresh_metrics;
 };

@@ -1,16 +1,62 @@
-// The containment admin routes: the service mode (lockdown / read-only) and the address rules.
-// docs/API.md is the contract. Both are admin-only and stay usable in every mode, so that the
-// administrator who set a mode can always lift it (ClassifyRoute: kAdminControl).
+// The containment admin routes: the service mode (lockdown / read-only), the address rules, the
+// audit_reads switch, and the posture report `doctor --url` reads. docs/API.md is the contract.
+// All are admin-only and stay usable in every mode, so that the administrator who set a mode can
+// always lift it (ClassifyRoute: kAdminControl).
+#include <filesystem>
+
 #include "api/access_control.h"
 #include "api/json_encoding.h"
+#include "api/posture.h"
 #include "api/request_decoding.h"
 #include "api/router.h"
+#include "backup/service.h"
+#include "common/clock.h"
 
 namespace kb::api {
 
 using nlohmann::json;
 
 namespace {
+
+std::optional<std::string> PostureParam(const RequestContext& ctx, const char* name) {
+  if (!ctx.http.has_param(name)) return std::nullopt;
+  return ctx.http.get_param_value(name);
+}
+
+// The running server's own facts: its listen address and TLS as started, the keys and rules
+// as they are now, and the repository read now (not the counters of the last refresh, which
+// may not have happened yet right after a start).
+Result<PostureFacts> ServerPostureFacts(ApiContext* api) {
+  PostureFacts f;
+  f.now_ms = api->kb->clock()->NowMillis();
+  std::error_code ec;
+  auto data = std::filesystem::absolute(api->kb->options().data_dir, ec);
+  f.data_dir = ec ? api->kb->options().data_dir : data.lexically_normal().string();
+  f.host = api->host;
+  f.tls = api->tls;
+  f.metrics_require_auth = api->metrics_require_auth;
+  f.backups_configured = api->backups != nullptr;
+  if (api->backups) {
+    f.repository_url = api->backups->repository_url();
+    f.repository_local_default = api->backups->local_default();
+    f.backup_interval_ms = api->backups->options().interval_ms;
+    f.verify_interval_ms = api->backups->options().verify_interval_ms;
+    Result<backup::RepositoryFacts> facts = api->backups->ReadFacts();
+    if (facts.ok()) {
+      f.newest_full_backup_ms = facts->newest_full_ms;
+      f.newest_verification_ms = facts->newest_verified_ms;
+      f.snapshots = facts->snapshots;
+    } else {
+      f.repository_error = facts.status().ToString();
+    }
+  }
+  KB_ASSIGN_OR_RETURN(f.keys, api->kb->keys().ListKeys());
+  const AddressRules rules = api->access->rules();
+  f.allow_rules = rules.allow.size();
+  f.deny_rules = rules.deny.size();
+  f.audit_reads = api->access->audit_reads().enabled.value_or(api->audit_reads);
+  return f;
+}
 
 json RulesReply(const AddressRules& rules, const RequestContext& ctx) {
   json body = rules.ToJson();
@@ -97,6 +143,16 @@ std::vector<Route> MakeContainmentRoutes(ApiContext* api) {
     }
     KB_RETURN_IF_ERROR(api->access->SetRules(rules, ctx.actor.id));
     return Reply::Json(200, RulesReply(api->access->rules(), ctx));
+  });
+  // The posture report (`knowledgebeast doctor --url`): ?backup_objective=2h&max_admin_keys=3.
+  add("GET", "/api/v1/admin/posture", [api](RequestContext& ctx) -> Result<Reply> {
+    KB_ASSIGN_OR_RETURN(PostureLimits limits,
+                        DecodePostureLimits(PostureParam(ctx, "backup_objective"),
+                                            PostureParam(ctx, "max_admin_keys")));
+    KB_ASSIGN_OR_RETURN(PostureFacts facts, ServerPostureFacts(api));
+    json body = PostureReportJson(EvaluatePosture(facts, limits));
+    body["generated_at"] = FormatIso8601(facts.now_ms);
+    return Reply::Json(200, body);
   });
   return routes;
 }

@@ -123,6 +123,8 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(KnowledgeBase* kb,
   self->ctx_->started_mono_us = MonotonicMicros();
   self->ctx_->metrics_require_auth = options.metrics_require_auth;
   self->ctx_->max_body_bytes = options.max_body_bytes;
+  self->ctx_->host = options.host;
+  self->ctx_->tls = !options.tls_cert_file.empty() && !options.tls_key_file.empty();
   self->ctx_->refresh_metrics = [self] { self->RefreshMetrics(); };
   self->ctx_->cors_origins = options.cors_origins;
   api::McpOptions mcp;
@@ -234,6 +236,13 @@ void ApiServer::RegisterMetrics() {
   m.DeclareGauge("kb_backup_last_verified_timestamp_seconds",
                  "Unix time of the newest successful verification recorded in the backup "
                  "repository (0: never).");
+  m.DeclareGauge("kb_backup_copy_lag_seconds",
+                 "How far a backup_copy_to repository is behind the primary: start of the "
+                 "primary's newest full snapshot minus that of the copy's newest (docs/BACKUP.md).",
+                 {"repository"});
+  m.DeclareCounter("kb_backup_copy_failures_total",
+                   "Rounds of copying into a backup_copy_to repository that failed.",
+                   {"repository"});
   m.DeclareCounter("kb_audit_events_total", "Audit log entries committed.");
   m.DeclareCounter("kb_audit_write_failures_total",
                    "Audit events lost because their batch could not be written (logged).");
@@ -319,6 +328,10 @@ void ApiServer::RefreshMetrics() {
     m.Set("kb_backups_total", {}, static_cast<double>(b.successes.load()));
     m.Set("kb_backup_last_verified_timestamp_seconds", {},
           static_cast<double>(b.last_verified_ms.load()) / 1000.0);
+    for (const backup::CopyTargetStatus& c : ctx_->backups->CopyFigures()) {
+      if (c.lag_known) m.Set("kb_backup_copy_lag_seconds", {c.url}, c.lag_seconds);
+      m.Set("kb_backup_copy_failures_total", {c.url}, static_cast<double>(c.failures));
+    }
   }
   if (ctx_->audit) {
     const audit::AuditCounters& a = ctx_->audit->counters();

@@ -560,6 +560,7 @@ Result<VerifyReport> AuditLog::Verify() {
   VerifyReport r;
   auto bad = [&r](int64_t seq, std::string problem) {
     r.ok = false;
+    r.chain_intact = false;
     r.bad_seq = seq;
     r.problem = std::move(problem);
     return r;
@@ -651,10 +652,12 @@ Result<VerifyReport> AuditLog::Verify() {
     }
   }
   if (loss_recorded) {
-    return bad(loss_recorded->seq, "entry " + std::to_string(loss_recorded->seq) +
-                                       " records that the log was found cut short when it was "
-                                       "opened: " +
-                                       loss_recorded->event.detail);
+    // Every link checked out: the chain is whole, it only records a loss (VerifyReport).
+    bad(loss_recorded->seq, "entry " + std::to_string(loss_recorded->seq) +
+                                " records that the log was found cut short when it was "
+                                "opened: " +
+                                loss_recorded->event.detail);
+    r.chain_intact = true;
   }
   return r;
 }

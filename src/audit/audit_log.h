@@ -95,6 +95,10 @@ struct VerifyReport {
   int64_t head_seq = 0;  // from the head file; 0 if it is missing
   int64_t bad_seq = 0;   // the first bad entry when !ok
   std::string problem;   // what is wrong with it
+  // False when the chain or its head file is damaged (bad_seq names where). True with !ok when
+  // the only finding is an "audit.head_mismatch" entry: the chain is whole, and it records a
+  // loss found earlier (a restore may take such a log; it may not take a broken chain).
+  bool chain_intact = true;
 };
 
 struct AuditQuery {

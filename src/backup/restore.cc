@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "backup/restore_check.h"
 #include "backup/source.h"
 #include "common/crypto_util.h"
 #include "common/data_layout.h"
@@ -344,6 +345,7 @@ json WholeRestoreReport::ToJson() const {
           {"moved_aside", moved_aside},
           {"data_loss_window", window.ToJson()},
           {"security_state", security_state},
+          {"audit_log", audit_log},
           {"bytes", bytes},
           {"seconds", seconds}};
 }
@@ -398,10 +400,11 @@ Status CopySecurityState(const std::string& live, const std::string& restored) {
 // the moved-aside directory stays for forensics). Failures become warnings, never fatal: the
 // restored data is in place and complete by now; the caller reports them (the CLI prints them as
 // it did when it carried the log over itself).
-void CarryAuditLogOver(const std::string& from_dir, const std::string& to_dir,
+// Returns whether the log is in `to_dir` now.
+bool CarryAuditLogOver(const std::string& from_dir, const std::string& to_dir,
                        std::vector<std::string>* warnings) {
   namespace fs = std::filesystem;
-  if (from_dir.empty() || !fs::exists(layout::AuditDb(from_dir))) return;
+  if (from_dir.empty() || !fs::exists(layout::AuditDb(from_dir))) return false;
   for (const std::string& name :
        {std::string(layout::kAuditDbName), std::string(layout::kAuditDbName) + "-wal",
         std::string(layout::kAuditHeadName)}) {
@@ -413,13 +416,59 @@ void CarryAuditLogOver(const std::string& from_dir, const std::string& to_dir,
       std::ostringstream text;  // the path quoted, as `std::cerr << path` printed it before
       text << "could not carry the audit log over: " << from << ": " << ec.message();
       warnings->push_back(text.str());
-      return;
+      return false;
     }
     Status synced = FsyncPath((fs::path(to_dir) / name).string());
     if (!synced.ok()) warnings->push_back(synced.ToString());
   }
   Status synced = FsyncPath(to_dir);
   if (!synced.ok()) warnings->push_back(synced.ToString());
+  return true;
+}
+
+// The audit log's files in a data directory (SQLite's WAL and shared-memory index included).
+std::vector<std::string> AuditLogFiles(const std::string& dir) {
+  const std::string db = layout::AuditDb(dir);
+  return {db, db + "-wal", db + "-shm", db + "-journal", layout::AuditHead(dir)};
+}
+
+// Which audit log a whole restore gives the restored directory `staging` (restore.h): the live
+// one (the snapshot's copy is dropped now, so that no file of it — a head naming other entries —
+// mixes with the live log carried over after the swap), or the snapshot's, verified, or none.
+// A live audit log in a directory without catalog.db is not a node's trail (that directory never
+// served, or lost everything): it only records what was tried on it, typically a failed restore
+// ("data.restore" failed). Kept in place it would push out the trail the snapshot brings back, so
+// the snapshot's is taken and the lone log stays in the moved-aside directory `aside`, said in a
+// warning.
+Result<std::string> ChooseAuditLog(const std::string& data_dir, const std::string& staging,
+                                   const std::string& aside, std::vector<std::string>* warnings) {
+  const bool live = PathExists(layout::AuditDb(data_dir));
+  const bool snapshot_has = PathExists(layout::AuditDb(staging));
+  if (live && snapshot_has && !PathExists(layout::CatalogDb(data_dir))) {
+    warnings->push_back("the audit log found in " + data_dir +
+                        " (a directory without catalog.db) was not kept: it stays in " + aside +
+                        "; the restored directory has the snapshot's");
+  } else if (live) {
+    for (const std::string& path : AuditLogFiles(staging)) {
+      if (std::remove(path.c_str()) != 0 && errno != ENOENT) {
+        return Status::IOError("removing the snapshot's " + path + ": " + std::strerror(errno));
+      }
+    }
+    return std::string("live");
+  }
+  if (!snapshot_has) return std::string("none");
+  std::string recorded_loss;
+  std::vector<std::string> problems = CheckRestoredAuditLog(staging, &recorded_loss);
+  if (!problems.empty()) {
+    return Status::Corruption("the snapshot's audit log failed verification (" +
+                              Join(problems, "; ") +
+                              "); `knowledgebeast audit verify --repo URL --snapshot ID` "
+                              "shows it; restore another snapshot");
+  }
+  if (!recorded_loss.empty()) {
+    warnings->push_back("the restored audit log records an earlier loss: " + recorded_loss);
+  }
+  return std::string("snapshot");
 }
 
 }  // namespace
@@ -483,6 +532,18 @@ Result<WholeRestoreReport> RestoreDataDirectory(repo::Repository& repo,
     return rejected(Status::Corruption("restored snapshot " + manifest.id +
                                        " failed verification: " + Join(problems, "; ")));
   }
+  // The live audit log if there is one, else the snapshot's, checked before the swap. A damaged
+  // chain is the snapshot's own data failing its check (Corruption): --latest-valid passes it by
+  // like a failing database; an I/O error is not.
+  {
+    auto chosen = ChooseAuditLog(data_dir, staging, layout::BeforeRestoreDir(data_dir, stamp),
+                                 &report.warnings);
+    if (!chosen.ok()) {
+      Status s = chosen.status().WithContext("restored snapshot " + manifest.id);
+      return s.code() == Code::kCorruption ? rejected(s) : fail(s);
+    }
+    report.audit_log = std::move(chosen).value();
+  }
   // The security state of now, unless asked otherwise (restore.h).
   const std::string live_catalog = layout::CatalogDb(data_dir);
   if (options.security_state_from_snapshot) {
@@ -521,10 +582,37 @@ Result<WholeRestoreReport> RestoreDataDirectory(repo::Repository& repo,
   }
   KB_RETURN_IF_ERROR(FsyncPath(data_dir));
   // The audit log is history, not data: it stays with the data directory across a restore.
-  CarryAuditLogOver(report.moved_aside, data_dir, &report.warnings);
+  if (report.audit_log == "live" &&
+      !CarryAuditLogOver(report.moved_aside, data_dir, &report.warnings)) {
+    report.audit_log = "none";  // the warning says why; the restore event starts a new log
+  }
   report.seconds = static_cast<double>(MonotonicMicros() - started) / 1e6;
   LogInfo("data directory restored", report.ToJson().dump());
   return report;
+}
+
+Status RestoreAuditLog(repo::Repository& repo, const repo::SnapshotManifest& manifest,
+                       const std::string& target_dir) {
+  // Only the audit files: a manifest that names nothing else (no projects, no catalog.db).
+  repo::SnapshotManifest only_audit = manifest;
+  only_audit.projects.clear();
+  only_audit.catalog_files.clear();
+  for (const repo::SnapshotFile& f : manifest.catalog_files) {
+    if (f.path == layout::kAuditDbName || f.path == layout::kAuditHeadName) {
+      only_audit.catalog_files.push_back(f);
+    }
+  }
+  const bool has_db =
+      std::any_of(only_audit.catalog_files.begin(), only_audit.catalog_files.end(),
+                  [](const repo::SnapshotFile& f) { return f.path == layout::kAuditDbName; });
+  if (!has_db) {
+    return Status::NotFound(
+        "snapshot " + manifest.id + " holds no audit log" +
+        (manifest.scope == "full"
+             ? " (its data directory had none, or it was taken before audit logs were backed up)"
+             : " (only full snapshots hold one; this one holds some projects)"));
+  }
+  return repo.RestoreFiles(only_audit, {}, target_dir);
 }
 
 // ---------------------------------------------------------------------------------------------

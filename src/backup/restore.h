@@ -101,6 +101,11 @@ struct WholeRestoreReport {
   // the snapshot stay so), "snapshot" (asked for, or nothing to keep: no live catalog), or
   // "snapshot (the live catalog could not be read: ...)".
   std::string security_state;
+  // Which audit log the restored directory has (docs/format/AUDIT_LOG.md, "Backups"): "live"
+  // (the replaced directory's, carried over: the trail is never rolled back), "snapshot" (there
+  // was none live — a fresh volume, the host gone — so the snapshot's, verified before the swap),
+  // or "none" (neither had one: the next entry starts a new log).
+  std::string audit_log;
   // Problems after the restored directory is in place that did not fail the restore (the audit
   // log could not be carried over), for the caller to report; not part of ToJson (the report's
   // JSON is what `restore --json` prints, unchanged).
@@ -112,11 +117,18 @@ struct WholeRestoreReport {
 // next to it (with the RESTORE_IN_PROGRESS marker), verifies every database against the
 // manifest, moves an existing `data_dir` to `<data_dir>.before-restore-<time>` (never deleting
 // it; a local repository under its `backups/` moves along into the restored directory), renames
-// the new directory into place and removes the marker last. The audit log (audit.db, its WAL,
-// audit.head) of the moved-aside directory is then copied into the restored one: it is the node's
-// history, not data to roll back (failures: report.warnings, never fatal). A server must not be
-// running on `data_dir`. On any failure before the swap nothing at `data_dir` changed and the
-// partial directory is removed.
+// the new directory into place and removes the marker last. The audit log: when `data_dir` has
+// one (and is a data directory: a lone audit log beside no catalog.db only records what was tried
+// there, such as a failed restore, and stays in the moved-aside directory), the snapshot's copy
+// is dropped and the live audit.db (its WAL, audit.head) is copied from
+// the moved-aside directory into the restored one after the swap: it is the node's history, not
+// data to roll back (failures: report.warnings, never fatal). When it has none, the snapshot's
+// audit log stays in the restored directory, and its chain is verified before the swap like the
+// databases (Corruption naming the entry if it is damaged, and snapshot_rejected: --latest-valid
+// walks back past it; a chain that only records an earlier loss is taken, with a warning). The
+// caller appends the restore event to the log afterwards. A server must not be running on
+// `data_dir`. On any failure before the swap nothing at `data_dir` changed and the partial
+// directory is removed.
 //
 // The security state — API keys, the address rules and the service mode (lockdown) — is the live
 // one by default: a restore after a breach brings the data back, not the keys the breach made
@@ -135,6 +147,14 @@ Result<WholeRestoreReport> RestoreDataDirectory(repo::Repository& repo,
                                                 const std::string& data_dir,
                                                 const Clock* clock = nullptr,
                                                 const WholeRestoreOptions& options = {});
+
+// Writes only the audit log of `manifest` (audit.db and, when it holds one, audit.head) into
+// `target_dir` (empty or absent), every chunk checked as in any restore: what `audit verify |
+// export --repo URL --snapshot ID` read. NotFound when the snapshot holds no audit log (a
+// one-project or pre-restore snapshot, one of a data directory that had no audit log yet, or one
+// written before audit logs were backed up).
+Status RestoreAuditLog(repo::Repository& repo, const repo::SnapshotManifest& manifest,
+                       const std::string& target_dir);
 
 // ---------------------------------------------------------------------------------------------
 // One project

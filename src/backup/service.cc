@@ -53,32 +53,94 @@ class SCOPED_CAPABILITY AdoptedLock {
 
 }  // namespace
 
+RepositoryTarget ResolveRepositoryTarget(const BackupServiceOptions& options,
+                                         const std::string& data_dir) {
+  RepositoryTarget target;
+  if (options.repository_url.empty()) {
+    const std::string abs = AbsolutePath(data_dir);
+    target.url = "file://" + layout::LocalRepositoryDir(abs);
+    target.key.key_file = layout::LocalRepositoryKey(abs);
+    target.local_default = true;
+  } else {
+    target.url = options.repository_url;
+    target.key = options.key;
+  }
+  return target;
+}
+
+RepositoryFacts SummarizeSnapshots(const std::vector<repo::SnapshotSummary>& snapshots) {
+  RepositoryFacts facts;
+  for (const repo::SnapshotSummary& s : snapshots) {
+    if (!s.problem.empty()) {  // an unreadable manifest protects nothing
+      ++facts.unreadable;
+      continue;
+    }
+    ++facts.snapshots;
+    // Only a snapshot of the whole data directory stands for a scheduled backup.
+    if (s.scope == "full") {
+      if (auto t = repo::SnapshotTimeMillis(s);
+          t && (!facts.newest_full_ms || *t > *facts.newest_full_ms)) {
+        facts.newest_full_ms = t;
+      }
+    }
+    if (auto v = ParseIso8601(s.verified);
+        v && (!facts.newest_verified_ms || *v > *facts.newest_verified_ms)) {
+      facts.newest_verified_ms = v;
+    }
+  }
+  return facts;
+}
+
+Result<RepositoryFacts> ReadRepositoryFacts(const RepositoryTarget& target,
+                                            const blob::BlobStoreOptions& blob,
+                                            const Clock* clock) {
+  const std::string kFile = "file://";
+  if (target.local_default && !PathExists(target.url.substr(kFile.size()) + "/config")) {
+    return RepositoryFacts{};
+  }
+  if (!target.local_default && target.key.empty()) {
+    return Status::InvalidArgument(
+        "backup_repository is set but no key is: set KB_BACKUP_PASSWORD or KB_BACKUP_KEY_FILE");
+  }
+  KB_ASSIGN_OR_RETURN(auto repo, repo::OpenRepository(target.url, target.key, blob, clock));
+  KB_ASSIGN_OR_RETURN(std::vector<repo::SnapshotSummary> snapshots, repo->ListSnapshots());
+  return SummarizeSnapshots(snapshots);
+}
+
 BackupService::BackupService(KnowledgeBase* kb, const BackupServiceOptions& options)
-    : kb_(kb), options_(options) {}
+    : kb_(kb), options_(options) {
+  if (!options_.copy_to.empty()) {
+    copies_ = std::make_unique<CopyTargets>(
+        options_.copy_to, options_.blob, kb_->clock(), options_.retention, options_.prune,
+        [this](const std::string& action, const std::string& outcome, const std::string& detail) {
+          Audit(action, outcome, "", detail);
+        });
+  }
+}
+
+std::vector<CopyTargetStatus> BackupService::CopyFigures() const {
+  return copies_ ? copies_->Figures() : std::vector<CopyTargetStatus>{};
+}
 
 BackupService::~BackupService() { Stop(); }
 
 Result<std::unique_ptr<BackupService>> BackupService::Start(KnowledgeBase* kb,
                                                             const BackupServiceOptions& options) {
   std::unique_ptr<BackupService> svc(new BackupService(kb, options));
-  const std::string data_dir = AbsolutePath(kb->options().data_dir);
-  if (options.repository_url.empty()) {
-    svc->url_ = "file://" + layout::LocalRepositoryDir(data_dir);
-    svc->key_.key_file = layout::LocalRepositoryKey(data_dir);
-    svc->off_site_ = false;
+  RepositoryTarget target = ResolveRepositoryTarget(options, kb->options().data_dir);
+  if (!target.local_default && options.key.empty()) {
+    return Status::InvalidArgument(
+        "backup_repository is set but no key is: set KB_BACKUP_PASSWORD or KB_BACKUP_KEY_FILE");
+  }
+  svc->url_ = target.url;
+  svc->key_ = target.key;
+  svc->off_site_ = !target.local_default && svc->url_.rfind("s3://", 0) == 0;
+  if (target.local_default) {
     LogWarn(
         "no backup repository configured: backups go to a local repository in the data "
         "directory, which does NOT protect against losing this disk or machine; configure "
         "backup_repository (an s3:// URL or another disk) for off-site backups",
         json{{"repository", svc->url_}}.dump());
-  } else {
-    if (options.key.empty()) {
-      return Status::InvalidArgument(
-          "backup_repository is set but no key is: set KB_BACKUP_PASSWORD or KB_BACKUP_KEY_FILE");
-    }
-    svc->url_ = options.repository_url;
-    svc->key_ = options.key;
-    svc->off_site_ = svc->url_.rfind("s3://", 0) == 0;
   }
   if (options.verify_interval_ms > 0) {
     svc->verifier_ = std::thread([raw = svc.get()] { raw->VerifyLoop(); });
@@ -190,6 +252,10 @@ Result<repo::SnapshotManifest> BackupService::RunBackup(const std::string& trigg
                                   {"added_stored_bytes", result->stats.added_stored_bytes},
                                   {"duration_ms", result->stats.duration_ms}}
                                  .dump());
+  // Still under run_mu_: the copies read the snapshot just made, one round at a time.
+  if (copies_) {
+    if (auto repo = Repo(); repo.ok()) copies_->CopyNew(**repo);
+  }
   return result;
 }
 
@@ -264,6 +330,7 @@ json BackupService::StatusJson() const {
   const int64_t verify_due = counters_.next_verify_ms.load();
   j["next_scheduled_verify"] = verify_due ? json(FormatIso8601(verify_due)) : json(nullptr);
   j["scheduled_verify_failures"] = counters_.verify_failures.load();
+  if (copies_) j["copies"] = copies_->StatusJson();
   {
     MutexLock lock(status_mu_);
     j["last_error"] = last_error_.empty() ? json(nullptr) : json(last_error_);
@@ -312,22 +379,24 @@ bool BackupService::LocalDefaultAbsent() const {
          !PathExists(url_.substr(std::string("file://").size()) + "/config");
 }
 
-Result<std::optional<int64_t>> BackupService::RefreshFromRepository() {
+Result<RepositoryFacts> BackupService::RefreshFacts() {
   KB_ASSIGN_OR_RETURN(repo::Repository * repo, Repo());
   KB_ASSIGN_OR_RETURN(std::vector<repo::SnapshotSummary> snapshots, repo->ListSnapshots());
-  std::optional<int64_t> newest;
-  int64_t verified = 0;
-  for (const repo::SnapshotSummary& s : snapshots) {
-    if (!s.problem.empty()) continue;  // an unreadable manifest protects nothing
-    // Only a snapshot of the whole data directory stands for a scheduled backup.
-    if (s.scope == "full") {
-      if (auto t = repo::SnapshotTimeMillis(s); t && (!newest || *t > *newest)) newest = t;
-    }
-    if (auto v = ParseIso8601(s.verified); v && *v > verified) verified = *v;
-  }
-  counters_.last_success_ms = newest.value_or(0);
-  counters_.last_verified_ms = verified;
-  return newest;
+  RepositoryFacts facts = SummarizeSnapshots(snapshots);
+  counters_.last_success_ms = facts.newest_full_ms.value_or(0);
+  counters_.last_verified_ms = facts.newest_verified_ms.value_or(0);
+  if (copies_) copies_->Refresh(snapshots);
+  return facts;
+}
+
+Result<std::optional<int64_t>> BackupService::RefreshFromRepository() {
+  KB_ASSIGN_OR_RETURN(RepositoryFacts facts, RefreshFacts());
+  return facts.newest_full_ms;
+}
+
+Result<RepositoryFacts> BackupService::ReadFacts() {
+  if (LocalDefaultAbsent()) return RepositoryFacts{};
+  return RefreshFacts();
 }
 
 Result<std::optional<int64_t>> BackupService::StartupRefresh() {

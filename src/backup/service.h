@@ -34,6 +34,7 @@
 #include <thread>
 #include <vector>
 
+#include "backup/copy_targets.h"
 #include "backup/restore.h"
 #include "backup/source.h"
 #include "common/thread_annotations.h"
@@ -70,10 +71,44 @@ struct BackupServiceOptions {
   // Between runs, how often the repository's newest snapshot is read again (for the figures and
   // for a backup made elsewhere); at most interval_ms.
   int64_t refresh_ms = 10LL * 60 * 1000;
+  // Second repositories (backup_copy_to): after every backup made by this service the
+  // snapshots each one lacks are copied into it, and this retention policy and prune applied
+  // there (backup/copy_targets.h).
+  std::vector<CopyTarget> copy_to;
   // Where scheduled backups, their retention and prune, and restores are recorded (actor
   // "system"); null = not recorded. Must outlive the service.
   AuditSink* audit = nullptr;
 };
+
+// Where a server's backups go: the configured repository, or — none configured — the local
+// default inside the data directory (its generated key file beside it). Start() and
+// `knowledgebeast doctor --data-dir` both ask this one function, so they cannot disagree about
+// which repository a configuration means.
+struct RepositoryTarget {
+  std::string url;
+  repo::KeySource key;
+  bool local_default = false;
+};
+RepositoryTarget ResolveRepositoryTarget(const BackupServiceOptions& options,
+                                         const std::string& data_dir);
+
+// What a repository's snapshot list says about the schedule: the figures the service reports
+// (last success, last verified) and the ones `doctor` judges.
+struct RepositoryFacts {
+  std::optional<int64_t> newest_full_ms;      // start of the newest readable full snapshot
+  std::optional<int64_t> newest_verified_ms;  // newest successful verification recorded
+  int64_t snapshots = 0;                      // readable manifests, every kind
+  int64_t unreadable = 0;                     // listed but unreadable manifests
+};
+// Unreadable manifests count for nothing (they protect nothing); only full snapshots stand for
+// a scheduled backup.
+RepositoryFacts SummarizeSnapshots(const std::vector<repo::SnapshotSummary>& snapshots);
+
+// Reads `target`'s snapshots without creating anything: a local default that no backup has
+// created yet has no snapshots (not an error). Errors are the repository's (unreachable, wrong
+// key, damaged config).
+Result<RepositoryFacts> ReadRepositoryFacts(const RepositoryTarget& target,
+                                            const blob::BlobStoreOptions& blob, const Clock* clock);
 
 // Figures for /metrics (read without locks).
 struct BackupCounters {
@@ -117,10 +152,19 @@ class BackupService {
 
   // {"repository", "off_site", "warning", "schedule_interval_seconds", "last_success",
   //  "last_verified", "next_scheduled_backup", "consecutive_failures", "last_error", "running",
-  //  "backups_succeeded", "backups_failed"} for /api/v1/stats and `stats`.
+  //  "backups_succeeded", "backups_failed", "copies" (CopyTargets::StatusJson)} for /api/v1/stats,
+  //  `stats` and GET /api/v1/admin/backups.
   nlohmann::json StatusJson() const EXCLUDES(status_mu_);
   const BackupCounters& counters() const { return counters_; }
+  // The copy destinations' figures (empty without backup_copy_to).
+  std::vector<CopyTargetStatus> CopyFigures() const;
   bool off_site() const { return off_site_; }
+  const std::string& repository_url() const { return url_; }
+  bool local_default() const { return options_.repository_url.empty(); }
+  const BackupServiceOptions& options() const { return options_; }
+  // The repository's facts read now (and the counters refreshed from them); the local default
+  // before its first backup has none, and is not created by asking.
+  Result<RepositoryFacts> ReadFacts();
 
  private:
   BackupService(KnowledgeBase* kb, const BackupServiceOptions& options);
@@ -137,6 +181,7 @@ class BackupService {
   // Reads the repository's snapshots and sets last_success_ms / last_verified_ms from them.
   // Returns the start of the newest full snapshot (nullopt: none).
   Result<std::optional<int64_t>> RefreshFromRepository();
+  Result<RepositoryFacts> RefreshFacts();
   // RefreshFromRepository at start, done once for the threads that all need it (the backup
   // schedule, the verification schedule): the first caller reads the repository, later ones
   // get its answer — listing a repository reads every manifest.
@@ -164,6 +209,7 @@ class BackupService {
   std::string last_error_ GUARDED_BY(status_mu_);
 
   BackupCounters counters_;
+  std::unique_ptr<CopyTargets> copies_;  // null without backup_copy_to
 
   Mutex stop_mu_;
   CondVar stop_cv_;

@@ -574,6 +574,40 @@ bool IsWithin(const fs::path& inner, const fs::path& outer) {
   return std::mismatch(outer.begin(), outer.end(), inner.begin(), inner.end()).first == outer.end();
 }
 
+// Stages the audit log of `data_dir` (audit.db and, when there is one, audit.head) under
+// `staging_dir` and returns the names staged, in manifest order; none when the data directory
+// has no audit log yet. The head file is read FIRST and the database copied after it: the writer
+// renames the head only after the batch it names has committed, so a head read before the copy
+// never names an entry the copy lacks (it may lag the copy, which verification accepts; it may
+// never lead it, which verification reports as newest entries missing). The database is copied
+// with the online backup API like the catalog: one committed state while the server appends.
+Result<std::vector<std::string>> StageAuditLog(const std::string& data_dir,
+                                               const std::string& staging_dir,
+                                               const SourceOptions& options) {
+  std::error_code ec;
+  const std::string live_db = layout::AuditDb(data_dir);
+  if (!fs::exists(live_db, ec)) return std::vector<std::string>{};
+  std::vector<std::string> staged = {layout::kAuditDbName};
+  std::optional<std::string> head;
+  if (auto bytes = ReadFile(layout::AuditHead(data_dir)); bytes.ok()) {
+    head = std::move(bytes).value();
+  } else if (bytes.status().code() != Code::kNotFound) {
+    return bytes.status().WithContext("reading the audit log's head file");
+  }
+  if (options.after_audit_head_read) options.after_audit_head_read();
+  if (head) {
+    const std::string path = layout::AuditHead(staging_dir);
+    Fd out(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, kStagedFileMode));
+    if (out.get() < 0) return ErrnoStatus("create", path, errno);
+    KB_RETURN_IF_ERROR(WriteFully(out.get(), *head, path));
+    if (::close(out.Release()) != 0) return ErrnoStatus("close", path, errno);
+    staged.push_back(layout::kAuditHeadName);
+  }
+  KB_RETURN_IF_ERROR(CopySqliteDatabase(live_db, layout::AuditDb(staging_dir))
+                         .WithContext("copying the audit log"));
+  return staged;
+}
+
 // Stages one project (its vector index, then its database) under `staging_dir`. nullopt for a
 // deleted project whose files are gone (with a note). Runs on a staging thread: touches nothing
 // shared but the file system below its own directory.
@@ -820,6 +854,14 @@ Result<PreparedSource> PrepareSnapshotSource(const std::string& data_dir,
   if (full) {
     source.catalog_files.push_back(
         repo::SourceFile{layout::kCatalogDbName, staged_catalog, kStagedFileMode});
+    // The audit log travels with full snapshots only: a whole restore is what needs it (the
+    // host may be gone); a project restore never touches the node's audit log.
+    KB_ASSIGN_OR_RETURN(std::vector<std::string> audit_files,
+                        StageAuditLog(data_dir, staging_dir, options));
+    for (const std::string& name : audit_files) {
+      source.catalog_files.push_back(
+          repo::SourceFile{name, layout::Join(staging_dir, name), kStagedFileMode});
+    }
   } else {
     fs::remove(staged_catalog, ec);
   }

@@ -22,11 +22,17 @@
 //     describes exactly the bytes that are backed up, and a backup of many projects holds one
 //     read transaction at a time.
 //
+// The audit log (audit.db, audit.head; docs/format/AUDIT_LOG.md, "Backups") is part of full
+// snapshots only, as catalog files: the head file is read first, then audit.db is copied like the
+// catalog (one committed state while the server appends), so the copy's chain always reaches at
+// least the entry its head names. A data directory without an audit log yet backs up without
+// one; one whose audit.db SQLite cannot copy fails the backup (an unreadable trail must be seen).
+//
 // Consistency, precisely:
-//   - catalog.db is copied first, then each project. Each file is one committed state; files are
-//     not atomic with each other (they are independent databases). Project rows come from the
-//     catalog copy, so a project created after it is not in the snapshot; a project's kb.db is at
-//     least as new as its catalog row.
+//   - catalog.db is copied first, then the audit log, then each project. Each file is one
+//     committed state; files are not atomic with each other (they are independent databases).
+//     Project rows come from the catalog copy, so a project created after it is not in the
+//     snapshot; a project's kb.db is at least as new as its catalog row.
 //   - The vector index (derived data) is staged at preparation, before its database is read: the
 //     manifest `index/VECTOR_INDEX` is read once, and the graph file it names is hard-linked (or
 //     copied, across file systems) into the staging directory and checked against the manifest's
@@ -137,6 +143,9 @@ struct SourceOptions {
   // be the only copy there is) and marked in the manifest; the caller reports it
   // (SourceCheckFailures).
   SourceCheckLevel source_check = kDefaultSourceCheck;
+  // Testing hook: runs after the audit log's head file was read and before audit.db is copied
+  // (a test appends there, so that the copy holds entries the head does not name yet).
+  std::function<void()> after_audit_head_read;
   // Testing hook: runs after a vector index manifest was read and before its graph file is
   // linked or copied, with the project id (a test saves the index there to force the race).
   std::function<void(const std::string& project_id)> after_index_manifest_read;

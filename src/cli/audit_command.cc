@@ -1,14 +1,21 @@
 // `knowledgebeast audit verify | list | export`: inspect a data directory's audit log
-// (docs/format/AUDIT_LOG.md) without a server. The log is opened read-only: inspecting it never
-// appends to it or rewrites its head file, so it may run beside a server on the same directory.
+// (docs/format/AUDIT_LOG.md) without a server, or, with `--snapshot ID --repo URL`, the copy of it
+// that a full backup holds (read into a temporary directory, which is removed afterwards). The
+// log is opened read-only: inspecting it never appends to it or rewrites its head file, so it may
+// run beside a server on the same directory.
+#include <stdlib.h>
+
 #include <filesystem>
 #include <iostream>
 
 #include "audit/audit_log.h"
+#include "backup/restore.h"
+#include "cli/backup_settings.h"
 #include "cli/commands.h"
 #include "cli/output.h"
 #include "common/clock.h"
 #include "common/data_layout.h"
+#include "repo/repository.h"
 
 namespace kb::cli {
 namespace {
@@ -18,16 +25,108 @@ struct AuditCommandOptions {
   std::string since, until, action, project, key, remote, cursor;
   int status = 0;
   int limit = audit::kDefaultAuditQueryLimit;
+  std::string snapshot;  // --snapshot ID | latest: the audit log a backup holds
 };
 
-// Opens <data>/audit.db read-only; on failure prints why and sets *exit_code.
-std::unique_ptr<audit::AuditLog> OpenForInspection(const AuditCommandOptions& o, int* exit_code) {
-  std::optional<Config> config = LoadCommandConfig(o.common, /*server_defaults=*/false, exit_code);
-  if (!config) return nullptr;
-  const std::string path = layout::AuditDb(config->data_dir);
+// An audit log open for inspection. One read from a snapshot lives in a temporary directory
+// that goes away with this object (the log is closed first).
+class InspectedLog {
+ public:
+  InspectedLog(std::unique_ptr<audit::AuditLog> log, std::string temp_dir, std::string snapshot)
+      : log_(std::move(log)), temp_dir_(std::move(temp_dir)), snapshot_(std::move(snapshot)) {}
+  ~InspectedLog() {
+    log_.reset();
+    if (!temp_dir_.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(temp_dir_, ec);
+    }
+  }
+  InspectedLog(const InspectedLog&) = delete;
+  InspectedLog& operator=(const InspectedLog&) = delete;
+  audit::AuditLog* operator->() { return log_.get(); }
+  // The snapshot id it was read from; empty for the data directory's own log.
+  const std::string& snapshot() const { return snapshot_; }
+
+ private:
+  std::unique_ptr<audit::AuditLog> log_;
+  std::string temp_dir_;
+  std::string snapshot_;
+};
+
+Result<std::unique_ptr<audit::AuditLog>> OpenReadOnly(const std::string& path) {
   audit::AuditLogOptions options;
   options.read_only = true;
-  auto log = audit::AuditLog::Open(path, nullptr, options);
+  return audit::AuditLog::Open(path, nullptr, options);
+}
+
+// The audit log of snapshot `o.snapshot` (an id, or "latest": the newest full snapshot) of the
+// configured repository, read into a fresh temporary directory; on failure prints why and sets
+// *exit_code.
+std::unique_ptr<InspectedLog> OpenSnapshotLog(const AuditCommandOptions& o, const Config& config,
+                                              int* exit_code) {
+  if (config.backup_repository.empty()) {
+    *exit_code =
+        ReportError("--snapshot needs a repository: give --repo URL or set KB_BACKUP_REPOSITORY",
+                    /*usage=*/true);
+    return nullptr;
+  }
+  if (KeyFromConfig(config).empty()) {
+    *exit_code = ReportError(
+        "no repository key: set KB_BACKUP_PASSWORD, or give --key-file / KB_BACKUP_KEY_FILE",
+        /*usage=*/true);
+    return nullptr;
+  }
+  auto repo = repo::OpenRepository(config.backup_repository, KeyFromConfig(config),
+                                   BlobOptionsFromConfig(config));
+  if (!repo.ok()) {
+    *exit_code = ReportError(repo.status());
+    return nullptr;
+  }
+  backup::SnapshotSelector selector;
+  if (o.snapshot == "latest") {
+    selector.need_full = true;  // only full snapshots hold the audit log
+  } else {
+    selector.snapshot_id = o.snapshot;
+  }
+  auto selection = backup::SelectSnapshot(**repo, selector);
+  if (!selection.ok()) {
+    *exit_code = ReportError(selection.status());
+    return nullptr;
+  }
+  std::error_code ec;
+  std::string tmpl = (std::filesystem::temp_directory_path(ec) / "kb-audit-XXXXXX").string();
+  if (ec || mkdtemp(tmpl.data()) == nullptr) {
+    *exit_code = ReportError("cannot create a temporary directory in " +
+                             std::filesystem::temp_directory_path(ec).string() + " (set TMPDIR)");
+    return nullptr;
+  }
+  const std::string& id = selection->manifest.id;
+  // From here on the directory is removed by InspectedLog (or right here on failure).
+  auto cleanup = [&tmpl] {
+    std::error_code ignored;
+    std::filesystem::remove_all(tmpl, ignored);
+  };
+  if (Status s = backup::RestoreAuditLog(**repo, selection->manifest, tmpl); !s.ok()) {
+    cleanup();
+    *exit_code = ReportError(s);
+    return nullptr;
+  }
+  auto log = OpenReadOnly(layout::AuditDb(tmpl));
+  if (!log.ok()) {
+    cleanup();
+    *exit_code = ReportError(log.status().WithContext("the audit log of snapshot " + id));
+    return nullptr;
+  }
+  return std::make_unique<InspectedLog>(std::move(log).value(), tmpl, id);
+}
+
+// Opens <data>/audit.db, or the audit log of --snapshot, read-only; on failure prints why and
+// sets *exit_code.
+std::unique_ptr<InspectedLog> OpenForInspection(const AuditCommandOptions& o, int* exit_code) {
+  std::optional<Config> config = LoadCommandConfig(o.common, /*server_defaults=*/false, exit_code);
+  if (!config) return nullptr;
+  if (!o.snapshot.empty()) return OpenSnapshotLog(o, *config, exit_code);
+  auto log = OpenReadOnly(layout::AuditDb(config->data_dir));
   if (!log.ok()) {
     *exit_code = ReportError(log.status().code() == Code::kNotFound
                                  ? log.status().message() +
@@ -35,7 +134,7 @@ std::unique_ptr<audit::AuditLog> OpenForInspection(const AuditCommandOptions& o,
                                  : log.status().ToString());
     return nullptr;
   }
-  return std::move(log).value();
+  return std::make_unique<InspectedLog>(std::move(log).value(), "", "");
 }
 
 // Parses an optional ISO-8601 flag; prints a usage error and returns false if malformed.
@@ -52,16 +151,20 @@ bool ParseTimeFlag(const std::string& flag, const std::string& text, std::option
 
 int RunVerify(const AuditCommandOptions& o) {
   int exit_code = kExitOk;
-  auto log = OpenForInspection(o, &exit_code);
-  if (!log) return exit_code;
+  auto opened = OpenForInspection(o, &exit_code);
+  if (!opened) return exit_code;
+  InspectedLog& log = *opened;
   Result<audit::VerifyReport> r = log->Verify();
   if (!r.ok()) return ReportError(r.status().WithContext("audit log not verifiable"));
+  const std::string what =
+      log.snapshot().empty() ? "audit log" : "audit log of snapshot " + log.snapshot();
   if (o.common.json) {
     nlohmann::json j = {{"ok", r->ok},
                         {"entries", r->entries},
                         {"first_seq", r->first_seq},
                         {"last_seq", r->last_seq},
                         {"head_seq", r->head_seq}};
+    if (!log.snapshot().empty()) j["snapshot"] = log.snapshot();
     if (!r->ok) {
       j["bad_seq"] = r->bad_seq;
       j["problem"] = r->problem;
@@ -70,9 +173,9 @@ int RunVerify(const AuditCommandOptions& o) {
     return r->ok ? kExitOk : kExitFailure;
   }
   if (!r->ok)
-    return ReportError("audit log damaged at entry " + std::to_string(r->bad_seq) + ": " +
+    return ReportError(what + " damaged at entry " + std::to_string(r->bad_seq) + ": " +
                        r->problem);
-  std::cout << "audit log intact: " << r->entries << " entries";
+  std::cout << what << " intact: " << r->entries << " entries";
   if (r->entries > 0) std::cout << " (seq " << r->first_seq << ".." << r->last_seq << ")";
   std::cout << std::endl;
   return kExitOk;
@@ -92,7 +195,7 @@ int RunList(const AuditCommandOptions& o) {
   q.cursor = o.cursor;
   auto log = OpenForInspection(o, &exit_code);
   if (!log) return exit_code;
-  auto page = log->Query(q);
+  auto page = (*log)->Query(q);
   if (!page.ok()) return ReportError(page.status(), page.status().code() == Code::kInvalidArgument);
   if (o.common.json) {
     nlohmann::json entries = nlohmann::json::array();
@@ -124,10 +227,23 @@ int RunExport(const AuditCommandOptions& o) {
   if (!ParseTimeFlag("--until", o.until, &until, &exit_code)) return exit_code;
   auto log = OpenForInspection(o, &exit_code);
   if (!log) return exit_code;
-  Status s = log->Export(since, until, [](const std::string& line) { std::cout << line << "\n"; });
+  Status s =
+      (*log)->Export(since, until, [](const std::string& line) { std::cout << line << "\n"; });
   std::cout.flush();
   if (!s.ok()) return ReportError(s);
   return kExitOk;
+}
+
+// --snapshot and the repository flags of the backup commands (docs/CONFIG.md).
+void AddSnapshotOptions(CLI::App* cmd, AuditCommandOptions* o) {
+  cmd->add_option("--snapshot", o->snapshot,
+                  "read the audit log a full backup holds: a snapshot id, or 'latest' (the "
+                  "newest full snapshot); needs --repo and the repository key");
+  AddOptionalString(cmd, "--repo", &o->common.flags.backup_repository,
+                    "repository URL for --snapshot ($KB_BACKUP_REPOSITORY)");
+  AddOptionalString(cmd, "--key-file", &o->common.flags.backup_key_file,
+                    "repository key file ($KB_BACKUP_KEY_FILE); else the passphrase in "
+                    "$KB_BACKUP_PASSWORD");
 }
 
 void AddFilterOptions(CLI::App* cmd, AuditCommandOptions* o) {
@@ -159,10 +275,13 @@ void RegisterAuditCommands(CLI::App* root, CommandRegistry* registry) {
   v->footer(
       "Recomputes every entry's hash, checks that each chains to the one before, that nothing "
       "is missing at the start (retention anchors) or at the end (the head file audit.head). "
+      "With --snapshot ID --repo URL it checks the copy a full backup holds (downloaded into a "
+      "temporary directory, removed afterwards). "
       "Exit status: 0 intact (prints the entry count), 1 damaged (names the first bad entry), "
       "2 the log could not be read.");
   AddConfigOptions(v, &verify->common);
   AddJsonFlag(v, &verify->common);
+  AddSnapshotOptions(v, verify.get());
   registry->Add(v, [verify] { return RunVerify(*verify); });
 
   auto list = std::make_shared<AuditCommandOptions>();
@@ -170,6 +289,7 @@ void RegisterAuditCommands(CLI::App* root, CommandRegistry* registry) {
   l->footer("The same filters as GET /api/v1/admin/audit (docs/API.md).");
   AddConfigOptions(l, &list->common);
   AddJsonFlag(l, &list->common);
+  AddSnapshotOptions(l, list.get());
   AddFilterOptions(l, list.get());
   registry->Add(l, [list] { return RunList(*list); });
 
@@ -179,6 +299,7 @@ void RegisterAuditCommands(CLI::App* root, CommandRegistry* registry) {
       "One JSON object per line on stdout (the fields of docs/format/AUDIT_LOG.md, hashes "
       "included), for archiving or shipping off-site.");
   AddConfigOptions(x, &exp->common);
+  AddSnapshotOptions(x, exp.get());
   x->add_option("--since", exp->since, "entries at or after this ISO-8601 time")->required();
   x->add_option("--until", exp->until, "entries before this ISO-8601 time");
   registry->Add(x, [exp] { return RunExport(*exp); });

@@ -1,9 +1,10 @@
-// Backup commands: `repo init | check | key add|list|remove`, `backup [list|verify|forget]`,
+// Backup commands: `repo init | check | copy | key add|list|remove`, `backup [list|verify|forget]`,
 // `prune` and `restore`. They talk to the repository directly (its URL and key come from flags,
 // the config file or KB_* / AWS_* variables) and, for `backup` and `restore`, to the data
 // directory. Backups are safe while a server runs on the data directory (each database is
 // copied at one committed state); a whole restore is not (stop the server first), a
 // single-project restore into a running server goes through its API.
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 #include <iostream>
@@ -11,6 +12,7 @@
 
 #include "api/json_encoding.h"
 #include "audit/audit_log.h"
+#include "backup/copy_targets.h"
 #include "backup/restore.h"
 #include "backup/restore_check.h"
 #include "backup/source.h"
@@ -55,6 +57,11 @@ struct RepoOptions {
   bool security_state_from_snapshot = false;
   std::string before;
   bool merge = false;
+  // repo copy
+  std::string to;
+  std::string to_key_file;
+  int latest_n = 0;
+  bool no_verify = false;
 };
 
 void AddRepoOptions(CLI::App* app, RepoOptions* o) {
@@ -100,6 +107,74 @@ std::unique_ptr<repo::Repository> OpenRepo(const RepoOptions& o, int* exit_code,
 }
 
 // --- repo ------------------------------------------------------------------------------------
+
+// The snapshots `repo copy` considers: those named, else the newest `latest` (0: all), oldest
+// first; which of them the destination already holds is CopySnapshot's business (a no-op).
+Result<std::vector<std::string>> CopySelection(repo::Repository& from, const RepoOptions& o) {
+  if (!o.ids.empty()) return o.ids;
+  KB_ASSIGN_OR_RETURN(std::vector<std::string> ids, from.ListSnapshotIds());
+  if (o.latest_n > 0 && ids.size() > static_cast<size_t>(o.latest_n)) {
+    ids.erase(ids.begin(), ids.end() - o.latest_n);
+  }
+  return ids;
+}
+
+int RunRepoCopy(const RepoOptions& o) {
+  if (o.to.empty()) return ReportError("repo copy: give --to URL", /*usage=*/true);
+  if (!o.ids.empty() && o.latest_n > 0) {
+    return ReportError("repo copy: give --snapshot or --latest, not both", /*usage=*/true);
+  }
+  if (o.latest_n < 0) return ReportError("repo copy: --latest must be at least 1", true);
+  repo::KeySource to_key = DestinationKey(o.to_key_file);
+  if (to_key.empty()) {
+    return ReportError(
+        "no key for the destination: set KB_BACKUP_TO_PASSWORD, or give --to-key-file / "
+        "KB_BACKUP_TO_KEY_FILE",
+        /*usage=*/true);
+  }
+  int exit_code = kExitOk;
+  Config config;
+  auto from = OpenRepo(o, &exit_code, &config);
+  if (!from) return exit_code;
+  auto to = repo::OpenRepository(o.to, to_key, BlobOptionsFromConfig(config));
+  if (!to.ok()) return ReportError(to.status().WithContext("destination " + o.to));
+  auto ids = CopySelection(*from, o);
+  if (!ids.ok()) return ReportError(ids.status());
+  repo::CopyOptions co;
+  co.verify = !o.no_verify;
+  Json rows = Json::array();
+  int failed = 0;
+  for (const std::string& id : *ids) {
+    auto r = repo::CopySnapshot(*from, **to, id, co);
+    Json row{{"snapshot", id}};
+    if (!r.ok()) {
+      failed++;
+      row["error"] = r.status().ToString();
+      if (!o.common.json) std::cerr << "FAILED   " << id << ": " << r.status().ToString() << "\n";
+    } else {
+      row["copied"] = r->copied;
+      row["verified"] = r->verified;
+      row["added_stored_bytes"] = r->stats.added_stored_bytes;
+      if (!o.common.json) {
+        if (r->copied) {
+          std::cout << "copied   " << id << "  +"
+                    << HumanBytes(static_cast<double>(r->stats.added_stored_bytes))
+                    << (r->verified ? "  verified" : "  not verified") << "\n";
+        } else {
+          std::cout << "present  " << id << "  (already in the destination)\n";
+        }
+      }
+    }
+    rows.push_back(std::move(row));
+  }
+  if (o.common.json) {
+    PrintJson({{"from", from->id()}, {"to", (*to)->id()}, {"snapshots", rows}, {"failed", failed}});
+  } else {
+    std::cout << ids->size() - static_cast<size_t>(failed) << " of " << ids->size()
+              << " snapshots are in repository " << (*to)->id() << "\n";
+  }
+  return failed == 0 ? kExitOk : kExitFailure;
+}
 
 int RunRepoInit(const RepoOptions& o) {
   int exit_code = kExitOk;
@@ -231,10 +306,15 @@ int RunBackup(const RepoOptions& o) {
   const std::vector<std::string> failed = backup::SourceCheckFailures(*m);
   int64_t check_ms = 0;
   for (const repo::ProjectSnapshot& p : m->projects) check_ms += p.source_check.duration_ms;
+  // Whether the snapshot holds the audit log (full snapshots of a directory that has one).
+  const bool has_audit_log =
+      std::any_of(m->catalog_files.begin(), m->catalog_files.end(),
+                  [](const repo::SnapshotFile& f) { return f.path == layout::kAuditDbName; });
   if (o.common.json) {
     PrintJson({{"snapshot", m->id},
                {"time", m->time},
                {"scope", m->scope},
+               {"audit_log", has_audit_log},
                {"projects", m->projects.size()},
                {"bytes", m->stats.bytes},
                {"new_chunks", m->stats.new_chunks},
@@ -246,7 +326,8 @@ int RunBackup(const RepoOptions& o) {
     std::cout << "snapshot " << m->id << " saved: " << m->projects.size() << " project(s), "
               << HumanBytes(static_cast<double>(m->stats.bytes)) << " of data, "
               << HumanBytes(static_cast<double>(m->stats.added_stored_bytes)) << " added, in "
-              << m->stats.duration_ms << " ms\n";
+              << m->stats.duration_ms << " ms" << (has_audit_log ? "; audit log included" : "")
+              << "\n";
   }
   if (!failed.empty()) {
     std::cerr << "error: the live data failed the backup's source check; snapshot " << m->id
@@ -258,16 +339,45 @@ int RunBackup(const RepoOptions& o) {
   return kExitOk;
 }
 
+// The backup_copy_to repositories as `backup list` shows them: each one's snapshot count and
+// lag behind `primary` (backup::CopyLagSeconds), or the error that kept it from being read.
+Json CopyRepositories(const Config& config, const std::vector<repo::SnapshotSummary>& primary) {
+  Json out = Json::array();
+  auto targets = CopyTargetsFromConfig(config);
+  if (!targets.ok()) return Json::array({Json{{"error", targets.status().ToString()}}});
+  for (const backup::CopyTarget& t : *targets) {
+    Json row{{"repository", t.url}};
+    auto r = repo::OpenRepository(t.url, t.key, BlobOptionsFromConfig(config));
+    auto list =
+        r.ok() ? (*r)->ListSnapshots() : Result<std::vector<repo::SnapshotSummary>>(r.status());
+    if (!list.ok()) {
+      row["error"] = list.status().ToString();
+    } else {
+      row["id"] = (*r)->id();
+      row["snapshots"] = list->size();
+      row["lag_seconds"] =
+          backup::CopyLagSeconds(primary, *list, SystemClock::Default()->NowMillis());
+    }
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
 int RunBackupList(const RepoOptions& o) {
   int exit_code = kExitOk;
-  auto repo = OpenRepo(o, &exit_code);
+  Config config;
+  auto repo = OpenRepo(o, &exit_code, &config);
   if (!repo) return exit_code;
   auto list = repo->ListSnapshots();
   if (!list.ok()) return ReportError(list.status());
+  const Json copies = CopyRepositories(config, *list);
   if (o.common.json) {
     Json arr = Json::array();
     for (const auto& s : *list) arr.push_back(api::EncodeSnapshotSummary(s));
-    PrintJson({{"snapshots", arr}, {"count", list->size()}});
+    PrintJson({{"snapshots", arr},
+               {"count", list->size()},
+               {"repository", config.backup_repository},
+               {"copies", copies}});
     return kExitOk;
   }
   for (const auto& s : *list) {
@@ -281,6 +391,15 @@ int RunBackupList(const RepoOptions& o) {
         std::cout << (i ? ", " : "") << s.source_check_failed[i];
     }
     std::cout << "\n";
+  }
+  for (const Json& c : copies) {
+    std::cout << "copy " << c.value("repository", std::string("?")) << ": ";
+    if (c.contains("error")) {
+      std::cout << "ERROR " << c["error"].get<std::string>() << "\n";
+    } else {
+      std::cout << c["snapshots"].get<int64_t>() << " snapshots, " << c["lag_seconds"].get<double>()
+                << " s behind\n";
+    }
   }
   return kExitOk;
 }
@@ -498,7 +617,8 @@ int RunRestore(const RepoOptions& o) {
       event.outcome = "ok";
       event.detail =
           "whole data directory from snapshot " + report->snapshot_id +
-          (report->moved_aside.empty() ? "" : "; previous data in " + report->moved_aside);
+          (report->moved_aside.empty() ? "" : "; previous data in " + report->moved_aside) +
+          "; audit log: " + report->audit_log;
     } else {
       event.outcome = "failed";
       event.detail = "snapshot " + selection->manifest.id + ": " + report.status().ToString();
@@ -515,6 +635,15 @@ int RunRestore(const RepoOptions& o) {
       std::cout << "API keys, address rules and service mode: "
                 << (report->security_state == "live" ? "kept from the live data (as they are now)"
                                                      : "the snapshot's: " + report->security_state)
+                << "\n";
+      std::cout << "audit log: "
+                << (report->audit_log == "live"
+                        ? "the live one, kept (this restore is appended to it)"
+                    : report->audit_log == "snapshot"
+                        ? "none live: the snapshot's, verified (this restore is appended "
+                          "to it)"
+                        : "none in the live data or the snapshot (a new one starts with "
+                          "this restore)")
                 << "\n";
       if (!report->moved_aside.empty()) {
         std::cout << "the previous data directory was moved to " << report->moved_aside << "\n";
@@ -614,6 +743,29 @@ void RegisterBackupCommands(CLI::App* root, CommandRegistry* registry) {
     AddRepoOptions(c, o.get());
     c->add_flag("--read-data", o->read_data, "also read and authenticate every pack");
     registry->Add(c, [o] { return RunRepoCheck(*o); });
+  }
+  {
+    auto o = std::make_shared<RepoOptions>();
+    CLI::App* c = repo->add_subcommand(
+        "copy", "Copy snapshots into another repository (re-encrypted with its keys)");
+    AddRepoOptions(c, o.get());
+    AddOptionalString(c, "--from", &o->common.flags.backup_repository,
+                      "the source repository URL (same as --repo; its key: --key-file, "
+                      "$KB_BACKUP_KEY_FILE or $KB_BACKUP_PASSWORD)");
+    c->add_option("--to", o->to, "the destination repository URL (created by `repo init`)")
+        ->required();
+    c->add_option("--to-key-file", o->to_key_file,
+                  "the destination's key file ($KB_BACKUP_TO_KEY_FILE); else the passphrase in "
+                  "$KB_BACKUP_TO_PASSWORD");
+    c->add_option("--snapshot", o->ids, "copy this snapshot (repeatable)");
+    c->add_option("--latest", o->latest_n, "copy the N newest snapshots (default: all)");
+    c->add_flag("--no-verify", o->no_verify,
+                "do not read back each copy (by default every copy is verified, data included)");
+    c->footer(
+        "Each snapshot keeps its id and metadata; one the destination already holds is skipped. "
+        "Packs and index objects are written before the manifest, so an interrupted copy leaves "
+        "no snapshot in the destination.");
+    registry->Add(c, [o] { return RunRepoCopy(*o); });
   }
   CLI::App* key = repo->add_subcommand("key", "Keys that open the repository");
   key->require_subcommand(1);

@@ -1,6 +1,7 @@
 #include "cli/backup_settings.h"
 
 #include <charconv>
+#include <cstdlib>
 
 #include "common/text_util.h"
 #include "repo/retention.h"
@@ -75,6 +76,55 @@ repo::KeySource KeyFromConfig(const Config& config) {
   return repo::KeySource::FromEnvironment(overrides);
 }
 
+repo::KeySource DestinationKey(const std::string& key_file) {
+  repo::KeySource key;
+  if (!key_file.empty()) {
+    key.key_file = key_file;
+  } else if (const char* f = std::getenv("KB_BACKUP_TO_KEY_FILE"); f != nullptr && *f != '\0') {
+    key.key_file = f;
+  } else if (const char* p = std::getenv("KB_BACKUP_TO_PASSWORD"); p != nullptr && *p != '\0') {
+    key.passphrase = p;
+  }
+  return key;
+}
+
+Result<std::vector<backup::CopyTarget>> CopyTargetsFromConfig(const Config& config) {
+  std::vector<backup::CopyTarget> targets;
+  for (const std::string& entry : config.backup_copy_to) {
+    auto bad = [&](const std::string& why) {
+      return Status::InvalidArgument("backup_copy_to entry \"" + entry + "\": " + why +
+                                     " (expected \"URL key_file=PATH\")");
+    };
+    std::vector<std::string> parts;
+    for (std::string_view rest = TrimWhitespace(entry); !rest.empty();) {
+      const size_t space = rest.find_first_of(" \t");
+      parts.emplace_back(rest.substr(0, space));
+      rest =
+          space == std::string_view::npos ? std::string_view{} : TrimWhitespace(rest.substr(space));
+    }
+    if (parts.empty()) return bad("empty");
+    backup::CopyTarget t;
+    t.url = parts[0];
+    if (t.url.rfind("file://", 0) != 0 && t.url.rfind("s3://", 0) != 0) {
+      return bad("the URL must start with file:// or s3://");
+    }
+    for (size_t i = 1; i < parts.size(); ++i) {
+      constexpr std::string_view kKeyFile = "key_file=";
+      if (parts[i].rfind(kKeyFile, 0) != 0 || parts[i].size() == kKeyFile.size()) {
+        return bad("unknown part \"" + parts[i] + "\"");
+      }
+      t.key.key_file = parts[i].substr(kKeyFile.size());
+    }
+    if (!t.key.key_file) return bad("every destination needs its own key_file");
+    if (t.url == config.backup_repository) return bad("it is the primary backup_repository");
+    for (const backup::CopyTarget& other : targets) {
+      if (other.url == t.url) return bad("listed twice");
+    }
+    targets.push_back(std::move(t));
+  }
+  return targets;
+}
+
 Result<backup::BackupServiceOptions> BackupServiceOptionsFromConfig(const Config& config) {
   backup::BackupServiceOptions options;
   options.repository_url = config.backup_repository;
@@ -99,6 +149,7 @@ Result<backup::BackupServiceOptions> BackupServiceOptionsFromConfig(const Config
   KB_ASSIGN_OR_RETURN(options.index_max_lag, ParseIndexMaxLag(config.backup_index_max_lag));
   KB_ASSIGN_OR_RETURN(options.source_check,
                       backup::ParseSourceCheckLevel(config.backup_source_check));
+  KB_ASSIGN_OR_RETURN(options.copy_to, CopyTargetsFromConfig(config));
   return options;
 }
 

@@ -24,6 +24,15 @@ blob::BlobStoreOptions BlobOptionsFromConfig(const Config& config);
 // backup_key_file from the config, else KB_BACKUP_KEY_FILE / KB_BACKUP_PASSWORD.
 repo::KeySource KeyFromConfig(const Config& config);
 
+// The key of a copy destination (`repo copy`): `key_file` when given, else
+// KB_BACKUP_TO_KEY_FILE, else KB_BACKUP_TO_PASSWORD.
+repo::KeySource DestinationKey(const std::string& key_file);
+
+// backup_copy_to: each entry "URL key_file=PATH" (every destination has its own key file).
+// InvalidArgument naming the setting for a missing key file, an unknown part, a URL that is
+// not file:// or s3://, or the primary repository itself.
+Result<std::vector<backup::CopyTarget>> CopyTargetsFromConfig(const Config& config);
+
 // Everything `serve` needs to start the BackupService.
 Result<backup::BackupServiceOptions> BackupServiceOptionsFromConfig(const Config& config);
 

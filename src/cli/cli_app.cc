@@ -103,6 +103,7 @@ int Run(int argc, char** argv) {
   RegisterLockdownCommand(&app, &registry);
   RegisterIpRulesCommand(&app, &registry);
   RegisterAuditCommands(&app, &registry);
+  RegisterDoctorCommand(&app, &registry);
   RegisterMcpCommand(&app, &registry);
 
   try {

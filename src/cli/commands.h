@@ -83,6 +83,8 @@ void RegisterMcpCommand(CLI::App* root, CommandRegistry* registry);
 void RegisterIpRulesCommand(CLI::App* root, CommandRegistry* registry);
 // audit verify, list, export (audit_command.cc).
 void RegisterAuditCommands(CLI::App* root, CommandRegistry* registry);
+// `doctor`: the security and backup posture (doctor_command.cc).
+void RegisterDoctorCommand(CLI::App* root, CommandRegistry* registry);
 // `audit reads on|off|status` (lockdown_command.cc: it shares the direct / --url plumbing).
 void RegisterAuditReadsCommand(CLI::App* audit, CommandRegistry* registry);
 

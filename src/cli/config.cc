@@ -115,6 +115,10 @@ const std::vector<Setting>& Table() {
        [](Config* c, Value&& v) { c->backup_repository = Take<std::string>(std::move(v)); }},
       {"backup_key_file", "KB_BACKUP_KEY_FILE", "--key-file", Kind::kString,
        [](Config* c, Value&& v) { c->backup_key_file = Take<std::string>(std::move(v)); }},
+      {"backup_copy_to", "KB_BACKUP_COPY_TO", "--backup-copy-to", Kind::kList,
+       [](Config* c, Value&& v) {
+         c->backup_copy_to = Take<std::vector<std::string>>(std::move(v));
+       }},
       {"backup_interval", "KB_BACKUP_INTERVAL", "", Kind::kString,
        [](Config* c, Value&& v) { c->backup_interval = Take<std::string>(std::move(v)); }},
       {"verify_interval", "KB_VERIFY_INTERVAL", "", Kind::kString,
@@ -399,6 +403,7 @@ Status ApplyFlags(const FlagValues& flags, Config* config) {
       {"deletion_grace_period", &flags.deletion_grace_period},
       {"backup_repository", &flags.backup_repository},
       {"backup_key_file", &flags.backup_key_file},
+      {"backup_copy_to", &flags.backup_copy_to},
       {"rate_limit_per_second", &flags.rate_limit_per_second},
       {"rate_limit_burst", &flags.rate_limit_burst},
       {"tls_cert_file", &flags.tls_cert_file},

@@ -93,6 +93,9 @@ struct Config {
   std::string verify_interval = "1d";  // scheduled verification; "0" = none
   std::string verify_full_cycle = "28d";  // every pack's data read once per cycle
   std::string backup_retention;        // "" = the default policy; see ParseRetentionPolicy
+  // Second repositories the server copies each new snapshot into: "URL key_file=PATH" each
+  // (see CopyTargetsFromConfig in backup_settings.h).
+  std::vector<std::string> backup_copy_to;
   // How far behind its database a backup may leave a project's vector index (a fraction of its
   // live documents, as journal entries; "2%" or "0.02"): see backup::SourceOptions::index_max_lag.
   std::string backup_index_max_lag = "2%";
@@ -130,6 +133,7 @@ struct FlagValues {
   std::optional<std::string> deletion_grace_period;
   std::optional<std::string> backup_repository;  // --repo
   std::optional<std::string> backup_key_file;    // --key-file
+  std::optional<std::string> backup_copy_to;     // --backup-copy-to (comma-separated)
   std::optional<std::string> rate_limit_per_second;
   std::optional<std::string> rate_limit_burst;
   std::optional<std::string> tls_cert_file;

@@ -119,11 +119,14 @@ Status RestoreIfEmpty(const Config& config) {
   event.action = "data.restore";
   event.outcome = "ok";
   event.detail = "restore_if_empty: the data directory had no catalog; restored snapshot " +
-                 chosen.manifest.id + " (" + chosen.manifest.time + ")";
+                 chosen.manifest.id + " (" + chosen.manifest.time +
+                 "); audit log: " + report->audit_log;
   RecordCliAudit(config.data_dir, std::move(event));
   LogInfo("restore_if_empty: restored the data directory before serving",
           json{{"snapshot", chosen.manifest.id},
                {"snapshot_time", chosen.manifest.time},
+               {"audit_log", report->audit_log},
+               {"warnings", report->warnings},
                {"skipped", chosen.skipped.size()},
                {"seconds", static_cast<double>(MonotonicMicros() - started) / 1e6}}
               .dump());
@@ -274,6 +277,9 @@ void RegisterServeCommand(CLI::App* root, CommandRegistry* registry) {
                     "largest request body accepted ($KB_MAX_BODY_BYTES)");
   AddOptionalString(cmd, "--cors-origins", &common->flags.cors_origins,
                     "comma-separated allowed CORS origins ($KB_CORS_ORIGINS)");
+  AddOptionalString(cmd, "--backup-copy-to", &common->flags.backup_copy_to,
+                    "copy each new snapshot into these repositories too: comma-separated "
+                    "\"URL key_file=PATH\" entries ($KB_BACKUP_COPY_TO)");
   AddOptionalString(cmd, "--ingest-root", &common->flags.ingest_root,
                     "directory the v2 API's file_path ingestion may read ($KB_INGEST_ROOT)");
   AddOptionalString(cmd, "--mcp-import-roots", &common->flags.mcp_import_roots,

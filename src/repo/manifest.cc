@@ -191,25 +191,30 @@ json SnapshotManifest::ToJson() const {
     if (p.source_check.recorded()) entry["source_check"] = SourceCheckToJson(p.source_check);
     projects_json.push_back(std::move(entry));
   }
-  return json{{"format", kSnapshotFormat},
-              {"version", kSnapshotVersion},
-              {"id", id},
-              {"time", time},
-              {"finished", finished},
-              {"hostname", hostname},
-              {"kb_version", kb_version},
-              {"trigger", trigger},
-              {"scope", scope},
-              {"tags", tags},
-              {"catalog", json{{"files", catalog_json}}},
-              {"projects", projects_json},
-              {"stats", json{{"files", stats.files},
-                             {"bytes", stats.bytes},
-                             {"chunks", stats.chunks},
-                             {"new_chunks", stats.new_chunks},
-                             {"added_bytes", stats.added_bytes},
-                             {"added_stored_bytes", stats.added_stored_bytes},
-                             {"duration_ms", stats.duration_ms}}}};
+  json out{{"format", kSnapshotFormat},
+           {"version", kSnapshotVersion},
+           {"id", id},
+           {"time", time},
+           {"finished", finished},
+           {"hostname", hostname},
+           {"kb_version", kb_version},
+           {"trigger", trigger},
+           {"scope", scope},
+           {"tags", tags},
+           {"catalog", json{{"files", catalog_json}}},
+           {"projects", projects_json},
+           {"stats", json{{"files", stats.files},
+                          {"bytes", stats.bytes},
+                          {"chunks", stats.chunks},
+                          {"new_chunks", stats.new_chunks},
+                          {"added_bytes", stats.added_bytes},
+                          {"added_stored_bytes", stats.added_stored_bytes},
+                          {"duration_ms", stats.duration_ms}}}};
+  // Written only by `repo copy`: a manifest of an ordinary backup stays byte-for-byte as before.
+  if (!copied_from.repository.empty()) {
+    out["copied_from"] = json{{"repository", copied_from.repository}, {"time", copied_from.time}};
+  }
+  return out;
 }
 
 Result<SnapshotManifest> SnapshotManifest::FromJson(const json& j) {
@@ -257,6 +262,12 @@ Result<SnapshotManifest> SnapshotManifest::FromJson(const json& j) {
   }
   if (j.contains("stats")) {
     KB_ASSIGN_OR_RETURN(m.stats, StatsFromJson(j["stats"]));
+  }
+  if (j.contains("copied_from")) {
+    if (!j["copied_from"].is_object()) return Bad("\"copied_from\" is not an object");
+    KB_ASSIGN_OR_RETURN(m.copied_from.repository,
+                        Str(j["copied_from"], "repository", "copied_from: "));
+    KB_ASSIGN_OR_RETURN(m.copied_from.time, OptStr(j["copied_from"], "time", "copied_from: "));
   }
   return m;
 }

@@ -10,6 +10,7 @@
 #include "common/crypto_util.h"
 #include "common/logging.h"
 #include "common/text_util.h"
+#include "repo/copy.h"
 #include "repo/prune.h"
 #include "repo/repository_context.h"
 #include "repo/repository_format.h"
@@ -178,6 +179,9 @@ class RepositoryImpl final : public Repository {
     return PruneRepository(ctx_, options);
   }
 
+  // For operations over two repositories (CopySnapshot); not part of the interface.
+  const RepoContext& context() const { return ctx_; }
+
  private:
   // ISO time of the last verify of `id` if it succeeded, else "".
   std::string LastVerified(const std::string& id) {
@@ -297,6 +301,16 @@ Result<std::unique_ptr<Repository>> Repository::Open(std::unique_ptr<blob::BlobS
   auto repo = std::make_unique<RepositoryImpl>(std::move(store), std::move(config),
                                                std::move(unwrapped.first), unwrapped.second, clock);
   return std::unique_ptr<Repository>(std::move(repo));
+}
+
+Result<CopyResult> CopySnapshot(Repository& from, Repository& to, const std::string& snapshot_id,
+                                const CopyOptions& options) {
+  auto* source = dynamic_cast<RepositoryImpl*>(&from);
+  auto* destination = dynamic_cast<RepositoryImpl*>(&to);
+  if (source == nullptr || destination == nullptr) {
+    return Status::InvalidArgument("CopySnapshot needs repositories opened by Repository::Open");
+  }
+  return CopySnapshotBetween(source->context(), destination->context(), snapshot_id, options);
 }
 
 Result<std::unique_ptr<Repository>> OpenRepository(const std::string& url, const KeySource& key,

@@ -21,6 +21,8 @@
 //   snapshot.h           CreateSnapshot (files -> chunks -> packs -> trees -> manifest)
 //   locks.h              locks (with their refresh thread) and prune plans
 //   restore_files.h      manifest -> files in a directory (streamed, verified)
+//   copy.h               CopySnapshot: a snapshot re-read from one repository, re-written into
+//                        another (its keys, its dedup), manifest last, verified
 //   verify.h             Verify, Check (the restore test's check of databases is injected:
 //                        VerifyOptions::restored_check)
 //   prune.h              two-phase prune
@@ -136,6 +138,13 @@ struct SnapshotStats {
   int64_t duration_ms = 0;
 };
 
+// Set on a snapshot written by CopySnapshot (`repo copy`): the repository it was copied from
+// (its config id) and when. Empty repository = an ordinary backup.
+struct CopiedFrom {
+  std::string repository;
+  std::string time;  // ISO-8601
+};
+
 struct SnapshotManifest {
   std::string id;        // "YYYYMMDDTHHMMSSZ-xxxxxxxx"
   std::string time;      // ISO-8601 start
@@ -148,6 +157,7 @@ struct SnapshotManifest {
   std::vector<SnapshotFile> catalog_files;  // relative to the data directory
   std::vector<ProjectSnapshot> projects;
   SnapshotStats stats;
+  CopiedFrom copied_from;
 
   nlohmann::json ToJson() const;
   // Validates every field (paths, ids, sizes); Corruption naming the field otherwise.
@@ -374,6 +384,38 @@ std::string RetentionGroup(
     const SnapshotSummary& snapshot);  // "full", "pre-restore", "projects a,b"
 std::vector<RetentionDecision> ApplyRetention(const std::vector<SnapshotSummary>& snapshots,
                                               const RetentionPolicy& policy, int64_t now_ms);
+
+// ---------------------------------------------------------------------------------------------
+// Copying snapshots into another repository (docs/format/BACKUP_REPOSITORY.md, "Copy")
+
+struct CopyOptions {
+  int threads = 2;  // compression/encryption workers of the destination's writer
+  // After the manifest is written, verify the copy in the destination: structure and every
+  // byte of the packs it uses. A copy that fails is withdrawn (its manifest deleted).
+  bool verify = true;
+  // Called every few MB with (bytes done, bytes total); may be empty.
+  std::function<void(int64_t, int64_t)> progress;
+};
+
+struct CopyResult {
+  std::string snapshot_id;
+  bool copied = false;  // false: the destination already held the snapshot; nothing written
+  SnapshotStats stats;  // of the copy in the destination (new_chunks, added_*: what it added)
+  bool verified = false;
+};
+
+// Copies snapshot `snapshot_id` of `from` into `to` under the same id: every file is read from
+// `from` (every chunk checked, as a restore does) and written into `to` as a backup writes
+// (chunk ids keyed and data encrypted with `to`'s master key, deduplicated against `to`'s index,
+// under `to`'s backup lock); packs and index objects first, the manifest last, so a copy that
+// fails leaves no snapshot in `to`. The manifest keeps the source's metadata (time, trigger,
+// tags, per-project records) and records `copied_from`. Idempotent: a snapshot `to` already has
+// is not read or written (copied = false). Files are streamed, never staged on disk.
+// Errors: NotFound (no such snapshot in `from`), Unavailable (incomplete source snapshot),
+// Corruption (damaged source data, or the copy failed verification: then withdrawn), store
+// errors; InvalidArgument when `from` and `to` are the same repository.
+Result<CopyResult> CopySnapshot(Repository& from, Repository& to, const std::string& snapshot_id,
+                                const CopyOptions& options = {});
 
 // Opens the repository at `url` with credentials from `key` (or the environment).
 Result<std::unique_ptr<Repository>> OpenRepository(const std::string& url, const KeySource& key,

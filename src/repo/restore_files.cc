@@ -20,6 +20,7 @@
 #include "repo/locks.h"
 #include "repo/pack_reader.h"
 #include "repo/repository_format.h"
+#include "repo/verify.h"
 
 namespace kb::repo {
 
@@ -158,77 +159,11 @@ class FileRestorer {
     return Status::OK();
   }
 
-  // Chunks are read block by block, not in file order: after many incremental backups a file's
-  // chunks come from many backups, interleaved, and reading them in file order through a small
-  // block cache would fetch and decompress a 1 MiB block for nearly every 4 KiB chunk. So the
-  // chunk list is taken in batches of kBatchChunks (memory bounded whatever the file size); each
-  // batch is sorted by pack and block, every block is fetched once, and its chunks are written at
-  // their offsets (adjacent ones in one pwrite).
   Status WriteContent(int fd, const SnapshotFile& file, const std::string& path) {
     const std::string where = "snapshot " + snapshot_id_ + ": file " + file.path;
-    auto fail = [&](const Status& s) { return Status(s.code(), where + ": " + s.message()); };
-    std::vector<Piece> batch;
-    batch.reserve(kBatchChunks);
-    int64_t offset = 0;
-    for (const std::string& tree_hex : file.trees) {
-      auto ids = reader_.ReadTree(*ChunkIdFromHex(tree_hex));
-      if (!ids.ok()) return fail(ids.status());
-      for (const ChunkId& id : *ids) {
-        const ChunkLocation* loc = map_.Find(id);
-        if (loc == nullptr || loc->pack == ChunkMap::kPendingPack) {
-          return fail(Status::Corruption("chunk " + ChunkIdHex(id) + " is not in any index"));
-        }
-        batch.push_back(Piece{loc->pack, loc->block, offset, id});
-        offset += loc->length;
-        if (offset > file.size) {
-          return Status::Corruption(where + ": its chunks hold more than its size of " +
-                                    std::to_string(file.size) + " bytes");
-        }
-        if (batch.size() == kBatchChunks) {
-          KB_RETURN_IF_ERROR(WriteBatch(fd, &batch, path, where));
-        }
-      }
-    }
-    KB_RETURN_IF_ERROR(WriteBatch(fd, &batch, path, where));
-    if (offset != file.size) {
-      return Status::Corruption(where + ": its chunks hold " + std::to_string(offset) +
-                                " bytes, the manifest says " + std::to_string(file.size));
-    }
-    return Status::OK();
-  }
-
-  struct Piece {
-    uint32_t pack;
-    uint32_t block;
-    int64_t offset;  // in the file
-    ChunkId id;
-  };
-
-  Status WriteBatch(int fd, std::vector<Piece>* batch, const std::string& path,
-                    const std::string& where) {
-    std::sort(batch->begin(), batch->end(), [](const Piece& a, const Piece& b) {
-      return std::tie(a.pack, a.block, a.offset) < std::tie(b.pack, b.block, b.offset);
-    });
-    std::string run;  // bytes for [run_start, run_start + run.size())
-    int64_t run_start = 0;
-    auto flush = [&]() -> Status {
-      KB_RETURN_IF_ERROR(WriteFully(fd, run, path, run_start));
-      run.clear();
-      return Status::OK();
-    };
-    for (const Piece& piece : *batch) {
-      auto data = reader_.Read(piece.id);
-      if (!data.ok()) return Status(data.status().code(), where + ": " + data.status().message());
-      if (!run.empty() && (piece.offset != run_start + static_cast<int64_t>(run.size()) ||
-                           run.size() >= kWriteBuffer)) {
-        KB_RETURN_IF_ERROR(flush());
-      }
-      if (run.empty()) run_start = piece.offset;
-      run.append(*data);
-    }
-    if (!run.empty()) KB_RETURN_IF_ERROR(flush());
-    batch->clear();
-    return Status::OK();
+    return StreamSnapshotFile(
+        reader_, map_, file, where, kBatchChunks,
+        [&](int64_t offset, std::string_view data) { return WriteFully(fd, data, path, offset); });
   }
 
   const ChunkMap& map_;
@@ -240,6 +175,73 @@ class FileRestorer {
 };
 
 }  // namespace
+
+// Chunks are read block by block, not in file order: after many incremental backups a file's
+// chunks come from many backups, interleaved, and reading them in file order through a small
+// block cache would fetch and decompress a 1 MiB block for nearly every 4 KiB chunk. So the
+// chunk list is taken in batches of `batch_chunks` (memory bounded whatever the file size); each
+// batch is sorted by pack and block, every block is fetched once, and its chunks are handed to
+// `write` at their offsets (adjacent ones in one call, up to kWriteBuffer bytes).
+Status StreamSnapshotFile(ChunkReader& reader, const ChunkMap& map, const SnapshotFile& file,
+                          const std::string& where, size_t batch_chunks,
+                          const std::function<Status(int64_t, std::string_view)>& write) {
+  struct Piece {
+    uint32_t pack;
+    uint32_t block;
+    int64_t offset;  // in the file
+    ChunkId id;
+  };
+  auto fail = [&](const Status& s) { return Status(s.code(), where + ": " + s.message()); };
+  std::vector<Piece> batch;
+  batch.reserve(std::min<size_t>(batch_chunks, kBatchChunks));
+  auto write_batch = [&]() -> Status {
+    std::sort(batch.begin(), batch.end(), [](const Piece& a, const Piece& b) {
+      return std::tie(a.pack, a.block, a.offset) < std::tie(b.pack, b.block, b.offset);
+    });
+    std::string run;  // bytes for [run_start, run_start + run.size())
+    int64_t run_start = 0;
+    for (const Piece& piece : batch) {
+      auto data = reader.Read(piece.id);
+      if (!data.ok()) return fail(data.status());
+      if (!run.empty() && (piece.offset != run_start + static_cast<int64_t>(run.size()) ||
+                           run.size() >= kWriteBuffer)) {
+        KB_RETURN_IF_ERROR(write(run_start, run));
+        run.clear();
+      }
+      if (run.empty()) run_start = piece.offset;
+      run.append(*data);
+    }
+    if (!run.empty()) KB_RETURN_IF_ERROR(write(run_start, run));
+    batch.clear();
+    return Status::OK();
+  };
+  int64_t offset = 0;
+  for (const std::string& tree_hex : file.trees) {
+    std::optional<ChunkId> tree = ChunkIdFromHex(tree_hex);
+    if (!tree) return fail(Status::Corruption("bad tree id"));
+    auto ids = reader.ReadTree(*tree);
+    if (!ids.ok()) return fail(ids.status());
+    for (const ChunkId& id : *ids) {
+      const ChunkLocation* loc = map.Find(id);
+      if (loc == nullptr || loc->pack == ChunkMap::kPendingPack) {
+        return fail(Status::Corruption("chunk " + ChunkIdHex(id) + " is not in any index"));
+      }
+      batch.push_back(Piece{loc->pack, loc->block, offset, id});
+      offset += loc->length;
+      if (offset > file.size) {
+        return Status::Corruption(where + ": its chunks hold more than its size of " +
+                                  std::to_string(file.size) + " bytes");
+      }
+      if (batch.size() >= batch_chunks) KB_RETURN_IF_ERROR(write_batch());
+    }
+  }
+  KB_RETURN_IF_ERROR(write_batch());
+  if (offset != file.size) {
+    return Status::Corruption(where + ": its chunks hold " + std::to_string(offset) +
+                              " bytes, the manifest says " + std::to_string(file.size));
+  }
+  return Status::OK();
+}
 
 Status RestoreSnapshotFiles(const RepoContext& ctx, const SnapshotManifest& manifest,
                             const std::vector<std::string>& project_ids,
@@ -271,6 +273,11 @@ Status RestoreSnapshotFiles(const RepoContext& ctx, const SnapshotManifest& mani
   if (bytes_read != nullptr) *bytes_read = restorer.bytes_fetched();
   if (!s.ok()) {
     RemoveWritten(target_dir, created);
+    if (s.code() == Code::kCorruption) {
+      // Absent objects (a manifest replicated before its packs or index) are not damage.
+      MissingObjects missing = FindMissingObjects(ctx, map, loaded, manifest);
+      if (missing.total() > 0) return IncompleteSnapshot(manifest.id, missing);
+    }
     if (s.code() == Code::kCorruption && !loaded.problems.empty()) {
       s = Status::Corruption(s.message() + " (unreadable index objects: " + loaded.problems[0] +
                              (loaded.problems.size() > 1 ? ", ..." : "") + ")");

@@ -11,10 +11,14 @@
 // Thread-safety: independent calls may run concurrently (each has its own reader).
 #pragma once
 
+#include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
+#include "repo/chunk_index.h"
+#include "repo/pack_reader.h"
 #include "repo/repository.h"
 #include "repo/repository_context.h"
 
@@ -26,5 +30,14 @@ namespace kb::repo {
 Status RestoreSnapshotFiles(const RepoContext& ctx, const SnapshotManifest& manifest,
                             const std::vector<std::string>& project_ids,
                             const std::string& target_dir, int64_t* bytes_read = nullptr);
+
+// The bytes of one file of a snapshot, handed to `write(offset, bytes)` in pack and block order
+// (a batch of `batch_chunks` chunks at a time), every chunk checked against its id; Corruption
+// prefixed with `where` when a tree or chunk cannot be read or the chunks do not add up to the
+// file's size. Used by the restore (write = pwrite) and by CopySnapshot (write = the
+// destination backup's FileSink).
+Status StreamSnapshotFile(ChunkReader& reader, const ChunkMap& map, const SnapshotFile& file,
+                          const std::string& where, size_t batch_chunks,
+                          const std::function<Status(int64_t, std::string_view)>& write);
 
 }  // namespace kb::repo

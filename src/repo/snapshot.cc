@@ -589,8 +589,19 @@ Status Commit(const RepoContext& ctx, LockKeeper& lock, const std::string& manif
 }
 
 SnapshotManifest NewManifest(const SnapshotSource& source, const BackupOptions& options,
-                             int64_t start_ms) {
+                             int64_t start_ms, const SnapshotManifest* copy_of) {
   SnapshotManifest m;
+  if (copy_of != nullptr) {  // the same snapshot in another repository: its identity is kept
+    m.id = copy_of->id;
+    m.time = copy_of->time;
+    m.hostname = copy_of->hostname;
+    m.kb_version = copy_of->kb_version;
+    m.trigger = copy_of->trigger;
+    m.scope = copy_of->scope;
+    m.tags = copy_of->tags;
+    m.copied_from = copy_of->copied_from;
+    return m;
+  }
   m.id = NewSnapshotId(start_ms);
   m.time = FormatIso8601(start_ms);
   m.hostname = HostName();
@@ -604,10 +615,11 @@ SnapshotManifest NewManifest(const SnapshotSource& source, const BackupOptions& 
 }  // namespace
 
 Result<SnapshotManifest> WriteSnapshot(const RepoContext& ctx, const SnapshotSource& source,
-                                       const BackupOptions& options, const LockTiming& timing) {
+                                       const BackupOptions& options, const LockTiming& timing,
+                                       const SnapshotManifest* copy_of) {
   static const std::unordered_set<std::string> kTriggers = {"manual", "schedule", "api",
                                                             "pre-restore"};
-  if (!kTriggers.count(options.trigger)) {
+  if (copy_of == nullptr && !kTriggers.count(options.trigger)) {
     return Status::InvalidArgument("unknown backup trigger " + QuoteName(options.trigger));
   }
   KB_RETURN_IF_ERROR(ValidateSource(source));
@@ -621,12 +633,12 @@ Result<SnapshotManifest> WriteSnapshot(const RepoContext& ctx, const SnapshotSou
                       CheckStoredFiles(ctx, map, source));
   SnapshotWriter writer(ctx, options, &map, [&lock] { return lock->CheckHeld(); });
   writer.set_total(TotalBytes(source));
-  SnapshotManifest m = NewManifest(source, options, start_ms);
+  SnapshotManifest m = NewManifest(source, options, start_ms, copy_of);
   KB_RETURN_IF_ERROR(WriteFiles(writer, source, unavailable, &m));
   if (options.progress) options.progress(writer.stats().bytes, writer.stats().bytes);
 
   KB_RETURN_IF_ERROR(lock->CheckHeld());
-  m.finished = FormatIso8601(ctx.NowMs());
+  m.finished = copy_of != nullptr ? copy_of->finished : FormatIso8601(ctx.NowMs());
   m.stats = writer.stats();
   m.stats.new_chunks = writer.writer_stats().new_chunks;
   m.stats.added_bytes = writer.writer_stats().added_bytes;

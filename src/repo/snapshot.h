@@ -25,8 +25,12 @@ namespace kb::repo {
 // never writes a manifest that a restore would refuse).
 Status ValidateSource(const SnapshotSource& source);
 
+// `copy_of`, when given, makes the snapshot a copy of that manifest (CopySnapshot): its id,
+// time, finished, hostname, kb_version, trigger, scope, tags and copied_from are taken from it;
+// the project records come from `source` as always; stats are this write's.
 Result<SnapshotManifest> WriteSnapshot(const RepoContext& ctx, const SnapshotSource& source,
-                                       const BackupOptions& options, const LockTiming& timing = {});
+                                       const BackupOptions& options, const LockTiming& timing = {},
+                                       const SnapshotManifest* copy_of = nullptr);
 
 // Reads and validates snapshots/<id>: Corruption naming the object for anything wrong,
 // FailedPrecondition for a newer version, NotFound if it does not exist, InvalidArgument for a

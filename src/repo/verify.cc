@@ -113,6 +113,75 @@ void ReferenceWalker::Walk(const SnapshotManifest& m, std::set<uint32_t>* packs,
   }
 }
 
+// --- missing objects ---
+
+MissingObjects CountMissing(const std::vector<std::string>& problems, bool index_readable) {
+  static constexpr std::string_view kMissing = ": missing";
+  static constexpr std::string_view kUnindexed = " is not in any index";
+  static constexpr std::string_view kMoreUnindexed = " more chunks are not in any index";
+  MissingObjects found;
+  std::unordered_set<std::string> packs;  // every tree in a missing pack names that pack again
+  for (const std::string& p : problems) {
+    bool counted = true;
+    if (p.ends_with(kMissing)) {
+      const size_t key = p.rfind(kDataPrefix);
+      std::string name =
+          p.substr(key == std::string::npos ? 0 : key,
+                   p.size() - kMissing.size() - (key == std::string::npos ? 0 : key));
+      if (!packs.insert(name).second) continue;
+      found.packs++;
+      if (found.examples.size() < 3) found.examples.push_back(name + ": missing");
+      continue;
+    } else if (!index_readable) {
+      // An index object that fails its checks also leaves chunks "in no index": that is
+      // damage, and the problem naming that object says so.
+      counted = false;
+    } else if (p.ends_with(kMoreUnindexed)) {
+      // "tree <id>: K more chunks are not in any index"
+      const size_t end = p.size() - kMoreUnindexed.size();
+      const size_t start = p.rfind(' ', end - 1) + 1;
+      int64_t k = 0;
+      std::from_chars(p.data() + start, p.data() + end, k);
+      found.unindexed += std::max<int64_t>(k, 1);
+    } else if (p.ends_with(kUnindexed)) {
+      found.unindexed++;
+    } else {
+      counted = false;
+    }
+    if (counted && found.examples.size() < 3) found.examples.push_back(p);
+  }
+  return found;
+}
+
+MissingObjects FindMissingObjects(const RepoContext& ctx, const ChunkMap& map,
+                                  const IndexLoadResult& loaded, const SnapshotManifest& m) {
+  const std::unordered_map<std::string, int64_t>& listed_packs = loaded.packs;
+  ReferenceWalker walker(ctx, map);
+  std::set<uint32_t> packs;
+  std::vector<std::string> problems;
+  walker.Walk(m, &packs, &problems);
+  std::unordered_set<std::string> reported;  // a tree in a missing pack already said so
+  for (uint32_t ordinal : packs) {
+    const std::string& id = map.pack(ordinal).id;
+    if (listed_packs.count(id)) continue;
+    const std::string problem = PackKey(id) + ": missing";
+    bool already = false;
+    for (const std::string& p : problems) already = already || p.ends_with(problem);
+    if (!already) problems.push_back(problem);
+  }
+  return CountMissing(problems, loaded.problems.empty());
+}
+
+Status IncompleteSnapshot(const std::string& snapshot_id, const MissingObjects& missing) {
+  std::string text = "incomplete snapshot " + snapshot_id + ": " + std::to_string(missing.total()) +
+                     " objects missing (e.g. bucket replication still in flight; wait and "
+                     "retry, or restore an earlier snapshot)";
+  for (size_t i = 0; i < missing.examples.size(); ++i) {
+    text += (i == 0 ? ": " : "; ") + missing.examples[i];
+  }
+  return Status::Unavailable(text);
+}
+
 // --- pack data ---
 
 std::vector<std::string> CheckPackData(const RepoContext& ctx, const std::string& id,
@@ -214,6 +283,12 @@ class Verifier {
       r.problems.push_back(m.status().message());
     } else {
       CheckStructure(*m, &r);
+      // Absent objects first and named as such: the manifest may have been replicated before
+      // its packs and index (a distinct situation from damage, and an operator's first question).
+      if (MissingObjects missing = CountMissing(r.problems, index_problems_.empty());
+          missing.total() > 0) {
+        r.problems.insert(r.problems.begin(), IncompleteSnapshot(id, missing).message());
+      }
       if (r.problems.empty() && options_.restore_test) RestoreTest(*m, &r);
     }
     r.ok = r.problems.empty();

@@ -70,6 +70,32 @@ class ReferenceWalker {
   std::unordered_map<ChunkId, TreeSummary, ChunkIdHash> trees_;
 };
 
+// Objects a snapshot needs that are absent rather than damaged: packs that are not in data/ and
+// trees or chunks that no index object names. A manifest can arrive before its packs and index
+// objects (bucket replication copies objects in any order), so restore and verify report this
+// as an incomplete snapshot, not as corruption.
+struct MissingObjects {
+  int64_t packs = 0;
+  int64_t unindexed = 0;  // trees and chunks in no index object (at least; a missing tree hides
+                          // the chunks it names)
+  std::vector<std::string> examples;  // a few of the problems, for the message
+  int64_t total() const { return packs + unindexed; }
+};
+
+// Classifies problems as ReferenceWalker::Walk and a pack Stat word them ("…: missing", "… is not
+// in any index"). Trees and chunks in no index count only when `index_readable` (every index
+// object could be read): otherwise a damaged index object may be why, and that is corruption.
+MissingObjects CountMissing(const std::vector<std::string>& problems, bool index_readable);
+
+// Walks `m` against `map` and the data/ listing and index problems of `loaded` (what the map
+// was loaded with).
+MissingObjects FindMissingObjects(const RepoContext& ctx, const ChunkMap& map,
+                                  const IndexLoadResult& loaded, const SnapshotManifest& m);
+
+// Unavailable: "incomplete snapshot <id>: N objects missing (e.g. bucket replication still in
+// flight): <examples>".
+Status IncompleteSnapshot(const std::string& snapshot_id, const MissingObjects& missing);
+
 // Repository::Verify. `snapshot_ids` empty = every snapshot. NotFound if a named snapshot does
 // not exist. Writes verified/<id> for every snapshot checked.
 Result<std::vector<VerifyReport>> VerifySnapshots(const RepoContext& ctx,

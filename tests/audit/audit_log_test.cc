@@ -120,6 +120,7 @@ TEST_F(AuditLogTest, DeletedRowIsNamed) {
   Tamper(DbPath(), "DELETE FROM audit_entries WHERE seq = 5");
   VerifyReport r = VerifyNow();
   EXPECT_FALSE(r.ok);
+  EXPECT_FALSE(r.chain_intact);
   EXPECT_EQ(r.bad_seq, 5);
   EXPECT_NE(r.problem.find("entry 5 is missing"), std::string::npos) << r.problem;
 }
@@ -153,6 +154,7 @@ TEST_F(AuditLogTest, EditOfAnyFieldOfOneRowIsNamed) {
     auto r = (*log)->Verify();
     ASSERT_TRUE(r.ok());
     EXPECT_FALSE(r->ok);
+    EXPECT_FALSE(r->chain_intact);
     // An edited hash (or previous hash) is caught at that entry or where the next one chains.
     EXPECT_TRUE(r->bad_seq == 7 || (edit.rfind("hash", 0) == 0 && r->bad_seq == 8))
         << r->bad_seq << ": " << r->problem;
@@ -164,6 +166,7 @@ TEST_F(AuditLogTest, TruncationOfNewestEntriesIsCaughtThroughTheHeadFile) {
   Tamper(DbPath(), "DELETE FROM audit_entries WHERE seq >= 9");
   VerifyReport r = VerifyNow();
   EXPECT_FALSE(r.ok);
+  EXPECT_FALSE(r.chain_intact);
   EXPECT_EQ(r.bad_seq, 9);
   EXPECT_NE(r.problem.find("head file"), std::string::npos) << r.problem;
 }
@@ -180,10 +183,12 @@ TEST_F(AuditLogTest, ReopeningATruncatedLogRecordsTheTruncationInTheChain) {
   ASSERT_EQ(page->entries.size(), 1u);
   EXPECT_NE(page->entries[0].event.detail.find("names entry 10"), std::string::npos);
   EXPECT_EQ(page->entries[0].seq, 9);
-  // The chain is intact again, but verify keeps naming the recorded loss.
+  // The chain is intact again, but verify keeps naming the recorded loss (and says the chain
+  // itself is whole: a restore may take this log).
   auto r = log->Verify();
   ASSERT_TRUE(r.ok());
   EXPECT_FALSE(r->ok);
+  EXPECT_TRUE(r->chain_intact);
   EXPECT_EQ(r->bad_seq, 9);
 }
 

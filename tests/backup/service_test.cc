@@ -95,6 +95,72 @@ TEST_F(BackupServiceTest, LocalDefaultIsCreatedOnFirstUseAndSaysItIsNotOffSite) 
   EXPECT_EQ(list->front().trigger, "api");
 }
 
+TEST_F(BackupServiceTest, RepositoryFactsAreReadWithoutCreatingTheLocalDefault) {
+  BackupServiceOptions o;
+  o.interval_ms = 0;
+  o.verify_interval_ms = 0;
+  RepositoryTarget target = ResolveRepositoryTarget(o, dir_.Sub("data"));
+  EXPECT_TRUE(target.local_default);
+  EXPECT_EQ(target.url, "file://" + dir_.Sub("data") + "/backups/repository");
+  // Before any backup: no facts, and nothing created by asking (doctor, the posture route).
+  auto none = ReadRepositoryFacts(target, {}, nullptr);
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_EQ(none->snapshots, 0);
+  EXPECT_FALSE(none->newest_full_ms.has_value());
+  auto svc = BackupService::Start(kb_.get(), o);
+  ASSERT_TRUE(svc.ok());
+  auto asked = (*svc)->ReadFacts();
+  ASSERT_TRUE(asked.ok());
+  EXPECT_EQ(asked->snapshots, 0);
+  EXPECT_FALSE(PathExists(dir_.Sub("data/backups/repository/config")));
+  EXPECT_FALSE(PathExists(dir_.Sub("data/backups/repository.key")));
+
+  auto full = (*svc)->RunBackup("api", {}, {});
+  ASSERT_TRUE(full.ok()) << full.status().ToString();
+  ASSERT_TRUE((*svc)->RunBackup("api", {"p"}, {}).ok());  // one project: not a full backup
+  ASSERT_TRUE((*svc)->Verify({full->id}, repo::VerifyOptions{}).ok());
+  auto facts = ReadRepositoryFacts(target, {}, nullptr);
+  ASSERT_TRUE(facts.ok()) << facts.status().ToString();
+  EXPECT_EQ(facts->snapshots, 2);
+  ASSERT_TRUE(facts->newest_full_ms.has_value());
+  EXPECT_EQ(*facts->newest_full_ms, *ParseIso8601(full->time));
+  EXPECT_TRUE(facts->newest_verified_ms.has_value());
+  // The service's own reading says the same.
+  auto same = (*svc)->ReadFacts();
+  ASSERT_TRUE(same.ok());
+  EXPECT_EQ(same->newest_full_ms, facts->newest_full_ms);
+
+  // A configured repository without a key is an error, not a guess.
+  o.repository_url = "file://" + dir_.Sub("elsewhere");
+  RepositoryTarget configured = ResolveRepositoryTarget(o, dir_.Sub("data"));
+  EXPECT_FALSE(configured.local_default);
+  EXPECT_EQ(ReadRepositoryFacts(configured, {}, nullptr).status().code(), Code::kInvalidArgument);
+}
+
+TEST(RepositoryFactsTest, OnlyReadableFullSnapshotsCountAsBackups) {
+  auto summary = [](std::string id, std::string time, std::string scope, std::string verified,
+                    std::string problem = "") {
+    repo::SnapshotSummary s;
+    s.id = std::move(id);
+    s.time = std::move(time);
+    s.scope = std::move(scope);
+    s.verified = std::move(verified);
+    s.problem = std::move(problem);
+    return s;
+  };
+  RepositoryFacts f = SummarizeSnapshots({
+      summary("a", "2026-12-01T10:00:00Z", "full", "2026-12-02T00:00:00Z"),
+      summary("b", "2026-12-03T10:00:00Z", "projects", "2026-12-04T00:00:00Z"),
+      summary("c", "", "", "", "corruption: manifest does not authenticate"),
+      summary("d", "2026-12-01T11:00:00Z", "full", ""),
+  });
+  EXPECT_EQ(f.snapshots, 3);
+  EXPECT_EQ(f.unreadable, 1);
+  EXPECT_EQ(f.newest_full_ms, ParseIso8601("2026-12-01T11:00:00Z"));
+  EXPECT_EQ(f.newest_verified_ms, ParseIso8601("2026-12-04T00:00:00Z"));
+  EXPECT_FALSE(SummarizeSnapshots({}).newest_full_ms.has_value());
+}
+
 // A damaged live state is stored, but counted, audited and said in the result.
 TEST_F(BackupServiceTest, ASourceThatFailsItsCheckIsCountedAndAudited) {
   auto project = kb_->GetProject("p");

@@ -150,6 +150,7 @@ TEST_F(E2eApiTest, AuthMatrixOverEveryRoute) {
       {"GET", "/api/v1/admin/ip-rules", "", 3, 'g', {200}},
       {"PUT", "/api/v1/admin/ip-rules", R"({"deny":["203.0.113.0/24"]})", 3, 'g', {200}},
       {"GET", "/api/v1/admin/audit?limit=5", "", 3, 'g', {200}},
+      {"GET", "/api/v1/admin/posture", "", 3, 'g', {200}},
       {"POST", "/api/v2/projects", R"({"name":""})", 2, 'g', {400}},
       {"GET", "/api/v2/projects", "", 1, 'l', {200}},
       {"GET", v2a, "", 1, 'p', {200}},

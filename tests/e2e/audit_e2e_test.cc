@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <sstream>
 #include <thread>
 
@@ -253,6 +255,139 @@ TEST_F(AuditE2eTest, DirectModeChangesAndAWholeRestoreAreRecordedAndTheLogSurviv
       << listed.out << listed.err;
   CliRun verify = cli({"audit", "verify", "--data-dir", Data()});
   EXPECT_NE(verify.out.find("intact"), std::string::npos) << verify.out;
+}
+
+// The audit log survives the host (issue 12): a backup taken while the server runs and records
+// holds the audit log; `audit verify --repo --snapshot` checks that copy and `audit export` reads
+// it (in a temporary directory that is removed); a whole restore onto a fresh directory brings
+// back the trail plus the restore event.
+TEST_F(AuditE2eTest, ABackupHoldsTheAuditLogWhichVerifiesAndComesBackOnANewHost) {
+  const std::string tmp = dir_.Sub("tmp");
+  std::filesystem::create_directories(tmp);
+  const EnvMap env = {
+      {"KB_LOG_LEVEL", "error"}, {"KB_BACKUP_PASSWORD", "audit-e2e-password"}, {"TMPDIR", tmp}};
+  const std::string repo = "file://" + dir_.Sub("repo");
+  auto cli = [&](std::vector<std::string> args) {
+    return RunProcess(KB_BINARY, args, env, dir_.path());
+  };
+  HttpResp created = Do("POST", "/api/v1/projects", kE2eAdminToken, R"({"name":"herons"})");
+  ASSERT_EQ(created.status, 201) << created.raw;
+  ASSERT_EQ(Do("DELETE", "/api/v1/projects/herons", "").status, 401);  // refused: recorded
+  // Committed before the backup starts (the writer is asynchronous).
+  for (int i = 0; i < 100 && Audit("status=401").empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_FALSE(Audit("status=401").empty());
+  ASSERT_EQ(cli({"repo", "init", "--repo", repo}).exit_code, 0);
+
+  // The server keeps running while the CLI backs the directory up.
+  CliRun backup = cli({"backup", "--repo", repo, "--data-dir", Data(), "--json"});
+  ASSERT_EQ(backup.exit_code, 0) << backup.err;
+  const std::string snap = backup.Json()["snapshot"];
+  EXPECT_EQ(backup.Json()["audit_log"], true) << backup.out;
+  ASSERT_EQ(Do("DELETE", "/api/v1/projects/herons").status, 204);  // after the snapshot
+
+  CliRun verify = cli({"audit", "verify", "--repo", repo, "--snapshot", snap, "--json"});
+  ASSERT_EQ(verify.exit_code, 0) << verify.err << verify.out;
+  EXPECT_EQ(verify.Json()["ok"], true);
+  EXPECT_EQ(verify.Json()["snapshot"], snap);
+  EXPECT_GE(verify.Json()["entries"].get<int>(), 2);
+  CliRun latest = cli({"audit", "verify", "--repo", repo, "--snapshot", "latest"});
+  EXPECT_EQ(latest.exit_code, 0) << latest.err;
+  EXPECT_NE(latest.out.find("audit log of snapshot " + snap + " intact"), std::string::npos)
+      << latest.out;
+  CliRun exported =
+      cli({"audit", "export", "--repo", repo, "--snapshot", snap, "--since", "2000-01-01"});
+  ASSERT_EQ(exported.exit_code, 0) << exported.err;
+  std::vector<std::string> actions;
+  bool refused = false;
+  std::istringstream lines(exported.out);
+  for (std::string line; std::getline(lines, line);) {
+    json j = json::parse(line);
+    actions.push_back(j["action"]);
+    refused = refused || (j["outcome"] == "refused" && j["status"] == 401);
+  }
+  EXPECT_NE(std::find(actions.begin(), actions.end(), "project.create"), actions.end());
+  EXPECT_TRUE(refused) << exported.out;
+  EXPECT_TRUE(std::filesystem::is_empty(tmp)) << "the snapshot's copy was not cleaned up";
+
+  // The host is gone: a whole restore onto a fresh directory brings the trail back and appends
+  // the restore to it.
+  server_->Stop(SIGTERM);
+  server_.reset();
+  const std::string fresh = dir_.Sub("new-host/data");
+  CliRun restored = cli({"restore", "--latest", "--repo", repo, "--data-dir", fresh, "--json"});
+  ASSERT_EQ(restored.exit_code, 0) << restored.err;
+  EXPECT_EQ(restored.Json()["audit_log"], "snapshot") << restored.out;
+  CliRun listed = cli({"audit", "list", "--limit", "1000", "--json", "--data-dir", fresh});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  const json entries = listed.Json()["entries"];  // newest first
+  ASSERT_GE(entries.size(), 3u) << listed.out;
+  EXPECT_EQ(entries[0]["action"], "data.restore");
+  EXPECT_NE(entries[0]["detail"].get<std::string>().find("audit log: snapshot"), std::string::npos)
+      << entries[0];
+  bool old_create = false;
+  for (const json& e : entries) old_create = old_create || e["action"] == "project.create";
+  EXPECT_TRUE(old_create) << listed.out;
+  EXPECT_EQ(entries.size(), verify.Json()["entries"].get<size_t>() + 1) << listed.out;
+  CliRun intact = cli({"audit", "verify", "--data-dir", fresh});
+  EXPECT_EQ(intact.exit_code, 0) << intact.err;
+}
+
+// A snapshot of a data directory whose audit.db was edited by hand: `audit verify --snapshot`
+// names the entry, the restore test names it, and a whole restore that would install it is
+// refused (nothing is written). A snapshot without an audit log is a clear error.
+TEST_F(AuditE2eTest, ASnapshotOfAnEditedAuditLogFailsVerificationAndIsNotRestored) {
+  const EnvMap env = {{"KB_LOG_LEVEL", "error"}, {"KB_BACKUP_PASSWORD", "audit-e2e-password"}};
+  const std::string repo = "file://" + dir_.Sub("repo");
+  auto cli = [&](std::vector<std::string> args) {
+    return RunProcess(KB_BINARY, args, env, dir_.path());
+  };
+  ASSERT_EQ(Do("POST", "/api/v1/projects", kE2eAdminToken, R"({"name":"herons"})").status, 201);
+  ASSERT_EQ(Do("POST", "/api/v1/projects", kE2eAdminToken, R"({"name":"otters"})").status, 201);
+  server_->Stop(SIGTERM);
+  server_.reset();
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((Data() + "/audit.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE audit_entries SET actor_name = 'nobody' WHERE seq = 1",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  ASSERT_EQ(cli({"repo", "init", "--repo", repo}).exit_code, 0);
+  CliRun backup = cli({"backup", "--repo", repo, "--data-dir", Data(), "--json"});
+  ASSERT_EQ(backup.exit_code, 0) << backup.err;  // a backup copies; it does not judge
+  const std::string snap = backup.Json()["snapshot"];
+
+  CliRun verify = cli({"audit", "verify", "--repo", repo, "--snapshot", snap});
+  EXPECT_EQ(verify.exit_code, 1) << verify.out;
+  EXPECT_NE(verify.err.find("snapshot " + snap + " damaged at entry 1"), std::string::npos)
+      << verify.err;
+  CliRun restore_test = cli({"backup", "verify", "--restore-test", "--repo", repo, snap});
+  EXPECT_EQ(restore_test.exit_code, 1) << restore_test.out;
+  EXPECT_NE(restore_test.out.find("audit log: damaged at entry 1"), std::string::npos)
+      << restore_test.out;
+  const std::string fresh = dir_.Sub("fresh");
+  CliRun restored = cli({"restore", "--snapshot", snap, "--repo", repo, "--data-dir", fresh});
+  EXPECT_NE(restored.exit_code, 0);
+  EXPECT_NE(restored.err.find("audit log failed verification"), std::string::npos) << restored.err;
+  EXPECT_FALSE(std::filesystem::exists(fresh + "/catalog.db"));
+
+  // Only full snapshots hold the audit log.
+  CliRun one =
+      cli({"backup", "--repo", repo, "--data-dir", Data(), "--project", "otters", "--json"});
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  EXPECT_EQ(one.Json()["audit_log"], false);
+  const std::string partial = one.Json()["snapshot"];
+  CliRun none = cli({"audit", "verify", "--repo", repo, "--snapshot", partial});
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_NE(none.err.find("holds no audit log"), std::string::npos) << none.err;
+  CliRun unknown = cli({"audit", "export", "--since", "2000-01-01", "--repo", repo, "--snapshot",
+                        "20990101T000000Z-00000000"});
+  EXPECT_NE(unknown.exit_code, 0);
+  CliRun no_repo = RunProcess(KB_BINARY, {"audit", "verify", "--snapshot", snap},
+                              {{"KB_LOG_LEVEL", "error"}}, dir_.path());
+  EXPECT_EQ(no_repo.exit_code, 2);
+  EXPECT_NE(no_repo.err.find("--repo"), std::string::npos) << no_repo.err;
 }
 
 // audit_reads: successful reads of authenticated routes are recorded too, probes never.

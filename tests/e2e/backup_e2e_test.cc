@@ -579,14 +579,19 @@ TEST_F(BackupServerE2eTest, RestoreIfEmptyBringsBackTheDataOfAFreshVolume) {
   server_->Stop(SIGTERM);
   CliRun audit = Cli({"audit", "list", "--key", "cli", "--json", "--data-dir", fresh});
   bool recorded = false;
+  bool old_trail = false;  // the fresh volume had no audit log: the snapshot's came back
   const json page = audit.Json();
   for (const json& e : page["entries"]) {
-    recorded =
-        recorded || (e["action"] == "data.restore" &&
-                     e["detail"].get<std::string>().find("restore_if_empty") != std::string::npos &&
-                     e["detail"].get<std::string>().find(snap) != std::string::npos);
+    const std::string detail = e["detail"];
+    recorded = recorded || (e["action"] == "data.restore" &&
+                            detail.find("restore_if_empty") != std::string::npos &&
+                            detail.find(snap) != std::string::npos &&
+                            detail.find("audit log: snapshot") != std::string::npos);
+    old_trail = old_trail || e["action"] == "document.create";
   }
   EXPECT_TRUE(recorded) << snap << "\n" << audit.out << audit.err;
+  EXPECT_TRUE(old_trail) << audit.out;
+  EXPECT_EQ(Cli({"audit", "verify", "--data-dir", fresh}).exit_code, 0);
 
   // Started again on the same directory: it has its data, nothing is restored over it.
   ASSERT_TRUE(server_->Start()) << server_->Log();

@@ -160,5 +160,32 @@ TEST_F(S3BackupTest, AMissingBucketIsAClearError) {
   EXPECT_NE(repo.status().message().find("no-such-bucket-kb"), std::string::npos);
 }
 
+// A second repository on S3 (repo copy / backup_copy_to): the copy goes through the same retried
+// uploads as a backup, and an S3 destination restores the source's bytes with its own key.
+TEST_F(S3BackupTest, ACopyIntoAnS3RepositoryRidesOutTransientErrorsAndRestoresExactly) {
+  MemoryRepo source;
+  auto snap = source.repo->CreateSnapshot(tree_.source, repo::BackupOptions{});
+  ASSERT_TRUE(snap.ok()) << snap.status().ToString();
+  auto store = blob::OpenBlobStore(Url(), Options());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto dest = repo::Repository::Init(std::move(store).value(), Passphrase("the copy's own key"),
+                                     "copy", TestParams());
+  ASSERT_TRUE(dest.ok()) << dest.status().ToString();
+  proxy_->FailNext(2, 503, "SlowDown", "/data/");
+  proxy_->FailNext(1, 500, "InternalError", "/snapshots/");
+  auto copied = repo::CopySnapshot(*source.repo, **dest, snap->id);
+  ASSERT_TRUE(copied.ok()) << copied.status().ToString();
+  EXPECT_TRUE(copied->copied);
+  EXPECT_TRUE(copied->verified);
+  EXPECT_GE(CountFaults("error 503"), 2);
+  auto reopened = repo::OpenRepository(Url(), Passphrase("the copy's own key"), Options());
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  auto m = (*reopened)->ReadSnapshot(snap->id);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  ASSERT_TRUE((*reopened)->RestoreFiles(*m, {}, dir_.Sub("copy-out")).ok());
+  EXPECT_EQ(DirContents(dir_.Sub("copy-out")), ExpectedRestore(tree_));
+  ExpectClean(**reopened);
+}
+
 }  // namespace
 }  // namespace kb::testing

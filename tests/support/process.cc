@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 
 extern char** environ;
 
@@ -24,7 +25,11 @@ namespace {
 std::vector<std::string> ChildEnvironment(const EnvMap& extra) {
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
-    if (std::strncmp(*e, "KB_", 3) != 0) env.emplace_back(*e);
+    if (std::strncmp(*e, "KB_", 3) == 0) continue;
+    // A variable the test passes replaces the parent's (getenv would find the first of two).
+    const std::string_view entry(*e);
+    if (extra.count(std::string(entry.substr(0, entry.find('='))))) continue;
+    env.emplace_back(*e);
   }
   for (const auto& [k, v] : extra) env.push_back(k + "=" + v);
   return env;
