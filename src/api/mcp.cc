@@ -529,7 +529,10 @@ std::optional<json> McpServer::HandleMessage(const json& message, const McpCalle
       if (s.code() == Code::kInvalidArgument) code = kJsonRpcInvalidParams;
       if (s.code() == Code::kNotFound) code = kJsonRpcMethodNotFound;
       if (s.code() == Code::kFailedPrecondition) code = kMcpResourceNotFound;
-      if (code == kJsonRpcInternalError) {
+      // A server-side failure keeps its detail in the log (as REST's 500s do); a refusal the
+      // client can act on (unavailable while a project is restored, ...) says what it is.
+      if (code == kJsonRpcInternalError && HttpStatusFor(s.code()) >= 500 &&
+          s.code() != Code::kUnavailable) {
         LogError("mcp request failed", DumpJson({{"method", method}, {"error", s.ToString()}}));
         return RpcError(id, code, "internal error");
       }
