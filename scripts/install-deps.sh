@@ -11,6 +11,10 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 # at this path). The version is pinned: its quirks are documented in the tests.
 S3RVER_VERSION=3.7.1
 S3RVER_DIR="$ROOT/.cache/s3rver"
+# The official MCP TypeScript SDK, the client of the MCP end-to-end test (tests/e2e/mcp_client.cjs
+# loads it from this path). Pinned: the protocol revisions it speaks are what the test checks.
+MCP_SDK_VERSION=1.32.2
+MCP_SDK_DIR="$ROOT/.cache/mcp-sdk"
 
 PACKAGES=(
   build-essential cmake pkg-config ccache git ca-certificates curl ninja-build lld
@@ -71,5 +75,21 @@ if [ "$(installed_s3rver_version)" != "$S3RVER_VERSION" ]; then
     "s3rver@$S3RVER_VERSION" >/dev/null
   if [ "$(installed_s3rver_version)" != "$S3RVER_VERSION" ]; then
     echo "install-deps: s3rver@$S3RVER_VERSION did not install into $S3RVER_DIR" >&2; exit 1
+  fi
+fi
+
+installed_mcp_sdk_version() {
+  node -p "require('$MCP_SDK_DIR/node_modules/@modelcontextprotocol/sdk/package.json').version" \
+    2>/dev/null || true
+}
+
+if [ "$(installed_mcp_sdk_version)" != "$MCP_SDK_VERSION" ]; then
+  echo "install-deps: installing @modelcontextprotocol/sdk@$MCP_SDK_VERSION into $MCP_SDK_DIR" >&2
+  mkdir -p "$MCP_SDK_DIR"
+  npm install --prefix "$MCP_SDK_DIR" --save-exact --no-audit --no-fund --loglevel=error \
+    "@modelcontextprotocol/sdk@$MCP_SDK_VERSION" >/dev/null
+  if [ "$(installed_mcp_sdk_version)" != "$MCP_SDK_VERSION" ]; then
+    echo "install-deps: @modelcontextprotocol/sdk@$MCP_SDK_VERSION did not install into $MCP_SDK_DIR" >&2
+    exit 1
   fi
 fi

@@ -38,6 +38,7 @@ class AuditLog;
 namespace kb::api {
 
 class AccessControl;
+class McpServer;
 
 // What one request carries through the middleware into its handler.
 struct RequestContext {
@@ -121,6 +122,8 @@ struct ApiContext {
   int64_t started_mono_us = 0;
   bool metrics_require_auth = false;
   int64_t max_body_bytes = 0;
+  McpServer* mcp = nullptr;               // POST /mcp (api/mcp.h); null: it answers 503
+  std::vector<std::string> cors_origins;  // also the origins /mcp accepts (routes_mcp.cc)
   // Where and how the server listens, for the posture report (api/posture.h).
   std::string host;
   bool tls = false;
@@ -135,6 +138,7 @@ std::vector<Route> MakeContainmentRoutes(ApiContext* ctx);  // routes_containmen
 // Soft-delete administration and the key lifecycle (routes_lifecycle.cc).
 std::vector<Route> MakeLifecycleRoutes(ApiContext* ctx);
 std::vector<Route> MakeAuditRoutes(ApiContext* ctx);   // routes_audit.cc
+std::vector<Route> MakeMcpRoutes(ApiContext* ctx);     // routes_mcp.cc: POST /mcp
 
 class Router {
  public:

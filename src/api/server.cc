@@ -10,6 +10,7 @@
 #include "api/http_status.h"
 #include "api/http_transport.h"
 #include "api/json_encoding.h"
+#include "api/mcp.h"
 #include "api/metrics.h"
 #include "api/router.h"
 #include "api/tls.h"
@@ -127,6 +128,14 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(KnowledgeBase* kb,
   self->ctx_->host = options.host;
   self->ctx_->tls = !options.tls_cert_file.empty() && !options.tls_key_file.empty();
   self->ctx_->refresh_metrics = [self] { self->RefreshMetrics(); };
+  self->ctx_->cors_origins = options.cors_origins;
+  api::McpOptions mcp;
+  mcp.import_roots = options.mcp_import_roots;
+  mcp.backups = options.backups;
+  mcp.audit = options.audit;
+  mcp.max_document_bytes = kb->options().max_document_bytes;
+  self->mcp_ = std::make_unique<api::McpServer>(kb, std::move(mcp));
+  self->ctx_->mcp = self->mcp_.get();
   self->router_ = std::make_unique<api::Router>();
   for (auto& r : api::MakeV1Routes(self->ctx_.get())) self->router_->Add(std::move(r));
   for (auto& r : api::MakeV2Routes(self->ctx_.get())) self->router_->Add(std::move(r));
@@ -134,6 +143,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(KnowledgeBase* kb,
   for (auto& r : api::MakeContainmentRoutes(self->ctx_.get())) self->router_->Add(std::move(r));
   for (auto& r : api::MakeLifecycleRoutes(self->ctx_.get())) self->router_->Add(std::move(r));
   for (auto& r : api::MakeAuditRoutes(self->ctx_.get())) self->router_->Add(std::move(r));
+  for (auto& r : api::MakeMcpRoutes(self->ctx_.get())) self->router_->Add(std::move(r));
 
   const bool tls = !options.tls_cert_file.empty() || !options.tls_key_file.empty();
   if (tls) {

@@ -42,6 +42,7 @@ class AuditLog;
 }  // namespace kb::audit
 
 namespace kb::api {
+class McpServer;
 class MetricsRegistry;
 class Router;
 struct ApiContext;
@@ -81,6 +82,9 @@ struct ServerOptions {
   // Notification figures for /metrics (kb_notify_*); null = notifications are off.
   const notify::NotifierCounters* notify = nullptr;
   bool audit_reads = false;  // also record successful reads
+  // MCP at POST /mcp (api/mcp.h): the directories its ingest_file tool may read below; empty =
+  // ingest_file refuses every path.
+  std::vector<std::string> mcp_import_roots;
 };
 
 class ApiServer {
@@ -121,6 +125,7 @@ class ApiServer {
   std::unique_ptr<api::AccessControl> access_;
   std::unique_ptr<api::ApiContext> ctx_;
   const notify::NotifierCounters* notify_ = nullptr;  // kb_notify_* (null: notifications off)
+  std::unique_ptr<api::McpServer> mcp_;
   std::unique_ptr<api::Router> router_;
   std::unique_ptr<boost::asio::ssl::context> tls_;  // null: plain HTTP
   std::unique_ptr<api::HttpTransport> transport_;

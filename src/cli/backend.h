@@ -22,6 +22,10 @@
 #include "common/status.h"
 #include "service/knowledge_base.h"
 
+namespace kb::audit {
+class AuditLog;
+}  // namespace kb::audit
+
 namespace kb::cli {
 
 class Backend {
@@ -68,6 +72,10 @@ Result<std::unique_ptr<Backend>> OpenDirectBackend(const Config& config);
 // A client for config.url (validated by LoadConfig) with config.api_key. Connection errors
 // surface on the first call as Unavailable.
 Result<std::unique_ptr<Backend>> OpenRemoteBackend(const Config& config);
+
+// The data directory's audit log for a direct-mode command (appends only; retention is the
+// server's). Null, with a warning on stderr, if it cannot be opened: the command still runs.
+std::unique_ptr<audit::AuditLog> OpenCliAuditLog(const std::string& data_dir);
 
 // Records one event of a direct-mode command that changed `data_dir` outside a Backend (e.g.
 // `restore`) in its audit log, as actor "cli" with method "CLI". A log that cannot be opened is

@@ -104,6 +104,7 @@ int Run(int argc, char** argv) {
   RegisterIpRulesCommand(&app, &registry);
   RegisterAuditCommands(&app, &registry);
   RegisterDoctorCommand(&app, &registry);
+  RegisterMcpCommand(&app, &registry);
 
   try {
     app.parse(argc, argv);

@@ -78,6 +78,8 @@ void RegisterDeletionCommands(CLI::App* root, CommandRegistry* registry);
 void RegisterBackupCommands(CLI::App* root, CommandRegistry* registry);
 // lockdown on | read-only | off | status; ip-rules show | clear (lockdown_command.cc).
 void RegisterLockdownCommand(CLI::App* root, CommandRegistry* registry);
+// mcp: the MCP stdio transport on a data directory (mcp_command.cc).
+void RegisterMcpCommand(CLI::App* root, CommandRegistry* registry);
 void RegisterIpRulesCommand(CLI::App* root, CommandRegistry* registry);
 // audit verify, list, export (audit_command.cc).
 void RegisterAuditCommands(CLI::App* root, CommandRegistry* registry);

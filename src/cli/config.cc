@@ -76,6 +76,10 @@ const std::vector<Setting>& Table() {
        }},
       {"ingest_root", "KB_INGEST_ROOT", "--ingest-root", Kind::kString,
        [](Config* c, Value&& v) { c->ingest_root = Take<std::string>(std::move(v)); }},
+      {"mcp_import_roots", "KB_MCP_IMPORT_ROOTS", "--mcp-import-roots", Kind::kList,
+       [](Config* c, Value&& v) {
+         c->mcp_import_roots = Take<std::vector<std::string>>(std::move(v));
+       }},
       {"metrics_require_auth", "KB_METRICS_REQUIRE_AUTH", "", Kind::kBool,
        [](Config* c, Value&& v) { c->metrics_require_auth = Take<bool>(std::move(v)); }},
       {"threads", "KB_THREADS", "--threads", Kind::kPositiveInt,
@@ -398,6 +402,7 @@ Status ApplyFlags(const FlagValues& flags, Config* config) {
       {"max_body_bytes", &flags.max_body_bytes},
       {"cors_origins", &flags.cors_origins},
       {"ingest_root", &flags.ingest_root},
+      {"mcp_import_roots", &flags.mcp_import_roots},
       {"url", &flags.url},
       {"api_key", &flags.api_key},
       {"integrity_check_interval", &flags.integrity_check_interval},

@@ -49,6 +49,8 @@ struct Config {
   std::vector<std::string> cors_origins;
   // Root directory for the v2 API's `file_path` ingestion; empty disables it.
   std::string ingest_root;
+  // Directories the MCP ingest_file tool may read below (`mcp` and `serve`); empty = none.
+  std::vector<std::string> mcp_import_roots;
   bool metrics_require_auth = false;
   std::optional<int> threads;  // HTTP worker threads; unset = the API layer's default
   // The HTTP connection layer (api/http_transport.h); unset = its defaults.
@@ -127,6 +129,7 @@ struct FlagValues {
   std::optional<std::string> max_body_bytes;
   std::optional<std::string> cors_origins;
   std::optional<std::string> ingest_root;
+  std::optional<std::string> mcp_import_roots;  // comma-separated
   std::optional<std::string> url;
   std::optional<std::string> api_key;
   std::optional<std::string> integrity_check_interval;

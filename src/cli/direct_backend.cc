@@ -11,7 +11,6 @@
 #include "common/file_util.h"
 
 namespace kb::cli {
-namespace {
 
 std::unique_ptr<audit::AuditLog> OpenCliAuditLog(const std::string& data_dir) {
   const std::string path = layout::AuditDb(data_dir);
@@ -26,6 +25,8 @@ std::unique_ptr<audit::AuditLog> OpenCliAuditLog(const std::string& data_dir) {
   }
   return std::move(log).value();
 }
+
+namespace {
 
 AuditEvent CliEvent(const std::string& command, const std::string& action, const Status& status) {
   AuditEvent e;

@@ -44,6 +44,7 @@ ServerOptions MakeServerOptions(const Config& config) {
   options.port = config.port;
   if (config.max_body_bytes) options.max_body_bytes = *config.max_body_bytes;
   options.cors_origins = config.cors_origins;
+  options.mcp_import_roots = config.mcp_import_roots;
   options.metrics_require_auth = config.metrics_require_auth;
   if (config.threads) options.threads = *config.threads;
   if (config.max_connections) options.transport.max_connections = *config.max_connections;
@@ -303,6 +304,9 @@ void RegisterServeCommand(CLI::App* root, CommandRegistry* registry) {
                     "\"URL key_file=PATH\" entries ($KB_BACKUP_COPY_TO)");
   AddOptionalString(cmd, "--ingest-root", &common->flags.ingest_root,
                     "directory the v2 API's file_path ingestion may read ($KB_INGEST_ROOT)");
+  AddOptionalString(cmd, "--mcp-import-roots", &common->flags.mcp_import_roots,
+                    "comma-separated directories the MCP ingest_file tool may read below "
+                    "($KB_MCP_IMPORT_ROOTS)");
   AddOptionalString(cmd, "--integrity-check-interval", &common->flags.integrity_check_interval,
                     "check every database and vector index once at start and then this often, "
                     "e.g. 12h; 0 = never (default 24h; $KB_INTEGRITY_CHECK_INTERVAL)");

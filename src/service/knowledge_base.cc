@@ -227,6 +227,14 @@ Result<DocumentRecord> KnowledgeBase::GetDocument(const std::string& project,
   return h->store->GetDocument(document_id);
 }
 
+Result<std::vector<ChunkRecord>> KnowledgeBase::GetDocumentChunks(const std::string& project,
+                                                                  const std::string& document_id) {
+  KB_ASSIGN_OR_RETURN(auto h, registry_->Find(project));
+  // The document first: the chunk query answers an unknown id with no chunks, not NotFound.
+  KB_RETURN_IF_ERROR(h->store->GetDocument(document_id).status());
+  return h->store->GetDocumentChunks(document_id);
+}
+
 Result<KnowledgeBase::DocumentPage> KnowledgeBase::ListDocuments(const std::string& project,
                                                                  int64_t limit, int64_t offset) {
   KB_ASSIGN_OR_RETURN(auto h, registry_->Find(project));

@@ -101,6 +101,10 @@ class KnowledgeBase {
   Result<IngestResult> IngestFile(const std::string& project, const std::string& relative_path,
                                   const std::string& metadata_json, const Actor& actor);
   Result<DocumentRecord> GetDocument(const std::string& project, const std::string& document_id);
+  // A live document's chunks in order (embeddings included), for reading its text back (MCP
+  // resources). NotFound for an unknown project or document.
+  Result<std::vector<ChunkRecord>> GetDocumentChunks(const std::string& project,
+                                                     const std::string& document_id);
   struct DocumentPage {
     std::vector<DocumentRecord> documents;
     int64_t total = 0;

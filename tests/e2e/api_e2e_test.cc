@@ -166,6 +166,8 @@ TEST_F(E2eApiTest, AuthMatrixOverEveryRoute) {
       {"GET", "/api/v1/admin/deleted?project=matrix-a", "", 3, 'g', {200}},
       {"POST", "/api/v1/admin/api-keys/key_0000000000000000/rotate", "", 3, 'g', {404}},
       {"POST", "/api/v1/admin/api-keys/key_0000000000000000/reinstate", "", 3, 'g', {404}},
+      // MCP: any key may connect; each tool checks its own scope (tests/e2e/mcp_e2e_test.cc).
+      {"POST", "/mcp", R"({"jsonrpc":"2.0","id":1,"method":"ping"})", 1, 'l', {200}},
       // Last: for the admin column it revokes every key but the caller's.
       {"POST", "/api/v1/admin/api-keys/revoke-all", "{}", 3, 'g', {200}},
   };
