@@ -132,7 +132,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(KnowledgeBase* kb,
   api::McpOptions mcp;
   mcp.import_roots = options.mcp_import_roots;
   mcp.backups = options.backups;
-  mcp.audit = options.audit;
+  mcp.audit = options.audit_sink ? options.audit_sink : options.audit;
   mcp.max_document_bytes = kb->options().max_document_bytes;
   self->mcp_ = std::make_unique<api::McpServer>(kb, std::move(mcp));
   self->ctx_->mcp = self->mcp_.get();
