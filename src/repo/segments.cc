@@ -53,7 +53,7 @@ std::string TagOf(const RepoContext& ctx, std::string_view project_id, int64_t l
 
 std::string KeyFor(const Segment& s, std::string_view base_tag, std::string_view end_tag) {
   return ProjectPrefix(s.project_id) + Hex16(s.first_lsn) + "-" + Hex16(s.last_lsn) + "-" +
-         std::string(base_tag) + "-" + std::string(end_tag);
+         Hex16(s.first_ts_ms) + "-" + std::string(base_tag) + "-" + std::string(end_tag);
 }
 
 Status CheckSegmentShape(const Segment& s, std::string_view what) {
@@ -61,6 +61,7 @@ Status CheckSegmentShape(const Segment& s, std::string_view what) {
     return Status::Corruption(std::string(what) + ": " + why);
   };
   if (s.first_lsn < 1 || s.last_lsn < s.first_lsn) return bad("invalid LSN range");
+  if (s.first_ts_ms < 0) return bad("invalid commit time");
   if (static_cast<int64_t>(s.entries.size()) != s.last_lsn - s.first_lsn + 1) {
     return bad("holds " + std::to_string(s.entries.size()) + " entries for LSNs " +
                std::to_string(s.first_lsn) + ".." + std::to_string(s.last_lsn));
@@ -135,6 +136,23 @@ Result<Segment> SegmentFromJson(const nlohmann::json& j, std::string_view what) 
   return s;
 }
 
+// Whether a segment continues entry `e` (starts at e.lsn + 1 with e's state as its base) whose
+// first entry was committed after `ts_after` and by `at_ms` (when given).
+bool BranchesAt(const std::multimap<int64_t, const SegmentName*>& by_first,
+                const RepoContext& ctx, std::string_view project_id, const SegmentEntry& e,
+                int64_t ts_after, const std::optional<int64_t>& at_ms) {
+  std::string tag;
+  auto [begin, end] = by_first.equal_range(e.lsn + 1);
+  for (auto it = begin; it != end; ++it) {
+    const SegmentName& n = *it->second;
+    if (n.first_ts_ms <= ts_after) continue;
+    if (at_ms && n.first_ts_ms > *at_ms) continue;
+    if (tag.empty()) tag = TagOf(ctx, project_id, e.lsn, e.checksum);
+    if (n.base_tag == tag) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::string StateTagFor(const ChunkIdHasher& id_hasher, std::string_view project_id, int64_t lsn,
@@ -162,20 +180,23 @@ std::optional<SegmentName> ParseSegmentKey(std::string_view key) {
   n.project_id = std::string(rest.substr(0, slash));
   if (!ValidateProjectId(n.project_id, "segment").ok()) return std::nullopt;
   std::string_view base = rest.substr(slash + 1);
-  // <16 hex>-<16 hex>-<16 hex>-<16 hex>
-  if (base.size() != 16 * 4 + 3 || base[16] != '-' || base[33] != '-' || base[50] != '-') {
-    return std::nullopt;
+  // <first>-<last>-<first ts>-<base tag>-<end tag>: five groups of 16 hex digits.
+  if (base.size() != 16 * 5 + 4) return std::nullopt;
+  for (size_t dash : {16u, 33u, 50u, 67u}) {
+    if (base[dash] != '-') return std::nullopt;
   }
   auto first = ParseHex16(base.substr(0, 16));
   auto last = ParseHex16(base.substr(17, 16));
-  if (!first || !last || *first < 1 || *last < *first) return std::nullopt;
-  if (!IsLowerHex(base.substr(34, 16), 16) || !IsLowerHex(base.substr(51, 16), 16)) {
+  auto first_ts = ParseHex16(base.substr(34, 16));
+  if (!first || !last || !first_ts || *first < 1 || *last < *first) return std::nullopt;
+  if (!IsLowerHex(base.substr(51, 16), 16) || !IsLowerHex(base.substr(68, 16), 16)) {
     return std::nullopt;
   }
   n.first_lsn = *first;
   n.last_lsn = *last;
-  n.base_tag = std::string(base.substr(34, 16));
-  n.end_tag = std::string(base.substr(51, 16));
+  n.first_ts_ms = *first_ts;
+  n.base_tag = std::string(base.substr(51, 16));
+  n.end_tag = std::string(base.substr(68, 16));
   return n;
 }
 
@@ -192,6 +213,7 @@ Result<SegmentName> WriteSegment(Repository& repo, const Segment& segment) {
   name.project_id = segment.project_id;
   name.first_lsn = segment.first_lsn;
   name.last_lsn = segment.last_lsn;
+  name.first_ts_ms = segment.first_ts_ms;
   name.base_tag = TagOf(*ctx, segment.project_id, segment.first_lsn - 1, segment.base_checksum);
   name.end_tag = TagOf(*ctx, segment.project_id, segment.last_lsn, segment.checksum);
   name.key = KeyFor(segment, name.base_tag, name.end_tag);
@@ -239,7 +261,7 @@ Result<Segment> ReadSegment(Repository& repo, const SegmentName& name) {
   KB_ASSIGN_OR_RETURN(Segment s, SegmentFromJson(j, name.key));
   KB_RETURN_IF_ERROR(CheckSegmentShape(s, name.key));
   if (s.project_id != name.project_id || s.first_lsn != name.first_lsn ||
-      s.last_lsn != name.last_lsn) {
+      s.last_lsn != name.last_lsn || s.first_ts_ms != name.first_ts_ms) {
     return Status::Corruption(name.key + ": body does not match its name");
   }
   if (TagOf(*ctx, s.project_id, s.first_lsn - 1, s.base_checksum) != name.base_tag ||
@@ -254,6 +276,8 @@ Result<ChainWalk> FollowChain(Repository& repo, std::string_view project_id,
                               const std::function<Status(const SegmentEntry&)>& apply) {
   KB_ASSIGN_OR_RETURN(const RepoContext* ctx, Context(repo));
   KB_ASSIGN_OR_RETURN(std::vector<SegmentName> names, ListSegments(repo, project_id));
+  std::multimap<int64_t, const SegmentName*> by_first;
+  for (const SegmentName& n : names) by_first.emplace(n.first_lsn, &n);
   ChainWalk walk;
   walk.start = start;
   walk.reached = start;
@@ -266,7 +290,7 @@ Result<ChainWalk> FollowChain(Repository& repo, std::string_view project_id,
     walk.unreachable_first_lsn = walk.reached.lsn + 1;
     const SegmentName* newest = nullptr;
     for (const SegmentName& n : names) {
-      if (n.last_lsn > walk.reached.lsn && (!newest || n.last_lsn > newest->last_lsn)) newest = &n;
+      if (n.first_lsn > walk.reached.lsn && (!newest || n.last_lsn > newest->last_lsn)) newest = &n;
     }
     if (newest) {
       walk.unreachable_last_lsn = newest->last_lsn;
@@ -275,7 +299,10 @@ Result<ChainWalk> FollowChain(Repository& repo, std::string_view project_id,
   };
   bool stopped_by_limit = false;
   while (!stopped_by_limit) {
-    if (limit.lsn && walk.reached.lsn >= *limit.lsn) break;
+    if (limit.lsn && walk.reached.lsn >= *limit.lsn) {
+      walk.limit_reached = true;
+      break;
+    }
     const int64_t next = walk.reached.lsn + 1;
     const std::string tag = TagOf(*ctx, project_id, walk.reached.lsn, walk.reached.checksum);
     // Segments holding the next LSN: those starting there must have our state as their base
@@ -317,7 +344,10 @@ Result<ChainWalk> FollowChain(Repository& repo, std::string_view project_id,
         chosen_ts = ts;
       }
     }
-    if (!chosen && later_only && unreadable.empty()) break;  // the limit lies before them
+    if (!chosen && later_only && unreadable.empty()) {  // the limit lies before them
+      walk.limit_reached = true;
+      break;
+    }
     if (!chosen) {
       if (!unreadable.empty()) {
         set_gap("segment unreadable: " + unreadable);
@@ -325,8 +355,10 @@ Result<ChainWalk> FollowChain(Repository& repo, std::string_view project_id,
       }
       // No segment continues this point. The chain's end, unless something lies beyond it: then
       // a segment is missing (or belongs to another history: still said, never skipped).
+      // Only segments wholly beyond the point count: one overlapping the LSNs already applied
+      // belongs to another history.
       for (const SegmentName& n : names) {
-        if (n.last_lsn > walk.reached.lsn) {
+        if (n.first_lsn > walk.reached.lsn + 1) {
           bool continues_other = false;
           for (const SegmentName& m : names) {
             if (m.last_lsn == n.first_lsn - 1 && m.end_tag == n.base_tag) continues_other = true;
@@ -342,15 +374,25 @@ Result<ChainWalk> FollowChain(Repository& repo, std::string_view project_id,
       break;
     }
     walk.segments.push_back(chosen_name->key);
-    for (const SegmentEntry& e : chosen->entries) {
+    const std::vector<SegmentEntry>& entries = chosen->entries;
+    for (size_t i = 0; i < entries.size(); ++i) {
+      const SegmentEntry& e = entries[i];
       if (e.lsn < next) continue;
       if (at_limit(e.lsn, e.ts_ms)) {
         stopped_by_limit = true;
+        walk.limit_reached = true;
         break;
       }
       if (apply) KB_RETURN_IF_ERROR(apply(e));
       walk.reached = {e.lsn, e.checksum, e.ts_ms};
       ++walk.entries;
+      // A history may branch off inside this segment (the project was restored to this point
+      // and wrote on): a segment continuing this entry, committed after this segment's next
+      // entry and within the limit, was the live one. Back to choosing at the next LSN.
+      if (i + 1 < entries.size() && BranchesAt(by_first, *ctx, project_id, e, entries[i + 1].ts_ms,
+                                               limit.at_ms)) {
+        break;
+      }
     }
   }
   return walk;

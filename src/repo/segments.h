@@ -62,10 +62,13 @@ struct Segment {
 
 // What a segment's object name says: enough to plan a chain without reading it.
 struct SegmentName {
-  std::string key;  // segments/<project>/<first>-<last>-<base tag>-<end tag>
+  std::string key;  // segments/<project>/<first>-<last>-<first ts>-<base tag>-<end tag>
   std::string project_id;
   int64_t first_lsn = 0;
   int64_t last_lsn = 0;
+  // Commit time of the first entry: a restore tells from the listing alone when a project's
+  // history was rewound (a segment rewriting LSNs a snapshot covers, committed after it).
+  int64_t first_ts_ms = 0;
   std::string base_tag;  // StateTag(project, first_lsn - 1, base_checksum)
   std::string end_tag;   // StateTag(project, last_lsn, checksum)
   int64_t size = 0;      // bytes stored (from the listing)
@@ -88,7 +91,8 @@ class ChunkIdHasher;
 std::string StateTagFor(const ChunkIdHasher& id_hasher, std::string_view project_id, int64_t lsn,
                         std::string_view checksum);
 
-// "segments/<project>/<first:016x>-<last:016x>-<base tag>-<end tag>"; nullopt for any other key.
+// "segments/<project>/<first:016x>-<last:016x>-<first ts ms:016x>-<base tag>-<end tag>"; nullopt
+// for any other key.
 std::optional<SegmentName> ParseSegmentKey(std::string_view key);
 
 // Writes `segment` (entries consecutive from first_lsn to last_lsn, the header's fields equal to
@@ -127,6 +131,8 @@ struct ChainWalk {
   int64_t unreachable_first_lsn = 0;
   int64_t unreachable_last_lsn = 0;
   int64_t unreachable_until_ms = 0;
+  // The walk stopped because of the limit (an entry beyond it exists), not at the chain's end.
+  bool limit_reached = false;
   bool complete() const { return gap.empty(); }
 };
 

@@ -293,3 +293,29 @@ TEST(SegmentFormatTest, TestVectorFromTheFormatDoc) {
 
 }  // namespace
 }  // namespace kb::repo
+
+namespace kb::repo {
+namespace {
+
+TEST_F(SegmentsTest, HistoryBranchingInsideASegmentIsFollowedFromItsTime) {
+  // History a: 1..8 in one segment. Restored to LSN 5, the project writes history b: 6..7.
+  Write(MakeSegment("p1", 1, 8));
+  Segment b = MakeSegment("p1", 6, 7, 'b', 'a');
+  for (SegmentEntry& e : b.entries) e.ts_ms += 100'000;
+  b.first_ts_ms = b.entries.front().ts_ms;
+  b.last_ts_ms = b.entries.back().ts_ms;
+  Write(b);
+  std::vector<int64_t> applied;
+  ChainWalk now = Walk({0, "", 0}, {}, &applied);
+  EXPECT_TRUE(now.complete()) << now.gap;
+  EXPECT_EQ(now.reached.checksum, Checksum(7, 'b'));
+  EXPECT_EQ(applied, (std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7}));
+  ChainLimit before_branch;
+  before_branch.at_ms = Entry(8).ts_ms;
+  ChainWalk then = Walk({0, "", 0}, before_branch);
+  EXPECT_TRUE(then.complete()) << then.gap;
+  EXPECT_EQ(then.reached.checksum, Checksum(8));
+}
+
+}  // namespace
+}  // namespace kb::repo
