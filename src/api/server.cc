@@ -15,6 +15,7 @@
 #include "api/tls.h"
 #include "audit/audit_log.h"
 #include "backup/service.h"
+#include "backup/shipper.h"
 #include "common/clock.h"
 #include "common/crypto_util.h"
 #include "common/data_layout.h"
@@ -233,6 +234,16 @@ void ApiServer::RegisterMetrics() {
   m.DeclareCounter("kb_backup_copy_failures_total",
                    "Rounds of copying into a backup_copy_to repository that failed.",
                    {"repository"});
+  m.DeclareGauge("kb_ship_lag_seconds",
+                 "Age of the oldest committed journal entry of a project not yet shipped to the "
+                 "backup repository (0 when caught up; docs/BACKUP.md).",
+                 {"project"});
+  m.DeclareGauge("kb_ship_last_success_timestamp_seconds",
+                 "Unix time at which the last journal-shipping round without an error ended "
+                 "(0: none yet).");
+  m.DeclareCounter("kb_ship_segments_total", "Journal segments written to the backup repository.");
+  m.DeclareCounter("kb_ship_failures_total",
+                   "Journal-shipping rounds that failed (each is retried from the journal).");
   m.DeclareCounter("kb_audit_events_total", "Audit log entries committed.");
   m.DeclareCounter("kb_audit_write_failures_total",
                    "Audit events lost because their batch could not be written (logged).");
@@ -321,6 +332,17 @@ void ApiServer::RefreshMetrics() {
     for (const backup::CopyTargetStatus& c : ctx_->backups->CopyFigures()) {
       if (c.lag_known) m.Set("kb_backup_copy_lag_seconds", {c.url}, c.lag_seconds);
       m.Set("kb_backup_copy_failures_total", {c.url}, static_cast<double>(c.failures));
+    }
+  }
+  if (options_.shipper) {
+    const backup::ShipCounters& c = options_.shipper->counters();
+    m.Set("kb_ship_last_success_timestamp_seconds", {},
+          static_cast<double>(c.last_success_ms.load()) / 1000.0);
+    m.Set("kb_ship_segments_total", {}, static_cast<double>(c.segments.load()));
+    m.Set("kb_ship_failures_total", {}, static_cast<double>(c.failures.load()));
+    m.Clear("kb_ship_lag_seconds");
+    for (const backup::ProjectShipState& p : options_.shipper->Projects()) {
+      m.Set("kb_ship_lag_seconds", {p.name}, p.lag_seconds);
     }
   }
   if (ctx_->audit) {

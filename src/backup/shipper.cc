@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <set>
 
 #include "common/clock.h"
 #include "common/data_layout.h"
@@ -229,6 +230,15 @@ Status JournalShipper::ShipOnce() {
   Status result = [&]() -> Status {
     KB_ASSIGN_OR_RETURN(std::vector<ProjectRecord> projects, kb_->ListProjects());
     Status first_error;
+    {
+      // Projects deleted since are no longer shipped: drop their figures.
+      std::set<std::string> live;
+      for (const ProjectRecord& p : projects) {
+        if (!p.deleted_at_ms) live.insert(p.id);
+      }
+      MutexLock lock(state_mu_);
+      std::erase_if(state_, [&](const auto& kv) { return !live.count(kv.first); });
+    }
     for (const ProjectRecord& p : projects) {
       if (p.deleted_at_ms) continue;
       // One project's failure does not hold the others back.
