@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <climits>
 #include <chrono>
 #include <iostream>
 #include <map>
@@ -141,6 +142,39 @@ TEST_F(ShippingE2eTest, AfterSigkillRestoreAtNowHasEveryWriteAcknowledgedBeforeT
     EXPECT_EQ(doc.body["source"], source);
   }
   restored.Stop(SIGTERM);
+
+  // In the restarted server: the API restores the project to a second in the middle of the
+  // writes (a write's commit follows the previous write's acknowledgement, so the split is exact).
+  std::vector<Acked> order;
+  for (int i = 0; acked.count("note-" + std::to_string(i) + ".md"); ++i) {
+    order.push_back(acked["note-" + std::to_string(i) + ".md"]);
+  }
+  ASSERT_GE(order.size(), 20u);
+  const size_t k = order.size() / 2;
+  const int64_t t = order[k].at_ms;
+  size_t first_after = k + 1;
+  while (first_after < order.size() && order[first_after - 1].at_ms < t + 2) ++first_after;
+  ASSERT_LT(first_after, order.size());
+  setenv("KB_SHIP_INTERVAL", "100ms", 1);
+  ASSERT_TRUE(server.Start()) << server.Log();
+  auto again = server.Client();
+  HttpResp bad_at = Call(*again, "POST", "/api/v1/admin/projects/rpo/restore", kE2eAdminToken,
+                         json{{"at", "not a time"}}.dump());
+  EXPECT_EQ(bad_at.status, 400) << bad_at.raw;
+  HttpResp r = Call(*again, "POST", "/api/v1/admin/projects/rpo/restore", kE2eAdminToken,
+                    json{{"at", FormatIso8601(t)}}.dump());
+  ASSERT_EQ(r.status, 200) << r.raw << server.Log();
+  EXPECT_LE(ParseIso8601(r.body.value("commit_time", "")).value_or(INT64_MAX), t) << r.raw;
+  EXPECT_FALSE(r.body.value("pre_restore_snapshot", "").empty()) << r.raw;
+  EXPECT_EQ(Call(*again, "GET", "/api/v1/projects/rpo/documents/" + order[k].id, kE2eAdminToken)
+                .status,
+            200);
+  EXPECT_EQ(Call(*again, "GET", "/api/v1/projects/rpo/documents/" + order[first_after].id,
+                 kE2eAdminToken)
+                .status,
+            404)
+      << "a write committed after the point is back";
+  server.Stop(SIGTERM);
 
   // A wrong --at is refused with a clear message and a non-zero exit.
   CliRun bad = Cli({"restore", "--repo", RepoUrl(), "--data-dir", dir_.Sub("third"), "--project",
