@@ -15,6 +15,7 @@
 #include "backup/copy_targets.h"
 #include "backup/point_in_time.h"
 #include "backup/restore.h"
+#include "repo/segments.h"
 #include "backup/restore_check.h"
 #include "backup/source.h"
 #include "cli/backup_settings.h"
@@ -374,13 +375,38 @@ int RunBackupList(const RepoOptions& o) {
   auto list = repo->ListSnapshots();
   if (!list.ok()) return ReportError(list.status());
   const Json copies = CopyRepositories(config, *list);
+  // Per project with shipped journal segments: the earliest and latest second it can be restored
+  // to (restore --project --at). Not fatal: the snapshots are still listed.
+  Json windows = Json::array();
+  std::string windows_error;
+  auto shipped = repo::ListSegmentProjects(*repo);
+  auto found = shipped.ok() && !shipped->empty() ? backup::RestorableWindows(*repo)
+                                                 : Result<std::vector<backup::RestorableWindow>>(
+                                                       std::vector<backup::RestorableWindow>{});
+  if (!shipped.ok() || !found.ok()) {
+    windows_error = (!shipped.ok() ? shipped.status() : found.status()).ToString();
+  } else {
+    for (const backup::RestorableWindow& w : *found) {
+      if (std::find(shipped->begin(), shipped->end(), w.project_id) == shipped->end()) continue;
+      Json j = {{"project", w.project_name},
+                {"project_id", w.project_id},
+                {"earliest", FormatIso8601(w.earliest_ms)},
+                {"latest", FormatIso8601(w.latest_ms)},
+                {"latest_lsn", w.latest_lsn}};
+      if (!w.gap.empty()) j["gap"] = w.gap;
+      windows.push_back(std::move(j));
+    }
+  }
   if (o.common.json) {
     Json arr = Json::array();
     for (const auto& s : *list) arr.push_back(api::EncodeSnapshotSummary(s));
-    PrintJson({{"snapshots", arr},
-               {"count", list->size()},
-               {"repository", config.backup_repository},
-               {"copies", copies}});
+    Json out = {{"snapshots", arr},
+                {"count", list->size()},
+                {"repository", config.backup_repository},
+                {"copies", copies},
+                {"restorable", windows}};
+    if (!windows_error.empty()) out["restorable_error"] = windows_error;
+    PrintJson(out);
     return kExitOk;
   }
   for (const auto& s : *list) {
@@ -394,6 +420,16 @@ int RunBackupList(const RepoOptions& o) {
         std::cout << (i ? ", " : "") << s.source_check_failed[i];
     }
     std::cout << "\n";
+  }
+  for (const Json& w : windows) {
+    std::cout << "project " << w["project"].get<std::string>() << ": restorable to any second from "
+              << w["earliest"].get<std::string>() << " to " << w["latest"].get<std::string>()
+              << " (LSN " << w["latest_lsn"].get<int64_t>() << ")";
+    if (w.contains("gap")) std::cout << "  GAP: " << w["gap"].get<std::string>();
+    std::cout << "\n";
+  }
+  if (!windows_error.empty()) {
+    std::cerr << "warning: restorable windows unknown: " << windows_error << "\n";
   }
   for (const Json& c : copies) {
     std::cout << "copy " << c.value("repository", std::string("?")) << ": ";

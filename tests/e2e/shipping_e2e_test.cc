@@ -130,6 +130,18 @@ TEST_F(ShippingE2eTest, AfterSigkillRestoreAtNowHasEveryWriteAcknowledgedBeforeT
             << report.value("lsn", 0) << ", last commit " << (kill_ms - last_commit)
             << " ms before the kill" << std::endl;
 
+  // backup list shows the project's restorable window: up to the commit just restored.
+  CliRun list = Cli({"backup", "list", "--repo", RepoUrl(), "--json"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  json windows = list.Json()["restorable"];
+  ASSERT_EQ(windows.size(), 1u) << list.out;
+  EXPECT_EQ(windows[0]["project"], "rpo");
+  EXPECT_EQ(windows[0]["latest"], report["commit_time"]) << list.out;
+  EXPECT_EQ(windows[0]["latest_lsn"], report["lsn"]);
+  EXPECT_LT(ParseIso8601(windows[0]["earliest"].get<std::string>()).value_or(INT64_MAX),
+            last_commit);
+  EXPECT_FALSE(windows[0].contains("gap"));
+
   unsetenv("KB_SHIP_INTERVAL");
   setenv("KB_SHIP_INTERVAL", "0", 1);
   ServerProcess restored(other, dir_.Sub("restored.log"));
