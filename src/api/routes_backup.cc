@@ -153,8 +153,8 @@ std::vector<Route> MakeBackupRoutes(ApiContext* api) {
             return Status::InvalidArgument("give one of 'at' and 'at_lsn'");
           }
           if (body.contains("at")) {
-            auto t = body["at"].is_string() ? ParseIso8601(body["at"].get<std::string>())
-                                            : std::nullopt;
+            auto t =
+                body["at"].is_string() ? ParseIso8601(body["at"].get<std::string>()) : std::nullopt;
             if (!t) return Status::InvalidArgument("field 'at' must be an RFC 3339 time");
             target.at_ms = *t;
           } else {
@@ -163,8 +163,8 @@ std::vector<Route> MakeBackupRoutes(ApiContext* api) {
             }
             target.lsn = body["at_lsn"].get<int64_t>();
           }
-          KB_ASSIGN_OR_RETURN(auto report, api->backups->RestoreProjectToPoint(
-                                               ctx.Param("project"), target, ctx.actor));
+          KB_ASSIGN_OR_RETURN(auto report, api->backups->RestoreProjectToPoint(ctx.Param("project"),
+                                                                               target, ctx.actor));
           return Reply::Json(200, report.ToJson());
         }
         KB_ASSIGN_OR_RETURN(auto decoded, DecodeRestoreBody(body));

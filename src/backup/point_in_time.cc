@@ -86,8 +86,7 @@ nlohmann::json PointInTimeReport::ToJson() const {
 }
 
 Result<PointInTimeReport> RestoreProjectToPoint(repo::Repository& repo, const std::string& project,
-                                                const PointInTimeTarget& target,
-                                                KnowledgeBase& kb,
+                                                const PointInTimeTarget& target, KnowledgeBase& kb,
                                                 const ProjectRestoreOptions& options) {
   const int64_t started = MonotonicMicros();
   if (target.at_ms.has_value() == target.lsn.has_value()) {
@@ -141,8 +140,8 @@ Result<PointInTimeReport> RestoreProjectToPoint(repo::Repository& repo, const st
     const std::string staged_db = layout::ProjectDbIn(staged);
     std::vector<std::string> problems = CheckProjectMatchesSnapshot(staged, meta);
     if (!problems.empty()) {
-      return Status::Corruption("restored project " + meta.name + " from snapshot " +
-                                manifest->id + " failed verification: " + PitrJoin(problems, "; "));
+      return Status::Corruption("restored project " + meta.name + " from snapshot " + manifest->id +
+                                " failed verification: " + PitrJoin(problems, "; "));
     }
     {
       KB_ASSIGN_OR_RETURN(auto reader, store::ProjectReader::Open(staged_db));
@@ -174,25 +173,22 @@ Result<PointInTimeReport> RestoreProjectToPoint(repo::Repository& repo, const st
     limit.lsn = target.lsn;
     repo::ChainWalk walk;
     {
-      KB_ASSIGN_OR_RETURN(std::unique_ptr<ProjectStore> store,
-                          ProjectStore::Open(staged_db, meta.id, record.embedding_dimension,
-                                             kb.clock()));
       KB_ASSIGN_OR_RETURN(
-          walk, repo::FollowChain(repo, meta.id, SnapshotPoint(meta), limit,
-                                  [&](const repo::SegmentEntry& e) -> Status {
-                                    JournalEntry j{e.lsn, e.ts_ms, e.actor, e.op, e.payload,
-                                                   e.checksum};
-                                    Status s = store->ApplyJournalEntry(j);
-                                    return s.ok() ? s
-                                                  : s.WithContext("replaying LSN " +
-                                                                  std::to_string(e.lsn));
-                                  }));
+          std::unique_ptr<ProjectStore> store,
+          ProjectStore::Open(staged_db, meta.id, record.embedding_dimension, kb.clock()));
+      KB_ASSIGN_OR_RETURN(
+          walk, repo::FollowChain(
+                    repo, meta.id, SnapshotPoint(meta), limit,
+                    [&](const repo::SegmentEntry& e) -> Status {
+                      JournalEntry j{e.lsn, e.ts_ms, e.actor, e.op, e.payload, e.checksum};
+                      Status s = store->ApplyJournalEntry(j);
+                      return s.ok() ? s : s.WithContext("replaying LSN " + std::to_string(e.lsn));
+                    }));
     }  // the store is closed before the files are checked and moved
     if (!walk.complete()) {
       const int64_t from_ms = walk.reached.ts_ms;
-      std::string unreachable =
-          "LSN " + std::to_string(walk.unreachable_first_lsn) + ".." +
-          std::to_string(walk.unreachable_last_lsn);
+      std::string unreachable = "LSN " + std::to_string(walk.unreachable_first_lsn) + ".." +
+                                std::to_string(walk.unreachable_last_lsn);
       if (walk.unreachable_until_ms > 0) {
         unreachable += ", commits up to " + FormatIso8601(walk.unreachable_until_ms);
         if (from_ms > 0) {
@@ -221,15 +217,14 @@ Result<PointInTimeReport> RestoreProjectToPoint(repo::Repository& repo, const st
       KB_ASSIGN_OR_RETURN(auto reader, store::ProjectReader::Open(staged_db));
       KB_ASSIGN_OR_RETURN(store::ProjectMeta m, reader->Meta());
       KB_ASSIGN_OR_RETURN(std::string recomputed, reader->RecomputeContentChecksum());
-      const std::string expected =
-          walk.entries > 0 ? walk.reached.checksum : meta.content_checksum;
+      const std::string expected = walk.entries > 0 ? walk.reached.checksum : meta.content_checksum;
       if (m.last_lsn != walk.reached.lsn || recomputed != expected ||
           m.content_checksum != expected) {
-        return Status::Corruption(
-            "project " + meta.name + " rebuilt to LSN " + std::to_string(m.last_lsn) +
-            " has content checksum " + recomputed + " (maintained " + m.content_checksum +
-            "), the chain recorded " + expected + " at LSN " + std::to_string(walk.reached.lsn) +
-            ": not restored");
+        return Status::Corruption("project " + meta.name + " rebuilt to LSN " +
+                                  std::to_string(m.last_lsn) + " has content checksum " +
+                                  recomputed + " (maintained " + m.content_checksum +
+                                  "), the chain recorded " + expected + " at LSN " +
+                                  std::to_string(walk.reached.lsn) + ": not restored");
       }
       report.lsn = m.last_lsn;
       report.content_checksum = recomputed;
@@ -244,13 +239,13 @@ Result<PointInTimeReport> RestoreProjectToPoint(repo::Repository& repo, const st
       so.index_max_lag = options.index_max_lag;
       repo::BackupOptions bo;
       bo.trigger = "pre-restore";
-      KB_ASSIGN_OR_RETURN(repo::SnapshotManifest pre,
-                          BackupDataDirectory(repo, data_dir, so, bo));
+      KB_ASSIGN_OR_RETURN(repo::SnapshotManifest pre, BackupDataDirectory(repo, data_dir, so, bo));
       report.pre_restore_snapshot = pre.id;
     }
     KB_RETURN_IF_ERROR(MakeDirs(layout::RestoredAsideDir(data_dir)));
     report.moved_aside = layout::RestoredAsideFor(
-        data_dir, meta.id, PitrCompactTime(kb.clock()->NowMillis()) + "-" + HexEncode(RandomBytes(3)));
+        data_dir, meta.id,
+        PitrCompactTime(kb.clock()->NowMillis()) + "-" + HexEncode(RandomBytes(3)));
     KB_RETURN_IF_ERROR(kb.ReplaceProject(record, staged, report.moved_aside, options.actor));
     if (!PathExists(report.moved_aside)) report.moved_aside.clear();
     report.seconds = static_cast<double>(MonotonicMicros() - started) / 1e6;

@@ -31,10 +31,10 @@ struct PointInTimeReport {
   std::string project_id;
   std::string project_name;
   int64_t snapshot_lsn = 0;
-  int64_t lsn = 0;                // reached
-  std::string commit_time;        // ISO-8601 of entry `lsn` ("" when no entry was replayed and
-                                  // the snapshot's own time is unknown)
-  std::string content_checksum;   // reached, recomputed from the rows
+  int64_t lsn = 0;               // reached
+  std::string commit_time;       // ISO-8601 of entry `lsn` ("" when no entry was replayed and
+                                 // the snapshot's own time is unknown)
+  std::string content_checksum;  // reached, recomputed from the rows
   int64_t entries_replayed = 0;
   int64_t segments_read = 0;
   // The chain ended before the target (shipping is behind or stopped): the newest point there is.
@@ -52,8 +52,7 @@ struct PointInTimeReport {
 // replayed entry or the final content checksum disagrees with the chain), and those of
 // RestoreProject. On any error the live project is untouched.
 Result<PointInTimeReport> RestoreProjectToPoint(repo::Repository& repo, const std::string& project,
-                                                const PointInTimeTarget& target,
-                                                KnowledgeBase& kb,
+                                                const PointInTimeTarget& target, KnowledgeBase& kb,
                                                 const ProjectRestoreOptions& options);
 
 // What `backup list` shows per project: the earliest and latest second restorable to.

@@ -286,7 +286,8 @@ Result<PointInTimeReport> BackupService::RestoreProjectToPoint(const std::string
   ProjectRestoreOptions po;
   po.actor = actor;
   po.index_max_lag = options_.index_max_lag;
-  Result<PointInTimeReport> report = backup::RestoreProjectToPoint(*repo, project, target, *kb_, po);
+  Result<PointInTimeReport> report =
+      backup::RestoreProjectToPoint(*repo, project, target, *kb_, po);
   const std::string who =
       "requested by " + (actor.id.empty() ? "?" : actor.id) + "; at " +
       (target.at_ms ? FormatIso8601(*target.at_ms) : "LSN " + std::to_string(*target.lsn));

@@ -31,8 +31,7 @@ Result<std::unique_ptr<JournalShipper>> JournalShipper::Start(KnowledgeBase* kb,
   if (!options.open_repository) return Status::InvalidArgument("shipping needs a repository");
   std::unique_ptr<JournalShipper> s(new JournalShipper(kb, options));
   s->thread_ = std::thread([p = s.get()] { p->Loop(); });
-  LogInfo("journal shipping started",
-          nlohmann::json{{"interval_ms", options.interval_ms}}.dump());
+  LogInfo("journal shipping started", nlohmann::json{{"interval_ms", options.interval_ms}}.dump());
   return s;
 }
 
@@ -87,9 +86,8 @@ Status JournalShipper::LoadSnapshotPoints() {
     if (!m.ok()) {
       if (m.status().code() == Code::kNotFound) continue;  // forgotten meanwhile
       // An unreadable manifest anchors nothing: a resume point is never taken from it.
-      LogWarn("shipping: snapshot unreadable", nlohmann::json{{"snapshot", id},
-                                                             {"error", m.status().ToString()}}
-                                                   .dump());
+      LogWarn("shipping: snapshot unreadable",
+              nlohmann::json{{"snapshot", id}, {"error", m.status().ToString()}}.dump());
       continue;
     }
     for (const repo::ProjectSnapshot& p : m->projects) {
@@ -136,9 +134,8 @@ Result<repo::ChainPoint> JournalShipper::FindResumePoint(const std::string& proj
     if (!read.ok()) {
       // Unreadable: it can name no resume point (shipping continues from an older one; a
       // restore names the damaged segment).
-      LogWarn("shipping: segment unreadable", nlohmann::json{{"segment", n.key},
-                                                            {"error", read.status().ToString()}}
-                                                  .dump());
+      LogWarn("shipping: segment unreadable",
+              nlohmann::json{{"segment", n.key}, {"error", read.status().ToString()}}.dump());
       continue;
     }
     const repo::Segment& seg = *read;
@@ -174,8 +171,8 @@ Status JournalShipper::ShipProject(const ProjectRecord& project) {
     }
     if (!same) {
       LogInfo("shipping: project history changed (restored?); finding the resume point again",
-              nlohmann::json{{"project", project.name}, {"shipped_lsn", p.lsn},
-                             {"local_lsn", meta.last_lsn}}
+              nlohmann::json{
+                  {"project", project.name}, {"shipped_lsn", p.lsn}, {"local_lsn", meta.last_lsn}}
                   .dump());
       snapshot_points_.reset();  // the restore may have added a pre-restore snapshot
       shipped_.erase(it);
@@ -261,8 +258,7 @@ Status JournalShipper::ShipOnce() {
     // every kShipFailureLogMs, not one every interval.
     if (last_error_logged_ms_ == 0 || now - last_error_logged_ms_ >= kShipFailureLogMs) {
       LogWarn("journal shipping failed; retrying",
-              nlohmann::json{{"error", result.ToString()},
-                             {"failures", counters_.failures.load()}}
+              nlohmann::json{{"error", result.ToString()}, {"failures", counters_.failures.load()}}
                   .dump());
       last_error_logged_ms_ = now;
     }

@@ -15,7 +15,6 @@
 #include "backup/copy_targets.h"
 #include "backup/point_in_time.h"
 #include "backup/restore.h"
-#include "repo/segments.h"
 #include "backup/restore_check.h"
 #include "backup/source.h"
 #include "cli/backup_settings.h"
@@ -27,6 +26,7 @@
 #include "common/file_util.h"
 #include "repo/repository.h"
 #include "repo/retention.h"
+#include "repo/segments.h"
 #include "service/knowledge_base.h"
 
 namespace kb::cli {
@@ -59,7 +59,7 @@ struct RepoOptions {
   bool security_state_from_snapshot = false;
   std::string before;
   bool merge = false;
-  std::string at;      // restore to a point in time (RFC 3339 or "now")
+  std::string at;       // restore to a point in time (RFC 3339 or "now")
   int64_t at_lsn = -1;  // or to an LSN
   // repo copy
   std::string to;
@@ -380,9 +380,10 @@ int RunBackupList(const RepoOptions& o) {
   Json windows = Json::array();
   std::string windows_error;
   auto shipped = repo::ListSegmentProjects(*repo);
-  auto found = shipped.ok() && !shipped->empty() ? backup::RestorableWindows(*repo)
-                                                 : Result<std::vector<backup::RestorableWindow>>(
-                                                       std::vector<backup::RestorableWindow>{});
+  auto found =
+      shipped.ok() && !shipped->empty()
+          ? backup::RestorableWindows(*repo)
+          : Result<std::vector<backup::RestorableWindow>>(std::vector<backup::RestorableWindow>{});
   if (!shipped.ok() || !found.ok()) {
     windows_error = (!shipped.ok() ? shipped.status() : found.status()).ToString();
   } else {
@@ -621,8 +622,9 @@ int RunRestoreAt(const RepoOptions& o) {
   }
   backup::PointInTimeTarget target;
   if (!o.at.empty()) {
-    std::optional<int64_t> t =
-        o.at == "now" ? std::optional<int64_t>(SystemClock::Default()->NowMillis()) : ParseIso8601(o.at);
+    std::optional<int64_t> t = o.at == "now"
+                                   ? std::optional<int64_t>(SystemClock::Default()->NowMillis())
+                                   : ParseIso8601(o.at);
     if (!t) {
       return ReportError("--at must be an RFC 3339 time, e.g. 2026-11-26T13:05:01Z, or \"now\"",
                          /*usage=*/true);
@@ -661,11 +663,11 @@ int RunRestoreAt(const RepoOptions& o) {
   event.action = "project.restore";
   event.project = report.ok() ? report->project_id : project;
   event.outcome = report.ok() ? "ok" : "failed";
-  event.detail = (target.at_ms ? "at " + FormatIso8601(*target.at_ms)
-                               : "at LSN " + std::to_string(*target.lsn)) +
-                 (report.ok() ? "; snapshot " + report->snapshot_id + ", LSN " +
-                                    std::to_string(report->lsn)
-                              : "; " + report.status().ToString());
+  event.detail =
+      (target.at_ms ? "at " + FormatIso8601(*target.at_ms)
+                    : "at LSN " + std::to_string(*target.lsn)) +
+      (report.ok() ? "; snapshot " + report->snapshot_id + ", LSN " + std::to_string(report->lsn)
+                   : "; " + report.status().ToString());
   (*kb)->Close();
   RecordCliAudit(config.data_dir, std::move(event));
   if (!report.ok()) return ReportError(report.status());

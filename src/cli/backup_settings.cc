@@ -172,9 +172,10 @@ Result<int64_t> ParseShipInterval(const std::string& text) {
   }
   auto ms = repo::ParseDuration(text);
   if (!ms.ok()) {
-    return Status::InvalidArgument("ship_interval: expected \"0\" (off), milliseconds (\"250ms\") "
-                                   "or a duration (\"1s\"), got \"" +
-                                   text + "\"");
+    return Status::InvalidArgument(
+        "ship_interval: expected \"0\" (off), milliseconds (\"250ms\") "
+        "or a duration (\"1s\"), got \"" +
+        text + "\"");
   }
   return *ms;
 }

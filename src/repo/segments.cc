@@ -98,11 +98,11 @@ nlohmann::json SegmentToJson(const Segment& s) {
                        {"payload", e.payload},
                        {"checksum", e.checksum}});
   }
-  return {{"format", kSegmentFormat},   {"version", kSegmentVersion},
-          {"project", s.project_id},    {"generation", s.generation},
-          {"first_lsn", s.first_lsn},   {"last_lsn", s.last_lsn},
+  return {{"format", kSegmentFormat},         {"version", kSegmentVersion},
+          {"project", s.project_id},          {"generation", s.generation},
+          {"first_lsn", s.first_lsn},         {"last_lsn", s.last_lsn},
           {"base_checksum", s.base_checksum}, {"checksum", s.checksum},
-          {"first_ts_ms", s.first_ts_ms}, {"last_ts_ms", s.last_ts_ms},
+          {"first_ts_ms", s.first_ts_ms},     {"last_ts_ms", s.last_ts_ms},
           {"entries", std::move(entries)}};
 }
 
@@ -138,9 +138,9 @@ Result<Segment> SegmentFromJson(const nlohmann::json& j, std::string_view what) 
 
 // Whether a segment continues entry `e` (starts at e.lsn + 1 with e's state as its base) whose
 // first entry was committed after `ts_after` and by `at_ms` (when given).
-bool BranchesAt(const std::multimap<int64_t, const SegmentName*>& by_first,
-                const RepoContext& ctx, std::string_view project_id, const SegmentEntry& e,
-                int64_t ts_after, const std::optional<int64_t>& at_ms) {
+bool BranchesAt(const std::multimap<int64_t, const SegmentName*>& by_first, const RepoContext& ctx,
+                std::string_view project_id, const SegmentEntry& e, int64_t ts_after,
+                const std::optional<int64_t>& at_ms) {
   std::string tag;
   auto [begin, end] = by_first.equal_range(e.lsn + 1);
   for (auto it = begin; it != end; ++it) {
@@ -239,9 +239,8 @@ Result<std::vector<SegmentName>> ListSegments(Repository& repo, std::string_view
     return Status::OK();
   }));
   // Zero-padded hex sorts numerically already; sort anyway, the listing order is the store's.
-  std::sort(names.begin(), names.end(), [](const SegmentName& a, const SegmentName& b) {
-    return a.key < b.key;
-  });
+  std::sort(names.begin(), names.end(),
+            [](const SegmentName& a, const SegmentName& b) { return a.key < b.key; });
   return names;
 }
 
@@ -364,8 +363,8 @@ Result<ChainWalk> FollowChain(Repository& repo, std::string_view project_id,
             if (m.last_lsn == n.first_lsn - 1 && m.end_tag == n.base_tag) continues_other = true;
           }
           if (!continues_other) {
-            set_gap("no segment continues LSN " + std::to_string(walk.reached.lsn) +
-                    "; segment " + n.key + " starts at LSN " + std::to_string(n.first_lsn) +
+            set_gap("no segment continues LSN " + std::to_string(walk.reached.lsn) + "; segment " +
+                    n.key + " starts at LSN " + std::to_string(n.first_lsn) +
                     " (a segment is missing)");
             return walk;
           }
@@ -389,8 +388,8 @@ Result<ChainWalk> FollowChain(Repository& repo, std::string_view project_id,
       // A history may branch off inside this segment (the project was restored to this point
       // and wrote on): a segment continuing this entry, committed after this segment's next
       // entry and within the limit, was the live one. Back to choosing at the next LSN.
-      if (i + 1 < entries.size() && BranchesAt(by_first, *ctx, project_id, e, entries[i + 1].ts_ms,
-                                               limit.at_ms)) {
+      if (i + 1 < entries.size() &&
+          BranchesAt(by_first, *ctx, project_id, e, entries[i + 1].ts_ms, limit.at_ms)) {
         break;
       }
     }

@@ -15,9 +15,9 @@
 #include "common/logging.h"
 #include "repo/locks.h"
 #include "repo/repository_format.h"
-#include "repo/segments.h"
 #include "repo/repository_keys.h"
 #include "repo/restore_files.h"
+#include "repo/segments.h"
 #include "repo/snapshot.h"
 
 namespace kb::repo {

@@ -3,14 +3,13 @@
 // resumes exactly where the repository says, a repository that refuses writes is retried and
 // caught up without a gap, and a project restored to a second between two changes holds exactly
 // the state of that second (content checksum equal), refusing when a segment is missing.
-#include "backup/shipper.h"
-
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <thread>
 
 #include "backup/point_in_time.h"
+#include "backup/shipper.h"
 #include "backup/source.h"
 #include "blob/blob_store.h"
 #include "common/clock.h"
@@ -298,8 +297,7 @@ TEST_F(ShippingTest, RestoreToAnLsnAndTheChainsEnd) {
   // An LSN the chain does not reach is refused.
   PointInTimeTarget too_far;
   too_far.lsn = after_b.last_lsn + 5;
-  EXPECT_EQ(RestoreProjectToPoint(*repo_, "p", too_far, *kb_, {}).status().code(),
-            Code::kNotFound);
+  EXPECT_EQ(RestoreProjectToPoint(*repo_, "p", too_far, *kb_, {}).status().code(), Code::kNotFound);
 }
 
 TEST_F(ShippingTest, MissingSegmentRefusesNamingItAndChangesNothing) {

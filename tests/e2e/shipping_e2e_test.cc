@@ -6,8 +6,8 @@
 #include <signal.h>
 
 #include <atomic>
-#include <climits>
 #include <chrono>
+#include <climits>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -80,12 +80,12 @@ TEST_F(ShippingE2eTest, AfterSigkillRestoreAtNowHasEveryWriteAcknowledgedBeforeT
     w->set_read_timeout(10, 0);
     for (int i = 0; !stop; ++i) {
       const std::string source = "note-" + std::to_string(i) + ".md";
-      HttpResp r = Call(*w, "POST", "/api/v1/projects/rpo/documents", kE2eAdminToken,
-                        json{{"content", "# Note " + std::to_string(i) +
-                                             "\n\nHerons and badgers, entry " +
-                                             std::to_string(i * 7) + "."},
-                             {"source", source}}
-                            .dump());
+      HttpResp r =
+          Call(*w, "POST", "/api/v1/projects/rpo/documents", kE2eAdminToken,
+               json{{"content", "# Note " + std::to_string(i) + "\n\nHerons and badgers, entry " +
+                                    std::to_string(i * 7) + "."},
+                    {"source", source}}
+                   .dump());
       if (r.status == 0) break;  // the server is gone
       if (r.status / 100 == 2) {
         std::lock_guard lock(mu);
@@ -178,13 +178,13 @@ TEST_F(ShippingE2eTest, AfterSigkillRestoreAtNowHasEveryWriteAcknowledgedBeforeT
   ASSERT_EQ(r.status, 200) << r.raw << server.Log();
   EXPECT_LE(ParseIso8601(r.body.value("commit_time", "")).value_or(INT64_MAX), t) << r.raw;
   EXPECT_FALSE(r.body.value("pre_restore_snapshot", "").empty()) << r.raw;
-  EXPECT_EQ(Call(*again, "GET", "/api/v1/projects/rpo/documents/" + order[k].id, kE2eAdminToken)
-                .status,
-            200);
-  EXPECT_EQ(Call(*again, "GET", "/api/v1/projects/rpo/documents/" + order[first_after].id,
-                 kE2eAdminToken)
-                .status,
-            404)
+  EXPECT_EQ(
+      Call(*again, "GET", "/api/v1/projects/rpo/documents/" + order[k].id, kE2eAdminToken).status,
+      200);
+  EXPECT_EQ(
+      Call(*again, "GET", "/api/v1/projects/rpo/documents/" + order[first_after].id, kE2eAdminToken)
+          .status,
+      404)
       << "a write committed after the point is back";
   server.Stop(SIGTERM);
 

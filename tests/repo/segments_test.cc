@@ -25,8 +25,12 @@ std::string Checksum(int64_t lsn, char history = 'a') {
 }
 
 SegmentEntry Entry(int64_t lsn, char history = 'a') {
-  return {lsn, 1'000'000 + lsn * 1000, "cli", "put_document",
-          "{\"v\":1,\"n\":" + std::to_string(lsn) + "}", Checksum(lsn, history)};
+  return {lsn,
+          1'000'000 + lsn * 1000,
+          "cli",
+          "put_document",
+          "{\"v\":1,\"n\":" + std::to_string(lsn) + "}",
+          Checksum(lsn, history)};
 }
 
 Segment MakeSegment(const std::string& project, int64_t first, int64_t last, char history = 'a',
@@ -73,10 +77,14 @@ TEST_F(SegmentsTest, NamesSortInLogOrderAndParseBack) {
   ASSERT_TRUE(names.ok());
   ASSERT_EQ(names->size(), 3u);
   std::vector<std::string> keys;
-  ASSERT_TRUE(repo().store().List("segments/p1/", [&](const blob::ObjectInfo& o) {
-    keys.push_back(o.key);
-    return Status::OK();
-  }).ok());
+  ASSERT_TRUE(repo()
+                  .store()
+                  .List("segments/p1/",
+                        [&](const blob::ObjectInfo& o) {
+                          keys.push_back(o.key);
+                          return Status::OK();
+                        })
+                  .ok());
   ASSERT_EQ(keys.size(), 3u);
   EXPECT_TRUE(std::is_sorted(keys.begin(), keys.end()));
   EXPECT_EQ((*names)[0].first_lsn, 1);
