@@ -222,29 +222,31 @@ Status JournalShipper::ShipProject(const ProjectRecord& project) {
   return Status::OK();
 }
 
+Status JournalShipper::ShipAll() {
+  KB_ASSIGN_OR_RETURN(std::vector<ProjectRecord> projects, kb_->ListProjects());
+  Status first_error;
+  {
+    // Projects deleted since are no longer shipped: drop their figures.
+    std::set<std::string> live;
+    for (const ProjectRecord& p : projects) {
+      if (!p.deleted_at_ms) live.insert(p.id);
+    }
+    MutexLock lock(state_mu_);
+    std::erase_if(state_, [&](const auto& kv) { return !live.count(kv.first); });
+  }
+  for (const ProjectRecord& p : projects) {
+    if (p.deleted_at_ms) continue;
+    // One project's failure does not hold the others back.
+    if (Status s = ShipProject(p); !s.ok() && first_error.ok()) {
+      first_error = s.WithContext("shipping project " + p.name);
+    }
+  }
+  return first_error;
+}
+
 Status JournalShipper::ShipOnce() {
   MutexLock round(round_mu_);
-  Status result = [&]() -> Status {
-    KB_ASSIGN_OR_RETURN(std::vector<ProjectRecord> projects, kb_->ListProjects());
-    Status first_error;
-    {
-      // Projects deleted since are no longer shipped: drop their figures.
-      std::set<std::string> live;
-      for (const ProjectRecord& p : projects) {
-        if (!p.deleted_at_ms) live.insert(p.id);
-      }
-      MutexLock lock(state_mu_);
-      std::erase_if(state_, [&](const auto& kv) { return !live.count(kv.first); });
-    }
-    for (const ProjectRecord& p : projects) {
-      if (p.deleted_at_ms) continue;
-      // One project's failure does not hold the others back.
-      if (Status s = ShipProject(p); !s.ok() && first_error.ok()) {
-        first_error = s.WithContext("shipping project " + p.name);
-      }
-    }
-    return first_error;
-  }();
+  Status result = ShipAll();
   const int64_t now = kb_->clock()->NowMillis();
   MutexLock lock(state_mu_);
   if (result.ok()) {

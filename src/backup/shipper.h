@@ -101,6 +101,8 @@ class JournalShipper {
   Result<repo::ChainPoint> FindResumePoint(const std::string& project_id,
                                            store::ProjectReader& reader) REQUIRES(round_mu_);
   Status ShipProject(const ProjectRecord& project) REQUIRES(round_mu_) EXCLUDES(state_mu_);
+  // Every live project, one after the other; the first error (after trying them all).
+  Status ShipAll() REQUIRES(round_mu_) EXCLUDES(state_mu_);
 
   KnowledgeBase* kb_;
   ShipperOptions options_;
