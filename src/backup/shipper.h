@@ -49,6 +49,8 @@ inline constexpr int64_t kShipFailureLogMs = 30'000;
 
 struct ShipperOptions {
   int64_t interval_ms = kDefaultShipIntervalMs;  // 0 = off (Start returns null)
+  // Entries per segment (at most the format's kMaxSegmentEntries; tests lower it).
+  int64_t max_segment_entries = repo::kMaxSegmentEntries;
   // Opens the repository (called on first use and again after a failure to open).
   std::function<Result<std::unique_ptr<repo::Repository>>()> open_repository;
 };

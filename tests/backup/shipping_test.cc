@@ -165,6 +165,23 @@ TEST_F(ShippingTest, RestartResumesAtTheRepositorysPointWithoutReshippingOrSkipp
   EXPECT_EQ(walk->reached.checksum, Meta().content_checksum);
 }
 
+TEST_F(ShippingTest, ALongBacklogIsSplitIntoBoundedSegmentsInOneRound) {
+  Snapshot();
+  for (int i = 0; i < 5; ++i) Put("n" + std::to_string(i) + ".md", "# N\n\nNote " + std::to_string(i));
+  ShipperOptions o = Options();
+  o.max_segment_entries = 2;
+  shipper_ = JournalShipper::CreateForTest(kb_.get(), o);
+  ASSERT_TRUE(shipper_->ShipOnce().ok());
+  std::vector<repo::SegmentName> names = Segments();
+  ASSERT_EQ(names.size(), 3u);
+  for (const repo::SegmentName& n : names) EXPECT_LE(n.last_lsn - n.first_lsn + 1, 2);
+  auto walk = repo::FollowChain(*repo_, project_id_, {0, "", 0}, {}, nullptr);
+  ASSERT_TRUE(walk.ok());
+  EXPECT_TRUE(walk->complete()) << walk->gap;
+  EXPECT_EQ(walk->reached.lsn, Meta().last_lsn);
+  EXPECT_EQ(walk->reached.checksum, Meta().content_checksum);
+}
+
 TEST_F(ShippingTest, UnreachableRepositoryIsRetriedCountedAndCaughtUpWithoutAGap) {
   Snapshot();
   NewShipper();
