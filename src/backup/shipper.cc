@@ -197,9 +197,8 @@ Status JournalShipper::ShipProject(const ProjectRecord& project) {
       std::clamp<int64_t>(options_.max_segment_entries, 1, repo::kMaxSegmentEntries);
   while (it->second.lsn < meta.last_lsn) {
     const int64_t from = it->second.lsn;
-    KB_ASSIGN_OR_RETURN(
-        std::vector<JournalEntry> entries,
-        reader->ReadJournal(from, std::min(meta.last_lsn, from + max_entries)));
+    KB_ASSIGN_OR_RETURN(std::vector<JournalEntry> entries,
+                        reader->ReadJournal(from, std::min(meta.last_lsn, from + max_entries)));
     if (entries.empty() || entries.front().lsn != from + 1) {
       return Status::FailedPrecondition("project " + project.name + ": journal entry " +
                                         std::to_string(from + 1) + " is not readable");

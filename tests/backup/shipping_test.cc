@@ -167,7 +167,8 @@ TEST_F(ShippingTest, RestartResumesAtTheRepositorysPointWithoutReshippingOrSkipp
 
 TEST_F(ShippingTest, ALongBacklogIsSplitIntoBoundedSegmentsInOneRound) {
   Snapshot();
-  for (int i = 0; i < 5; ++i) Put("n" + std::to_string(i) + ".md", "# N\n\nNote " + std::to_string(i));
+  for (int i = 0; i < 5; ++i)
+    Put("n" + std::to_string(i) + ".md", "# N\n\nNote " + std::to_string(i));
   ShipperOptions o = Options();
   o.max_segment_entries = 2;
   shipper_ = JournalShipper::CreateForTest(kb_.get(), o);
