@@ -145,6 +145,28 @@ std::vector<Route> MakeBackupRoutes(ApiContext* api) {
       [api](RequestContext& ctx) -> Result<Reply> {
         if (!api->backups) return NotConfigured();
         KB_ASSIGN_OR_RETURN(json body, JsonObjectBody(ctx, /*empty_is_object=*/true));
+        if (body.contains("at") || body.contains("at_lsn")) {
+          // To a point in time: snapshot + shipped journal (docs/BACKUP.md).
+          KB_RETURN_IF_ERROR(RequireKnownFields(body, {"at", "at_lsn"}));
+          backup::PointInTimeTarget target;
+          if (body.contains("at") && body.contains("at_lsn")) {
+            return Status::InvalidArgument("give one of 'at' and 'at_lsn'");
+          }
+          if (body.contains("at")) {
+            auto t =
+                body["at"].is_string() ? ParseIso8601(body["at"].get<std::string>()) : std::nullopt;
+            if (!t) return Status::InvalidArgument("field 'at' must be an RFC 3339 time");
+            target.at_ms = *t;
+          } else {
+            if (!body["at_lsn"].is_number_integer() || body["at_lsn"].get<int64_t>() < 0) {
+              return Status::InvalidArgument("field 'at_lsn' must be an integer >= 0");
+            }
+            target.lsn = body["at_lsn"].get<int64_t>();
+          }
+          KB_ASSIGN_OR_RETURN(auto report, api->backups->RestoreProjectToPoint(ctx.Param("project"),
+                                                                               target, ctx.actor));
+          return Reply::Json(200, report.ToJson());
+        }
         KB_ASSIGN_OR_RETURN(auto decoded, DecodeRestoreBody(body));
         KB_ASSIGN_OR_RETURN(auto report,
                             api->backups->RestoreProject(ctx.Param("project"), decoded.first,

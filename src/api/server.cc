@@ -16,6 +16,7 @@
 #include "api/tls.h"
 #include "audit/audit_log.h"
 #include "backup/service.h"
+#include "backup/shipper.h"
 #include "common/clock.h"
 #include "common/crypto_util.h"
 #include "common/data_layout.h"
@@ -250,6 +251,16 @@ void ApiServer::RegisterMetrics() {
                    "Notifications a webhook did not accept after every retry (logged).");
   m.DeclareCounter("kb_notify_dropped_total",
                    "Notifications dropped because the notification queue was full.");
+  m.DeclareGauge("kb_ship_lag_seconds",
+                 "Age of the oldest committed journal entry of a project not yet shipped to the "
+                 "backup repository (0 when caught up; docs/BACKUP.md).",
+                 {"project"});
+  m.DeclareGauge("kb_ship_last_success_timestamp_seconds",
+                 "Unix time at which the last journal-shipping round without an error ended "
+                 "(0: none yet).");
+  m.DeclareCounter("kb_ship_segments_total", "Journal segments written to the backup repository.");
+  m.DeclareCounter("kb_ship_failures_total",
+                   "Journal-shipping rounds that failed (each is retried from the journal).");
   m.DeclareCounter("kb_audit_events_total", "Audit log entries committed.");
   m.DeclareCounter("kb_audit_write_failures_total",
                    "Audit events lost because their batch could not be written (logged).");
@@ -344,6 +355,17 @@ void ApiServer::RefreshMetrics() {
     m.Set("kb_notify_sent_total", {}, static_cast<double>(notify_->sent.load()));
     m.Set("kb_notify_failures_total", {}, static_cast<double>(notify_->failures.load()));
     m.Set("kb_notify_dropped_total", {}, static_cast<double>(notify_->dropped.load()));
+  }
+  if (options_.shipper) {
+    const backup::ShipCounters& c = options_.shipper->counters();
+    m.Set("kb_ship_last_success_timestamp_seconds", {},
+          static_cast<double>(c.last_success_ms.load()) / 1000.0);
+    m.Set("kb_ship_segments_total", {}, static_cast<double>(c.segments.load()));
+    m.Set("kb_ship_failures_total", {}, static_cast<double>(c.failures.load()));
+    m.Clear("kb_ship_lag_seconds");
+    for (const backup::ProjectShipState& p : options_.shipper->Projects()) {
+      m.Set("kb_ship_lag_seconds", {p.name}, p.lag_seconds);
+    }
   }
   if (ctx_->audit) {
     const audit::AuditCounters& a = ctx_->audit->counters();

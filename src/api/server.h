@@ -35,6 +35,7 @@
 
 namespace kb::backup {
 class BackupService;
+class JournalShipper;
 }  // namespace kb::backup
 
 namespace kb::audit {
@@ -65,6 +66,8 @@ struct ServerOptions {
   api::TransportLimits transport;
   // Backups (routes under /api/v1/admin/backups, kb_backup_* metrics); must outlive the server.
   backup::BackupService* backups = nullptr;
+  // Journal shipping (kb_ship_* metrics); null when off. Must outlive the server.
+  backup::JournalShipper* shipper = nullptr;
   // Containment (api/access_control.h). The service mode and address rules are not options:
   // they live in the catalog, change at run time and survive restarts.
   double rate_limit_per_second = api::kDefaultRatePerSecond;  // 0 = no rate limit

@@ -274,6 +274,34 @@ Result<std::vector<repo::VerifyReport>> BackupService::Verify(const std::vector<
   return reports;
 }
 
+Result<PointInTimeReport> BackupService::RestoreProjectToPoint(const std::string& project,
+                                                               const PointInTimeTarget& target,
+                                                               const Actor& actor) {
+  if (!run_mu_.TryLock()) {
+    return Status::Unavailable("a backup or restore is already running; try again later");
+  }
+  AdoptedLock lock(run_mu_);
+  RunningFlag running(&running_);
+  KB_ASSIGN_OR_RETURN(repo::Repository * repo, Repo());
+  ProjectRestoreOptions po;
+  po.actor = actor;
+  po.index_max_lag = options_.index_max_lag;
+  Result<PointInTimeReport> report =
+      backup::RestoreProjectToPoint(*repo, project, target, *kb_, po);
+  const std::string who =
+      "requested by " + (actor.id.empty() ? "?" : actor.id) + "; at " +
+      (target.at_ms ? FormatIso8601(*target.at_ms) : "LSN " + std::to_string(*target.lsn));
+  if (report.ok()) {
+    Audit("project.restore", "ok", report->project_id,
+          who + "; snapshot " + report->snapshot_id + " + " +
+              std::to_string(report->entries_replayed) + " journal entries, LSN " +
+              std::to_string(report->lsn));
+  } else {
+    Audit("project.restore", "failed", project, who + "; " + report.status().ToString());
+  }
+  return report;
+}
+
 Result<ProjectRestoreReport> BackupService::RestoreProject(const std::string& project,
                                                            const SnapshotSelector& selector,
                                                            bool merge, const Actor& actor) {

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "backup/copy_targets.h"
+#include "backup/point_in_time.h"
 #include "backup/restore.h"
 #include "backup/source.h"
 #include "common/thread_annotations.h"
@@ -149,6 +150,12 @@ class BackupService {
   Result<ProjectRestoreReport> RestoreProject(const std::string& project,
                                               const SnapshotSelector& selector, bool merge,
                                               const Actor& actor) EXCLUDES(run_mu_);
+
+  // Restores one project to a point in time (backup/point_in_time.h), serialised with backups
+  // and restores like RestoreProject, audited as project.restore.
+  Result<PointInTimeReport> RestoreProjectToPoint(const std::string& project,
+                                                  const PointInTimeTarget& target,
+                                                  const Actor& actor) EXCLUDES(run_mu_);
 
   // {"repository", "off_site", "warning", "schedule_interval_seconds", "last_success",
   //  "last_verified", "next_scheduled_backup", "consecutive_failures", "last_error", "running",

@@ -22,6 +22,7 @@
 #include "common/crypto_util.h"
 #include "common/data_layout.h"
 #include "common/file_util.h"
+#include "common/logging.h"
 #include "store/catalog.h"
 #include "store/project_reader.h"
 #include "store/sqlite.h"

@@ -13,6 +13,7 @@
 #include "api/json_encoding.h"
 #include "audit/audit_log.h"
 #include "backup/copy_targets.h"
+#include "backup/point_in_time.h"
 #include "backup/restore.h"
 #include "backup/restore_check.h"
 #include "backup/source.h"
@@ -25,6 +26,7 @@
 #include "common/file_util.h"
 #include "repo/repository.h"
 #include "repo/retention.h"
+#include "repo/segments.h"
 #include "service/knowledge_base.h"
 
 namespace kb::cli {
@@ -57,6 +59,8 @@ struct RepoOptions {
   bool security_state_from_snapshot = false;
   std::string before;
   bool merge = false;
+  std::string at;       // restore to a point in time (RFC 3339 or "now")
+  int64_t at_lsn = -1;  // or to an LSN
   // repo copy
   std::string to;
   std::string to_key_file;
@@ -371,13 +375,39 @@ int RunBackupList(const RepoOptions& o) {
   auto list = repo->ListSnapshots();
   if (!list.ok()) return ReportError(list.status());
   const Json copies = CopyRepositories(config, *list);
+  // Per project with shipped journal segments: the earliest and latest second it can be restored
+  // to (restore --project --at). Not fatal: the snapshots are still listed.
+  Json windows = Json::array();
+  std::string windows_error;
+  auto shipped = repo::ListSegmentProjects(*repo);
+  auto found =
+      shipped.ok() && !shipped->empty()
+          ? backup::RestorableWindows(*repo)
+          : Result<std::vector<backup::RestorableWindow>>(std::vector<backup::RestorableWindow>{});
+  if (!shipped.ok() || !found.ok()) {
+    windows_error = (!shipped.ok() ? shipped.status() : found.status()).ToString();
+  } else {
+    for (const backup::RestorableWindow& w : *found) {
+      if (std::find(shipped->begin(), shipped->end(), w.project_id) == shipped->end()) continue;
+      Json j = {{"project", w.project_name},
+                {"project_id", w.project_id},
+                {"earliest", FormatIso8601(w.earliest_ms)},
+                {"latest", FormatIso8601(w.latest_ms)},
+                {"latest_lsn", w.latest_lsn}};
+      if (!w.gap.empty()) j["gap"] = w.gap;
+      windows.push_back(std::move(j));
+    }
+  }
   if (o.common.json) {
     Json arr = Json::array();
     for (const auto& s : *list) arr.push_back(api::EncodeSnapshotSummary(s));
-    PrintJson({{"snapshots", arr},
-               {"count", list->size()},
-               {"repository", config.backup_repository},
-               {"copies", copies}});
+    Json out = {{"snapshots", arr},
+                {"count", list->size()},
+                {"repository", config.backup_repository},
+                {"copies", copies},
+                {"restorable", windows}};
+    if (!windows_error.empty()) out["restorable_error"] = windows_error;
+    PrintJson(out);
     return kExitOk;
   }
   for (const auto& s : *list) {
@@ -391,6 +421,16 @@ int RunBackupList(const RepoOptions& o) {
         std::cout << (i ? ", " : "") << s.source_check_failed[i];
     }
     std::cout << "\n";
+  }
+  for (const Json& w : windows) {
+    std::cout << "project " << w["project"].get<std::string>() << ": restorable to any second from "
+              << w["earliest"].get<std::string>() << " to " << w["latest"].get<std::string>()
+              << " (LSN " << w["latest_lsn"].get<int64_t>() << ")";
+    if (w.contains("gap")) std::cout << "  GAP: " << w["gap"].get<std::string>();
+    std::cout << "\n";
+  }
+  if (!windows_error.empty()) {
+    std::cerr << "warning: restorable windows unknown: " << windows_error << "\n";
   }
   for (const Json& c : copies) {
     std::cout << "copy " << c.value("repository", std::string("?")) << ": ";
@@ -565,7 +605,95 @@ int RunPrune(const RepoOptions& o) {
 
 // --- restore ---------------------------------------------------------------------------------
 
+// restore --project P --at TIME | --at-lsn N: snapshot + shipped segments (backup/point_in_time.h).
+int RunRestoreAt(const RepoOptions& o) {
+  if (!o.at.empty() && o.at_lsn >= 0) {
+    return ReportError("give one of --at and --at-lsn", /*usage=*/true);
+  }
+  if (o.projects.size() != 1) {
+    return ReportError("--at / --at-lsn restore one project: give exactly one --project",
+                       /*usage=*/true);
+  }
+  if (!o.snapshot.empty() || o.latest || o.latest_valid || !o.before.empty() || o.merge) {
+    return ReportError(
+        "--at / --at-lsn choose the snapshot themselves: no --snapshot, --latest, "
+        "--latest-valid, --before or --merge",
+        /*usage=*/true);
+  }
+  backup::PointInTimeTarget target;
+  if (!o.at.empty()) {
+    std::optional<int64_t> t = o.at == "now"
+                                   ? std::optional<int64_t>(SystemClock::Default()->NowMillis())
+                                   : ParseIso8601(o.at);
+    if (!t) {
+      return ReportError("--at must be an RFC 3339 time, e.g. 2026-11-26T13:05:01Z, or \"now\"",
+                         /*usage=*/true);
+    }
+    target.at_ms = *t;
+  } else {
+    target.lsn = o.at_lsn;
+  }
+  int exit_code = kExitOk;
+  Config config;
+  auto repo = OpenRepo(o, &exit_code, &config);
+  if (!repo) return exit_code;
+  // Restoring into a new data directory is how a project is brought back on another host.
+  if (Status s = MakeDirs(config.data_dir); !s.ok()) {
+    return ReportError(s.WithContext("cannot create " + config.data_dir));
+  }
+  auto lock = DataDirLock::Acquire(config.data_dir, "restore");
+  if (!lock.ok()) {
+    return ReportError(lock.status().WithContext(
+        "restore --project needs the data directory to itself (stop the server first)"));
+  }
+  KbOptions kb_options;
+  kb_options.data_dir = config.data_dir;
+  kb_options.index_save_interval_ms = 0;
+  auto kb = KnowledgeBase::Open(kb_options);
+  if (!kb.ok()) return ReportError(kb.status());
+  auto lag = ParseIndexMaxLag(config.backup_index_max_lag);
+  if (!lag.ok()) return ReportError(lag.status());
+  backup::ProjectRestoreOptions po;
+  po.actor = Actor{"cli", "restore"};
+  po.index_max_lag = *lag;
+  const std::string& project = o.projects[0];
+  auto report = backup::RestoreProjectToPoint(*repo, project, target, **kb, po);
+  AuditEvent event;
+  event.route = "restore";
+  event.action = "project.restore";
+  event.project = report.ok() ? report->project_id : project;
+  event.outcome = report.ok() ? "ok" : "failed";
+  event.detail =
+      (target.at_ms ? "at " + FormatIso8601(*target.at_ms)
+                    : "at LSN " + std::to_string(*target.lsn)) +
+      (report.ok() ? "; snapshot " + report->snapshot_id + ", LSN " + std::to_string(report->lsn)
+                   : "; " + report.status().ToString());
+  (*kb)->Close();
+  RecordCliAudit(config.data_dir, std::move(event));
+  if (!report.ok()) return ReportError(report.status());
+  if (o.common.json) {
+    PrintJson(report->ToJson());
+  } else {
+    std::cout << "project " << report->project_name << " restored to LSN " << report->lsn
+              << (report->commit_time.empty() ? "" : " committed " + report->commit_time)
+              << " (snapshot " << report->snapshot_id << " + " << report->entries_replayed
+              << " journal entries from " << report->segments_read
+              << " segment(s)); content checksum " << report->content_checksum
+              << " equals the one the chain recorded";
+    if (!report->pre_restore_snapshot.empty()) {
+      std::cout << "; its previous state is snapshot " << report->pre_restore_snapshot;
+    }
+    std::cout << "\n";
+    if (report->target_beyond_chain) {
+      std::cout << "note: the shipped chain ends before the time asked for; this is its newest "
+                   "point\n";
+    }
+  }
+  return kExitOk;
+}
+
 int RunRestore(const RepoOptions& o) {
+  if (!o.at.empty() || o.at_lsn >= 0) return RunRestoreAt(o);
   int chosen = (!o.snapshot.empty()) + o.latest + o.latest_valid + (!o.before.empty());
   if (chosen > 1) {
     return ReportError("give at most one of --snapshot, --latest, --latest-valid, --before",
@@ -866,6 +994,12 @@ void RegisterBackupCommands(CLI::App* root, CommandRegistry* registry) {
     c->add_option("--project", o->projects, "restore only this project (repeatable)");
     c->add_flag("--merge", o->merge,
                 "with --project: bring back only documents the live project no longer has");
+    c->add_option("--at", o->at,
+                  "with --project: restore to this second (RFC 3339, or \"now\") from a "
+                  "snapshot and the shipped journal");
+    c->add_option("--at-lsn", o->at_lsn,
+                  "with --project: restore to exactly this journal position (LSN)")
+        ->check(CLI::NonNegativeNumber);
     c->footer(
         "A whole restore builds the new data directory next to the old one, verifies it, then "
         "moves the old one aside (named with the time; never deleted) and swaps the new one in. "

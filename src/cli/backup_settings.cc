@@ -164,6 +164,22 @@ Result<backup::BackupServiceOptions> BackupServiceOptionsFromConfig(const Config
   return options;
 }
 
+Result<int64_t> ParseShipInterval(const std::string& text) {
+  if (text == "0") return int64_t{0};
+  if (text.size() > 2 && text.compare(text.size() - 2, 2, "ms") == 0 &&
+      text.find_first_not_of("0123456789") == text.size() - 2 && text.size() <= 2 + 9) {
+    return static_cast<int64_t>(std::stoll(text.substr(0, text.size() - 2)));
+  }
+  auto ms = repo::ParseDuration(text);
+  if (!ms.ok()) {
+    return Status::InvalidArgument(
+        "ship_interval: expected \"0\" (off), milliseconds (\"250ms\") "
+        "or a duration (\"1s\"), got \"" +
+        text + "\"");
+  }
+  return *ms;
+}
+
 Result<double> ParseIndexMaxLag(const std::string& text) {
   auto bad = [&] {
     return Status::InvalidArgument(

@@ -36,6 +36,10 @@ Result<std::vector<backup::CopyTarget>> CopyTargetsFromConfig(const Config& conf
 // Everything `serve` needs to start the BackupService.
 Result<backup::BackupServiceOptions> BackupServiceOptionsFromConfig(const Config& config);
 
+// ship_interval: "0" (off), "<n>ms", or a duration ("1s", "2m"). InvalidArgument naming the
+// setting otherwise.
+Result<int64_t> ParseShipInterval(const std::string& text);
+
 // backup_index_max_lag: "N%" (0..100) or a fraction 0..1. InvalidArgument naming the setting
 // otherwise.
 Result<double> ParseIndexMaxLag(const std::string& text);

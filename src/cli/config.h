@@ -90,6 +90,9 @@ struct Config {
   std::string backup_repository;
   std::string backup_key_file;
   std::string backup_interval = "1h";  // a duration (repo/retention.h); "0" = no schedule
+  // Continuous journal shipping into backup_repository (backup/shipper.h): "250ms", "1s", ...;
+  // "0" = off. Only with a configured repository.
+  std::string ship_interval = "250ms";
   std::string verify_interval = "1d";  // scheduled verification; "0" = none
   std::string verify_full_cycle = "28d";  // every pack's data read once per cycle
   std::string backup_retention;        // "" = the default policy; see ParseRetentionPolicy
@@ -137,6 +140,7 @@ struct FlagValues {
   std::optional<std::string> backup_repository;  // --repo
   std::optional<std::string> backup_key_file;    // --key-file
   std::optional<std::string> backup_copy_to;     // --backup-copy-to (comma-separated)
+  std::optional<std::string> ship_interval;      // --ship-interval
   std::optional<std::string> rate_limit_per_second;
   std::optional<std::string> rate_limit_burst;
   std::optional<std::string> tls_cert_file;

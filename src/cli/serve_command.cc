@@ -17,6 +17,7 @@
 #include "audit/audit_log.h"
 #include "backup/restore.h"
 #include "backup/service.h"
+#include "backup/shipper.h"
 #include "cli/backend.h"
 #include "cli/backup_settings.h"
 #include "cli/commands.h"
@@ -134,6 +135,23 @@ Status RestoreIfEmpty(const Config& config) {
   return Status::OK();
 }
 
+// The journal shipper for `config` (null: no repository configured, or ship_interval 0). It
+// opens its own connection to the repository, with the backups' URL, key and S3 settings.
+Result<std::unique_ptr<backup::JournalShipper>> StartShipper(const Config& config,
+                                                             KnowledgeBase* kb) {
+  KB_ASSIGN_OR_RETURN(int64_t interval, ParseShipInterval(config.ship_interval));
+  if (config.backup_repository.empty() || interval == 0) {
+    return std::unique_ptr<backup::JournalShipper>();
+  }
+  backup::ShipperOptions options;
+  options.interval_ms = interval;
+  options.open_repository = [url = config.backup_repository, key = KeyFromConfig(config),
+                             blob = BlobOptionsFromConfig(config), clock = kb->clock()] {
+    return repo::OpenRepository(url, key, blob, clock);
+  };
+  return backup::JournalShipper::Start(kb, options);
+}
+
 int RunServe(const CommonOptions& common) {
   int exit_code = kExitOk;
   std::optional<Config> config = LoadCommandConfig(common, /*server_defaults=*/true, &exit_code);
@@ -208,14 +226,24 @@ int RunServe(const CommonOptions& common) {
     (*kb)->Close();
     return ReportError(backups.status().WithContext("cannot start backups"));
   }
+  // Continuous journal shipping (issue 13): only into a configured repository (the local
+  // default protects against mistakes, not against losing the disk the journal is on).
+  Result<std::unique_ptr<backup::JournalShipper>> shipper = StartShipper(*config, kb->get());
+  if (!shipper.ok()) {
+    (*backups)->Stop();
+    (*kb)->Close();
+    return ReportError(shipper.status().WithContext("cannot start journal shipping"));
+  }
   ServerOptions server_options = MakeServerOptions(*config);
   server_options.backups = backups->get();
+  server_options.shipper = shipper->get();
   server_options.audit = audit_log->get();
   server_options.audit_sink = sink;
   if (notifier) server_options.notify = &notifier->counters();
   server_options.audit_reads = config->audit_reads;
   auto server = ApiServer::Start(kb->get(), server_options);
   if (!server.ok()) {
+    if (*shipper) (*shipper)->Stop();
     (*backups)->Stop();
     (*kb)->Close();
     return ReportError(server.status().WithContext("cannot start the server"));
@@ -240,6 +268,8 @@ int RunServe(const CommonOptions& common) {
   // Stopped by something other than a signal (e.g. a listener failure): release the waiter.
   pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();
+  // The shipper's last round ships what was committed before the stop.
+  if (*shipper) (*shipper)->Stop();
   (*backups)->Stop();
   (*kb)->Close();
   if (notifier) notifier->Stop();  // one last attempt at what is queued
@@ -302,6 +332,8 @@ void RegisterServeCommand(CLI::App* root, CommandRegistry* registry) {
   AddOptionalString(cmd, "--backup-copy-to", &common->flags.backup_copy_to,
                     "copy each new snapshot into these repositories too: comma-separated "
                     "\"URL key_file=PATH\" entries ($KB_BACKUP_COPY_TO)");
+  AddOptionalString(cmd, "--ship-interval", &common->flags.ship_interval,
+                    "ship journal entries to backup_repository this often (250ms; 0 = off)");
   AddOptionalString(cmd, "--ingest-root", &common->flags.ingest_root,
                     "directory the v2 API's file_path ingestion may read ($KB_INGEST_ROOT)");
   AddOptionalString(cmd, "--mcp-import-roots", &common->flags.mcp_import_roots,

@@ -303,6 +303,11 @@ Result<std::unique_ptr<Repository>> Repository::Open(std::unique_ptr<blob::BlobS
   return std::unique_ptr<Repository>(std::move(repo));
 }
 
+const RepoContext* ContextOf(Repository& repo) {
+  auto* impl = dynamic_cast<RepositoryImpl*>(&repo);
+  return impl == nullptr ? nullptr : &impl->context();
+}
+
 Result<CopyResult> CopySnapshot(Repository& from, Repository& to, const std::string& snapshot_id,
                                 const CopyOptions& options) {
   auto* source = dynamic_cast<RepositoryImpl*>(&from);

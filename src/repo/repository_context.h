@@ -54,6 +54,10 @@ struct RepoContext {
                                   const nlohmann::json& j) const;
 };
 
+// The context of a repository opened by Repository::Open / Init (nullptr for any other
+// implementation): for the parts that work beside the interface (copies, journal segments).
+const RepoContext* ContextOf(Repository& repo);
+
 // Parses `text` as one JSON object with an integer "version" <= known. Errors name `object`.
 Result<nlohmann::json> ParseVersionedJson(std::string_view object, std::string_view text,
                                           int known_version);

@@ -17,6 +17,7 @@
 #include "repo/repository_format.h"
 #include "repo/repository_keys.h"
 #include "repo/restore_files.h"
+#include "repo/segments.h"
 #include "repo/snapshot.h"
 
 namespace kb::repo {
@@ -466,6 +467,9 @@ void Classify(const blob::ObjectInfo& info, Listing* l) {
     l->plans.emplace_back(rest);
   } else if (under(kVerifiedPrefix, &rest) && IsSnapshotId(rest)) {
     l->verified.emplace_back(rest);
+  } else if (ParseSegmentKey(key)) {
+    // Journal segments (docs/format/SHIPPING.md): known objects; their chains are checked by
+    // the shipping code, which knows the snapshots' points.
   } else {
     l->unknown.push_back(info.key);
   }

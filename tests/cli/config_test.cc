@@ -369,3 +369,29 @@ TEST(ConfigTest, EveryFileKeyHasAnEnvironmentVariable) {
 
 }  // namespace
 }  // namespace kb::cli
+
+namespace kb::cli {
+namespace {
+
+TEST(ConfigTest, ShipIntervalDefaultsTo250msAndParsesMillisecondsAndDurations) {
+  Result<Config> defaults = LoadConfig({}, FakeEnv({}));
+  ASSERT_TRUE(defaults.ok());
+  auto d = ParseShipInterval(defaults->ship_interval);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(*d, 250);
+  Result<Config> env = LoadConfig({}, FakeEnv({{"KB_SHIP_INTERVAL", "1s"}}));
+  ASSERT_TRUE(env.ok());
+  EXPECT_EQ(*ParseShipInterval(env->ship_interval), 1000);
+  EXPECT_EQ(*ParseShipInterval("0"), 0);
+  EXPECT_EQ(*ParseShipInterval("100ms"), 100);
+  EXPECT_EQ(*ParseShipInterval("2m"), 120'000);
+  for (const char* bad : {"", "ms", "-5ms", "250", "1.5s", "fast", "5 ms"}) {
+    auto parsed = ParseShipInterval(bad);
+    ASSERT_FALSE(parsed.ok()) << bad;
+    EXPECT_EQ(parsed.status().code(), Code::kInvalidArgument);
+    EXPECT_NE(parsed.status().message().find("ship_interval"), std::string::npos) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace kb::cli
