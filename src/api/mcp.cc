@@ -968,21 +968,9 @@ McpServer::ToolResult McpServer::Stats(const McpCaller& caller) {
   KB_ASSIGN_OR_RETURN(KbStats s, kb_->Stats());
   if (caller.key && !caller.key->projects.empty()) {
     // As GET /api/v1/stats: a limited key sees totals over its own projects only.
-    KbStats mine;
-    mine.uptime_seconds = s.uptime_seconds;
-    for (auto& p : s.per_project) {
-      if (std::find(caller.key->projects.begin(), caller.key->projects.end(), p.project.id) ==
-          caller.key->projects.end()) {
-        continue;
-      }
-      ++mine.projects;
-      mine.documents += p.counts.documents;
-      mine.chunks += p.counts.chunks;
-      mine.content_bytes += p.counts.content_bytes;
-      mine.disk_bytes += p.disk_bytes;
-      mine.per_project.push_back(p);
-    }
-    s = std::move(mine);
+    const std::vector<std::string>& own = caller.key->projects;
+    s = s.OnlyProjects(
+        [&](const std::string& id) { return std::find(own.begin(), own.end(), id) != own.end(); });
   }
   return EncodeStats(s);
 }

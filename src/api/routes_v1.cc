@@ -309,18 +309,7 @@ Result<Reply> Stats(ApiContext* api, RequestContext& ctx) {
   KB_ASSIGN_OR_RETURN(KbStats s, api->kb->Stats());
   if (ctx.KeyRestricted()) {
     // A project-limited key sees totals over its own projects only.
-    KbStats mine;
-    mine.uptime_seconds = s.uptime_seconds;
-    for (auto& p : s.per_project) {
-      if (!ctx.KeyAllowsProject(p.project.id)) continue;
-      ++mine.projects;
-      mine.documents += p.counts.documents;
-      mine.chunks += p.counts.chunks;
-      mine.content_bytes += p.counts.content_bytes;
-      mine.disk_bytes += p.disk_bytes;
-      mine.per_project.push_back(p);
-    }
-    s = std::move(mine);
+    s = s.OnlyProjects([&](const std::string& id) { return ctx.KeyAllowsProject(id); });
   }
   json body = EncodeStats(s);
   // Where backups go (and whether that is off-site) is node-wide: unrestricted keys only.

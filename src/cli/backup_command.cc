@@ -603,6 +603,15 @@ int RunPrune(const RepoOptions& o) {
   return kExitOk;
 }
 
+// The knowledge base a direct-mode project restore works in (the caller holds the directory's
+// lock), without the periodic index saver a short-lived command does not need.
+Result<std::unique_ptr<KnowledgeBase>> OpenForProjectRestore(const Config& config) {
+  KbOptions kb_options;
+  kb_options.data_dir = config.data_dir;
+  kb_options.index_save_interval_ms = 0;
+  return KnowledgeBase::Open(kb_options);
+}
+
 // --- restore ---------------------------------------------------------------------------------
 
 // restore --project P --at TIME | --at-lsn N: snapshot + shipped segments (backup/point_in_time.h).
@@ -646,10 +655,7 @@ int RunRestoreAt(const RepoOptions& o) {
     return ReportError(lock.status().WithContext(
         "restore --project needs the data directory to itself (stop the server first)"));
   }
-  KbOptions kb_options;
-  kb_options.data_dir = config.data_dir;
-  kb_options.index_save_interval_ms = 0;
-  auto kb = KnowledgeBase::Open(kb_options);
+  auto kb = OpenForProjectRestore(config);
   if (!kb.ok()) return ReportError(kb.status());
   auto lag = ParseIndexMaxLag(config.backup_index_max_lag);
   if (!lag.ok()) return ReportError(lag.status());
@@ -792,10 +798,7 @@ int RunRestore(const RepoOptions& o) {
         "restore --project needs the data directory to itself; against a running server use "
         "--url (POST /api/v1/admin/projects/{project}/restore)"));
   }
-  KbOptions kb_options;
-  kb_options.data_dir = config.data_dir;
-  kb_options.index_save_interval_ms = 0;
-  auto kb = KnowledgeBase::Open(kb_options);
+  auto kb = OpenForProjectRestore(config);
   if (!kb.ok()) return ReportError(kb.status());
   auto lag = ParseIndexMaxLag(config.backup_index_max_lag);
   if (!lag.ok()) return ReportError(lag.status());

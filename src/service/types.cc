@@ -45,4 +45,19 @@ std::string CanonicalJson(const std::string& text) {
   return j.is_discarded() ? text : j.dump();
 }
 
+KbStats KbStats::OnlyProjects(const std::function<bool(const std::string&)>& allowed) const {
+  KbStats mine;
+  mine.uptime_seconds = uptime_seconds;
+  for (const ProjectStats& p : per_project) {
+    if (!allowed(p.project.id)) continue;
+    ++mine.projects;
+    mine.documents += p.counts.documents;
+    mine.chunks += p.counts.chunks;
+    mine.content_bytes += p.counts.content_bytes;
+    mine.disk_bytes += p.disk_bytes;
+    mine.per_project.push_back(p);
+  }
+  return mine;
+}
+
 }  // namespace kb

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -138,6 +139,9 @@ struct KbStats {
   int64_t disk_bytes = 0;
   int64_t uptime_seconds = 0;
   std::vector<ProjectStats> per_project;
+  // The totals over the projects `allowed(project id)` accepts only: what a key limited to
+  // some projects may see (GET /api/v1/stats, the MCP `stats` tool).
+  KbStats OnlyProjects(const std::function<bool(const std::string&)>& allowed) const;
 };
 
 // Monotonic counters since start, for /metrics.
