@@ -29,6 +29,7 @@
 
 namespace kb::backup {
 class BackupService;
+class JournalShipper;
 }  // namespace kb::backup
 
 namespace kb::audit {
@@ -114,6 +115,7 @@ struct Route {
 struct ApiContext {
   KnowledgeBase* kb = nullptr;
   backup::BackupService* backups = nullptr;  // null: backup routes answer 503
+  backup::JournalShipper* shipper = nullptr;  // null: not shipping (no `shipping` in stats)
   AccessControl* access = nullptr;  // lockdown, address rules, rate limits (access_control.h)
   audit::AuditLog* audit = nullptr;          // null: nothing is audited, the audit route answers 503
   AuditSink* audit_sink = nullptr;           // where requests are recorded; null: `audit` itself

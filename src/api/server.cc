@@ -117,6 +117,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(KnowledgeBase* kb,
   self->ctx_ = std::make_unique<api::ApiContext>();
   self->ctx_->kb = kb;
   self->ctx_->backups = options.backups;
+  self->ctx_->shipper = options.shipper;
   self->ctx_->access = self->access_.get();
   self->ctx_->audit = options.audit;
   self->ctx_->audit_sink = options.audit_sink;

@@ -102,6 +102,16 @@ TEST_F(ShippingE2eTest, AfterSigkillRestoreAtNowHasEveryWriteAcknowledgedBeforeT
   EXPECT_EQ(Metric(metrics.raw, "kb_ship_failures_total"), 0) << metrics.raw;
   EXPECT_GT(Metric(metrics.raw, "kb_ship_last_success_timestamp_seconds"), 0);
   EXPECT_NE(metrics.raw.find("kb_ship_lag_seconds{project=\"rpo\"}"), std::string::npos);
+  // The same figures in the stats, per project.
+  HttpResp stats = Call(*c, "GET", "/api/v1/stats", kE2eAdminToken);
+  ASSERT_EQ(stats.status, 200) << stats.raw;
+  const json& shipping = stats.body["shipping"];
+  ASSERT_TRUE(shipping.is_object()) << stats.raw;
+  EXPECT_GT(shipping["segments"].get<int64_t>(), 0);
+  EXPECT_TRUE(shipping["last_success"].is_string()) << stats.raw;
+  ASSERT_EQ(shipping["projects"].size(), 1u) << stats.raw;
+  EXPECT_EQ(shipping["projects"][0]["project"], "rpo");
+  EXPECT_GT(shipping["projects"][0]["shipped_lsn"].get<int64_t>(), 0) << stats.raw;
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   const int64_t kill_ms = SystemClock::Default()->NowMillis();
   server.Stop(SIGKILL);
