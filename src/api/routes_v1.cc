@@ -316,24 +316,7 @@ Result<Reply> Stats(ApiContext* api, RequestContext& ctx) {
   // Where backups go (and whether that is off-site) is node-wide: unrestricted keys only.
   if (api->backups && !ctx.KeyRestricted()) body["backups"] = api->backups->StatusJson();
   // Journal shipping, node-wide as the backups are (the kb_ship_* metrics, per project).
-  if (api->shipper && !ctx.KeyRestricted()) {
-    const backup::ShipCounters& c = api->shipper->counters();
-    json projects = json::array();
-    for (const backup::ProjectShipState& p : api->shipper->Projects()) {
-      projects.push_back({{"project_id", p.project_id},
-                          {"project", p.name},
-                          {"lag_seconds", p.lag_seconds},
-                          {"shipped_lsn", p.shipped.lsn},
-                          {"shipped_commit",
-                           p.shipped.ts_ms ? json(FormatIso8601(p.shipped.ts_ms)) : json(nullptr)},
-                          {"local_lsn", p.local_lsn}});
-    }
-    const int64_t last = c.last_success_ms.load();
-    body["shipping"] = {{"last_success", last ? json(FormatIso8601(last)) : json(nullptr)},
-                        {"segments", c.segments.load()},
-                        {"failures", c.failures.load()},
-                        {"projects", std::move(projects)}};
-  }
+  if (api->shipper && !ctx.KeyRestricted()) body["shipping"] = api->shipper->StatusJson();
   return Reply::Json(200, body);
 }
 

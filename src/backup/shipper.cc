@@ -282,10 +282,14 @@ std::vector<ProjectShipState> JournalShipper::Projects() const {
 nlohmann::json JournalShipper::StatusJson() const {
   nlohmann::json projects = nlohmann::json::array();
   for (const ProjectShipState& s : Projects()) {
-    projects.push_back({{"project", s.name},
-                        {"shipped_lsn", s.shipped.lsn},
-                        {"local_lsn", s.local_lsn},
-                        {"lag_seconds", s.lag_seconds}});
+    projects.push_back(
+        {{"project_id", s.project_id},
+         {"project", s.name},
+         {"shipped_lsn", s.shipped.lsn},
+         {"shipped_commit",
+          s.shipped.ts_ms > 0 ? nlohmann::json(FormatIso8601(s.shipped.ts_ms)) : nlohmann::json()},
+         {"local_lsn", s.local_lsn},
+         {"lag_seconds", s.lag_seconds}});
   }
   MutexLock lock(state_mu_);
   const int64_t last = counters_.last_success_ms.load();

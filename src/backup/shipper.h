@@ -90,7 +90,9 @@ class JournalShipper {
   const ShipCounters& counters() const { return counters_; }
   // Per project, as of the last round.
   std::vector<ProjectShipState> Projects() const EXCLUDES(state_mu_);
-  // {"interval_ms", "segments", "failures", "last_success", "last_error", "projects": [...]}.
+  // {"interval_ms", "segments", "failures", "last_success", "last_error", "projects":
+  //  [{"project_id", "project", "shipped_lsn", "shipped_commit", "local_lsn", "lag_seconds"}]}:
+  // `shipping` in GET /api/v1/stats.
   nlohmann::json StatusJson() const EXCLUDES(state_mu_);
 
  private:
