@@ -8,17 +8,18 @@
 //     with the address, TLS and settings it actually runs with.
 // Exit codes: 0 nothing fails (warnings alone too, unless --strict); 1 a check fails (or, with
 // --strict, warns); 2 bad flags or configuration, or the target cannot be read at all.
-#include <httplib.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "api/access_control.h"
 #include "api/posture.h"
 #include "backup/service.h"
+#include "cli/admin_http.h"
 #include "cli/backup_settings.h"
 #include "cli/commands.h"
 #include "cli/output.h"
@@ -89,30 +90,19 @@ Result<api::PostureFacts> DirectFacts(const Config& config) {
 // The server's own report. Any failure means the target could not be read.
 Result<std::vector<api::PostureCheck>> RemoteReport(const Config& config,
                                                     const DoctorOptions& opts) {
-  httplib::Client client(config.url);
-  client.set_connection_timeout(kDoctorTimeoutSeconds, 0);
-  client.set_read_timeout(kDoctorTimeoutSeconds, 0);
-  if (!config.api_key.empty()) client.set_bearer_token_auth(config.api_key.c_str());
-  httplib::Params params;
-  if (opts.backup_objective) params.emplace("backup_objective", *opts.backup_objective);
-  if (opts.max_admin_keys) params.emplace("max_admin_keys", *opts.max_admin_keys);
-  httplib::Result r = client.Get("/api/v1/admin/posture", params, httplib::Headers{});
-  if (!r && r.error() == httplib::Error::SSLServerVerification) {
-    return Status::Unavailable("cannot reach " + config.url +
-                               ": its TLS certificate is not trusted (for a private CA, point "
-                               "SSL_CERT_FILE at the CA's PEM file)");
-  }
-  if (!r) {
-    return Status::Unavailable("cannot reach " + config.url + ": " + httplib::to_string(r.error()));
-  }
-  Json body = Json::parse(r->body, nullptr, /*allow_exceptions=*/false);
-  if (r->status != 200) {
-    std::string message = "HTTP " + std::to_string(r->status);
+  std::multimap<std::string, std::string> query;
+  if (opts.backup_objective) query.emplace("backup_objective", *opts.backup_objective);
+  if (opts.max_admin_keys) query.emplace("max_admin_keys", *opts.max_admin_keys);
+  KB_ASSIGN_OR_RETURN(AdminHttpResponse r, AdminHttp(config, "GET", "/api/v1/admin/posture", "",
+                                                     kDoctorTimeoutSeconds, query));
+  Json body = Json::parse(r.body, nullptr, /*allow_exceptions=*/false);
+  if (r.status != 200) {
+    std::string message = "HTTP " + std::to_string(r.status);
     if (body.is_object() && body.contains("error") && body["error"].is_object() &&
         body["error"].contains("message") && body["error"]["message"].is_string()) {
       message += ": " + body["error"]["message"].get<std::string>();
     }
-    if (r->status == 404) message += " (a server older than the posture route?)";
+    if (r.status == 404) message += " (a server older than the posture route?)";
     return Status::Unavailable(config.url + " refused the posture report: " + message);
   }
   Result<std::vector<api::PostureCheck>> checks = api::DecodePostureReport(body);

@@ -7,13 +7,13 @@
 //   - against a running server (--url, --api-key with an admin key): the admin routes.
 // `ip-rules clear --data-dir` is the way back for an administrator whose own address a forced
 // rule refuses: the server cannot be asked any more, the files can.
-#include <httplib.h>
 
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "api/access_control.h"
+#include "cli/admin_http.h"
 #include "cli/backend.h"
 #include "cli/commands.h"
 #include "cli/output.h"
@@ -65,25 +65,11 @@ Status HttpFailure(int http_status, const std::string& body) {
 // GET (empty body) or `method` with a JSON body against the server of --url; the 200 answer.
 Result<Json> Send(const Config& config, const std::string& method, const std::string& path,
                   const std::optional<Json>& body) {
-  httplib::Client client(config.url);
-  client.set_connection_timeout(kTimeoutSeconds, 0);
-  client.set_read_timeout(kTimeoutSeconds, 0);
-  if (!config.api_key.empty()) client.set_bearer_token_auth(config.api_key.c_str());
   const std::string text =
       body ? body->dump(-1, ' ', false, Json::error_handler_t::replace) : std::string();
-  httplib::Result r = method == "GET"   ? client.Get(path)
-                      : method == "PUT" ? client.Put(path, text, "application/json")
-                                        : client.Post(path, text, "application/json");
-  if (!r && r.error() == httplib::Error::SSLServerVerification) {
-    return Status::Unavailable("cannot reach " + config.url +
-                               ": its TLS certificate is not trusted (for a private CA, point "
-                               "SSL_CERT_FILE at the CA's PEM file)");
-  }
-  if (!r) {
-    return Status::Unavailable("cannot reach " + config.url + ": " + httplib::to_string(r.error()));
-  }
-  if (r->status != 200) return HttpFailure(r->status, r->body);
-  Json j = Json::parse(r->body, nullptr, false);
+  KB_ASSIGN_OR_RETURN(AdminHttpResponse r, AdminHttp(config, method, path, text, kTimeoutSeconds));
+  if (r.status != 200) return HttpFailure(r.status, r.body);
+  Json j = Json::parse(r.body, nullptr, false);
   if (!j.is_object()) return Status::Internal("the server's answer is not JSON");
   return j;
 }

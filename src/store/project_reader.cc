@@ -244,22 +244,21 @@ Result<std::string> ProjectReader::RecomputeContentChecksum(int64_t* documents) 
   return sum->ToHex();
 }
 
-Result<std::vector<std::string>> ProjectReader::SqliteIntegrityReport() {
+Result<std::vector<std::string>> ProjectReader::TextRows(std::string_view sql) {
   std::vector<std::string> rows;
-  KB_RETURN_IF_ERROR(Each("PRAGMA integrity_check", nullptr, [&](const sql::Statement& st) {
+  KB_RETURN_IF_ERROR(Each(sql, nullptr, [&](const sql::Statement& st) {
     rows.push_back(st.ColumnText(0));
     return Status::OK();
   }));
   return rows;
 }
 
+Result<std::vector<std::string>> ProjectReader::SqliteIntegrityReport() {
+  return TextRows("PRAGMA integrity_check");
+}
+
 Result<std::vector<std::string>> ProjectReader::SqliteQuickCheckReport() {
-  std::vector<std::string> rows;
-  KB_RETURN_IF_ERROR(Each("PRAGMA quick_check", nullptr, [&](const sql::Statement& st) {
-    rows.push_back(st.ColumnText(0));
-    return Status::OK();
-  }));
-  return rows;
+  return TextRows("PRAGMA quick_check");
 }
 
 Status ProjectReader::ForEachDocumentWithWrongChunkCount(

@@ -165,6 +165,8 @@ class ProjectReader {
   // Runs `sql` with `bind`'s bindings, calling `row` for each row until it returns an error.
   Status Each(std::string_view sql, const std::function<void(sql::Statement&)>& bind,
               const std::function<Status(const sql::Statement&)>& row);
+  // The first column of every row of `sql` (no bindings), as text.
+  Result<std::vector<std::string>> TextRows(std::string_view sql);
 
   const std::string path_;
   const int schema_version_;
